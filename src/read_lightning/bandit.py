@@ -1,0 +1,725 @@
+"""Allocators: choose the data mixture ``w`` over capabilities at each decision step.
+
+Pure numpy (no torch, no Lightning) so the decision core is cheap, exact to resume and testable
+without a trainer; the Lightning callback is a thin adapter that calls ``select``/``observe``.
+
+Protocol, shared by every allocator::
+
+    w = alloc.select(profile=s, remaining=b / B)   # list[float] on the simplex, one per capability
+    ...train one interval on w, probe the student...
+    R = alloc.observe(profile=s_next, cost=tokens)  # reward of the last choice; learns from it
+    alloc.development_checkpoint(dev_utility)       # at coarse checkpoints
+
+Units: profiles ``s`` are probe scores on a 0-100 scale, so ``delta_s`` and the reward's
+``gain``/``spill`` are in profile points (requirement-weighted); ``cost`` is in tokens and the
+cost penalty is ``lam * cost / cost_scale`` (``cost_scale=1``: ``lam`` is per token, the
+published convention; pass e.g. the tokens of one interval to make ``lam`` per interval).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
+
+import numpy as np
+
+from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities, top_k, validate_distribution
+
+__all__ = [
+    "compute_reward",
+    "candidate_actions",
+    "BootstrapEnsemble",
+    "Allocator",
+    "UCBEnsembleAllocator",
+    "GreedyAllocator",
+    "UniformAllocator",
+    "TaskStaticAllocator",
+    "SingleCapabilityAllocator",
+    "FixedAllocator",
+    "RandomAllocator",
+    "ALLOCATORS",
+    "make_allocator",
+]
+
+Vector = Mapping[str, float] | Sequence[float]
+
+
+def compute_reward(
+    requirement: np.ndarray,
+    delta: np.ndarray,
+    cost: float | np.ndarray,
+    essential: Sequence[int],
+    *,
+    beta: float = 0.5,
+    lam: float = 1e-5,
+    cost_scale: float = 1.0,
+) -> tuple[Any, dict[str, Any]]:
+    """``R = r . delta - beta * Spill - lam * cost / cost_scale``.
+
+    Args:
+        requirement: ``(K,)`` r on the simplex. delta: ``(K,)`` profile change in points (0-100
+            scale), or ``(..., K)`` for a batch. cost: tokens spent in the interval (scalar or
+            ``(...)``). essential: indices of C_ess (top-k of r).
+    Returns:
+        ``(R, parts)`` with parts ``gain = r . delta``, ``spill = sum_{c in C_ess} r_c
+        max(0, -delta_c)`` (before the factor beta) and ``cost_penalty = lam * cost / cost_scale``;
+        python floats for a single delta, arrays of shape ``(...)`` for a batch.
+    """
+    requirement = np.asarray(requirement, dtype=float)
+    delta = np.asarray(delta, dtype=float)
+    ess = np.asarray(list(essential), dtype=int)
+    gain = delta @ requirement
+    spill = np.maximum(0.0, -delta[..., ess]) @ requirement[ess]
+    cost_penalty = lam * np.asarray(cost, dtype=float) / cost_scale
+    reward = gain - beta * spill - cost_penalty
+    if delta.ndim == 1:
+        return float(reward), {"gain": float(gain), "spill": float(spill), "cost_penalty": float(cost_penalty)}
+    return reward, {"gain": gain, "spill": spill, "cost_penalty": cost_penalty}
+
+
+def _dedupe(rows: list[np.ndarray]) -> np.ndarray:
+    """Renormalise rows onto the simplex and drop duplicates, keeping first occurrences (order matters for ties)."""
+    out, seen = [], set()
+    for row in rows:
+        row = np.clip(np.asarray(row, dtype=float), 0.0, None)
+        row = row / row.sum()
+        key = tuple(np.round(row, 6))
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return np.array(out)
+
+
+def candidate_actions(
+    requirement: np.ndarray,
+    essential: Sequence[int],
+    *,
+    grid: Sequence[float] = (0.25, 0.5, 0.75),
+    one_hot: str = "essential",
+    previous: np.ndarray | None = None,
+    step: float = 0.1,
+    anchors: bool = True,
+) -> np.ndarray:
+    """The candidate set A, ``(A, K)`` rows on the simplex, deduplicated.
+
+    * pairs over C_ess with weights ``(g, 1 - g)`` for ``g`` in ``grid``;
+    * mixes of three over C_ess with grid weights summing to 1 (e.g. 0.25/0.25/0.5), plus the
+      equal split (the published code could express neither these nor one-hots);
+    * one-hot actions for every capability in C_ess (``one_hot="all"``: every capability);
+    * ``anchors``: r itself (the task-static mixture) and the blends ``(r + a) / 2`` of r with
+      each sparse action ``a`` above — tilts of the prior mixture the bandit can refine;
+    * local perturbations of ``previous``: move ``step`` of mass from any capability in its
+      support to any capability in C_ess or the support, and ``previous`` itself.
+    """
+    requirement = np.asarray(requirement, dtype=float)
+    k = len(requirement)
+    ess = list(essential)
+    rows: list[np.ndarray] = []
+
+    def mix(idx: Sequence[int], weights: Sequence[float]) -> np.ndarray:
+        row = np.zeros(k)
+        row[list(idx)] = weights
+        return row
+
+    if one_hot not in ("essential", "all"):
+        raise ValueError(f"one_hot must be 'essential' or 'all', got {one_hot!r}")
+    for i in ess if one_hot == "essential" else range(k):
+        rows.append(mix([i], [1.0]))
+    for i, j in itertools.combinations(ess, 2):
+        for g in grid:
+            rows.append(mix([i, j], [g, 1.0 - g]))
+    for triple in itertools.combinations(ess, 3):
+        rows.append(mix(triple, [1 / 3] * 3))
+        for weights in itertools.product(grid, repeat=3):
+            if abs(sum(weights) - 1.0) < 1e-9:
+                rows.append(mix(triple, weights))
+    if anchors:
+        # r itself and tilts of r toward each sparse action: under per-interval diminishing
+        # returns a spread mixture beats a sparse one, so the sparse actions alone are a poor menu
+        sparse = list(rows)
+        rows.append(requirement.copy())
+        rows.extend(0.5 * requirement + 0.5 * row for row in sparse)
+    if previous is not None:
+        previous = np.asarray(previous, dtype=float)
+        rows.append(previous.copy())
+        support = [i for i in range(k) if previous[i] > 1e-9]
+        targets = sorted(set(support) | set(ess))
+        for i in support:
+            for j in targets:
+                if i != j:
+                    row = previous.copy()
+                    moved = min(step, row[i])
+                    row[i] -= moved
+                    row[j] += moved
+                    rows.append(row)
+    return _dedupe(rows)
+
+
+class BootstrapEnsemble:
+    """J one-hidden-layer tanh MLPs trained jointly (batched over members) with Adam, in numpy.
+
+    Each member sees its own bootstrap resample of the data at every refit, so the spread of
+    the members' predictions is an uncertainty estimate. Parameters live in one flat buffer
+    (so Adam is a handful of vector operations, which is what keeps a refit cheap) with views
+    ``W1 (J, D, H)``, ``b1 (J, H)``, ``W2 (J, H, O)``, ``b2 (J, O)``. Training is warm-started:
+    a refit continues from the current weights and Adam moments.
+    """
+
+    def __init__(
+        self, members: int, in_dim: int, hidden: int, out_dim: int, *, lr: float, weight_decay: float, rng: np.random.Generator
+    ) -> None:
+        self.lr, self.weight_decay = lr, weight_decay
+        self.shapes = {
+            "W1": (members, in_dim, hidden),
+            "b1": (members, hidden),
+            "W2": (members, hidden, out_dim),
+            "b2": (members, out_dim),
+        }
+        flat = np.concatenate(
+            [
+                rng.normal(0.0, 1.0 / math.sqrt(in_dim), size=members * in_dim * hidden),
+                rng.normal(0.0, 0.1, size=members * hidden),
+                rng.normal(0.0, 1.0 / math.sqrt(hidden), size=members * hidden * out_dim),
+                np.zeros(members * out_dim),
+            ]
+        )
+        self._set_flat(flat, np.zeros_like(flat), np.zeros_like(flat), 0)
+
+    def _set_flat(self, flat: np.ndarray, m: np.ndarray, v: np.ndarray, t: int) -> None:
+        self.flat, self.m, self.v, self.t = flat, m, v, t
+        self.grad = np.zeros_like(flat)
+        self.params, self.grads, offset = {}, {}, 0
+        for name, shape in self.shapes.items():
+            size = int(np.prod(shape))
+            self.params[name] = flat[offset : offset + size].reshape(shape)
+            self.grads[name] = self.grad[offset : offset + size].reshape(shape)
+            offset += size
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``x (N, D)`` -> predictions ``(J, N, O)``."""
+        p = self.params
+        h = np.tanh(x[None] @ p["W1"] + p["b1"][:, None, :])
+        return h @ p["W2"] + p["b2"][:, None, :]
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, steps: int, batch: int, rng: np.random.Generator) -> float:
+        """``steps`` Adam steps of squared error on per-member bootstrap minibatches; returns the last loss.
+
+        x: ``(n, D)``; y: ``(n, O)`` (already standardised by the caller).
+        """
+        n = len(x)
+        members = self.shapes["b2"][0]
+        b = min(batch, n)
+        boot = rng.integers(0, n, size=(members, n))  # one bootstrap resample per member
+        picks = rng.integers(0, n, size=(steps, members, b))  # minibatches drawn from it
+        idx_all = np.take_along_axis(np.broadcast_to(boot, (steps, members, n)), picks, axis=2)
+        p, g = self.params, self.grads
+        beta1, beta2, eps, wd = 0.9, 0.999, 1e-8, self.weight_decay
+        loss = 0.0
+        for s in range(steps):
+            idx = idx_all[s]  # (J, b)
+            xb, yb = x[idx], y[idx]  # (J, b, D), (J, b, O)
+            h = np.tanh(xb @ p["W1"] + p["b1"][:, None, :])  # (J, b, H)
+            err = h @ p["W2"] + p["b2"][:, None, :] - yb  # (J, b, O)
+            d = err * (2.0 / (b * err.shape[2]))
+            dh = (d @ p["W2"].transpose(0, 2, 1)) * (1.0 - h * h)  # (J, b, H)
+            np.matmul(xb.transpose(0, 2, 1), dh, out=g["W1"])
+            np.sum(dh, axis=1, out=g["b1"])
+            np.matmul(h.transpose(0, 2, 1), d, out=g["W2"])
+            np.sum(d, axis=1, out=g["b2"])
+            grad = self.grad
+            if wd:
+                grad += wd * self.flat  # L2 on everything: keeps the small-data fit tame
+            self.t += 1
+            self.m *= beta1
+            self.m += (1.0 - beta1) * grad
+            self.v *= beta2
+            self.v += (1.0 - beta2) * grad * grad
+            step = self.lr / (1.0 - beta1**self.t)
+            self.flat -= step * self.m / (np.sqrt(self.v / (1.0 - beta2**self.t)) + eps)
+            if s == steps - 1:
+                loss = float(np.mean(err**2))
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"flat": self.flat.copy(), "m": self.m.copy(), "v": self.v.copy(), "t": self.t, "shapes": dict(self.shapes)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if {k: tuple(v) for k, v in state["shapes"].items()} != self.shapes:
+            raise ValueError(f"ensemble shapes {state['shapes']!r} do not match {self.shapes!r}")
+        self._set_flat(np.array(state["flat"]), np.array(state["m"]), np.array(state["v"]), int(state["t"]))
+
+
+class Allocator:
+    """Base class: validation, the select/observe protocol, reward, calibration and state.
+
+    Subclasses implement ``_choose(s, remaining) -> (K,) mixture`` and may override ``_learn``.
+    """
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        beta: float = 0.5,
+        lam: float = 1e-5,
+        cost_scale: float = 1.0,
+        k: int = 3,
+    ) -> None:
+        self.capabilities = tuple(capabilities)
+        if not self.capabilities:
+            raise ValueError("capabilities must name at least one capability")
+        check_capabilities(self.capabilities, self.capabilities)
+        if requirement is None:
+            raise ValueError("requirement is required: a distribution over the capabilities")
+        req = validate_distribution(requirement, self.capabilities, name="requirement vector")
+        self.requirement = np.array([req[c] for c in self.capabilities])
+        for name, value in (("beta", beta), ("lam", lam)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        if not (math.isfinite(cost_scale) and cost_scale > 0):
+            raise ValueError(f"cost_scale must be finite and > 0, got {cost_scale!r}")
+        if not (isinstance(k, int) and k >= 1):
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        self.beta, self.lam, self.cost_scale, self.k = float(beta), float(lam), float(cost_scale), k
+        self.essential = [self.capabilities.index(c) for c in top_k(req, k)]
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self._pending: dict[str, Any] | None = None
+        self.steps = 0
+        self.cumulative_reward = 0.0
+        self.checkpoints: list[tuple[float, float]] = []  # (cumulative proxy reward, dev utility)
+        self.calibration: tuple[float, float] = (1.0, 0.0)
+        self.last_info: dict[str, Any] = {}
+
+    # ---- protocol -----------------------------------------------------------------------------
+    def select(self, profile: Vector, remaining: float) -> list[float]:
+        """Choose the mixture for the next interval.
+
+        Args:
+            profile: current probe scores, dict name -> score or a list in capability order (0-100).
+            remaining: fraction of the budget left, in [0, 1].
+        Returns:
+            ``K`` non-negative weights summing to 1, in capability order.
+        """
+        if self._pending is not None:
+            raise RuntimeError("select() called twice without observe(); report the outcome of the last choice first")
+        s = self._profile(profile)
+        remaining = float(remaining)
+        if not (0.0 <= remaining <= 1.0):
+            raise ValueError(f"remaining must be a budget fraction in [0, 1], got {remaining!r}")
+        w, info = self._choose(s, remaining)
+        w = np.clip(np.asarray(w, dtype=float), 0.0, None)
+        w = w / w.sum()
+        self._pending = {"s": s, "w": w, "remaining": remaining, **info.pop("_pending", {})}
+        self.last_info = {"step": self.steps, "allocation": w.tolist(), **info}
+        return w.tolist()
+
+    def observe(self, profile: Vector, cost: float) -> float:
+        """Report the probe scores after training on the last choice, and its cost in tokens.
+
+        Returns the reward ``R`` (see ``compute_reward``) and learns from it.
+        """
+        if self._pending is None:
+            raise RuntimeError("observe() called before select(); there is no choice to score")
+        s_next = self._profile(profile)
+        cost = float(cost)
+        if not (math.isfinite(cost) and cost >= 0):
+            raise ValueError(f"cost must be a finite number of tokens >= 0, got {cost!r}")
+        pending, self._pending = self._pending, None
+        pending["cost"] = cost
+        delta = s_next - pending["s"]
+        reward, parts = compute_reward(
+            self.requirement, delta, cost, self.essential, beta=self.beta, lam=self.lam, cost_scale=self.cost_scale
+        )
+        self.cumulative_reward += reward
+        self.steps += 1
+        info = self._learn(pending, delta, reward)
+        a, b = self.calibration
+        self.last_info = {
+            **self.last_info,
+            "reward": reward,
+            **parts,
+            "cumulative_reward": self.cumulative_reward,
+            "predicted_utility": a * self.cumulative_reward + b,
+            **info,
+        }
+        return reward
+
+    def development_checkpoint(self, utility: float) -> None:
+        """Record the dev-set task utility and refit the affine calibration proxy -> utility."""
+        utility = float(utility)
+        if not math.isfinite(utility):
+            raise ValueError(f"utility must be finite, got {utility!r}")
+        self.checkpoints.append((self.cumulative_reward, utility))
+        self.calibration = _fit_affine(self.checkpoints, self.calibration)
+        self.last_info = {**self.last_info, "dev_utility": utility, "calibration": self.calibration}
+
+    # ---- hooks ----------------------------------------------------------------------------------
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        raise NotImplementedError
+
+    def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
+        return {}
+
+    # ---- helpers ----------------------------------------------------------------------------------
+    def _profile(self, profile: Vector) -> np.ndarray:
+        """Validate a profile and return it as ``(K,)`` in capability order (0-100 points)."""
+        if isinstance(profile, Mapping):
+            check_capabilities(list(profile), self.capabilities, what="capability in the profile")
+            missing = [c for c in self.capabilities if c not in profile]
+            if missing:
+                raise ValueError(f"profile is missing capabilities {missing!r}")
+            values = [profile[c] for c in self.capabilities]
+        else:
+            values = list(profile)
+            if len(values) != len(self.capabilities):
+                raise ValueError(
+                    f"profile has {len(values)} entries but there are {len(self.capabilities)} capabilities"
+                )
+        out = np.empty(len(values))
+        for i, (c, v) in enumerate(zip(self.capabilities, values)):
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"profile: score for {c!r} is not a number: {v!r}") from None
+            if not math.isfinite(out[i]):
+                raise ValueError(f"profile: score for {c!r} must be finite, got {v!r}")
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: plain python / numpy objects (torch.save-able)."""
+        return copy.deepcopy(
+            {
+                "class": type(self).__name__,
+                "capabilities": list(self.capabilities),
+                "rng": self.rng.bit_generator.state,
+                "pending": self._pending,
+                "steps": self.steps,
+                "cumulative_reward": self.cumulative_reward,
+                "checkpoints": self.checkpoints,
+                "calibration": self.calibration,
+                "last_info": self.last_info,
+                "extra": self._extra_state(),
+            }
+        )
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore ``state_dict()``; the capability set and allocator class must match."""
+        state = copy.deepcopy(dict(state))
+        if state["class"] != type(self).__name__:
+            raise ValueError(f"state is for {state['class']!r}, not {type(self).__name__!r}")
+        if list(state["capabilities"]) != list(self.capabilities):
+            raise ValueError(f"state is for capabilities {state['capabilities']!r}, not {list(self.capabilities)!r}")
+        self.rng.bit_generator.state = state["rng"]
+        self._pending = state["pending"]
+        self.steps = int(state["steps"])
+        self.cumulative_reward = float(state["cumulative_reward"])
+        self.checkpoints = [tuple(c) for c in state["checkpoints"]]
+        self.calibration = tuple(state["calibration"])
+        self.last_info = state["last_info"]
+        self._load_extra_state(state["extra"])
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        pass
+
+
+def _fit_affine(points: Sequence[tuple[float, float]], fallback: tuple[float, float]) -> tuple[float, float]:
+    """Least-squares ``utility ~ a * proxy + b``; with too few distinct proxies keep ``fallback``'s slope."""
+    x = np.array([p for p, _ in points], dtype=float)
+    y = np.array([u for _, u in points], dtype=float)
+    if len(x) >= 2 and np.ptp(x) > 1e-12:
+        a, b = np.polyfit(x, y, 1)
+        return float(a), float(b)
+    a = fallback[0]
+    return float(a), float(np.mean(y - a * x))
+
+
+class UCBEnsembleAllocator(Allocator):
+    """ReAD's allocator: UCB over a bootstrap ensemble of MLP reward regressors.
+
+    Context ``x = [r ; s/100 ; remaining ; mean of the last ``summary_window`` allocations ;
+    last delta_s / delta_scale]`` (length ``4K + 1``); the regressor input is ``[x ; w]``. Each
+    ``select`` scores every candidate in ``candidate_actions`` by ``mu + kappa * sigma`` (ensemble
+    mean and std, in reward units) and takes the argmax; the first ``warmup`` decisions pick a
+    uniformly random candidate instead. Rewards are standardised by the history's mean and std
+    before fitting, so ``lr``/``refit_steps`` do not depend on the reward's units; an affine
+    rescaling of the rewards (e.g. by the calibration) would therefore not change any choice,
+    which is why ``calibration`` is reported (``predicted_utility``) rather than fed back.
+    """
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        beta: float = 0.5,
+        lam: float = 1e-5,
+        cost_scale: float = 1.0,
+        k: int = 3,
+        kappa: float = 1.0,
+        kappa_decay: float = 0.7,
+        members: int = 5,
+        hidden: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        refit_steps: int = 200,
+        batch_size: int = 64,
+        warmup: int = 5,
+        grid: Sequence[float] = (0.25, 0.5, 0.75),
+        one_hot: str = "essential",
+        perturbation: float = 0.1,
+        delta_scale: float = 10.0,
+    ) -> None:
+        super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
+        if not (math.isfinite(kappa) and kappa >= 0):
+            raise ValueError(f"kappa must be finite and >= 0, got {kappa!r}")
+        if not (0 < kappa_decay <= 1):
+            raise ValueError(f"kappa_decay must be in (0, 1], got {kappa_decay!r}")
+        for name, value in (("members", members), ("hidden", hidden), ("batch_size", batch_size)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name, value in (("refit_steps", refit_steps), ("warmup", warmup)):
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not (lr > 0 and weight_decay >= 0 and delta_scale > 0 and 0 < perturbation < 1):
+            raise ValueError(
+                f"need lr > 0, weight_decay >= 0, delta_scale > 0, 0 < perturbation < 1; got lr={lr!r}, "
+                f"weight_decay={weight_decay!r}, delta_scale={delta_scale!r}, perturbation={perturbation!r}"
+            )
+        bad_grid = [g for g in grid if not 0 < g < 1]
+        if bad_grid or not grid:
+            raise ValueError(f"grid weights must lie strictly between 0 and 1, got {list(grid)!r}")
+        self.kappa, self.kappa_decay = float(kappa), float(kappa_decay)
+        self.refit_steps, self.batch_size, self.warmup = refit_steps, batch_size, warmup
+        self.grid, self.one_hot, self.perturbation = tuple(grid), one_hot, float(perturbation)
+        self.delta_scale = float(delta_scale)
+        kdim = len(self.capabilities)
+        self.in_dim = 6 * kdim + 1  # context (4K + 1) and action features (2K)
+        # outputs: delta_s per capability (K) and the interval's cost in tokens (1)
+        self.ensemble = BootstrapEnsemble(
+            members, self.in_dim, hidden, kdim + 1, lr=lr, weight_decay=weight_decay, rng=self.rng
+        )
+        self.history_x: list[np.ndarray] = []  # (in_dim,) regressor inputs [x ; w]
+        self.history_y: list[np.ndarray] = []  # (K + 1,) targets [delta_s ; cost]
+        self.history_r: list[float] = []  # observed rewards (for logging and tests)
+        self.allocation_sum = np.zeros(kdim)  # sum of past allocations (budget share per capability)
+        self.previous_w: np.ndarray | None = None
+        self.last_delta = np.zeros(kdim)
+        self.best_utility = -math.inf
+        # validates one_hot and fails at construction, not at the first select
+        candidate_actions(self.requirement, self.essential, grid=self.grid, one_hot=one_hot)
+
+    def context(self, s: np.ndarray, remaining: float) -> np.ndarray:
+        """``(4K + 1,)`` context vector (see the class docstring)."""
+        # the mean of ALL past allocations, not the last few: it is the state that budget-dependent
+        # transfer depends on, and it is far less collinear with the action than the last choice
+        recent = self.allocation_sum / max(self.steps, 1)
+        delta = np.clip(self.last_delta / self.delta_scale, -3.0, 3.0)
+        return np.concatenate([self.requirement, s / 100.0, [remaining], recent, delta])
+
+    def candidates(self) -> np.ndarray:
+        """The current candidate set ``(A, K)`` (depends on the previous allocation)."""
+        return candidate_actions(
+            self.requirement, self.essential, grid=self.grid, one_hot=self.one_hot, previous=self.previous_w, step=self.perturbation
+        )
+
+    @staticmethod
+    def action_features(w: np.ndarray) -> np.ndarray:
+        """``(..., K)`` mixtures -> ``(..., 2K)`` features ``[w ; sqrt(w)]``.
+
+        Why sqrt: returns within one interval diminish, and with a few dozen samples a net on raw
+        ``w`` is close to linear in it, so its argmax sits on a vertex (a one-hot) whatever the
+        truth; a concave feature lets it express diminishing returns from little data.
+        """
+        return np.concatenate([w, np.sqrt(w)], axis=-1)
+
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        x = self.context(s, remaining)
+        cands = self.candidates()
+        inputs = np.concatenate([np.repeat(x[None], len(cands), axis=0), self.action_features(cands)], axis=1)
+        warm = self.steps < self.warmup
+        mean, std = self._target_stats()
+        preds = self.ensemble.predict(inputs) * std + mean  # (J, A, K + 1) in points and tokens
+        rewards, _ = compute_reward(
+            self.requirement, preds[..., :-1], preds[..., -1], self.essential,
+            beta=self.beta, lam=self.lam, cost_scale=self.cost_scale,
+        )  # (J, A): each member's predicted reward of each candidate
+        mu, sigma = rewards.mean(axis=0), rewards.std(axis=0)
+        if warm:
+            i = int(self.rng.integers(len(cands)))
+        else:
+            i = int(np.argmax(mu + self.kappa * sigma))
+        info = {
+            "mu": float(mu[i]),
+            "sigma": float(sigma[i]),
+            "kappa": self.kappa,
+            "warmup": warm,
+            "candidates": len(cands),
+            "_pending": {"input": inputs[i]},
+        }
+        return cands[i], info
+
+    def _target_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-output mean and std of the history's targets ``(K + 1,)``; the net fits standardised targets."""
+        out = len(self.capabilities) + 1
+        if len(self.history_y) < 2:
+            return np.zeros(out), np.ones(out)
+        y = np.array(self.history_y)
+        return y.mean(axis=0), y.std(axis=0) + 1e-6
+
+    def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
+        self.history_x.append(pending["input"])
+        self.history_y.append(np.append(delta, pending["cost"]))
+        self.history_r.append(reward)
+        self.allocation_sum = self.allocation_sum + pending["w"]
+        self.previous_w = pending["w"]
+        self.last_delta = delta
+        loss = math.nan
+        if self.refit_steps > 0:
+            mean, std = self._target_stats()
+            y = (np.array(self.history_y) - mean) / std
+            loss = self.ensemble.fit(np.array(self.history_x), y, steps=self.refit_steps, batch=self.batch_size, rng=self.rng)
+        return {"fit_loss": loss}
+
+    def development_checkpoint(self, utility: float) -> None:
+        """Also: shrink ``kappa`` by ``kappa_decay`` when the utility did not beat the best so far."""
+        super().development_checkpoint(utility)
+        utility = float(utility)
+        if utility <= self.best_utility:
+            self.kappa *= self.kappa_decay
+        self.best_utility = max(self.best_utility, utility)
+        self.last_info["kappa"] = self.kappa
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "ensemble": self.ensemble.state_dict(),
+            "history_x": self.history_x,
+            "history_y": self.history_y,
+            "history_r": self.history_r,
+            "allocation_sum": self.allocation_sum,
+            "previous_w": self.previous_w,
+            "last_delta": self.last_delta,
+            "kappa": self.kappa,
+            "best_utility": self.best_utility,
+        }
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.ensemble.load_state_dict(extra["ensemble"])
+        self.history_x = list(extra["history_x"])
+        self.history_y = list(extra["history_y"])
+        self.history_r = [float(r) for r in extra["history_r"]]
+        self.allocation_sum = np.asarray(extra["allocation_sum"])
+        self.previous_w = None if extra["previous_w"] is None else np.asarray(extra["previous_w"])
+        self.last_delta = np.asarray(extra["last_delta"])
+        self.kappa = float(extra["kappa"])
+        self.best_utility = float(extra["best_utility"])
+
+
+class GreedyAllocator(UCBEnsembleAllocator):
+    """The one-step greedy baseline: ``UCBEnsembleAllocator`` with ``kappa = 0`` (mean only)."""
+
+    def __init__(self, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, requirement: Vector | None = None, seed: int = 0, **kwargs: Any) -> None:
+        if kwargs.get("kappa", 0.0) != 0.0:
+            raise ValueError(f"GreedyAllocator has kappa = 0 by definition, got kappa={kwargs['kappa']!r}")
+        kwargs["kappa"] = 0.0
+        super().__init__(capabilities, requirement, seed, **kwargs)
+
+
+class _StaticAllocator(Allocator):
+    """The same mixture every step (``self.mixture``, ``(K,)``)."""
+
+    mixture: np.ndarray
+
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.mixture.copy(), {}
+
+
+class UniformAllocator(_StaticAllocator):
+    """``w = 1/K`` everywhere."""
+
+    def __init__(self, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, requirement: Vector | None = None, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        self.mixture = np.full(len(self.capabilities), 1.0 / len(self.capabilities))
+
+
+class TaskStaticAllocator(_StaticAllocator):
+    """``w = r``: the mixture is the requirement vector."""
+
+    def __init__(self, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, requirement: Vector | None = None, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        self.mixture = self.requirement.copy()
+
+
+class SingleCapabilityAllocator(_StaticAllocator):
+    """All budget on the most required capability (ties: declaration order)."""
+
+    def __init__(self, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, requirement: Vector | None = None, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        self.mixture = np.zeros(len(self.capabilities))
+        self.mixture[self.essential[0]] = 1.0
+
+
+class FixedAllocator(_StaticAllocator):
+    """A user-given mixture (dict name -> weight or list in capability order, summing to 1)."""
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        mixture: Vector | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        if mixture is None:
+            raise ValueError("FixedAllocator needs mixture=..., a distribution over the capabilities")
+        mix = validate_distribution(mixture, self.capabilities, name="mixture", atol=1e-3)
+        self.mixture = np.array([mix[c] for c in self.capabilities])
+
+
+class RandomAllocator(Allocator):
+    """A fresh Dirichlet(``alpha``) mixture every step, from the seeded generator."""
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        alpha: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        return self.rng.dirichlet(np.full(len(self.capabilities), self.alpha)), {}
+
+
+ALLOCATORS: dict[str, Callable[..., Allocator]] = {
+    "read": UCBEnsembleAllocator,
+    "uniform": UniformAllocator,
+    "task_static": TaskStaticAllocator,
+    "single": SingleCapabilityAllocator,
+    "greedy": GreedyAllocator,
+    "fixed": FixedAllocator,
+    "random": RandomAllocator,
+}
+
+
+def make_allocator(name: str, capabilities: Sequence[str], requirement: Vector, seed: int = 0, **kwargs: Any) -> Allocator:
+    """Build the allocator registered as ``name`` in ``ALLOCATORS``; extra kwargs go to its constructor."""
+    if name not in ALLOCATORS:
+        raise ValueError(f"unknown allocator {name!r}; choose one of {sorted(ALLOCATORS)!r}")
+    return ALLOCATORS[name](capabilities, requirement, seed, **kwargs)
