@@ -1,0 +1,611 @@
+"""Capability probes: the student's capability profile s, one 0-100 score per capability.
+
+The probe suite ships with the package (``data/probes/``): one lm-eval task per capability, each a
+YAML config plus a JSONL file of hand-written items (``id``, ``prompt``, ``answer``). The items
+are written apart from the training templates, so the probe never scores a prompt the student
+was trained on.
+
+What is scored
+--------------
+Every item is one lm-eval ``loglikelihood`` request: the chat-formatted prompt as context and a
+*target* answer followed by the end-of-turn token as continuation. Targets are either
+
+* ``"gold"``: the reference answers shipped in the JSONL, or
+* teacher references: the teacher's greedy answers, produced once by
+  :meth:`CapabilityProbe.build_references` and cached as JSONL.
+
+On a weak teacher (the embedded SmolLM2-135M) the teacher is the ceiling, so the profile is
+measured as *fidelity to the teacher* (METHOD.md, "Measuring on the embedded default"). Per
+capability the probe reports
+
+* ``fidelity`` (primary): ``100 * exp(mean_i logprob_i / n_i)``, the geometric-mean probability
+  the student gives each target token, averaged in log space over items (each item weighs the
+  same, whatever its length). 100 means the student puts all its mass on the target; it is
+  smooth in the weights, so small training steps move it, and comparable across epochs because
+  the items and targets are fixed.
+* ``agreement``: the share (0-100) of items whose whole target, end-of-turn included, is the
+  student's greedy continuation: exact agreement of greedy answers, read off the same forward
+  pass (teacher-forced argmax everywhere on the target equals free-running greedy decoding
+  reproducing it and then stopping). With gold targets this is exact-match accuracy.
+* ``logprob``: the mean per-token log-probability itself, and ``n``: the number of items.
+
+Chat formatting
+---------------
+The student trains on ``generation.chat_prompt_ids(tokenizer, prompt)``. The probe pre-renders
+the same conversation to a string with ``tokenizer.apply_chat_template(..., tokenize=False)``
+and writes it into the task data as the context, instead of asking lm-eval to apply the chat
+template: lm-eval's chat path rebuilds messages (few-shot merging, target delimiters, system
+instructions) and its output is not guaranteed to tokenize like the training prompts. Pre-rendered
+contexts are checked token by token against ``chat_prompt_ids`` when a tokenizer is first seen;
+a mismatch raises, naming the item.
+
+Cost
+----
+lm-eval's stock HF wrapper projects every position of every sequence onto the vocabulary. With
+SmolLM2's 49k-token head that projection costs as much as the ten kept layers of the default
+student, and only the target positions are needed, so :class:`_ProbeLM` (an ``HFLM``) replaces
+the scoring step with :func:`score_continuations`, which asks the model for the logits of the
+target positions only (``logits_to_keep``). Tokenisation, batching order and metrics stay
+lm-eval's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
+from read_lightning.generation import HFTeacher, chat_prompt_ids
+
+__all__ = [
+    "CapabilityProbe",
+    "ContinuationScore",
+    "PROBE_DATA_DIR",
+    "fidelity_score",
+    "preserved_state",
+    "probe_items",
+    "process_probe_results",
+    "read_jsonl",
+    "render_chat_prompt",
+    "score_continuations",
+]
+
+PROBE_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "data" / "probes"))
+_TASK_PREFIX = "read_probe_"
+_REFERENCE_FORMAT = 1  # bump when the cached reference rows change meaning
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows of a JSONL file; blank lines are skipped.
+
+    Raises ``ValueError`` naming the file and line for a row that is not a JSON object or lacks
+    one of the ``required`` fields, and ``FileNotFoundError`` naming a missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSONL file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: corrupt JSONL row ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: row lacks required field(s) {missing!r}")
+            rows.append(row)
+    return rows
+
+
+def render_chat_prompt(tokenizer: Any, user_text: str) -> str:
+    """``user_text`` as one chat turn plus the assistant header, as a string.
+
+    The string twin of :func:`read_lightning.generation.chat_prompt_ids`: tokenizing it without
+    extra special tokens gives the ids the student is trained on (checked by the probe).
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], add_generation_prompt=True, tokenize=False
+        )
+    return user_text
+
+
+@contextlib.contextmanager
+def preserved_state(model: torch.nn.Module) -> Iterator[None]:
+    """Run a block with ``model`` in eval mode, then restore train/eval modes and all RNGs.
+
+    Evaluation must not change training: every submodule gets its own ``training`` flag back
+    (a frozen submodule kept in eval mode stays so), and the Python, NumPy and torch (CPU and
+    initialised CUDA) generator states are restored, whatever the block consumed or reseeded.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    cpu_state = torch.get_rng_state()
+    cuda_states = (
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    )
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(cpu_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Log-likelihood of one continuation given its context."""
+
+    logprob: float  # sum over continuation tokens of log p(token | prefix)
+    num_tokens: int
+    greedy: bool  # every continuation token is the argmax given its prefix
+
+    @property
+    def mean_logprob(self) -> float:
+        return self.logprob / max(1, self.num_tokens)
+
+
+def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@torch.no_grad()
+def score_continuations(
+    model: torch.nn.Module,
+    contexts: Sequence[Sequence[int]],
+    continuations: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 8,
+    max_length: int | None = None,
+) -> list[ContinuationScore]:
+    """Batched log-likelihood of ``continuations[i]`` after ``contexts[i]`` under a causal LM.
+
+    Args:
+        model: a Hugging Face causal LM (``model(input_ids, attention_mask).logits``), any device.
+        contexts: token ids per pair, each non-empty.
+        continuations: token ids per pair, each non-empty.
+        batch_size: pairs per forward pass.
+        max_length: if set, a pair longer than ``max_length + 1`` tokens loses context tokens
+            from the left (as lm-eval does).
+
+    Each batch is right-padded to ``[B, W]`` (longest first, so batches hold similar lengths);
+    the model returns logits ``[B, K, V]`` for the last ``K`` positions only, where ``K`` covers
+    the earliest continuation in the batch, which skips the vocabulary projection of the prompt.
+    Log-softmax runs in fp32. Returns one :class:`ContinuationScore` per pair, in input order.
+    """
+    if len(contexts) != len(continuations):
+        raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    keep_ok = _accepts_logits_to_keep(model)
+    seqs: list[list[int]] = []
+    for i, (ctx, cont) in enumerate(zip(contexts, continuations)):
+        if not ctx or not cont:
+            raise ValueError(f"pair {i}: context and continuation must be non-empty token lists")
+        full = list(ctx) + list(cont)
+        if max_length is not None and len(full) > max_length + 1:
+            full = full[-(max_length + 1) :]
+        seqs.append(full[:-1])  # position p predicts token p + 1
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    out: dict[int, ContinuationScore] = {}
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        width = len(seqs[idx[0]])
+        input_ids = torch.zeros((len(idx), width), dtype=torch.long)
+        attention = torch.zeros((len(idx), width), dtype=torch.long)
+        first = []  # per row: the position whose logits predict the first continuation token
+        for row, i in enumerate(idx):
+            input_ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
+            attention[row, : len(seqs[i])] = 1
+            first.append(len(seqs[i]) - len(continuations[i]))
+        keep = width - min(first)
+        kwargs: dict[str, Any] = {"logits_to_keep": keep} if keep_ok else {}
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
+        offset = width - logits.shape[1]  # logits[:, j] belongs to position offset + j
+        logp = torch.log_softmax(logits.float(), dim=-1)  # [B, K, V]
+        for row, i in enumerate(idx):
+            cont = torch.tensor(list(continuations[i]), device=logp.device)
+            pos = torch.arange(first[row], first[row] + len(cont), device=logp.device) - offset
+            lp = logp[row, pos]  # [n, V]
+            ll = lp.gather(-1, cont[:, None]).sum().item()
+            greedy = bool((lp.argmax(-1) == cont).all().item())
+            out[i] = ContinuationScore(logprob=ll, num_tokens=len(cont), greedy=greedy)
+    return [out[i] for i in range(len(seqs))]
+
+
+def fidelity_score(mean_logprob: float) -> float:
+    """``100 * exp(mean_logprob)``: a mean per-token log-probability mapped onto (0, 100].
+
+    ``mean_logprob`` is the average over items of each item's per-token mean, so the score is
+    the geometric-mean target-token probability with every item weighted equally.
+    """
+    return float(100.0 * np.exp(min(0.0, mean_logprob)))
+
+
+def process_probe_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:
+    """lm-eval ``process_results`` for a probe item: per-token log-prob and greedy agreement.
+
+    ``results[0]`` is the ``(logprob, is_greedy)`` pair of the item's one loglikelihood request;
+    ``doc["n_target_tokens"]`` is the continuation length as the evaluating wrapper tokenizes it.
+    """
+    ll, is_greedy = results[0][:2]
+    return {"logprob": float(ll) / max(1, int(doc["n_target_tokens"])), "agreement": float(is_greedy)}
+
+
+# --------------------------------------------------------------------------- probe items
+
+
+def probe_items(capability: str, data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The hand-written items of one capability: dicts with ``id``, ``prompt``, ``answer``."""
+    data_dir = Path(data_dir) if data_dir is not None else PROBE_DATA_DIR
+    path = data_dir / f"{capability}.jsonl"
+    if not path.is_file():
+        raise ValueError(f"no probe set for capability {capability!r}: {path} does not exist")
+    rows = read_jsonl(path, required=("id", "prompt", "answer"))
+    if not rows:
+        raise ValueError(f"empty probe set for capability {capability!r}: {path} has no items")
+    ids = [r["id"] for r in rows]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"{path}: duplicate item ids {dupes!r}")
+    return rows
+
+
+def _tokenizer_key(tokenizer: Any) -> str:
+    parts = [
+        type(tokenizer).__name__,
+        str(getattr(tokenizer, "name_or_path", "")),
+        str(len(tokenizer)),
+        str(getattr(tokenizer, "chat_template", "")),
+        str(tokenizer.eos_token),
+    ]
+    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _quiet_lm_eval() -> Iterator[None]:
+    """Silence lm-eval's per-call warnings and progress bars, and restore them afterwards."""
+    import lm_eval.api.task as lm_task
+    from datasets.utils import logging as ds_logging
+
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "datasets")]
+    levels = [lg.level for lg in loggers]
+    bars_were_on = ds_logging.is_progress_bar_enabled()
+    task_tqdm = lm_task.tqdm
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    ds_logging.disable_progress_bar()
+    # "Building contexts" bars are unconditional in lm-eval; mute them only for this call.
+    lm_task.tqdm = functools.partial(task_tqdm, disable=True)
+    try:
+        yield
+    finally:
+        lm_task.tqdm = task_tqdm
+        if bars_were_on:
+            ds_logging.enable_progress_bar()
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _probe_lm_class() -> type:
+    """``HFLM`` with the scoring step of :func:`score_continuations` (imported lazily)."""
+    from lm_eval.models.huggingface import HFLM
+
+    class _ProbeLM(HFLM):
+        def loglikelihood(self, requests: list, disable_tqdm: bool = True) -> list[tuple[float, bool]]:
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def _loglikelihood_tokens(
+            self, requests: list, disable_tqdm: bool = False, override_bs: int | None = None
+        ) -> list[tuple[float, bool]]:
+            # requests: [((context, continuation), context_ids, continuation_ids), ...]
+            scores = score_continuations(
+                self.model,
+                [r[1] for r in requests],
+                [r[2] for r in requests],
+                batch_size=int(override_bs or self.batch_size),
+                max_length=self.max_length,
+            )
+            return [(s.logprob, s.greedy) for s in scores]
+
+    return _ProbeLM
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+class CapabilityProbe:
+    """Scores a model on the packaged probe suite; one lm-eval task per capability.
+
+    Args:
+        capabilities: which capabilities to probe (default: all of ``DEFAULT_CAPABILITIES``).
+        batch_size: sequences per forward pass, handed to the lm-eval HF wrapper.
+        limit: score only the first ``limit`` items of each capability (cost control).
+        references: path of a teacher-reference JSONL written by :meth:`build_references`; the
+            probe then scores fidelity to those answers. ``None`` scores the gold answers until
+            :meth:`build_references` is called.
+        data_dir: directory with ``<capability>.yaml`` + ``<capability>.jsonl`` (default: the
+            packaged suite); a user-defined capability needs its files here.
+        work_dir: where the rendered task YAML/JSONL and the datasets cache go (default: a fresh
+            temporary directory); point it into the run directory to keep them for inspection.
+
+    ``evaluate(model, tokenizer)`` is a pure call on a model: no distributed logic, model modes
+    and RNG states restored, nothing downloaded.
+    """
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] | None = None,
+        batch_size: int = 8,
+        limit: int | None = None,
+        references: str | os.PathLike | None = None,
+        data_dir: str | os.PathLike | None = None,
+        work_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir) if data_dir is not None else PROBE_DATA_DIR
+        if capabilities is None:
+            capabilities = list(DEFAULT_CAPABILITIES)
+        capabilities = list(capabilities)
+        if not capabilities:
+            raise ValueError("CapabilityProbe needs at least one capability")
+        known = list(DEFAULT_CAPABILITIES) + sorted(
+            p.stem for p in self.data_dir.glob("*.jsonl") if p.stem not in DEFAULT_CAPABILITIES
+        )
+        check_capabilities(capabilities, known)
+        if batch_size < 1:
+            raise ValueError(f"probe batch_size must be >= 1, got {batch_size}")
+        if limit is not None and limit < 1:
+            raise ValueError(f"probe limit must be None or >= 1, got {limit}")
+        self.capabilities = capabilities
+        self.batch_size = batch_size
+        self.limit = limit
+        # Load every probe set now so an empty or broken file fails at construction.
+        self.items = {c: probe_items(c, self.data_dir) for c in capabilities}
+        self._work_dir = Path(work_dir) if work_dir is not None else None
+        # capability -> item id -> (teacher answer, whether it ended with end-of-turn)
+        self._refs: dict[str, dict[str, tuple[str, bool]]] | None = None
+        self.reference_source = "gold"
+        self._prepared: dict[str, Path] = {}  # tokenizer/reference key -> rendered task dir
+        self.last_details: dict[str, dict[str, float]] = {}
+        if references is not None:
+            self.load_references(references)
+
+    # ------------------------------------------------------------------ references
+
+    @property
+    def work_dir(self) -> Path:
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix="read_probes_"))
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        return self._work_dir
+
+    def build_references(
+        self,
+        teacher_model: torch.nn.Module,
+        tokenizer: Any,
+        cache_path: str | os.PathLike,
+        *,
+        max_new_tokens: int = 48,
+        batch_size: int = 16,
+    ) -> dict[str, dict[str, str]]:
+        """Generate (once) the teacher's greedy answers to every probe prompt and use them as targets.
+
+        Answers are cached in ``cache_path`` (JSONL, one row per item with the prompt it answers
+        and the generation settings); a later call, in this run or another, reuses every cached
+        row that still matches and generates only what is missing. Answers cut at
+        ``max_new_tokens`` are kept without an end-of-turn token, so the probe does not ask the
+        student to stop where the teacher did not. Returns ``{capability: {item id: target}}``.
+        """
+        cache_path = Path(cache_path)
+        settings = {"max_new_tokens": max_new_tokens, "tokenizer": _tokenizer_key(tokenizer)}
+        cached: dict[tuple[str, str], dict[str, Any]] = {}
+        if cache_path.is_file():
+            for row in read_jsonl(cache_path, required=("capability", "id", "prompt", "answer", "settings")):
+                cached[(row["capability"], row["id"])] = row
+        todo: list[tuple[str, dict[str, Any]]] = []
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for cap, items in self.items.items():
+            for item in items:
+                hit = cached.get((cap, item["id"]))
+                if hit and hit["prompt"] == item["prompt"] and hit["settings"] == settings:
+                    rows[(cap, item["id"])] = hit
+                else:
+                    todo.append((cap, item))
+        if todo:
+            log.info("generating %d teacher probe references (cache: %s)", len(todo), cache_path)
+            with preserved_state(teacher_model):
+                teacher = HFTeacher(
+                    teacher_model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0
+                )
+                gens = teacher.generate([item["prompt"] for _, item in todo])
+            for (cap, item), gen in zip(todo, gens):
+                rows[(cap, item["id"])] = {
+                    "capability": cap,
+                    "id": item["id"],
+                    "prompt": item["prompt"],
+                    "answer": gen.text,
+                    "complete": gen.num_tokens < max_new_tokens,
+                    "num_tokens": gen.num_tokens,
+                    "settings": settings,
+                    "format": _REFERENCE_FORMAT,
+                }
+            # Keep rows of capabilities this probe does not cover, so one cache serves many probes.
+            merged = {**cached, **rows}
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_path.with_suffix(cache_path.suffix + ".tmp")
+            with tmp.open("w", encoding="utf-8") as fh:
+                for row in merged.values():
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
+        self._set_references(rows, source=str(cache_path))
+        return self.references  # type: ignore[return-value]
+
+    def load_references(self, path: str | os.PathLike) -> dict[str, dict[str, str]]:
+        """Use the teacher references cached in ``path`` (every probed item must be there)."""
+        rows = {
+            (r["capability"], r["id"]): r
+            for r in read_jsonl(path, required=("capability", "id", "prompt", "answer"))
+        }
+        missing = [f"{c}/{it['id']}" for c, items in self.items.items() for it in items if (c, it["id"]) not in rows]
+        if missing:
+            raise ValueError(f"{path}: no teacher reference for probe items {missing[:5]!r} ({len(missing)} missing)")
+        self._set_references(rows, source=str(path))
+        return self.references  # type: ignore[return-value]
+
+    @property
+    def references(self) -> dict[str, dict[str, str]] | None:
+        """Teacher answers in use, ``{capability: {item id: answer}}``; ``None`` when scoring gold."""
+        if self._refs is None:
+            return None
+        return {c: {i: a for i, (a, _) in refs.items()} for c, refs in self._refs.items()}
+
+    def _set_references(self, rows: Mapping[tuple[str, str], Mapping[str, Any]], source: str) -> None:
+        self._refs = {
+            cap: {
+                it["id"]: (str(rows[(cap, it["id"])]["answer"]), bool(rows[(cap, it["id"])].get("complete", True)))
+                for it in items
+            }
+            for cap, items in self.items.items()
+        }
+        self.reference_source = source
+        self._prepared.clear()
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _target(self, capability: str, item: Mapping[str, Any], eos: str) -> str:
+        """The continuation scored for ``item``: the answer, plus end-of-turn if the answer ended."""
+        if self._refs is None:
+            return str(item["answer"]) + eos
+        answer, complete = self._refs[capability][item["id"]]
+        return answer + eos if complete else answer
+
+    def _prepare(self, lm: Any, tokenizer: Any) -> Path:
+        """Render the suite for this tokenizer into ``work_dir``: YAML + JSONL per capability."""
+        key = hashlib.sha1(
+            (_tokenizer_key(tokenizer) + self.reference_source + str(self.data_dir)).encode()
+        ).hexdigest()[:12]
+        if key in self._prepared:
+            return self._prepared[key]
+        task_dir = self.work_dir / f"tasks_{key}"
+        task_dir.mkdir(parents=True, exist_ok=True)
+        eos = tokenizer.eos_token or ""
+        for cap, items in self.items.items():
+            docs = []
+            for item in items:
+                context = render_chat_prompt(tokenizer, item["prompt"])
+                if lm.tok_encode(context) != chat_prompt_ids(tokenizer, item["prompt"]):
+                    raise ValueError(
+                        f"probe item {cap}/{item['id']}: the rendered chat prompt does not tokenize like "
+                        "generation.chat_prompt_ids; the probe would score prompts the student never sees"
+                    )
+                target = self._target(cap, item, eos)
+                _, cont_ids = lm._encode_pair(context, target)
+                docs.append(
+                    {
+                        "id": item["id"],
+                        "capability": cap,
+                        "prompt": item["prompt"],
+                        "context": context,
+                        "target": target,
+                        "n_target_tokens": len(cont_ids),
+                    }
+                )
+            data_file = task_dir / f"{cap}.jsonl"
+            with data_file.open("w", encoding="utf-8") as fh:
+                for doc in docs:
+                    fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            base = self.data_dir / f"{cap}.yaml"
+            if not base.is_file():
+                raise ValueError(f"no probe task config for capability {cap!r}: {base} does not exist")
+            # The runtime task includes the packaged config and only points it at the rendered data.
+            (task_dir / f"{cap}.yaml").write_text(
+                "\n".join(
+                    [
+                        f"include: {json.dumps(str(base.resolve()))}",
+                        f"task: {_TASK_PREFIX}{cap}",
+                        "dataset_path: json",
+                        "dataset_kwargs:",
+                        f"  data_files: {{test: {json.dumps(str(data_file.resolve()))}}}",
+                        f"  cache_dir: {json.dumps(str((task_dir / 'hf_cache').resolve()))}",
+                        "",
+                    ]
+                ),
+                encoding="utf-8",
+            )
+        self._prepared[key] = task_dir
+        return task_dir
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any) -> dict[str, float]:
+        """Primary score (``fidelity``, 0-100) per capability; all metrics go to ``last_details``.
+
+        ``model`` is a Hugging Face causal LM on any device; it is scored where it is and handed
+        back in the train/eval mode it came in, with every RNG state unchanged.
+        """
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local JSON only; never reach a hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from lm_eval import evaluator
+        from lm_eval.tasks import TaskManager
+
+        with preserved_state(model), _quiet_lm_eval():
+            if tokenizer.pad_token_id is None:  # HFLM would otherwise invent a pad token
+                tokenizer.pad_token = tokenizer.eos_token
+            lm = _probe_lm_class()(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size)
+            task_dir = self._prepare(lm, tokenizer)
+            manager = TaskManager(include_path=str(task_dir), include_defaults=False)
+            tasks = manager.load([f"{_TASK_PREFIX}{c}" for c in self.capabilities])
+            results = evaluator.evaluate(
+                lm=lm,
+                task_dict=tasks,
+                limit=self.limit,
+                bootstrap_iters=0,
+                log_samples=False,
+                write_out=False,
+            )
+        details: dict[str, dict[str, float]] = {}
+        for cap in self.capabilities:
+            name = f"{_TASK_PREFIX}{cap}"
+            res = results["results"][name]
+            logprob = float(res["logprob,none"])
+            details[cap] = {
+                "fidelity": fidelity_score(logprob),
+                "agreement": 100.0 * float(res["agreement,none"]),
+                "logprob": logprob,
+                "n": float(results["n-samples"][name]["effective"]),
+            }
+        self.last_details = details
+        return {cap: d["fidelity"] for cap, d in details.items()}
