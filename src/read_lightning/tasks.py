@@ -1,0 +1,404 @@
+"""Task cards and task utility: the downstream task the student is distilled for.
+
+A task card (YAML) describes the task as the requirement identifier sees it (description,
+input/output format, exemplars, an optional hand-set requirement vector) and points at dev and
+test JSONL splits next to it. :func:`evaluate_task` measures the student's utility on a split,
+0-100, with one of four evaluation types:
+
+* ``exact_match`` (GSM8K style): greedy chat-formatted generation, the final answer is the
+  number after ``####`` / ``Answer:`` or else the last number, compared with the gold answer.
+  Rows: ``question``, ``answer``.
+* ``multiple_choice`` (MMLU/ARC style): the choice with the highest log-likelihood after the
+  chat-formatted question wins (``acc``; ``acc_norm`` divides by choice length in tokens).
+  Rows: ``question``, ``choices`` (list), ``gold`` (index).
+* ``pass_at_1`` (HumanEval style): one greedy completion per problem, run with its tests in a
+  separate ``python -I`` process in a temporary directory with a stripped environment, a time
+  limit, a memory limit and sockets disabled; hangs and crashes count as failures.
+  Rows: ``prompt``, ``test``, ``entry_point``.
+* ``fidelity`` (the embedded default, METHOD.md): ``100 * exp(mean per-token log-prob)`` of the
+  reference answer (e.g. the teacher's) after the prompt, plus exact greedy agreement.
+  Rows: ``question``, ``answer``.
+
+Generation and scoring are batched in torch (``generation.HFTeacher`` greedy,
+``probes.score_continuations``) rather than through lm-eval: task data is small and
+per-card, and one code path serves probes and tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
+from read_lightning.generation import HFTeacher, chat_prompt_ids
+from read_lightning.probes import fidelity_score, preserved_state, read_jsonl, score_continuations
+
+__all__ = [
+    "EVALUATION_TYPES",
+    "TASK_DATA_DIR",
+    "TaskCard",
+    "answers_match",
+    "build_program",
+    "evaluate_task",
+    "extract_answer",
+    "extract_code",
+    "list_example_tasks",
+    "run_python",
+]
+
+EVALUATION_TYPES: tuple[str, ...] = ("exact_match", "multiple_choice", "pass_at_1", "fidelity")
+TASK_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "data" / "tasks"))
+
+# Fields every row of a split must have, per evaluation type.
+_ROW_FIELDS: dict[str, tuple[str, ...]] = {
+    "exact_match": ("question", "answer"),
+    "multiple_choice": ("question", "choices", "gold"),
+    "pass_at_1": ("prompt", "test", "entry_point"),
+    "fidelity": ("question", "answer"),
+}
+
+
+def list_example_tasks() -> list[Path]:
+    """Card paths of the example tasks shipped with the package (``data/tasks/*/card.yaml``)."""
+    return sorted(TASK_DATA_DIR.glob("*/card.yaml"))
+
+
+@dataclass
+class TaskCard:
+    """One downstream task: what it is, how it is scored, where its data lives.
+
+    ``dev``/``test`` are resolved against the card's directory on :meth:`load`. ``requirement``
+    is normalised to a distribution over ``capabilities``. ``instruction`` (optional) is put
+    before every input in the user message; ``max_new_tokens`` bounds generation and
+    ``timeout_s`` bounds each pass@1 program.
+    """
+
+    name: str
+    description: str
+    evaluation: str
+    dev: Path
+    test: Path
+    input_format: str = ""
+    output_format: str = ""
+    exemplars: list[dict[str, Any]] = field(default_factory=list)
+    requirement: dict[str, float] | None = None
+    instruction: str = ""
+    max_new_tokens: int = 96
+    timeout_s: float = 5.0
+    path: Path | None = None
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, *, check_data: bool = True
+    ) -> TaskCard:
+        """Read and validate a card; errors name the file and the offending field.
+
+        With ``check_data`` (default) both splits are parsed too, so a corrupt row fails here
+        (naming file and line) rather than in the middle of a run.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"task card not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: malformed YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a task card must be a YAML mapping, got {type(raw).__name__}")
+        allowed = {f.name for f in fields(cls)} - {"path"}
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {unknown!r}; allowed: {sorted(allowed)!r}")
+        missing = [k for k in ("name", "description", "evaluation", "dev", "test") if raw.get(k) in (None, "")]
+        if missing:
+            raise ValueError(f"{path}: missing required field(s) {missing!r}")
+        if raw["evaluation"] not in EVALUATION_TYPES:
+            raise ValueError(
+                f"{path}: field 'evaluation' must be one of {list(EVALUATION_TYPES)!r}, got {raw['evaluation']!r}"
+            )
+        for split in ("dev", "test"):
+            resolved = (path.parent / str(raw[split])).resolve()
+            if not resolved.is_file():
+                raise FileNotFoundError(f"{path}: field {split!r} points to a missing file: {resolved}")
+            raw[split] = resolved
+        exemplars = raw.get("exemplars") or []
+        if not isinstance(exemplars, list) or not all(isinstance(e, dict) for e in exemplars):
+            raise ValueError(f"{path}: field 'exemplars' must be a list of mappings (e.g. input/output)")
+        raw["exemplars"] = exemplars
+        if raw.get("requirement") is not None:
+            if not isinstance(raw["requirement"], Mapping):
+                raise ValueError(f"{path}: field 'requirement' must be a mapping capability -> weight")
+            raw["requirement"] = validate_distribution(
+                raw["requirement"], capabilities, name=f"{path}: field 'requirement'", normalise=True
+            )
+        for key, kind in (("max_new_tokens", int), ("timeout_s", (int, float))):
+            if key in raw and (not isinstance(raw[key], kind) or isinstance(raw[key], bool) or raw[key] <= 0):
+                raise ValueError(f"{path}: field {key!r} must be a positive number, got {raw[key]!r}")
+        card = cls(**raw, path=path)
+        if check_data:
+            card.rows("dev")
+            card.rows("test")
+        return card
+
+    def rows(self, split: str = "dev") -> list[dict[str, Any]]:
+        """The validated rows of ``split`` ("dev" or "test")."""
+        if split not in ("dev", "test"):
+            raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
+        file = getattr(self, split)
+        rows = read_jsonl(file, required=_ROW_FIELDS[self.evaluation])
+        if not rows:
+            raise ValueError(f"{file}: split {split!r} of task {self.name!r} has no rows")
+        if self.evaluation == "multiple_choice":
+            for i, row in enumerate(rows):
+                ok = isinstance(row["choices"], list) and len(row["choices"]) >= 2
+                if not ok or not isinstance(row["gold"], int) or not 0 <= row["gold"] < len(row["choices"]):
+                    raise ValueError(f"{file}: row {i + 1}: needs a list of >= 2 'choices' and a valid 'gold' index")
+        return rows
+
+    def user_message(self, row: Mapping[str, Any]) -> str:
+        """The user turn for ``row``: the optional instruction, then the input."""
+        body = str(row["prompt"] if self.evaluation == "pass_at_1" else row["question"])
+        return f"{self.instruction.strip()}\n\n{body}" if self.instruction.strip() else body
+
+
+# --------------------------------------------------------------------------- exact match
+
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_MARKERS = ("####", "answer:", "answer is")
+
+
+def _normalise_number(text: str) -> str:
+    text = text.replace("$", "").replace(",", "").rstrip(".")
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer in ``text``, GSM8K style, normalised; ``None`` when there is none.
+
+    The first number after the last ``####``, ``Answer:`` or ``answer is`` (case-insensitive)
+    wins; otherwise the last number in the text. Numbers lose ``$``, thousands separators and
+    a zero fraction (``"$1,250.00"`` -> ``"1250"``). A marker followed by no number yields the
+    rest of that line, lowercased and stripped of punctuation (for non-numeric answers).
+    """
+    lower = text.lower()
+    for marker in _MARKERS:
+        idx = lower.rfind(marker)
+        if idx < 0:
+            continue
+        tail = text[idx + len(marker) :]
+        match = _NUMBER.search(tail)
+        if match:
+            return _normalise_number(match.group())
+        word = tail.strip().split("\n")[0].strip(" .*:\"'").lower()
+        if word:
+            return word
+    numbers = _NUMBER.findall(text)
+    return _normalise_number(numbers[-1]) if numbers else None
+
+
+def answers_match(prediction: str, gold: str) -> bool:
+    """Whether the final answer of ``prediction`` equals the final answer of ``gold``."""
+    want = extract_answer(gold)
+    if want is None:
+        want = gold.strip().strip(" .\"'").lower()
+    got = extract_answer(prediction)
+    return got is not None and got == want
+
+
+# --------------------------------------------------------------------------- pass@1
+
+_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+
+# Runs before the candidate program: resource limits and no sockets. A best-effort guard for
+# model-written code, not a security boundary (use a container for untrusted models).
+_SANDBOX_PREAMBLE = """\
+import socket as _socket
+def _no_network(*_a, **_k):
+    raise OSError("network access is disabled while running generated code")
+_socket.socket = _no_network
+_socket.create_connection = _no_network
+_socket.getaddrinfo = _no_network
+try:
+    import resource as _resource
+    _resource.setrlimit(_resource.RLIMIT_AS, ({mem}, {mem}))
+    _resource.setrlimit(_resource.RLIMIT_FSIZE, (1 << 24, 1 << 24))
+except (ImportError, ValueError, OSError):
+    pass
+del _socket, _no_network
+"""
+
+
+def extract_code(completion: str) -> str:
+    """The code in a model answer: the first fenced block if there is one, else the whole text."""
+    match = _FENCE.search(completion)
+    return match.group(1) if match else completion
+
+
+def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
+    """Prompt + completion + tests, HumanEval style.
+
+    Chat models usually restate the whole function; if the completion defines ``entry_point``
+    it stands alone, otherwise it continues the prompt. ``check(entry_point)`` is called when
+    the tests define ``check``.
+    """
+    code = extract_code(completion)
+    body = code if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M) else prompt + code
+    call = f"\n\ncheck({entry_point})\n" if re.search(r"^def\s+check\s*\(", test, re.M) else "\n"
+    return f"{body}\n\n{test}{call}"
+
+
+def run_python(program: str, timeout_s: float = 5.0, memory_mb: int = 2048) -> str:
+    """Run ``program`` in a fresh ``python -I`` process; returns "passed", "failed" or "timeout".
+
+    The child runs in a temporary directory with an environment holding only ``PATH`` and a
+    private ``HOME``/``TMPDIR``, sockets disabled and address space capped at ``memory_mb``;
+    it gets its own session so a timeout kills everything it started. A pass needs exit code 0
+    *and* a random token printed after the program's last line, so code that calls
+    ``sys.exit(0)``/``os._exit(0)`` before the tests does not pass. Nothing raised by the
+    program, a hang or a crash, escapes: they are "failed" or "timeout".
+    """
+    nonce = secrets.token_hex(8)  # os.urandom: leaves the global RNGs alone
+    with tempfile.TemporaryDirectory(prefix="read_exec_") as tmp:
+        script = Path(tmp) / "program.py"
+        out_file = Path(tmp) / "stdout.txt"
+        script.write_text(
+            _SANDBOX_PREAMBLE.format(mem=memory_mb << 20) + program + f"\nprint({nonce!r}, flush=True)\n",
+            encoding="utf-8",
+        )
+        env = {"PATH": os.defpath, "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8", "no_proxy": "*"}
+        # Output goes to a file, not a pipe: a chatty program cannot block on a full pipe.
+        with out_file.open("wb") as out:
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", str(script)],
+                    cwd=tmp,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError:
+                return "failed"
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_session(proc)
+                return "timeout"
+        with out_file.open("rb") as fh:
+            fh.seek(max(0, out_file.stat().st_size - 256))
+            tail = fh.read().decode("utf-8", "replace")
+        return "passed" if code == 0 and nonce in tail else "failed"
+
+
+def _kill_session(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)  # the program's whole process group, children included
+    except (ProcessLookupError, PermissionError, AttributeError):
+        proc.kill()
+    proc.wait()
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_task(
+    card: TaskCard,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    split: str = "dev",
+    limit: int | None = None,
+    batch_size: int = 8,
+) -> dict[str, float]:
+    """Task utility of ``model`` on ``split`` of ``card``: ``{"utility": 0-100, "n": ..., ...}``.
+
+    Greedy and deterministic; the model comes back in its train/eval modes with every RNG
+    state unchanged. Extra keys per type: ``exact_match``; ``acc``/``acc_norm``;
+    ``pass_at_1``/``timeouts``/``failures``; ``fidelity``/``agreement``/``logprob``.
+    """
+    rows = card.rows(split)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be None or >= 1, got {limit}")
+        rows = rows[:limit]
+    messages = [card.user_message(r) for r in rows]
+    with preserved_state(model):
+        if card.evaluation in ("exact_match", "pass_at_1"):
+            teacher = HFTeacher(
+                model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens, temperature=0.0
+            )
+            answers = [g.text for g in teacher.generate(messages)]
+            if card.evaluation == "exact_match":
+                hits = [answers_match(a, str(r["answer"])) for a, r in zip(answers, rows)]
+                em = 100.0 * sum(hits) / len(rows)
+                return {"utility": em, "exact_match": em, "n": float(len(rows))}
+            programs = [build_program(r["prompt"], a, r["test"], r["entry_point"]) for a, r in zip(answers, rows)]
+            with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+                status = list(pool.map(lambda p: run_python(p, timeout_s=card.timeout_s), programs))
+            passed = 100.0 * status.count("passed") / len(rows)
+            return {
+                "utility": passed,
+                "pass_at_1": passed,
+                "timeouts": float(status.count("timeout")),
+                "failures": float(status.count("failed")),
+                "n": float(len(rows)),
+            }
+        contexts = [chat_prompt_ids(tokenizer, m) for m in messages]
+        if card.evaluation == "multiple_choice":
+            return _multiple_choice(model, tokenizer, contexts, rows, batch_size)
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        targets = [_encode(tokenizer, str(r["answer"])) + eos for r in rows]
+        scores = score_continuations(model, contexts, targets, batch_size=batch_size)
+        logprob = sum(s.mean_logprob for s in scores) / len(scores)
+        fid = fidelity_score(logprob)
+        agree = 100.0 * sum(s.greedy for s in scores) / len(scores)
+        return {"utility": fid, "fidelity": fid, "agreement": agree, "logprob": logprob, "n": float(len(rows))}
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _multiple_choice(
+    model: torch.nn.Module, tokenizer: Any, contexts: list[list[int]], rows: list[dict[str, Any]], batch_size: int
+) -> dict[str, float]:
+    """Score every (question, choice) pair in one batched pass; pick the most likely choice."""
+    pair_ctx, pair_cont, owner = [], [], []
+    for i, (ctx, row) in enumerate(zip(contexts, rows)):
+        for choice in row["choices"]:
+            pair_ctx.append(ctx)
+            pair_cont.append(_encode(tokenizer, str(choice)) or [tokenizer.eos_token_id])
+            owner.append(i)
+    scores = score_continuations(model, pair_ctx, pair_cont, batch_size=batch_size)
+    per_row: list[list[Any]] = [[] for _ in rows]
+    for i, s in zip(owner, scores):
+        per_row[i].append(s)
+    acc = acc_norm = 0
+    for row, ss in zip(rows, per_row):
+        acc += _argmax([s.logprob for s in ss]) == row["gold"]
+        acc_norm += _argmax([s.mean_logprob for s in ss]) == row["gold"]
+    n = len(rows)
+    return {"utility": 100.0 * acc / n, "acc": 100.0 * acc / n, "acc_norm": 100.0 * acc_norm / n, "n": float(n)}
+
+
+def _argmax(values: Sequence[float]) -> int:
+    best = max(range(len(values)), key=lambda i: (values[i], -i))  # ties go to the first choice
+    return best if not math.isnan(values[best]) else 0
