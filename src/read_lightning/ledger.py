@@ -1,0 +1,87 @@
+"""The token ledger: what the budget B has been spent on, per capability.
+
+B counts teacher-generated tokens plus student-trained tokens (prompt + label, padding
+excluded). The ledger refuses any charge that would overdraw B, so "never exceeded" is an
+invariant of this class rather than a hope about its callers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+__all__ = ["BudgetExceeded", "TokenLedger"]
+
+
+class BudgetExceeded(RuntimeError):
+    """A charge would spend more than the budget."""
+
+
+class TokenLedger:
+    def __init__(self, budget: int) -> None:
+        if int(budget) != budget or budget <= 0:
+            raise ValueError(f"budget_tokens must be a positive integer, got {budget!r}")
+        self.budget = int(budget)
+        self.generation: dict[str, int] = defaultdict(int)
+        self.training: dict[str, int] = defaultdict(int)
+
+    @property
+    def spent(self) -> int:
+        return sum(self.generation.values()) + sum(self.training.values())
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.spent
+
+    @property
+    def fraction_spent(self) -> float:
+        return self.spent / self.budget
+
+    def can_afford(self, tokens: int) -> bool:
+        return tokens <= self.remaining
+
+    def _charge(self, book: dict[str, int], kind: str, capability: str, tokens: int) -> None:
+        if tokens < 0:
+            raise ValueError(f"cannot charge a negative number of {kind} tokens: {tokens}")
+        if tokens > self.remaining:
+            raise BudgetExceeded(
+                f"charging {tokens} {kind} tokens for {capability!r} would exceed the budget: "
+                f"{self.remaining} of {self.budget} left"
+            )
+        book[capability] += int(tokens)
+
+    def charge_generation(self, capability: str, tokens: int) -> None:
+        self._charge(self.generation, "generation", capability, tokens)
+
+    def charge_training(self, capability: str, tokens: int) -> None:
+        self._charge(self.training, "training", capability, tokens)
+
+    def by_capability(self) -> dict[str, dict[str, int]]:
+        caps = sorted(set(self.generation) | set(self.training))
+        return {
+            c: {"generation": self.generation.get(c, 0), "training": self.training.get(c, 0)} for c in caps
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget,
+            "spent": self.spent,
+            "remaining": self.remaining,
+            "generation": sum(self.generation.values()),
+            "training": sum(self.training.values()),
+            "by_capability": self.by_capability(),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"budget": self.budget, "generation": dict(self.generation), "training": dict(self.training)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["budget"]) != self.budget:
+            raise ValueError(
+                f"checkpoint ledger has budget {state['budget']} but this run's budget_tokens is {self.budget}"
+            )
+        self.generation = defaultdict(int, {k: int(v) for k, v in state["generation"].items()})
+        self.training = defaultdict(int, {k: int(v) for k, v in state["training"].items()})
+
+    def __repr__(self) -> str:
+        return f"TokenLedger(budget={self.budget}, spent={self.spent})"
