@@ -1,0 +1,85 @@
+"""``read-train``: the command line.
+
+``read-train fit|validate --config recipes/X.yaml`` is a LightningCLI over
+:class:`DistillationModule` and :class:`CapabilityDataModule`, so every constructor argument is a
+YAML key and ``--print_config`` shows the resolved configuration. Other subcommands are tools
+around a run and dispatch to their own ``main`` functions.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from read_lightning.data import CapabilityDataModule
+from read_lightning.module import DistillationModule
+
+__all__ = ["ReadCLI", "main"]
+
+
+class ReadCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The models are named once, on the module; the data module needs the same names to
+        # load the student's tokenizer and the teacher.
+        parser.link_arguments("model.student", "data.student")
+        parser.link_arguments("model.teacher", "data.teacher")
+        parser.link_arguments("model.cache_dir", "data.cache_dir")
+        # One epoch is one allocation interval.
+        parser.link_arguments("data.num_intervals", "trainer.max_epochs")
+
+
+TRAINER_DEFAULTS = {
+    # A new data mixture every interval means a new dataloader every epoch.
+    "reload_dataloaders_every_n_epochs": 1,
+    "num_sanity_val_steps": 0,
+    "default_root_dir": "runs",
+    "log_every_n_steps": 5,
+    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs"}},
+}
+
+
+def lightning_main(args: list[str] | None = None) -> ReadCLI:
+    return ReadCLI(
+        DistillationModule,
+        CapabilityDataModule,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "omegaconf"},
+        args=args,
+    )
+
+
+def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
+    """Subcommands that are not Trainer methods: name -> (help, main(argv) -> exit code)."""
+    tools: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
+    try:
+        from read_lightning.leakage import leakage_main
+
+        tools["leakage"] = ("build the hash set of evaluation prompts that generation must avoid", leakage_main)
+    except ImportError:  # pragma: no cover - the module ships with the package
+        pass
+    return tools
+
+
+def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tools = _tools()
+    if argv and argv[0] in tools:
+        return int(tools[argv[0]][1](argv[1:]) or 0)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: read-train {fit,validate," + ",".join(tools) + "} ...\n")
+        print("  fit        distil a student under a token budget (LightningCLI; see fit --help)")
+        print("  validate   run the validation loop of a configured run")
+        for name, (help_text, _) in tools.items():
+            print(f"  {name:<10} {help_text}")
+        return 0
+    # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
+    lightning_main(None if from_command_line else argv)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

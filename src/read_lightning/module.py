@@ -1,0 +1,245 @@
+"""The student side: a LightningModule that distils teacher answers into the student."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from read_lightning.losses import DIVERGENCES, distillation_loss
+from read_lightning.models import EMBEDDED, compress_layers, load_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DistillationModule", "lr_factor"]
+
+
+def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
+    """Linear warm-up over the first ``warmup`` fraction of the budget, then cosine decay to
+    ``min_ratio``. ``progress`` is the fraction of the token budget spent, so the schedule is
+    defined even though the number of optimiser steps is only known once the budget is spent.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return max(progress / warmup, 1e-3)
+    span = max(1.0 - warmup, 1e-8)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / span))
+    return min_ratio + (1.0 - min_ratio) * cosine
+
+
+class DistillationModule(L.LightningModule):
+    """Trains the student on teacher answers.
+
+    Loss: masked token-level cross-entropy on the answer tokens (prompt tokens are masked); with
+    ``kd_weight > 0`` it is mixed with a logit-level divergence to the teacher, which then runs
+    in the same process and must share the student's vocabulary (up to padding rows).
+
+    Args:
+        student: Hub id, local directory, or the embedded default.
+        student_layers: keep only these decoder layers of ``student`` (slice ``"::3"`` or
+            indices ``"0,4,8"``); None keeps all. The embedded default student is the teacher
+            compressed this way.
+        teacher: the teacher, used here only for logit KD.
+        kd_weight: weight of the KD term in [0, 1]; 0 is response-only SFT.
+        divergence: ``forward_kl``, ``reverse_kl`` or ``jsd``.
+        lr, weight_decay, betas: AdamW.
+        warmup_fraction, min_lr_ratio: schedule over the fraction of the budget spent.
+        gradient_checkpointing: trade compute for activation memory.
+        lean_logits: compute the vocabulary projection only at labelled positions.
+    """
+
+    def __init__(
+        self,
+        student: str = EMBEDDED,
+        student_layers: str | None = "::3",
+        teacher: str = EMBEDDED,
+        kd_weight: float = 0.0,
+        divergence: str = "forward_kl",
+        temperature: float = 1.0,
+        lr: float = 2e-5,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_fraction: float = 0.05,
+        min_lr_ratio: float = 0.1,
+        gradient_checkpointing: bool = False,
+        lean_logits: bool = True,
+        dtype: str = "float32",
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if divergence not in DIVERGENCES:
+            raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
+        if not 0.0 <= kd_weight <= 1.0:
+            raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.save_hyperparameters()
+        self.student: torch.nn.Module | None = None
+        # The teacher is frozen and shared with the data module: keep it out of this module's
+        # parameters, state_dict and checkpoints by not registering it as a submodule.
+        self._frozen: dict[str, torch.nn.Module | None] = {"teacher": None}
+        self.tokenizer: Any = None
+        self.tokens_seen = 0
+
+    @property
+    def teacher(self) -> torch.nn.Module | None:
+        return self._frozen["teacher"]
+
+    @teacher.setter
+    def teacher(self, model: torch.nn.Module | None) -> None:
+        self._frozen["teacher"] = model
+
+    # ----------------------------------------------------------------- models
+    def attach(self, *, student: torch.nn.Module, tokenizer: Any, teacher: torch.nn.Module | None = None) -> DistillationModule:
+        """Use ready-made models instead of loading them from the configured names."""
+        self.student, self.tokenizer, self.teacher = student, tokenizer, teacher
+        self._check_kd_compatible()
+        return self
+
+    def configure_model(self) -> None:
+        if self.student is not None:
+            return
+        hp = self.hparams
+        self.tokenizer = load_tokenizer(hp.student, hp.cache_dir)
+        if hp.student_layers:
+            # Compress from the shared copy when the student is the teacher itself, so the
+            # teacher's weights are read from disk only once.
+            base = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=hp.student == hp.teacher)
+            self.student = compress_layers(base, hp.student_layers)
+        else:
+            self.student = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir)
+        self.student.requires_grad_(True).train()
+        if hp.gradient_checkpointing:
+            self.student.gradient_checkpointing_enable()
+            self.student.config.use_cache = False
+        if hp.kd_weight > 0:
+            self.teacher = load_model(hp.teacher, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=True)
+            self._teacher_tokenizer = load_tokenizer(hp.teacher, hp.cache_dir)
+            self._check_kd_compatible()
+
+    def _check_kd_compatible(self) -> None:
+        if self.hparams.kd_weight <= 0:
+            return
+        if self.teacher is None:
+            raise ValueError("kd_weight > 0 needs a teacher model in the process")
+        teacher_tok = getattr(self, "_teacher_tokenizer", None)
+        if teacher_tok is not None and teacher_tok.get_vocab() != self.tokenizer.get_vocab():
+            raise ValueError(
+                f"logit KD needs teacher and student to share a tokenizer, but teacher "
+                f"{self.hparams.teacher!r} ({len(teacher_tok)} tokens) and student {self.hparams.student!r} "
+                f"({len(self.tokenizer)} tokens) differ; set kd_weight: 0 for response-only distillation"
+            )
+        s_vocab = self.student.get_output_embeddings().weight.shape[0]
+        t_vocab = self.teacher.get_output_embeddings().weight.shape[0]
+        real = len(self.tokenizer)
+        if min(s_vocab, t_vocab) < real:
+            raise ValueError(
+                f"logit KD: output vocabularies (student {s_vocab}, teacher {t_vocab}) are smaller than "
+                f"the tokenizer ({real} tokens)"
+            )
+
+    # ----------------------------------------------------------------- forward
+    def _logits_at(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, V)`` at the ``N`` positions where ``keep`` ``(B, T-1)`` is True.
+
+        With ``lean_logits`` the decoder runs once and the vocabulary projection, the largest
+        matmul of a small LM, is applied only at labelled positions.
+        """
+        if self.hparams.lean_logits and hasattr(model, "model") and model.get_output_embeddings() is not None:
+            hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            return model.get_output_embeddings()(hidden[:, :-1][keep])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return logits[:, :-1][keep]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        targets = batch["labels"][:, 1:]
+        keep = targets != -100
+        student_logits = self._logits_at(self.student, batch, keep)
+        teacher_logits = None
+        if self.teacher is not None and self.hparams.kd_weight > 0:
+            with torch.no_grad():
+                teacher_logits = self._logits_at(self.teacher, batch, keep)
+        out = distillation_loss(
+            student_logits,
+            targets[keep],
+            teacher_logits,
+            kd_weight=self.hparams.kd_weight,
+            divergence=self.hparams.divergence,
+            temperature=self.hparams.temperature,
+        )
+        trained = int(batch["attention_mask"].sum())
+        self.tokens_seen += trained
+        bs = batch["input_ids"].shape[0]
+        self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=bs)
+        self.log("train/ce_loss", out.ce, batch_size=bs)
+        self.log("train/kd_loss", out.kd, batch_size=bs)
+        self.log("train/tokens_seen", float(self.tokens_seen), prog_bar=True, batch_size=bs, reduce_fx="max")
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
+        return out.loss
+
+    # ----------------------------------------------------------------- optimisation
+    def _budget_progress(self) -> float:
+        ledger = getattr(getattr(self.trainer, "datamodule", None), "ledger", None)
+        if ledger is not None:
+            return ledger.fraction_spent
+        total = self.trainer.estimated_stepping_batches
+        return self.global_step / total if total and math.isfinite(total) else 0.0
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        decay, no_decay = [], []
+        for name, p in self.student.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=hp.lr,
+            betas=tuple(hp.betas),
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda _: lr_factor(self._budget_progress(), hp.warmup_fraction, hp.min_lr_ratio)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ----------------------------------------------------------------- budget and output
+    def on_train_epoch_end(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "budget_exhausted", False):
+            self.trainer.should_stop = True
+
+    def on_train_end(self) -> None:
+        self._save_outputs()
+
+    @rank_zero_only
+    def _save_outputs(self) -> None:
+        log_dir = self.trainer.log_dir
+        if not log_dir:
+            return
+        out = Path(log_dir) / "student"
+        self.student.save_pretrained(out)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(out)
+        dm = getattr(self.trainer, "datamodule", None)
+        ledger = getattr(dm, "ledger", None)
+        if ledger is not None:
+            import json
+
+            (Path(log_dir) / "ledger.json").write_text(json.dumps(ledger.summary(), indent=2))
+        log.info("student saved to %s", out)
+
+    def on_fit_start(self) -> None:
+        if self.teacher is not None:
+            self.teacher.to(self.device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["tokens_seen"] = self.tokens_seen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.tokens_seen = int(checkpoint.get("tokens_seen", 0))

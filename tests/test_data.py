@@ -1,0 +1,202 @@
+import json
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from read_lightning.data import (
+    IGNORE_INDEX,
+    CapabilityDataModule,
+    collate,
+    encode_example,
+    length_grouped_batches,
+    read_jsonl,
+)
+from read_lightning.generation import Generation, StaticPromptSource
+
+POOLS = {
+    "math": ["What is 12 plus 7?", "Add 3 and 4 and 5."],
+    "code": ["Write a Python function that returns the sum of a list."],
+    "reasoning": ["If all cats are animals and Tom is a cat, is Tom an animal?"],
+}
+
+
+class CountingTeacher:
+    """Answers with a fixed number of tokens per prompt and counts what it was asked."""
+
+    def __init__(self, num_tokens=6):
+        self.num_tokens = num_tokens
+        self.prompts = []
+
+    def generate(self, prompts, *, max_new_tokens=None):
+        self.prompts.extend(prompts)
+        n = self.num_tokens if max_new_tokens is None else min(self.num_tokens, max_new_tokens)
+        return [Generation(text="The answer is " + "x" * (len(p) % 5), num_tokens=n) for p in prompts]
+
+
+def make_dm(tok, teacher=None, **kw):
+    args = dict(
+        capabilities=list(POOLS),
+        budget_tokens=3000,
+        num_intervals=3,
+        max_tokens_per_batch=256,
+        max_length=64,
+        max_new_tokens=16,
+        generation_batch_size=4,
+    )
+    args.update(kw)
+    dm = CapabilityDataModule(**args)
+    return dm.attach(teacher=teacher or CountingTeacher(), tokenizer=tok, prompt_source=StaticPromptSource(POOLS))
+
+
+def consume_interval(dm, epoch):
+    """What the trainer does with one interval: build the loader and use every batch."""
+    dm.interval = epoch
+    batches = list(dm.train_dataloader())
+    for b in batches:
+        dm.on_before_batch_transfer(b, 0)
+    return batches
+
+
+def test_encode_masks_the_prompt_and_labels_the_answer(tiny_tokenizer):
+    ex = encode_example(tiny_tokenizer, "What is 12 plus 7?", "19", "math", max_length=128)
+    n_prompt = sum(1 for y in ex.labels if y == IGNORE_INDEX)
+    assert ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    answer = ex.input_ids[n_prompt:]
+    assert ex.labels[n_prompt:] == answer and answer[-1] == tiny_tokenizer.eos_token_id
+    assert tiny_tokenizer.decode(answer[:-1]) == "19"
+
+
+def test_encode_truncates_answer_and_rejects_overlong_prompt(tiny_tokenizer):
+    ex = encode_example(tiny_tokenizer, "Hi", "word " * 200, "math", max_length=40)
+    assert len(ex) == 40
+    assert encode_example(tiny_tokenizer, "long prompt " * 50, "ok", "math", max_length=40) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 120), min_size=1, max_size=80), st.integers(120, 600))
+def test_length_groups_fit_and_cover_each_index_once(lengths, max_tokens):
+    batches = length_grouped_batches(lengths, max_tokens, random.Random(0))
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(len(lengths)))
+    for b in batches:
+        assert max(lengths[i] for i in b) * len(b) <= max_tokens
+
+
+def test_length_grouping_pads_less_than_arrival_order():
+    rng = random.Random(0)
+    lengths = [rng.choice([10, 100]) for _ in range(64)]
+    grouped = length_grouped_batches(lengths, 400, random.Random(0))
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in grouped)
+    arrival = sum(max(lengths[i : i + 4]) * len(lengths[i : i + 4]) for i in range(0, 64, 4))
+    assert padded < 0.8 * arrival
+
+
+def test_collate_counts_tokens_without_padding(tiny_tokenizer):
+    a = encode_example(tiny_tokenizer, "Hi", "one", "math", 64)
+    b = encode_example(tiny_tokenizer, "Hello there, how are you?", "two three", "code", 64)
+    batch = collate([a, b], tiny_tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == (2, max(len(a), len(b)))
+    assert batch["capability_tokens"] == {"math": len(a), "code": len(b)}
+    assert int(batch["attention_mask"].sum()) == len(a) + len(b)
+
+
+def test_intervals_spend_budget_without_exceeding_it(tiny_tokenizer, tmp_path):
+    dm = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    for epoch in range(3):
+        assert consume_interval(dm, epoch)
+        assert dm.ledger.spent <= dm.ledger.budget
+    assert dm.ledger.remaining < dm.example_worst_case * 3
+    summary = dm.ledger.summary()
+    assert summary["generation"] > 0 and summary["training"] > 0
+
+
+def test_one_hot_mixture_only_draws_that_capability(tiny_tokenizer):
+    teacher = CountingTeacher()
+    dm = make_dm(tiny_tokenizer, teacher)
+    dm.set_mixture_weights({"code": 1.0})
+    consume_interval(dm, 0)
+    assert set(dm.ledger.by_capability()) == {"code"}
+    assert set(teacher.prompts) == set(POOLS["code"])
+
+
+def test_mixture_validation_names_the_problem(tiny_tokenizer):
+    dm = make_dm(tiny_tokenizer)
+    with pytest.raises(ValueError, match="'poetry'"):
+        dm.set_mixture_weights({"poetry": 1.0})
+    with pytest.raises(ValueError, match="sums to 0.7"):
+        dm.set_mixture_weights({"math": 0.5, "code": 0.2})
+    with pytest.raises(ValueError, match="'math'.*>= 0"):
+        dm.set_mixture_weights({"math": -0.5, "code": 1.5})
+
+
+def test_budget_too_small_for_one_step_is_rejected():
+    with pytest.raises(ValueError, match="budget_tokens=500 is too small for one training step"):
+        CapabilityDataModule(budget_tokens=500, num_intervals=2, max_length=256, max_new_tokens=64)
+
+
+def test_resume_reuses_generated_interval_without_paying_the_teacher_again(tiny_tokenizer, tmp_path):
+    first = CountingTeacher()
+    dm = make_dm(tiny_tokenizer, first, run_dir=str(tmp_path))
+    state = dm.state_dict()
+    consume_interval(dm, 0)
+    rows = read_jsonl(tmp_path / "generated" / "interval_000.jsonl")
+    assert {"prompt", "answer", "capability", "template", "difficulty", "verified"} <= set(rows[0])
+    assert len(rows) == len(first.prompts)
+
+    second = CountingTeacher()
+    resumed = make_dm(tiny_tokenizer, second, run_dir=str(tmp_path))
+    resumed.load_state_dict(state)
+    consume_interval(resumed, 0)
+    assert second.prompts == []
+    assert resumed.ledger.summary() == dm.ledger.summary()
+
+
+def test_corrupt_interval_file_names_file_and_line(tiny_tokenizer, tmp_path):
+    path = tmp_path / "generated" / "interval_000.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"prompt": "a"}) + "\n{not json\n")
+    dm = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"interval_000.jsonl:2: not valid JSON"):
+        dm.train_dataloader()
+
+
+def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
+    good = tmp_path / "p.jsonl"
+    good.write_text(json.dumps({"capability": "math", "prompt": "1+1?"}) + "\n")
+    dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(good))
+    assert dm._build_prompt_source().sample("math", random.Random(0), 0.0).text == "1+1?"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"capability": "poetry", "prompt": "x"}) + "\n")
+    dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(bad))
+    with pytest.raises(ValueError, match="row 1 has unknown capability 'poetry'"):
+        dm._build_prompt_source()
+    dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(tmp_path / "nope.jsonl"))
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        dm._build_prompt_source()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    budget=st.integers(800, 6000),
+    intervals=st.integers(1, 4),
+    batch_tokens=st.integers(64, 512),
+    answer_tokens=st.integers(1, 40),
+    gen_batch=st.integers(1, 8),
+)
+def test_no_configuration_spends_more_than_budget(tiny_tokenizer, budget, intervals, batch_tokens, answer_tokens, gen_batch):
+    try:
+        dm = make_dm(
+            tiny_tokenizer,
+            CountingTeacher(answer_tokens),
+            budget_tokens=budget,
+            num_intervals=intervals,
+            max_tokens_per_batch=max(batch_tokens, 64),
+            generation_batch_size=gen_batch,
+        )
+    except ValueError:
+        return  # budget too small for one step: rejected up front, which is the contract
+    for epoch in range(intervals):
+        consume_interval(dm, epoch)
+        assert dm.ledger.spent <= budget
