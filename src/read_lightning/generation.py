@@ -3,12 +3,24 @@
 A teacher takes user messages (plain text, no chat markup) and returns answers with the number
 of tokens it generated, which the ledger charges. Teachers are loaded once and reused across
 intervals; nothing here reloads a model.
+
+Backends: ``HFTeacher`` (an in-process Hugging Face model), ``VLLMTeacher`` (vLLM, the ``vllm``
+extra, imported only when constructed) and ``HTTPTeacher`` (any OpenAI-compatible
+``/v1/chat/completions`` endpoint, stdlib only). All three answer ``generate(prompts,
+max_new_tokens=...)`` with one ``Generation`` per prompt, in order.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import random
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +32,9 @@ __all__ = [
     "Teacher",
     "PromptSource",
     "HFTeacher",
+    "VLLMTeacher",
+    "HTTPTeacher",
+    "TeacherError",
     "StaticPromptSource",
     "chat_prompt_ids",
 ]
@@ -186,3 +201,199 @@ def _eos_ids(tokenizer: Any, model: torch.nn.Module) -> set[int]:
         elif value is not None:
             ids.update(value)
     return ids
+
+
+class TeacherError(RuntimeError):
+    """A teacher backend could not produce answers (unreachable, timed out, malformed reply)."""
+
+
+class VLLMTeacher:
+    """A vLLM engine answering all prompts of a call in one batch.
+
+    The prompts get the model's chat template (the same ``chat_prompt_ids`` as ``HFTeacher``)
+    and are passed as token ids, so both backends see identical inputs; the cost is the number
+    of generated token ids. ``engine_kwargs`` go to ``vllm.LLM`` (``tensor_parallel_size``,
+    ``gpu_memory_utilization``, ``dtype``, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.2,
+        top_p: float = 0.95,
+        seed: int = 0,
+        **engine_kwargs: Any,
+    ) -> None:
+        try:
+            import vllm  # heavy and GPU-only: imported here, never at module import
+        except ImportError as err:
+            raise ImportError(
+                "VLLMTeacher needs vLLM, which is not installed; install the extra with "
+                "`pip install read-lightning[vllm]` (or use HFTeacher / HTTPTeacher)"
+            ) from err
+        _check_sampling(max_new_tokens, temperature)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.calls = 0
+        self._sampling_params = vllm.SamplingParams
+        self.llm = vllm.LLM(model=model, seed=seed, **engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[Generation]:
+        if not prompts:
+            return []
+        params = self._sampling_params(
+            max_tokens=max_new_tokens or self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p if self.temperature > 0 else 1.0,
+            seed=self.seed * 1_000_003 + self.calls,  # reproducible per call, like HFTeacher
+        )
+        self.calls += 1
+        inputs = [{"prompt_token_ids": chat_prompt_ids(self.tokenizer, p)} for p in prompts]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        return [
+            Generation(text=o.outputs[0].text.strip(), num_tokens=len(o.outputs[0].token_ids)) for o in outputs
+        ]
+
+
+# Status codes worth retrying: the server is busy, restarting or behind a flaky proxy.
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class HTTPTeacher:
+    """A teacher behind an OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM serve, TGI,
+    llama.cpp server, hosted APIs), using only the standard library.
+
+    Args:
+        base_url: server root, e.g. ``http://127.0.0.1:8000`` (a trailing ``/v1`` is accepted).
+        model: model name sent in each request.
+        api_key_env: name of the environment variable holding the API key (sent as a bearer
+            token when set); the key itself never appears in configs or logs.
+        timeout: seconds per request attempt (connect and each read).
+        max_retries: extra attempts after a connection error, a timeout or a retryable status
+            (408, 409, 425, 429, 5xx); the wait doubles from ``backoff`` seconds each time.
+        concurrency: requests in flight at once (a small thread pool).
+        tokenizer: counts tokens when the server reports no ``usage.completion_tokens``;
+            without one the count falls back to ceil(characters / 4).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 1.0,
+        concurrency: int = 4,
+        max_new_tokens: int = 256,
+        temperature: float = 0.2,
+        top_p: float = 0.95,
+        seed: int | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"HTTPTeacher base_url must start with http:// or https://, got {base_url!r}")
+        if timeout <= 0:
+            raise ValueError(f"HTTPTeacher timeout must be > 0 seconds, got {timeout}")
+        if max_retries < 0 or backoff < 0:
+            raise ValueError(f"HTTPTeacher max_retries and backoff must be >= 0, got {max_retries}, {backoff}")
+        if concurrency < 1:
+            raise ValueError(f"HTTPTeacher concurrency must be >= 1, got {concurrency}")
+        _check_sampling(max_new_tokens, temperature)
+        root = base_url.rstrip("/")
+        self.url = (root if root.endswith("/v1") else root + "/v1") + "/chat/completions"
+        self.model = model
+        self.api_key_env = api_key_env
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.concurrency = int(concurrency)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.seed = seed
+        self.tokenizer = tokenizer
+
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[Generation]:
+        max_new = max_new_tokens or self.max_new_tokens
+        if len(prompts) <= 1 or self.concurrency == 1:
+            return [self._one(p, max_new) for p in prompts]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+            return list(pool.map(lambda p: self._one(p, max_new), prompts))  # map keeps the order
+
+    def _one(self, prompt: str, max_new: int) -> Generation:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_new,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        reply = self._post(body)
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise TeacherError(
+                f"teacher endpoint {self.url} returned JSON without choices[0].message.content: {str(reply)[:200]!r}"
+            ) from None
+        usage = reply.get("usage") if isinstance(reply, dict) else None
+        count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if not isinstance(count, int) or count < 0:
+            count = self._count(text)
+        return Generation(text=text.strip(), num_tokens=count)
+
+    def _count(self, text: str) -> int:
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return math.ceil(len(text) / 4)  # the usual characters-per-token rule of thumb
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read()
+            except urllib.error.HTTPError as err:
+                detail = err.read()[:300].decode("utf-8", "replace")
+                if err.code not in _RETRY_STATUS:
+                    raise TeacherError(f"teacher endpoint {self.url} answered HTTP {err.code}: {detail}") from None
+                last = f"HTTP {err.code}: {detail}"
+                continue
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                last = f"timed out after {self.timeout:g}s" if "timed out" in str(reason) else f"unreachable ({reason})"
+                continue
+            try:
+                reply = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise TeacherError(
+                    f"teacher endpoint {self.url} returned a body that is not JSON: {raw[:200]!r}"
+                ) from None
+            if not isinstance(reply, dict):
+                raise TeacherError(f"teacher endpoint {self.url} returned JSON that is not an object: {raw[:200]!r}")
+            return reply
+        raise TeacherError(f"teacher endpoint {self.url} failed after {self.max_retries + 1} attempt(s): {last}")
+
+
+def _check_sampling(max_new_tokens: int, temperature: float) -> None:
+    if max_new_tokens < 1:
+        raise ValueError(f"teacher max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"teacher temperature must be >= 0, got {temperature}")

@@ -1,0 +1,221 @@
+"""Teacher backends: in-process HF on a tiny Llama, HTTP against a local fake server, vLLM stubs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import time
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from read_lightning.generation import Generation, HFTeacher, HTTPTeacher, Teacher, TeacherError, VLLMTeacher
+
+# -- HFTeacher -------------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # Tiny matmuls spend most of their time synchronising threads on a busy 2-core box.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+PROMPTS = ["What is 12 plus 7?", "Write a Python function.", "The capital of France is", "Translate good morning"]
+
+
+def test_hf_teacher_one_answer_per_prompt_in_order(tiny_model, tiny_tokenizer):
+    teacher = HFTeacher(tiny_model, tiny_tokenizer, batch_size=3, max_new_tokens=6, temperature=0.0)
+    assert isinstance(teacher, Teacher)
+    gens = teacher.generate(PROMPTS)
+    assert len(gens) == len(PROMPTS) and all(isinstance(g, Generation) for g in gens)
+    assert all(1 <= g.num_tokens <= 6 for g in gens)
+    # Each answer belongs to its own prompt: asking again one by one gives the same greedy text,
+    # so batching (left padding, length sorting) neither reorders nor changes answers.
+    singles = [teacher.generate([p])[0] for p in PROMPTS]
+    assert [g.text for g in gens] == [g.text for g in singles]
+    assert [g.num_tokens for g in gens] == [g.num_tokens for g in singles]
+
+
+def test_hf_teacher_sampling_is_reproducible_per_seed(tiny_model, tiny_tokenizer):
+    a = HFTeacher(tiny_model, tiny_tokenizer, max_new_tokens=8, temperature=1.0, top_p=1.0, seed=3)
+    b = HFTeacher(tiny_model, tiny_tokenizer, max_new_tokens=8, temperature=1.0, top_p=1.0, seed=3)
+    assert [g.text for g in a.generate(PROMPTS)] == [g.text for g in b.generate(PROMPTS)]
+    assert a.generate(PROMPTS[:1], max_new_tokens=2)[0].num_tokens <= 2
+
+
+# -- HTTPTeacher against a local OpenAI-compatible fake ----------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with server.lock:
+            server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+            n = len(server.requests)
+        mode = server.mode
+        if mode == "flaky" and n <= 2:
+            return self._send(503, b'{"error": "warming up"}')
+        if mode == "hang":
+            server.release.wait(5.0)
+            return self._send(200, b"{}")
+        if mode == "garbage":
+            return self._send(200, b"<html>definitely not json</html>")
+        if mode == "bad_request":
+            return self._send(400, b'{"error": "model not found"}')
+        prompt = body["messages"][-1]["content"]
+        reply = {"choices": [{"message": {"role": "assistant", "content": f" echo: {prompt} "}}]}
+        if mode != "no_usage":
+            reply["usage"] = {"completion_tokens": 7, "prompt_tokens": 3}
+        if mode == "slow":
+            time.sleep(0.2)
+        self._send(200, json.dumps(reply).encode())
+
+    def _send(self, code: int, payload: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture()
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.mode, srv.requests, srv.lock, srv.release = "ok", [], threading.Lock(), threading.Event()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_http_teacher_answers_with_usage_counts_and_api_key(server, monkeypatch):
+    monkeypatch.setenv("READ_TEST_KEY", "sk-test")
+    teacher = HTTPTeacher(server.url, "tiny", api_key_env="READ_TEST_KEY", concurrency=3, max_new_tokens=9)
+    assert isinstance(teacher, Teacher)
+    gens = teacher.generate(PROMPTS)
+    assert [g.text for g in gens] == [f"echo: {p}" for p in PROMPTS]  # order kept across threads
+    assert all(g.num_tokens == 7 for g in gens)
+    req = server.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-test"
+    assert req["body"]["model"] == "tiny" and req["body"]["max_tokens"] == 9
+    assert req["body"]["messages"] == [{"role": "user", "content": req["body"]["messages"][0]["content"]}]
+
+
+def test_http_teacher_counts_tokens_without_usage(server, tiny_tokenizer):
+    server.mode = "no_usage"
+    gen = HTTPTeacher(server.url + "/v1/", "tiny", tokenizer=tiny_tokenizer).generate(["hi"])[0]
+    assert gen.num_tokens == len(tiny_tokenizer(" echo: hi ", add_special_tokens=False)["input_ids"]) or gen.num_tokens == len(
+        tiny_tokenizer("echo: hi", add_special_tokens=False)["input_ids"]
+    )
+    assert HTTPTeacher(server.url, "tiny").generate(["hi"])[0].num_tokens == 3  # ceil(len(" echo: hi ") / 4)
+
+
+def test_http_teacher_retries_transient_errors(server):
+    server.mode = "flaky"
+    teacher = HTTPTeacher(server.url, "tiny", max_retries=3, backoff=0.01)
+    assert teacher.generate(["again"])[0].text == "echo: again"
+    assert len(server.requests) == 3  # two 503s, then the answer
+
+
+def test_http_teacher_gives_up_after_retries_naming_the_url(server):
+    server.mode = "flaky"
+    with pytest.raises(TeacherError, match=r"127\.0\.0\.1.*/v1/chat/completions.*2 attempt.*503"):
+        HTTPTeacher(server.url, "tiny", max_retries=1, backoff=0.01).generate(["x"])
+
+
+def test_http_teacher_times_out_on_a_hanging_server(server):
+    server.mode = "hang"
+    teacher = HTTPTeacher(server.url, "tiny", timeout=0.3, max_retries=1, backoff=0.01)
+    start = time.monotonic()
+    with pytest.raises(TeacherError, match=r"127\.0\.0\.1.*timed out"):
+        teacher.generate(["x"])
+    assert time.monotonic() - start < 3.0
+    assert len(server.requests) == 2
+
+
+def test_http_teacher_rejects_garbage_and_client_errors(server):
+    server.mode = "garbage"
+    with pytest.raises(TeacherError, match="not JSON"):
+        HTTPTeacher(server.url, "tiny", max_retries=2, backoff=0.01).generate(["x"])
+    assert len(server.requests) == 1  # a malformed 200 is not retried
+    server.mode = "bad_request"
+    with pytest.raises(TeacherError, match="HTTP 400.*model not found"):
+        HTTPTeacher(server.url, "tiny", max_retries=2, backoff=0.01).generate(["x"])
+    assert len(server.requests) == 2
+
+
+def test_http_teacher_unreachable_endpoint():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TeacherError, match=rf"127\.0\.0\.1:{port}.*unreachable"):
+        HTTPTeacher(f"http://127.0.0.1:{port}", "tiny", max_retries=1, backoff=0.01, timeout=1).generate(["x"])
+
+
+def test_http_teacher_concurrency_overlaps_requests(server):
+    server.mode = "slow"
+    start = time.monotonic()
+    HTTPTeacher(server.url, "tiny", concurrency=4).generate(["a", "b", "c", "d"])
+    assert time.monotonic() - start < 0.6  # four 0.2 s requests in parallel, not 0.8 s in a row
+
+
+def test_http_teacher_validates_arguments():
+    with pytest.raises(ValueError, match="http"):
+        HTTPTeacher("localhost:8000", "m")
+    with pytest.raises(ValueError, match="concurrency"):
+        HTTPTeacher("http://x", "m", concurrency=0)
+
+
+# -- VLLMTeacher -----------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+def test_vllm_teacher_missing_extra_says_how_to_install():
+    with pytest.raises(ImportError, match=r"pip install read-lightning\[vllm\]"):
+        VLLMTeacher("some/model")
+
+
+def test_vllm_teacher_applies_chat_template_and_counts_tokens(monkeypatch, tiny_tokenizer):
+    seen = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, model, seed, **kw):
+            seen["init"] = (model, seed, kw)
+
+        def get_tokenizer(self):
+            return tiny_tokenizer
+
+        def generate(self, inputs, params, use_tqdm=False):
+            seen["inputs"], seen["params"] = inputs, params.kw
+            out = types.SimpleNamespace
+            return [out(outputs=[out(text=f" a{i} ", token_ids=list(range(i + 1)))]) for i in range(len(inputs))]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    teacher = VLLMTeacher("m", temperature=0.0, max_new_tokens=5, seed=2, gpu_memory_utilization=0.5)
+    gens = teacher.generate(["hello", "world"], max_new_tokens=3)
+    assert [(g.text, g.num_tokens) for g in gens] == [("a0", 1), ("a1", 2)]
+    assert seen["init"] == ("m", 2, {"gpu_memory_utilization": 0.5})
+    assert seen["params"]["max_tokens"] == 3 and seen["params"]["top_p"] == 1.0
+    chat = tiny_tokenizer.decode(seen["inputs"][0]["prompt_token_ids"])
+    assert "<|im_start|>user\nhello<|im_end|>" in chat and chat.endswith("<|im_start|>assistant\n")
