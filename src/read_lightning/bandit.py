@@ -102,6 +102,7 @@ def candidate_actions(
     previous: np.ndarray | None = None,
     step: float = 0.1,
     anchors: bool = True,
+    blend: Sequence[float] = (0.25,),
 ) -> np.ndarray:
     """The candidate set A, ``(A, K)`` rows on the simplex, deduplicated.
 
@@ -109,8 +110,8 @@ def candidate_actions(
     * mixes of three over C_ess with grid weights summing to 1 (e.g. 0.25/0.25/0.5), plus the
       equal split (the published code could express neither these nor one-hots);
     * one-hot actions for every capability in C_ess (``one_hot="all"``: every capability);
-    * ``anchors``: r itself (the task-static mixture) and the blends ``(r + a) / 2`` of r with
-      each sparse action ``a`` above — tilts of the prior mixture the bandit can refine;
+    * ``anchors``: r itself (the task-static mixture) and the blends ``(1 - b) r + b a`` of r
+      with each sparse action ``a`` above, for ``b`` in ``blend`` — tilts of the prior mixture;
     * local perturbations of ``previous``: move ``step`` of mass from any capability in its
       support to any capability in C_ess or the support, and ``previous`` itself.
     """
@@ -141,7 +142,7 @@ def candidate_actions(
         # returns a spread mixture beats a sparse one, so the sparse actions alone are a poor menu
         sparse = list(rows)
         rows.append(requirement.copy())
-        rows.extend(0.5 * requirement + 0.5 * row for row in sparse)
+        rows.extend((1.0 - a) * requirement + a * row for a in blend for row in sparse)
     if previous is not None:
         previous = np.asarray(previous, dtype=float)
         rows.append(previous.copy())
@@ -185,7 +186,7 @@ class BootstrapEnsemble:
                 rng.normal(0.0, 1.0 / math.sqrt(hidden), size=members * hidden * out_dim),
                 np.zeros(members * out_dim),
             ]
-        )
+        ).astype(np.float32)  # float32: half the memory traffic; these nets are tiny and noisy anyway
         self._set_flat(flat, np.zeros_like(flat), np.zeros_like(flat), 0)
 
     def _set_flat(self, flat: np.ndarray, m: np.ndarray, v: np.ndarray, t: int) -> None:
@@ -201,20 +202,34 @@ class BootstrapEnsemble:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """``x (N, D)`` -> predictions ``(J, N, O)``."""
         p = self.params
-        h = np.tanh(x[None] @ p["W1"] + p["b1"][:, None, :])
-        return h @ p["W2"] + p["b2"][:, None, :]
+        h = np.tanh(x.astype(np.float32)[None] @ p["W1"] + p["b1"][:, None, :])
+        return (h @ p["W2"] + p["b2"][:, None, :]).astype(np.float64)
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, steps: int, batch: int, rng: np.random.Generator) -> float:
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        steps: int,
+        batch: int,
+        rng: np.random.Generator,
+        output_weights: np.ndarray | None = None,
+    ) -> float:
         """``steps`` Adam steps of squared error on per-member bootstrap minibatches; returns the last loss.
 
-        x: ``(n, D)``; y: ``(n, O)`` (already standardised by the caller).
+        x: ``(n, D)``; y: ``(n, O)`` (already standardised by the caller); output_weights:
+        ``(O,)`` weights of each output in the loss (default: equal, summing to 1).
         """
         n = len(x)
+        x, y = x.astype(np.float32), y.astype(np.float32)
         members = self.shapes["b2"][0]
         b = min(batch, n)
         boot = rng.integers(0, n, size=(members, n))  # one bootstrap resample per member
         picks = rng.integers(0, n, size=(steps, members, b))  # minibatches drawn from it
         idx_all = np.take_along_axis(np.broadcast_to(boot, (steps, members, n)), picks, axis=2)
+        out_dim = self.shapes["b2"][1]
+        omega = np.full(out_dim, 1.0 / out_dim) if output_weights is None else np.asarray(output_weights)
+        omega = (omega / omega.sum()).astype(np.float32)
         p, g = self.params, self.grads
         beta1, beta2, eps, wd = 0.9, 0.999, 1e-8, self.weight_decay
         loss = 0.0
@@ -223,7 +238,7 @@ class BootstrapEnsemble:
             xb, yb = x[idx], y[idx]  # (J, b, D), (J, b, O)
             h = np.tanh(xb @ p["W1"] + p["b1"][:, None, :])  # (J, b, H)
             err = h @ p["W2"] + p["b2"][:, None, :] - yb  # (J, b, O)
-            d = err * (2.0 / (b * err.shape[2]))
+            d = err * (omega * (2.0 / b))
             dh = (d @ p["W2"].transpose(0, 2, 1)) * (1.0 - h * h)  # (J, b, H)
             np.matmul(xb.transpose(0, 2, 1), dh, out=g["W1"])
             np.sum(dh, axis=1, out=g["b1"])
@@ -236,11 +251,14 @@ class BootstrapEnsemble:
             self.m *= beta1
             self.m += (1.0 - beta1) * grad
             self.v *= beta2
-            self.v += (1.0 - beta2) * grad * grad
-            step = self.lr / (1.0 - beta1**self.t)
-            self.flat -= step * self.m / (np.sqrt(self.v / (1.0 - beta2**self.t)) + eps)
+            grad *= grad
+            self.v += (1.0 - beta2) * grad
+            step = self.lr * math.sqrt(1.0 - beta2**self.t) / (1.0 - beta1**self.t)
+            denom = np.sqrt(self.v, out=grad)  # reuse the buffer; it is rewritten next step
+            denom += eps
+            self.flat -= step * self.m / denom
             if s == steps - 1:
-                loss = float(np.mean(err**2))
+                loss = float(np.mean((err**2) @ omega))
         return loss
 
     def state_dict(self) -> dict[str, Any]:
@@ -249,7 +267,7 @@ class BootstrapEnsemble:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if {k: tuple(v) for k, v in state["shapes"].items()} != self.shapes:
             raise ValueError(f"ensemble shapes {state['shapes']!r} do not match {self.shapes!r}")
-        self._set_flat(np.array(state["flat"]), np.array(state["m"]), np.array(state["v"]), int(state["t"]))
+        self._set_flat(*(np.array(state[n], dtype=np.float32) for n in ("flat", "m", "v")), int(state["t"]))
 
 
 class Allocator:
@@ -442,16 +460,22 @@ def _fit_affine(points: Sequence[tuple[float, float]], fallback: tuple[float, fl
 
 
 class UCBEnsembleAllocator(Allocator):
-    """ReAD's allocator: UCB over a bootstrap ensemble of MLP reward regressors.
+    """ReAD's allocator: UCB over a bootstrap ensemble of small MLPs.
 
-    Context ``x = [r ; s/100 ; remaining ; mean of the last ``summary_window`` allocations ;
-    last delta_s / delta_scale]`` (length ``4K + 1``); the regressor input is ``[x ; w]``. Each
-    ``select`` scores every candidate in ``candidate_actions`` by ``mu + kappa * sigma`` (ensemble
-    mean and std, in reward units) and takes the argmax; the first ``warmup`` decisions pick a
-    uniformly random candidate instead. Rewards are standardised by the history's mean and std
-    before fitting, so ``lr``/``refit_steps`` do not depend on the reward's units; an affine
-    rescaling of the rewards (e.g. by the calibration) would therefore not change any choice,
-    which is why ``calibration`` is reported (``predicted_utility``) rather than fed back.
+    Context ``x = [r ; s/100 ; remaining ; mean of all past allocations ; last delta_s /
+    delta_scale]`` (length ``4K + 1``); the regressor input is ``[x ; sqrt(w)]``. The J nets
+    predict the interval's outcome ``[delta_s (K) ; cost]`` rather than the scalar reward: the
+    reward is a known function of them (``compute_reward``), so each decision yields K + 1 targets
+    instead of one, and the spillover term is computed per member from its predicted
+    ``delta_s``. ``select`` scores every candidate in ``candidate_actions`` by ``mu + kappa *
+    sigma`` (mean and std over members of the predicted reward, in reward units) and takes the
+    argmax; the first ``warmup`` decisions pick a uniformly random candidate instead.
+
+    Targets are standardised per output over the history, so ``lr``/``refit_steps`` do not
+    depend on units; the loss weights each output by its share in the reward (``reward_focus``).
+    An affine rescaling of all rewards (e.g. by the calibration) changes no choice, which is why
+    ``calibration`` is reported (``predicted_utility`` in ``last_info``) and not fed back.
+    ``kappa`` shrinks by ``kappa_decay`` at each development checkpoint that does not improve.
     """
 
     def __init__(
@@ -477,6 +501,9 @@ class UCBEnsembleAllocator(Allocator):
         one_hot: str = "essential",
         perturbation: float = 0.1,
         delta_scale: float = 10.0,
+        reward_focus: float = 0.9,
+        anchors: bool = True,
+        blend: Sequence[float] = (0.25,),
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (math.isfinite(kappa) and kappa >= 0):
@@ -501,8 +528,14 @@ class UCBEnsembleAllocator(Allocator):
         self.refit_steps, self.batch_size, self.warmup = refit_steps, batch_size, warmup
         self.grid, self.one_hot, self.perturbation = tuple(grid), one_hot, float(perturbation)
         self.delta_scale = float(delta_scale)
+        if not 0.0 <= reward_focus <= 1.0:
+            raise ValueError(f"reward_focus must be in [0, 1], got {reward_focus!r}")
+        self.reward_focus = float(reward_focus)
+        self.anchors, self.blend = bool(anchors), tuple(float(b) for b in blend)
+        if any(not 0 < b < 1 for b in self.blend):
+            raise ValueError(f"blend weights must lie strictly between 0 and 1, got {list(blend)!r}")
         kdim = len(self.capabilities)
-        self.in_dim = 6 * kdim + 1  # context (4K + 1) and action features (2K)
+        self.in_dim = 5 * kdim + 1  # context (4K + 1) and action features (K)
         # outputs: delta_s per capability (K) and the interval's cost in tokens (1)
         self.ensemble = BootstrapEnsemble(
             members, self.in_dim, hidden, kdim + 1, lr=lr, weight_decay=weight_decay, rng=self.rng
@@ -528,7 +561,14 @@ class UCBEnsembleAllocator(Allocator):
     def candidates(self) -> np.ndarray:
         """The current candidate set ``(A, K)`` (depends on the previous allocation)."""
         return candidate_actions(
-            self.requirement, self.essential, grid=self.grid, one_hot=self.one_hot, previous=self.previous_w, step=self.perturbation
+            self.requirement,
+            self.essential,
+            grid=self.grid,
+            one_hot=self.one_hot,
+            previous=self.previous_w,
+            step=self.perturbation,
+            anchors=self.anchors,
+            blend=self.blend,
         )
 
     @staticmethod
@@ -539,7 +579,7 @@ class UCBEnsembleAllocator(Allocator):
         ``w`` is close to linear in it, so its argmax sits on a vertex (a one-hot) whatever the
         truth; a concave feature lets it express diminishing returns from little data.
         """
-        return np.concatenate([w, np.sqrt(w)], axis=-1)
+        return np.sqrt(w)
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
         x = self.context(s, remaining)
@@ -575,6 +615,32 @@ class UCBEnsembleAllocator(Allocator):
         y = np.array(self.history_y)
         return y.mean(axis=0), y.std(axis=0) + 1e-6
 
+    def _output_weights(self, std: np.ndarray) -> np.ndarray | None:
+        """Loss weight of each standardised output: its squared coefficient in the reward, plus a floor.
+
+        Why: only ``r . delta_s`` (and the cost) enter the decision, so with a few dozen samples the
+        nets' capacity should go to the capabilities the task needs, not to fitting noise on
+        capabilities with ``r_c ~ 0``. The floor (``reward_focus`` < 1) keeps every output fitted.
+        """
+        if self.reward_focus == 0.0:
+            return None
+        coef = np.append(self.requirement * std[:-1], self.lam * std[-1] / self.cost_scale)
+        focus = coef**2 / max(float(np.sum(coef**2)), 1e-12)
+        return self.reward_focus * focus + (1.0 - self.reward_focus) / len(coef)
+
+    def _output_weights(self, std: np.ndarray) -> np.ndarray | None:
+        """Loss weight of each standardised output: its squared coefficient in the reward, plus a floor.
+
+        Why: only ``r . delta_s`` (and the cost) enter the decision, so with a few dozen samples the
+        nets' capacity should go to the capabilities the task needs, not to fitting noise on
+        capabilities with ``r_c ~ 0``. The floor (``reward_focus`` < 1) keeps every output fitted.
+        """
+        if self.reward_focus == 0.0:
+            return None
+        coef = np.append(self.requirement * std[:-1], self.lam * std[-1] / self.cost_scale)
+        focus = coef**2 / max(float(np.sum(coef**2)), 1e-12)
+        return self.reward_focus * focus + (1.0 - self.reward_focus) / len(coef)
+
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
         self.history_x.append(pending["input"])
         self.history_y.append(np.append(delta, pending["cost"]))
@@ -586,7 +652,10 @@ class UCBEnsembleAllocator(Allocator):
         if self.refit_steps > 0:
             mean, std = self._target_stats()
             y = (np.array(self.history_y) - mean) / std
-            loss = self.ensemble.fit(np.array(self.history_x), y, steps=self.refit_steps, batch=self.batch_size, rng=self.rng)
+            loss = self.ensemble.fit(
+                np.array(self.history_x), y, steps=self.refit_steps, batch=self.batch_size, rng=self.rng,
+                output_weights=self._output_weights(std),
+            )
         return {"fit_loss": loss}
 
     def development_checkpoint(self, utility: float) -> None:
