@@ -45,8 +45,9 @@ lm-eval's stock HF wrapper projects every position of every sequence onto the vo
 SmolLM2's 49k-token head that projection costs as much as the ten kept layers of the default
 student, and only the target positions are needed, so :class:`_ProbeLM` (an ``HFLM``) replaces
 the scoring step with :func:`score_continuations`, which asks the model for the logits of the
-target positions only (``logits_to_keep``). Tokenisation, batching order and metrics stay
-lm-eval's.
+target positions only (``logits_to_keep``). It also encodes context and target separately, the
+way the student's training pairs are built, where lm-eval would move the newline that ends the
+chat prompt into the target. Task loading, requests and metrics stay lm-eval's.
 """
 
 from __future__ import annotations
@@ -330,6 +331,13 @@ def _probe_lm_class() -> type:
         def loglikelihood(self, requests: list, disable_tqdm: bool = True) -> list[tuple[float, bool]]:
             return super().loglikelihood(requests, disable_tqdm=True)
 
+        def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+            # lm-eval moves trailing whitespace of the context into the continuation and splits
+            # a joint encoding; right for plain-text prompts, wrong for a chat prompt ending in
+            # the assistant header's newline. Encode the two parts apart, as training does
+            # (prompt ids from the chat template, then answer ids).
+            return self.tok_encode(context), self.tok_encode(continuation, add_special_tokens=False)
+
         def _loglikelihood_tokens(
             self, requests: list, disable_tqdm: bool = False, override_bs: int | None = None
         ) -> list[tuple[float, bool]]:
@@ -512,7 +520,8 @@ class CapabilityProbe:
         if self._refs is None:
             return str(item["answer"]) + eos
         answer, complete = self._refs[capability][item["id"]]
-        return answer + eos if complete else answer
+        # An answer with no visible text (the teacher emitted only special tokens) scores stopping.
+        return answer + eos if complete or not answer else answer
 
     def _prepare(self, lm: Any, tokenizer: Any) -> Path:
         """Render the suite for this tokenizer into ``work_dir``: YAML + JSONL per capability."""

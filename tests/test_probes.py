@@ -1,0 +1,223 @@
+"""Capability probes: lm-eval suite, fidelity scores, teacher references, state hygiene."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_model
+
+from read_lightning.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.generation import chat_prompt_ids
+from read_lightning.probes import (
+    PROBE_DATA_DIR,
+    CapabilityProbe,
+    _probe_lm_class,
+    probe_items,
+    read_jsonl,
+    render_chat_prompt,
+    score_continuations,
+)
+
+CAPS = ["math", "code"]
+LIMIT = 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny models gain nothing from intra-op threads, and on a busy 2-core box OpenMP threads
+    # waiting on each other make them 20x slower.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _probe(tmp_path, **kw) -> CapabilityProbe:
+    kw.setdefault("capabilities", CAPS)
+    kw.setdefault("limit", LIMIT)
+    return CapabilityProbe(work_dir=tmp_path / "probe_work", **kw)
+
+
+def test_suite_ships_one_task_per_capability_with_enough_items():
+    for cap in DEFAULT_CAPABILITIES:
+        assert (PROBE_DATA_DIR / f"{cap}.yaml").is_file()
+        items = probe_items(cap)
+        assert 16 <= len(items) <= 30, cap
+        assert all(it["prompt"].strip() and str(it["answer"]).strip() for it in items)
+    prompts = [it["prompt"] for cap in DEFAULT_CAPABILITIES for it in probe_items(cap)]
+    assert len(prompts) == len(set(prompts)), "probe prompts must be distinct"
+
+
+def test_rendered_prompt_tokenizes_like_training_prompts(tiny_tokenizer):
+    text = "What is 17 plus 25?"
+    rendered = render_chat_prompt(tiny_tokenizer, text)
+    assert rendered.endswith("<|im_start|>assistant\n")
+    assert tiny_tokenizer(rendered, add_special_tokens=False)["input_ids"] == chat_prompt_ids(tiny_tokenizer, text)
+
+
+def test_score_continuations_matches_full_forward(tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, seed=3).eval()
+    g = torch.Generator().manual_seed(0)
+    ctxs = [torch.randint(5, 300, (n,), generator=g).tolist() for n in (4, 9, 2, 7, 5)]
+    conts = [torch.randint(5, 300, (n,), generator=g).tolist() for n in (3, 1, 6, 2, 4)]
+    got = score_continuations(model, ctxs, conts, batch_size=2)
+    for ctx, cont, s in zip(ctxs, conts, got):
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+        lp = logp[len(ctx) - 1 :]  # rows predicting each continuation token
+        want = lp.gather(-1, torch.tensor(cont)[:, None]).sum().item()
+        assert s.logprob == pytest.approx(want, abs=1e-4)
+        assert s.num_tokens == len(cont)
+        assert s.greedy == bool((lp.argmax(-1) == torch.tensor(cont)).all())
+
+
+def test_probe_lm_agrees_with_stock_hflm(tiny_tokenizer):
+    from lm_eval.models.huggingface import HFLM
+
+    model = build_tiny_model(tiny_tokenizer, seed=4)
+    lm = _probe_lm_class()(pretrained=model, tokenizer=tiny_tokenizer, batch_size=3)
+    reqs = []
+    for item in probe_items("math")[:5]:
+        ctx = render_chat_prompt(tiny_tokenizer, item["prompt"])
+        cont = item["answer"] + tiny_tokenizer.eos_token
+        c_ids, t_ids = lm._encode_pair(ctx, cont)
+        reqs.append(((ctx, cont), c_ids, t_ids))
+    ours = lm._loglikelihood_tokens(reqs)
+    stock = HFLM._loglikelihood_tokens(lm, reqs, disable_tqdm=True)
+    for (a, ga), (b, gb) in zip(ours, stock):
+        assert a == pytest.approx(b, abs=1e-4)
+        assert ga == gb
+
+
+def test_scores_in_range_deterministic_and_state_restored(tiny_tokenizer, tmp_path):
+    model = build_tiny_model(tiny_tokenizer, seed=0)
+    model.train()
+    model.model.layers[0].eval()  # a submodule kept in eval (e.g. frozen) must stay so
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    before = (random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone())
+
+    probe = _probe(tmp_path)
+    first = probe.evaluate(model, tiny_tokenizer)
+
+    assert random.getstate() == before[0]
+    assert np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+    assert model.training and model.model.training
+    assert not model.model.layers[0].training and model.model.layers[1].training
+
+    assert set(first) == set(CAPS)
+    for cap, score in first.items():
+        assert 0.0 <= score <= 100.0
+        d = probe.last_details[cap]
+        assert set(d) >= {"fidelity", "agreement", "logprob", "n"}
+        assert d["n"] == LIMIT and 0.0 <= d["agreement"] <= 100.0
+        assert d["fidelity"] == pytest.approx(100.0 * np.exp(d["logprob"]))
+    assert probe.evaluate(model, tiny_tokenizer) == first  # same model, same scores
+
+
+def _train_on_targets(model, tokenizer, pairs, steps=150):
+    """Fit ``model`` to the probe's (prompt, target) pairs: the 'student matching its references'."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    eos = [tokenizer.eos_token_id]
+    batch = []
+    for prompt, answer in pairs:
+        ctx = chat_prompt_ids(tokenizer, prompt)
+        ans = tokenizer(answer, add_special_tokens=False)["input_ids"] + eos
+        batch.append((ctx + ans, [-100] * len(ctx) + ans))
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.tensor([i + [0] * (width - len(i)) for i, _ in batch])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_model_fitted_to_references_scores_higher(tiny_tokenizer, tmp_path):
+    probe = _probe(tmp_path, capabilities=["math"], limit=4)
+    items = probe_items("math")[:4]
+    torch.manual_seed(0)
+    random_model = build_tiny_model(tiny_tokenizer, seed=1)
+    fitted = _train_on_targets(build_tiny_model(tiny_tokenizer, seed=1), tiny_tokenizer, [(i["prompt"], i["answer"]) for i in items])
+    base = probe.evaluate(random_model, tiny_tokenizer)["math"]
+    base_agree = probe.last_details["math"]["agreement"]
+    good = probe.evaluate(fitted, tiny_tokenizer)["math"]
+    # An untrained model is near uniform (~100/vocab); memorised targets get most of the mass.
+    assert good > base + 10.0 and good > 5 * base, (base, good)
+    assert probe.last_details["math"]["agreement"] > base_agree
+
+
+def test_teacher_references_are_generated_once_and_used(tiny_tokenizer, tmp_path, monkeypatch):
+    # A teacher that answers with visible text: a tiny model fitted to the first gold answers.
+    pairs = [(it["prompt"], it["answer"]) for cap in CAPS for it in probe_items(cap)[:4]]
+    teacher = _train_on_targets(build_tiny_model(tiny_tokenizer, seed=7), tiny_tokenizer, pairs)
+    cache = tmp_path / "refs" / "teacher_refs.jsonl"
+    probe = _probe(tmp_path, limit=4)
+    refs = probe.build_references(teacher, tiny_tokenizer, cache, max_new_tokens=12, batch_size=8)
+    assert sum(refs[c][it["id"]] == it["answer"] for c in CAPS for it in probe_items(c)[:4]) >= 6
+    rows = read_jsonl(cache)
+    assert len(rows) == sum(len(probe_items(c)) for c in CAPS)
+    assert set(refs) == set(CAPS)
+    assert refs["math"]["ma-01"] == next(r["answer"] for r in rows if r["id"] == "ma-01")
+
+    # A second probe (e.g. a resumed run) must read the cache, never regenerate.
+    import read_lightning.probes as probes_mod
+
+    class _Boom:
+        def __init__(self, *a, **k):
+            raise AssertionError("teacher references were regenerated despite a valid cache")
+
+    monkeypatch.setattr(probes_mod, "HFTeacher", _Boom)
+    again = _probe(tmp_path, limit=4)
+    assert again.build_references(teacher, tiny_tokenizer, cache, max_new_tokens=12) == refs
+    from_file = _probe(tmp_path, limit=4, references=cache)
+    assert from_file.references == refs
+
+    # The teacher's greedy answers are its argmax tokens: it agrees with itself everywhere and
+    # scores far above an unrelated model; the rendered targets are the teacher's answers.
+    teacher_scores = from_file.evaluate(teacher, tiny_tokenizer)
+    teacher_agree = {c: from_file.last_details[c]["agreement"] for c in CAPS}
+    other_scores = from_file.evaluate(build_tiny_model(tiny_tokenizer, seed=8), tiny_tokenizer)
+    for cap in CAPS:
+        assert teacher_agree[cap] == 100.0  # its greedy answers, end-of-turn included
+        assert teacher_scores[cap] > other_scores[cap] + 10.0
+        assert from_file.last_details[cap]["agreement"] < 100.0
+    rendered = [json.loads(x) for x in next((tmp_path / "probe_work").glob("tasks_*/math.jsonl")).read_text().splitlines()]
+    assert rendered[0]["target"].startswith(refs["math"][rendered[0]["id"]])
+
+
+def test_unknown_capability_is_named():
+    with pytest.raises(ValueError, match="astrology"):
+        CapabilityProbe(capabilities=["math", "astrology"])
+
+
+def test_empty_probe_set_names_capability_and_file(tmp_path):
+    (tmp_path / "math.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match=r"empty probe set for capability 'math'.*math\.jsonl"):
+        CapabilityProbe(capabilities=["math"], data_dir=tmp_path)
+
+
+def test_corrupt_probe_row_names_file_and_line(tmp_path):
+    good = json.dumps({"id": "a", "prompt": "p", "answer": "x"})
+    (tmp_path / "math.jsonl").write_text(good + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"math\.jsonl:2"):
+        CapabilityProbe(capabilities=["math"], data_dir=tmp_path)
+
+
+def test_bad_arguments_rejected():
+    with pytest.raises(ValueError, match="batch_size"):
+        CapabilityProbe(batch_size=0)
+    with pytest.raises(ValueError, match="limit"):
+        CapabilityProbe(limit=0)
+    with pytest.raises(ValueError, match="at least one"):
+        CapabilityProbe(capabilities=[])
