@@ -148,7 +148,8 @@ def test_model_fitted_to_references_scores_higher(tiny_tokenizer, tmp_path):
     items = probe_items("math")[:4]
     torch.manual_seed(0)
     random_model = build_tiny_model(tiny_tokenizer, seed=1)
-    fitted = _train_on_targets(build_tiny_model(tiny_tokenizer, seed=1), tiny_tokenizer, [(i["prompt"], i["answer"]) for i in items])
+    pairs = [(i["prompt"], i["answer"]) for i in items]
+    fitted = _train_on_targets(build_tiny_model(tiny_tokenizer, seed=1), tiny_tokenizer, pairs)
     base = probe.evaluate(random_model, tiny_tokenizer)["math"]
     base_agree = probe.last_details["math"]["agreement"]
     good = probe.evaluate(fitted, tiny_tokenizer)["math"]
@@ -166,7 +167,7 @@ def test_teacher_references_are_generated_once_and_used(tiny_tokenizer, tmp_path
     refs = probe.build_references(teacher, tiny_tokenizer, cache, max_new_tokens=12, batch_size=8)
     assert sum(refs[c][it["id"]] == it["answer"] for c in CAPS for it in probe_items(c)[:4]) >= 6
     rows = read_jsonl(cache)
-    assert len(rows) == sum(len(probe_items(c)) for c in CAPS)
+    assert len(rows) == 4 * len(CAPS)  # only the probed (limited) items are generated
     assert set(refs) == set(CAPS)
     assert refs["math"]["ma-01"] == next(r["answer"] for r in rows if r["id"] == "ma-01")
 
@@ -192,7 +193,8 @@ def test_teacher_references_are_generated_once_and_used(tiny_tokenizer, tmp_path
         assert teacher_agree[cap] == 100.0  # its greedy answers, end-of-turn included
         assert teacher_scores[cap] > other_scores[cap] + 10.0
         assert from_file.last_details[cap]["agreement"] < 100.0
-    rendered = [json.loads(x) for x in next((tmp_path / "probe_work").glob("tasks_*/math.jsonl")).read_text().splitlines()]
+    rendered_file = next((tmp_path / "probe_work").glob("tasks_*/math.jsonl"))
+    rendered = [json.loads(x) for x in rendered_file.read_text().splitlines()]
     assert rendered[0]["target"].startswith(refs["math"][rendered[0]["id"]])
 
 

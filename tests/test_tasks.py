@@ -38,7 +38,8 @@ def _one_thread():
 def _write_card(tmp_path: Path, evaluation: str, dev_rows: list[dict], **extra) -> Path:
     (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev_rows))
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev_rows))
-    card = {"name": "t", "description": "a test task", "evaluation": evaluation, "dev": "dev.jsonl", "test": "test.jsonl"}
+    card = {"name": "t", "description": "a test task", "evaluation": evaluation}
+    card.update(dev="dev.jsonl", test="test.jsonl")
     card.update(extra)
     path = tmp_path / "card.yaml"
     path.write_text(json.dumps(card))  # JSON is YAML

@@ -402,8 +402,9 @@ class CapabilityProbe:
         self.capabilities = capabilities
         self.batch_size = batch_size
         self.limit = limit
-        # Load every probe set now so an empty or broken file fails at construction.
-        self.items = {c: probe_items(c, self.data_dir) for c in capabilities}
+        # Load every probe set now so an empty or broken file fails at construction; with a
+        # limit, only the first items exist for this probe (references, rendering, scoring).
+        self.items = {c: probe_items(c, self.data_dir)[:limit] for c in capabilities}
         self._work_dir = Path(work_dir) if work_dir is not None else None
         # capability -> item id -> (teacher answer, whether it ended with end-of-turn)
         self._refs: dict[str, dict[str, tuple[str, bool]]] | None = None
