@@ -92,14 +92,11 @@ class DistillationModule(L.LightningModule):
     def teacher(self) -> torch.nn.Module | None:
         return self._frozen["teacher"]
 
-    @teacher.setter
-    def teacher(self, model: torch.nn.Module | None) -> None:
-        self._frozen["teacher"] = model
-
     # ----------------------------------------------------------------- models
     def attach(self, *, student: torch.nn.Module, tokenizer: Any, teacher: torch.nn.Module | None = None) -> DistillationModule:
         """Use ready-made models instead of loading them from the configured names."""
-        self.student, self.tokenizer, self.teacher = student, tokenizer, teacher
+        self.student, self.tokenizer = student, tokenizer
+        self._frozen["teacher"] = teacher
         self._check_kd_compatible()
         return self
 
@@ -120,7 +117,7 @@ class DistillationModule(L.LightningModule):
             self.student.gradient_checkpointing_enable()
             self.student.config.use_cache = False
         if hp.kd_weight > 0:
-            self.teacher = load_model(hp.teacher, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=True)
+            self._frozen["teacher"] = load_model(hp.teacher, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=True)
             self._teacher_tokenizer = load_tokenizer(hp.teacher, hp.cache_dir)
             self._check_kd_compatible()
 

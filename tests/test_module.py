@@ -1,0 +1,106 @@
+import json
+
+import lightning as L
+import pytest
+import torch
+from conftest import build_tiny_model
+from test_data import POOLS, CountingTeacher
+
+from read_lightning.data import CapabilityDataModule
+from read_lightning.generation import StaticPromptSource
+from read_lightning.module import DistillationModule, lr_factor
+
+
+def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, **module_kw):
+    dm = CapabilityDataModule(
+        capabilities=list(POOLS),
+        budget_tokens=2400 * epochs,
+        num_intervals=epochs,
+        max_tokens_per_batch=256,
+        max_length=64,
+        max_new_tokens=16,
+        generation_batch_size=4,
+    ).attach(teacher=CountingTeacher(), tokenizer=tok, prompt_source=StaticPromptSource(POOLS))
+    module = DistillationModule(lr=3e-3, warmup_fraction=0.0, **module_kw).attach(
+        student=student or build_tiny_model(tok), tokenizer=tok, teacher=teacher
+    )
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        reload_dataloaders_every_n_epochs=1,
+        default_root_dir=str(tmp_path),
+        logger=L.pytorch.loggers.CSVLogger(str(tmp_path)),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+    trainer.fit(module, datamodule=dm)
+    return trainer, module, dm
+
+
+def test_training_lowers_the_loss_and_writes_a_loadable_student(tiny_tokenizer, tmp_path):
+    trainer, module, dm = tiny_run(tiny_tokenizer, tmp_path)
+    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    ce = [float(r.split(",")[header.index("train/ce_loss")]) for r in rows[1:] if r.split(",")[header.index("train/ce_loss")]]
+    assert len(ce) > 5 and sum(ce[-3:]) / 3 < 0.7 * sum(ce[:3]) / 3
+    assert module.tokens_seen == dm.ledger.summary()["training"]
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(trainer.log_dir + "/student")
+    for a, b in zip(saved.parameters(), module.student.parameters()):
+        assert torch.equal(a, b.detach())
+    ledger = json.loads((tmp_path / "lightning_logs" / "version_0" / "ledger.json").read_text())
+    assert ledger["spent"] <= ledger["budget"]
+
+
+def test_lean_logits_equal_full_forward(tiny_tokenizer):
+    from read_lightning.data import collate, encode_example
+
+    model = build_tiny_model(tiny_tokenizer)
+    batch = collate(
+        [encode_example(tiny_tokenizer, "What is 1+1?", "two", "math", 64),
+         encode_example(tiny_tokenizer, "Write code", "def f(): pass", "code", 64)],
+        tiny_tokenizer.pad_token_id,
+    )
+    keep = batch["labels"][:, 1:] != -100
+    lean = DistillationModule(lean_logits=True)._logits_at(model, batch, keep)
+    full = DistillationModule(lean_logits=False)._logits_at(model, batch, keep)
+    assert lean.shape == (int(keep.sum()), len(tiny_tokenizer))
+    assert torch.allclose(lean, full, atol=1e-5)
+
+
+def test_logit_kd_trains_with_a_teacher_in_process(tiny_tokenizer, tmp_path):
+    teacher = build_tiny_model(tiny_tokenizer, num_layers=3, seed=2).requires_grad_(False)
+    before = [p.clone() for p in teacher.parameters()]
+    trainer, module, _ = tiny_run(tiny_tokenizer, tmp_path, epochs=2, teacher=teacher, kd_weight=0.5, divergence="jsd")
+    assert "teacher" not in dict(module.named_children())  # frozen, kept out of checkpoints
+    assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
+    kd = trainer.logged_metrics["train/kd_loss"]
+    assert torch.isfinite(kd) and kd > 0
+
+
+def test_kd_rejects_mismatched_vocabularies(tiny_tokenizer):
+    module = DistillationModule(kd_weight=0.5)
+    module._teacher_tokenizer = type("Tok", (), {"get_vocab": lambda self: {"a": 0}, "__len__": lambda self: 1})()
+    with pytest.raises(ValueError, match="share a tokenizer"):
+        module.attach(student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer,
+                      teacher=build_tiny_model(tiny_tokenizer))
+
+
+def test_constructor_rejects_bad_values():
+    with pytest.raises(ValueError, match="'kl2'"):
+        DistillationModule(divergence="kl2")
+    with pytest.raises(ValueError, match="kd_weight"):
+        DistillationModule(kd_weight=2.0)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        DistillationModule(warmup_fraction=1.0)
+
+
+def test_lr_schedule_warms_up_then_decays_to_floor():
+    assert lr_factor(0.0, 0.1, 0.1) == pytest.approx(1e-3)
+    assert lr_factor(0.05, 0.1, 0.1) == pytest.approx(0.5)
+    assert lr_factor(0.1, 0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor(1.0, 0.1, 0.1) == pytest.approx(0.1)
+    mids = [lr_factor(p, 0.1, 0.1) for p in (0.2, 0.5, 0.8)]
+    assert mids == sorted(mids, reverse=True)
