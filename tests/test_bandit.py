@@ -10,6 +10,7 @@ import torch
 
 from read_lightning.bandit import (
     ALLOCATORS,
+    BootstrapEnsemble,
     GreedyAllocator,
     UCBEnsembleAllocator,
     candidate_actions,
@@ -252,3 +253,27 @@ def test_dict_inputs_equal_list_inputs():
     wa = a.select(profile=dict(zip(CAPS, profile(0))), remaining=1.0)
     wb = b.select(profile=profile(0), remaining=1.0)
     assert wa == wb
+
+
+def test_ensemble_learns_and_members_disagree_off_data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(40, 3))
+    y = np.stack([x @ [1.0, -2.0, 0.5], np.sin(2 * x[:, 0])], axis=1)
+    ens = BootstrapEnsemble(5, 3, 64, 2, lr=1e-2, weight_decay=0.0, rng=rng)
+    first = ens.fit(x, y, steps=1, batch=64, rng=rng)
+    last = ens.fit(x, y, steps=400, batch=64, rng=rng)
+    assert last < 0.1 * first
+    pred = ens.predict(x)  # (J, n, O)
+    assert pred.shape == (5, 40, 2)
+    assert np.mean((pred.mean(0) - y) ** 2) < 0.05
+    far = ens.predict(np.full((1, 3), 6.0))
+    assert far.std(0).mean() > pred.std(0).mean()  # bootstrap spread grows away from the data
+
+
+def test_loss_focuses_on_required_capabilities():
+    alloc = UCBEnsembleAllocator(CAPS, R, reward_focus=0.9, **FAST)
+    weights = alloc._output_weights(np.ones(len(CAPS) + 1))
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[0] > weights[2] > weights[1]  # ordered like r for equal target scales
+    assert weights.min() >= 0.1 / len(weights) - 1e-12
+    assert UCBEnsembleAllocator(CAPS, R, reward_focus=0.0, **FAST)._output_weights(np.ones(9)) is None

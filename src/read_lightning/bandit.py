@@ -241,9 +241,9 @@ class BootstrapEnsemble:
             d = err * (omega * (2.0 / b))
             dh = (d @ p["W2"].transpose(0, 2, 1)) * (1.0 - h * h)  # (J, b, H)
             np.matmul(xb.transpose(0, 2, 1), dh, out=g["W1"])
-            np.sum(dh, axis=1, out=g["b1"])
+            np.add.reduce(dh, axis=1, out=g["b1"])  # ufunc directly: np.sum adds ~10 us a call
             np.matmul(h.transpose(0, 2, 1), d, out=g["W2"])
-            np.sum(d, axis=1, out=g["b2"])
+            np.add.reduce(d, axis=1, out=g["b2"])
             grad = self.grad
             if wd:
                 grad += wd * self.flat  # L2 on everything: keeps the small-data fit tame
