@@ -974,22 +974,23 @@ class TemplateLibrary:
         return rng.choice(eligible)
 
     def _fill_tier(self, template: Template, tier: str, rng: random.Random) -> Prompt:
+        """Fill ``template`` with control factors steered into ``tier``; keep the first fill whose
+        measured tier matches, else (after ``max_tier_tries``) the closest one, labelled honestly."""
         lo = TIERS.index(tier) / 3.0
-        best: tuple[float, str, str, dict[str, Any] | None, dict[str, float]] | None = None
+        best = None
         for _ in range(self.max_tier_tries):
             text, check, factors = template.fill(rng, rng.uniform(lo, lo + 1.0 / 3.0))
             score = self._score(template, factors)
             got = self.tier_of(template.capability, score)
             distance = abs(TIERS.index(got) - TIERS.index(tier))
             if best is None or distance < best[0]:
-                best = (distance, got, text, check, factors | {"score": score})
+                best = (distance, got, score, text, check, factors)
             if distance == 0:
                 break
         assert best is not None
-        distance, got, text, check, factors = best
+        distance, got, score, text, check, factors = best
         if distance:
             self.stats["tier_misses"] += 1
-        score = factors.pop("score")
         meta: dict[str, Any] = {"difficulty_score": round(score, 6), "factors": factors}
         if check is not None:
             meta["check"] = check
