@@ -7,6 +7,7 @@ import pytest
 
 from read_lightning.bandit import make_allocator
 from read_lightning.simulator import (
+    advance,
     grid_search_best_fixed,
     make_environment,
     run_episode,
@@ -59,20 +60,15 @@ def test_transfer_turns_negative_with_budget():
         if pairs:
             break
     i, j = pairs[0]
-    # isolate the i -> j effect: start j mid-way so forgetting and help are both visible
     w = np.zeros((1, 8))
     w[0, i] = 1.0
-    early = simulate_fixed(p, w, decisions=1)
     s = p.start[None].copy()
-    from read_lightning.simulator import advance
-
-    s1, e1 = advance(p, s, np.zeros_like(s), w)
+    s1, _ = advance(p, s, np.zeros_like(s), w)
     assert s1[0, j] > s[0, j]  # early: training i helps j
     late_e = np.zeros_like(s)
     late_e[0, i] = 10 * p.flip[i]
     s2, _ = advance(p, s, late_e, w)
-    assert s2[0, j] < s1[0, j]  # after much budget on i the same step helps j less (or hurts it)
-    assert np.isfinite(early).all()
+    assert s2[0, j] < s[0, j]  # after much budget on i the same step makes the student forget j
 
 
 def test_simplex_grid_and_oracle_beats_simple_mixtures():

@@ -13,6 +13,12 @@ method is built around, so that an allocator has something real to learn:
   capabilities (``pos``), late over-exposure makes the student forget them (``neg``).
 * **Noisy probes.** ``step`` returns the true profile plus Gaussian probe noise.
 
+How hard this is, measured at 25 decisions: the task-static mixture ``w = r`` reaches about 97%
+of the best fixed mixture found with the true dynamics (seeds 0-9), and a myopic allocator that
+knew the true one-step dynamics and chose from the bandit's candidate set would reach about
+101.6% of ``w = r`` (seeds 100-115). So there is room to adapt, but not much, and probe noise is of
+the size of the differences between good actions late in a run.
+
 The task utility is ``h . s`` for a hidden requirement ``h``; the allocator is given ``r``, a
 noisy estimate of ``h`` (as a learned identifier would produce). Units: profiles and utility on a
 0-100 scale; exposure ``x`` is the share of one interval's tokens (a full interval on one
@@ -33,6 +39,7 @@ from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 
 __all__ = [
     "EnvParams",
+    "advance",
     "CapabilityTransferEnv",
     "EpisodeResult",
     "make_environment",
