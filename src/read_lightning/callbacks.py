@@ -1,0 +1,418 @@
+"""Lightning adapters around the pure core: probing the student and re-allocating the budget.
+
+Put ``CapabilityProbeCallback`` (and optionally ``TaskEvaluationCallback``) before
+``BanditAllocationCallback`` in the trainer's callback list: after each interval (epoch) the
+probe measures the capability profile, then the bandit reads it, learns from the last choice and
+pushes the next mixture into the data module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from read_lightning.bandit import make_allocator
+from read_lightning.capabilities import validate_distribution
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BanditAllocationCallback", "CapabilityProbeCallback", "TaskEvaluationCallback"]
+
+
+def _student_and_tokenizer(pl_module: L.LightningModule) -> tuple[torch.nn.Module, Any]:
+    student = getattr(pl_module, "student", None)
+    tokenizer = getattr(pl_module, "tokenizer", None)
+    if student is None or tokenizer is None:
+        raise AttributeError(
+            f"{type(pl_module).__name__} needs `student` (a Hugging Face causal LM) and `tokenizer` "
+            "attributes to be probed"
+        )
+    return student, tokenizer
+
+
+class _TimedEvaluation(Callback):
+    """Shared timing: the fraction of wall-clock spent evaluating is part of the run summary."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._fit_started = time.perf_counter()
+
+    def _fraction(self) -> float:
+        total = time.perf_counter() - self._fit_started
+        return self.seconds / total if total > 0 else 0.0
+
+    def _timed(self, fn: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class CapabilityProbeCallback(_TimedEvaluation):
+    """Measures the student's capability profile with lm-eval probes after every interval.
+
+    Args:
+        capabilities: probed capabilities; default: the data module's.
+        references: ``"teacher"`` scores fidelity to the teacher's greedy answers (generated once
+            and cached), ``"gold"`` scores the shipped answers, or a path to a reference JSONL.
+        batch_size, limit: handed to the probe (cost control).
+        reference_max_new_tokens: length of teacher reference answers.
+
+    The profile is logged as ``probe/<capability>`` (0-100) and kept in ``latest_profile``.
+    """
+
+    def __init__(
+        self,
+        capabilities: list[str] | None = None,
+        references: str = "teacher",
+        batch_size: int = 16,
+        limit: int | None = None,
+        reference_max_new_tokens: int = 48,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"probe batch_size must be >= 1, got {batch_size}")
+        if references not in ("teacher", "gold") and not Path(references).is_file():
+            raise ValueError(f"references must be 'teacher', 'gold' or an existing JSONL file, got {references!r}")
+        self.capabilities = capabilities
+        self.references = references
+        self.batch_size, self.limit = batch_size, limit
+        self.reference_max_new_tokens = reference_max_new_tokens
+        self.cache_dir = cache_dir
+        self.probe: Any = None
+        self.latest_profile: dict[str, float] | None = None
+        self.history: list[dict[str, Any]] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from read_lightning.probes import CapabilityProbe
+
+        self._fit_started = time.perf_counter()
+        caps = self.capabilities or getattr(trainer.datamodule, "capabilities", None)
+        work = Path(trainer.log_dir) / "probes" if trainer.log_dir else None
+        self.probe = CapabilityProbe(caps, batch_size=self.batch_size, limit=self.limit, work_dir=work)
+        if trainer.is_global_zero:
+            self._timed(self._prepare_references, trainer)
+        # The baseline profile s_0: the first allocation decision needs it.
+        self._timed(self._measure, trainer, pl_module)
+
+    def _prepare_references(self, trainer: L.Trainer) -> None:
+        if self.references == "gold":
+            return
+        if self.references != "teacher":
+            self.probe.load_references(self.references)
+            return
+        teacher = getattr(trainer.datamodule, "teacher", None)
+        model, tokenizer = getattr(teacher, "model", None), getattr(teacher, "tokenizer", None)
+        if model is None or tokenizer is None:
+            log.warning("the teacher is not an in-process model; probes score the gold answers instead")
+            return
+        from read_lightning.models import default_cache_dir
+
+        name = getattr(trainer.datamodule, "teacher_name", "teacher").replace("/", "--").replace(":", "-")
+        cache = Path(self.cache_dir or default_cache_dir()) / "probe_references" / f"{name}.jsonl"
+        self.probe.build_references(model, tokenizer, cache, max_new_tokens=self.reference_max_new_tokens)
+
+    def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        profile: dict[str, float] | None = None
+        if trainer.is_global_zero:
+            student, tokenizer = _student_and_tokenizer(pl_module)
+            profile = self.probe.evaluate(student, tokenizer)
+        # Rank 0 measures; every rank receives the same profile.
+        profile = trainer.strategy.broadcast(profile, src=0)
+        self.latest_profile = dict(profile)
+        self.history.append({"epoch": trainer.current_epoch, "profile": dict(profile)})
+        return profile
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        profile = self._timed(self._measure, trainer, pl_module)
+        for cap, score in profile.items():
+            pl_module.log(f"probe/{cap}", float(score), rank_zero_only=True)
+        pl_module.log("probe/mean", sum(profile.values()) / len(profile), rank_zero_only=True)
+        pl_module.log("time/probe_fraction", self._fraction(), rank_zero_only=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"latest_profile": self.latest_profile, "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.latest_profile = state["latest_profile"]
+        self.history = list(state["history"])
+        self.seconds = float(state["seconds"])
+
+
+class TaskEvaluationCallback(_TimedEvaluation):
+    """Evaluates the real task utility on the task card's dev split at coarse checkpoints.
+
+    Logs ``task/utility`` (0-100), which ``BanditAllocationCallback`` uses for kappa decay and
+    reward calibration. ``every_n_epochs`` sets the development-checkpoint spacing.
+    """
+
+    def __init__(self, task_card: str, every_n_epochs: int = 1, limit: int | None = None, batch_size: int = 8) -> None:
+        super().__init__()
+        from read_lightning.tasks import TaskCard
+
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.card = TaskCard.load(task_card)
+        self.every_n_epochs, self.limit, self.batch_size = every_n_epochs, limit, batch_size
+        self.latest_utility: float | None = None
+        self.history: list[dict[str, Any]] = []
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        from read_lightning.tasks import evaluate_task
+
+        utility = None
+        if trainer.is_global_zero:
+            student, tokenizer = _student_and_tokenizer(pl_module)
+            was_training = student.training
+            result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit, batch_size=self.batch_size)
+            student.train(was_training)
+            utility = float(result["utility"])
+        utility = float(trainer.strategy.broadcast(utility, src=0))
+        self.latest_utility = utility
+        self.history.append({"epoch": trainer.current_epoch, "utility": utility})
+        return utility
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
+        self._timed(self._evaluate, trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        utility = self._timed(self._evaluate, trainer, pl_module)
+        pl_module.log("task/utility", utility, rank_zero_only=True)
+        pl_module.log("time/task_fraction", self._fraction(), rank_zero_only=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"latest_utility": self.latest_utility, "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.latest_utility = state["latest_utility"]
+        self.history = list(state["history"])
+        self.seconds = float(state["seconds"])
+
+
+class BanditAllocationCallback(Callback):
+    """Re-weights the data mixture after every probe-evaluation epoch.
+
+    Works with any LightningDataModule that has ``set_mixture_weights(dict)``; a ``ledger``
+    (``spent``, ``budget``, ``fraction_spent``) on it gives the bandit its cost signal and stops
+    training once the budget is spent (``budget_exhausted``).
+
+    Args:
+        allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,
+            ``task_static``, ``single``, ``greedy``, ``fixed``, ``random``.
+        requirement: the task's requirement vector (a distribution over capabilities). If
+            omitted, the ``TaskEvaluationCallback``'s task card must carry one.
+        allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...).
+        log_file: JSONL of every decision; default ``<log_dir>/allocations.jsonl``.
+    """
+
+    def __init__(
+        self,
+        allocator: str = "read",
+        requirement: dict[str, float] | None = None,
+        seed: int = 0,
+        allocator_kwargs: dict[str, Any] | None = None,
+        log_file: str | None = None,
+    ) -> None:
+        from read_lightning.bandit import ALLOCATORS
+
+        if allocator not in ALLOCATORS:
+            raise ValueError(f"unknown allocator {allocator!r}; choose one of {sorted(ALLOCATORS)}")
+        if requirement is not None:
+            # Names are checked against the data module's capabilities at fit start.
+            validate_distribution(requirement, list(requirement), name="requirement vector")
+        self.allocator_name = allocator
+        self.requirement = requirement
+        self.seed = seed
+        self.allocator_kwargs = dict(allocator_kwargs or {})
+        self.log_file = log_file
+        self.allocator: Any = None
+        self.decisions = 0
+        self._spent_at_decision = 0
+        self._restored: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- setup
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        if dm is None or not callable(getattr(dm, "set_mixture_weights", None)):
+            raise TypeError(
+                f"BanditAllocationCallback needs a DataModule with set_mixture_weights(dict); got {type(dm).__name__}"
+            )
+        capabilities = list(getattr(dm, "capabilities", None) or (self.requirement or {}))
+        requirement = self.requirement or self._card_requirement(trainer)
+        self.allocator = make_allocator(
+            self.allocator_name, capabilities, requirement, seed=self.seed, **self.allocator_kwargs
+        )
+        if self.log_file is None and trainer.log_dir:
+            self.log_file = str(Path(trainer.log_dir) / "allocations.jsonl")
+        if self._restored is not None:
+            self._apply_restored()
+            return
+        self._decide(trainer, pl_module, self._profile(trainer))
+
+    def _card_requirement(self, trainer: L.Trainer) -> dict[str, float]:
+        for cb in trainer.callbacks:
+            card = getattr(cb, "card", None)
+            if card is not None and getattr(card, "requirement", None):
+                return card.requirement
+        raise ValueError(
+            "BanditAllocationCallback has no requirement vector: pass requirement: {...} or use a "
+            "TaskEvaluationCallback whose task card has one"
+        )
+
+    # ----------------------------------------------------------------- the loop
+    def _profile(self, trainer: L.Trainer) -> dict[str, float]:
+        caps = self.allocator.capabilities
+        metrics = trainer.callback_metrics
+        if all(f"probe/{c}" in metrics for c in caps):
+            return {c: float(metrics[f"probe/{c}"]) for c in caps}
+        for cb in trainer.callbacks:
+            profile = getattr(cb, "latest_profile", None)
+            if profile is not None:
+                missing = [c for c in caps if c not in profile or not math.isfinite(float(profile[c]))]
+                if missing:
+                    raise ValueError(f"the probe returned no score for capabilities {missing}")
+                return {c: float(profile[c]) for c in caps}
+        raise ValueError(
+            f"no capability profile found: log probe/<capability> for {list(caps)} or add a "
+            "CapabilityProbeCallback before BanditAllocationCallback"
+        )
+
+    def _remaining(self, trainer: L.Trainer) -> float:
+        ledger = getattr(trainer.datamodule, "ledger", None)
+        return 1.0 - ledger.fraction_spent if ledger is not None else 1.0
+
+    def _spent(self, trainer: L.Trainer) -> int:
+        ledger = getattr(trainer.datamodule, "ledger", None)
+        return int(ledger.spent) if ledger is not None else 0
+
+    def _decide(self, trainer: L.Trainer, pl_module: L.LightningModule, profile: dict[str, float]) -> None:
+        weights = None
+        if trainer.is_global_zero:
+            weights = self.allocator.select(profile=profile, remaining=self._remaining(trainer))
+        # Rank 0 decides; all ranks train on the same mixture.
+        weights = trainer.strategy.broadcast(weights, src=0)
+        mixture = dict(zip(self.allocator.capabilities, (float(w) for w in weights)))
+        trainer.datamodule.set_mixture_weights(mixture)
+        self._spent_at_decision = self._spent(trainer)
+        self.decisions += 1
+        self._write({"event": "select", "decision": self.decisions, "epoch": trainer.current_epoch,
+                     "remaining": self._remaining(trainer), "profile": profile, "mixture": mixture,
+                     "info": _jsonable(self.allocator.last_info)}, trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        profile = self._profile(trainer)
+        cost = self._spent(trainer) - self._spent_at_decision
+        reward = None
+        if trainer.is_global_zero:
+            reward = self.allocator.observe(profile=profile, cost=cost)
+            utility = _find(trainer, "latest_utility")
+            if utility is not None:
+                self.allocator.development_checkpoint(utility)
+        reward = trainer.strategy.broadcast(reward, src=0)
+        info = self.allocator.last_info if trainer.is_global_zero else {}
+        self._write({"event": "observe", "decision": self.decisions, "epoch": trainer.current_epoch,
+                     "cost": cost, "reward": reward, "profile": profile, "info": _jsonable(info)}, trainer)
+        self._log(pl_module, trainer, reward, info)
+        dm = trainer.datamodule
+        if getattr(dm, "budget_exhausted", False):
+            trainer.should_stop = True
+            return
+        self._decide(trainer, pl_module, profile)
+
+    def _log(self, pl_module: L.LightningModule, trainer: L.Trainer, reward: float | None, info: dict[str, Any]) -> None:
+        mixture = getattr(trainer.datamodule, "mixture", {}) or {}
+        for cap, w in mixture.items():
+            pl_module.log(f"mixture/{cap}", float(w), rank_zero_only=True)
+        if reward is not None:
+            pl_module.log("bandit/reward", float(reward), rank_zero_only=True)
+        for key in ("mu", "sigma", "kappa", "spill", "gain", "cost_penalty"):
+            value = info.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                pl_module.log(f"bandit/{key}", float(value), rank_zero_only=True)
+
+    def _write(self, row: dict[str, Any], trainer: L.Trainer) -> None:
+        if not trainer.is_global_zero or not self.log_file:
+            return
+        Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    # ----------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            # Lightning loads checkpoints with weights_only=True: keep numpy out of them.
+            "allocator": _numpy_to_torch(self.allocator.state_dict()) if self.allocator is not None else None,
+            "decisions": self.decisions,
+            "spent_at_decision": self._spent_at_decision,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # The allocator is built at fit start (it needs the data module); restore it then.
+        self._restored = state
+        if self.allocator is not None:
+            self._apply_restored()
+
+    def _apply_restored(self) -> None:
+        state, self._restored = self._restored, None
+        if state["allocator"] is not None:
+            self.allocator.load_state_dict(_torch_to_numpy(state["allocator"]))
+        self.decisions = int(state["decisions"])
+        self._spent_at_decision = int(state["spent_at_decision"])
+
+
+def _numpy_to_torch(obj: Any) -> Any:
+    """Recursively replace numpy arrays and scalars by tensors and Python numbers."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _numpy_to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_numpy_to_torch(v) for v in obj)
+    return obj
+
+
+def _torch_to_numpy(obj: Any) -> Any:
+    """Inverse of :func:`_numpy_to_torch` for the allocator's numpy-only state."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return {k: _torch_to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_torch_to_numpy(v) for v in obj)
+    return obj
+
+
+def _find(trainer: L.Trainer, attribute: str) -> Any:
+    for cb in trainer.callbacks:
+        value = getattr(cb, attribute, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, (bool, int, float, str)) or v is None:
+            out[k] = v
+        elif hasattr(v, "tolist"):
+            out[k] = v.tolist()
+        elif isinstance(v, (list, tuple)):
+            out[k] = [x.tolist() if hasattr(x, "tolist") else x for x in v]
+    return out
