@@ -96,13 +96,15 @@ def test_run_episode_calls_checkpoints_and_times():
     assert res.utility > res.start_utility
 
 
-def test_read_beats_uniform_on_average():
-    # deterministic (fixed environment and allocator seeds); the margin was positive for each of
-    # three allocator seed offsets we tried (+0.7 to +1.6 points), so it is not a lucky seed
-    read, uniform = [], []
+def test_read_beats_random_mixtures_on_average():
+    # Deterministic (fixed environment and allocator seeds). The margin over the Dirichlet-random
+    # baseline was positive for each of three allocator seed offsets we tried (+1.3 to +3.1
+    # points). We do not test "beats uniform" here: at this scale (6 environments, 20 decisions)
+    # its sign depended on the allocator seed, so such a test would only check one lucky seed.
+    read, rand = [], []
     for seed in range(6):
         env = make_environment(seed, decisions=20)
-        alloc = make_allocator("read", env.capabilities, env.requirement, seed=seed, refit_steps=50)
+        alloc = make_allocator("read", env.capabilities, env.requirement, seed=seed, refit_steps=100)
         read.append(run_episode(alloc, env).utility)
-        uniform.append(run_episode(make_allocator("uniform", env.capabilities, env.requirement), env).utility)
-    assert np.mean(read) > np.mean(uniform)
+        rand.append(run_episode(make_allocator("random", env.capabilities, env.requirement, seed=seed), env).utility)
+    assert np.mean(read) > np.mean(rand)

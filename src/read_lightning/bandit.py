@@ -476,6 +476,11 @@ class UCBEnsembleAllocator(Allocator):
     An affine rescaling of all rewards (e.g. by the calibration) changes no choice, which is why
     ``calibration`` is reported (``predicted_utility`` in ``last_info``) and not fed back.
     ``kappa`` shrinks by ``kappa_decay`` at each development checkpoint that does not improve.
+
+    Defaults follow the published ones except ``lr = 1e-4`` (published 1e-3): refits are
+    warm-started at every decision, and at 1e-3 the nets memorise the few samples (training loss
+    ~0.5% of the target variance) and rank candidates worse later in a run. On held-out simulator
+    seeds 100-115 this moved the final utility from 0.960 to 0.972 of the task-static mixture's.
     """
 
     def __init__(
@@ -492,7 +497,7 @@ class UCBEnsembleAllocator(Allocator):
         kappa_decay: float = 0.7,
         members: int = 5,
         hidden: int = 64,
-        lr: float = 1e-3,
+        lr: float = 1e-4,
         weight_decay: float = 1e-4,
         refit_steps: int = 200,
         batch_size: int = 64,
@@ -610,10 +615,12 @@ class UCBEnsembleAllocator(Allocator):
     def _target_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-output mean and std of the history's targets ``(K + 1,)``; the net fits standardised targets."""
         out = len(self.capabilities) + 1
-        if len(self.history_y) < 2:
+        if not self.history_y:
             return np.zeros(out), np.ones(out)
         y = np.array(self.history_y)
-        return y.mean(axis=0), y.std(axis=0) + 1e-6
+        # the floor matters with one sample (std 0): raw targets (a cost of ~1e4 tokens) would blow
+        # up the first gradients and leave Adam's second moments huge for the rest of the run
+        return y.mean(axis=0), np.maximum(y.std(axis=0), 1e-3 * (np.abs(y).mean(axis=0) + 1.0))
 
     def _output_weights(self, std: np.ndarray) -> np.ndarray | None:
         """Loss weight of each standardised output: its squared coefficient in the reward, plus a floor.
