@@ -409,8 +409,9 @@ class Allocator:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: plain python / numpy objects (torch.save-able)."""
-        return copy.deepcopy(
+        """Everything needed to continue exactly, as plain python objects (loadable with
+        ``torch.load(weights_only=True)``)."""
+        return _to_plain(
             {
                 "class": type(self).__name__,
                 "capabilities": list(self.capabilities),
@@ -427,7 +428,7 @@ class Allocator:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore ``state_dict()``; the capability set and allocator class must match."""
-        state = copy.deepcopy(dict(state))
+        state = _from_plain(copy.deepcopy(dict(state)))
         if state["class"] != type(self).__name__:
             raise ValueError(f"state is for {state['class']!r}, not {type(self).__name__!r}")
         if list(state["capabilities"]) != list(self.capabilities):
@@ -446,6 +447,34 @@ class Allocator:
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         pass
+
+
+def _to_plain(obj: Any) -> Any:
+    """Numpy arrays and scalars -> python lists/floats (tagged), recursively.
+
+    Why: checkpoints are read with ``torch.load(weights_only=True)`` (the default since torch 2.6),
+    which refuses numpy objects; python floats hold float32 and float64 values exactly.
+    """
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_plain(v) for v in obj)
+    return obj
+
+
+def _from_plain(obj: Any) -> Any:
+    """Inverse of ``_to_plain``."""
+    if isinstance(obj, Mapping):
+        if "__ndarray__" in obj:
+            return np.array(obj["__ndarray__"], dtype=obj["dtype"]).reshape(obj["shape"])
+        return {k: _from_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_plain(v) for v in obj)
+    return obj
 
 
 def _fit_affine(points: Sequence[tuple[float, float]], fallback: tuple[float, float]) -> tuple[float, float]:
