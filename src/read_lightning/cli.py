@@ -40,7 +40,7 @@ TRAINER_DEFAULTS = {
 }
 
 
-def lightning_main(args: list[str] | None = None) -> ReadCLI:
+def lightning_main(args: list[str] | None = None, run: bool = True) -> ReadCLI:
     return ReadCLI(
         DistillationModule,
         CapabilityDataModule,
@@ -48,7 +48,33 @@ def lightning_main(args: list[str] | None = None) -> ReadCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
         args=args,
+        run=run,
     )
+
+
+def check_config_files(argv: list[str]) -> None:
+    """Fail early, naming the file, when a --config file is missing or not valid YAML.
+
+    LightningCLI reports YAML errors against "<unicode string>", which hides which file broke.
+    """
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise SystemExit(f"read-train: config file {path!r} does not exist") from None
+        except yaml.YAMLError as err:
+            raise SystemExit(f"read-train: config file {path!r} is not valid YAML:\n{err}") from None
+        if doc is not None and not isinstance(doc, dict):
+            raise SystemExit(f"read-train: config file {path!r} must hold a mapping, not {type(doc).__name__}")
 
 
 def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
@@ -76,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, (help_text, _) in tools.items():
             print(f"  {name:<10} {help_text}")
         return 0
+    check_config_files(argv)
     # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
     lightning_main(None if from_command_line else argv)
     return 0

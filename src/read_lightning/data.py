@@ -248,6 +248,7 @@ class CapabilityDataModule(L.LightningDataModule):
         # Last interval whose generation tokens are in the ledger, so a resume that reuses an
         # interval's JSONL charges its generation exactly once.
         self.charged_interval = -1
+        self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
         self.interval_stats: dict[str, Any] = {}
         self.teacher: Teacher | None = None
         self.tokenizer: Any = None
@@ -428,6 +429,7 @@ class CapabilityDataModule(L.LightningDataModule):
         if self.trainer is None or self.trainer.training:
             for cap, tokens in batch.get("capability_tokens", {}).items():
                 self.ledger.charge_training(cap, tokens)
+            self.padding_tokens += int((batch["attention_mask"] == 0).sum())
         return batch
 
     # ----------------------------------------------------------------- checkpointing
