@@ -73,8 +73,11 @@ __all__ = [
     "identifier_main",
     "identifier_requirement",
     "infer_requirement",
+    "intervention_arrays",
+    "load_card",
     "make_encoder",
     "parse_importance",
+    "resolve_card",
     "zero_shot_prompt",
     "zero_shot_requirement",
 ]
@@ -625,7 +628,7 @@ def infer_requirement(
 # --------------------------------------------------------------------------- command line
 
 
-def _resolve_card(name_or_path: str) -> Path:
+def resolve_card(name_or_path: str) -> Path:
     """A card path, or the name of a shipped example task (``arith_word``)."""
     from read_lightning.tasks import list_example_tasks
 
@@ -637,6 +640,16 @@ def _resolve_card(name_or_path: str) -> Path:
             return example
     names = [p.parent.name for p in list_example_tasks()]
     raise FileNotFoundError(f"task card {name_or_path!r} is neither a file nor an example task {names!r}")
+
+
+def load_card(name_or_path: str, capabilities: Sequence[str] = (), *, check_data: bool = False) -> TaskCard:
+    """A task card by path or example-task name, for inference tools.
+
+    Its ``requirement`` is checked against the built-in capabilities plus ``capabilities``, so a
+    tool working on a subset of capabilities can still read cards written for all of them.
+    """
+    known = list(dict.fromkeys([*DEFAULT_CAPABILITIES, *capabilities]))
+    return TaskCard.load(resolve_card(name_or_path), known, check_data=check_data)
 
 
 def identifier_main(argv: list[str] | None = None) -> int:
@@ -691,7 +704,7 @@ def identifier_main(argv: list[str] | None = None) -> int:
         return 0
     model = RequirementIdentifier.load(args.identifier)
     for name in args.cards:
-        card = TaskCard.load(_resolve_card(name), model.capabilities, check_data=False)
+        card = load_card(name, model.capabilities)
         result = identifier_requirement(card, model)
         print(json.dumps({"card": card.name, "vector": result.vector, "explanation": result.explanation}))
     return 0
