@@ -259,3 +259,20 @@ def test_zero_shot_prompt_and_card_text_leave_out_the_answer():
     text = card_text(card)
     assert card.description.strip() in text and "Example 1:" in text
     assert "requirement" not in text and "0.5" not in zero_shot_prompt(card)
+
+
+def test_embedding_encoder_fits_and_round_trips(tmp_path, tiny_tokenizer, tiny_model):
+    from read_lightning.requirement import ModelEmbeddingEncoder
+
+    tiny_model.save_pretrained(tmp_path / "lm")
+    tiny_tokenizer.save_pretrained(tmp_path / "lm")
+    enc = ModelEmbeddingEncoder(str(tmp_path / "lm"))
+    x = enc.encode(["write python code", "translate french"])
+    assert x.shape == (2, tiny_model.config.hidden_size) and torch.allclose(x.norm(dim=-1), torch.ones(2))
+    _, rows = synthetic_rows(per_card=5)
+    model = fit_identifier(rows, CAPS, encoder=enc, steps=20)
+    model.save(tmp_path / "ident")
+    loaded = RequirementIdentifier.load(tmp_path / "ident")
+    assert loaded.encoder.config == {"kind": "embeddings", "model": str(tmp_path / "lm")}
+    texts = sorted({r["card_text"] for r in rows})
+    assert torch.equal(model.predict_texts(texts), loaded.predict_texts(texts))

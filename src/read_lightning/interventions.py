@@ -174,6 +174,20 @@ def _run_dir(path: str | os.PathLike | None) -> Iterator[Path]:
     yield path
 
 
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's per-fit info lines ("GPU available ...") for a block, then restore them."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def run_intervention(
     setup: InterventionSetup,
     allocation: Mapping[str, float],
@@ -197,7 +211,10 @@ def run_intervention(
     """
     start = time.perf_counter()
     student = copy.deepcopy(setup.student).train().requires_grad_(True)
-    with _run_dir(run_dir) as where:
+    # Quiet: one short fit per row, so Lightning's device banner and its "few batches / no
+    # validation loop" hints would only bury the progress lines.
+    with _run_dir(run_dir) as where, _quiet_lightning(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="lightning")
         dm = CapabilityDataModule(
             capabilities=setup.capabilities,
             mixture=dict(allocation),
@@ -223,9 +240,7 @@ def run_intervention(
             enable_model_summary=False,
             num_sanity_val_steps=0,
         )
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-            # One short fit per row: Lightning's "few batches / no val loop" hints are noise here.
-            warnings.filterwarnings("ignore", module="lightning")
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             trainer.fit(module, datamodule=dm)
         summary = dm.ledger.summary()
@@ -347,7 +362,6 @@ def collect_interventions(
         return []
     output.parent.mkdir(parents=True, exist_ok=True)
     s_before = setup.probe.evaluate(setup.student, setup.tokenizer)
-    check_capabilities(list(s_before), list(s_before))  # a probe must not return duplicates
     missing = [c for c in setup.capabilities if c not in s_before]
     if missing:
         raise ValueError(f"the probe returned no score for capabilities {missing!r}")

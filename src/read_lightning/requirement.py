@@ -449,7 +449,8 @@ def fit_identifier(
     return model.eval()
 
 
-_IDENTIFIERS: dict[tuple[str, str | None], RequirementIdentifier] = {}
+# Loaded identifiers by (directory, modification time): loaded once per process, reloaded if re-fitted.
+_IDENTIFIERS: dict[tuple[str, int], RequirementIdentifier] = {}
 
 
 def identifier_requirement(
@@ -459,7 +460,8 @@ def identifier_requirement(
     if isinstance(identifier, RequirementIdentifier):
         model, where = identifier, "in-memory identifier"
     else:
-        key = (str(Path(identifier).resolve()), None)
+        state = Path(identifier) / _STATE_FILE
+        key = (str(state.resolve()), state.stat().st_mtime_ns if state.is_file() else -1)
         if key not in _IDENTIFIERS:
             _IDENTIFIERS[key] = RequirementIdentifier.load(identifier)
         model, where = _IDENTIFIERS[key], f"identifier {str(identifier)!r}"
