@@ -96,15 +96,19 @@ def test_run_episode_calls_checkpoints_and_times():
     assert res.utility > res.start_utility
 
 
-def test_read_beats_random_mixtures_on_average():
-    # Deterministic (fixed environment and allocator seeds). The margin over the Dirichlet-random
-    # baseline was positive for each of three allocator seed offsets we tried (+1.3 to +3.1
-    # points). We do not test "beats uniform" here: at this scale (6 environments, 20 decisions)
-    # its sign depended on the allocator seed, so such a test would only check one lucky seed.
-    read, rand = [], []
-    for seed in range(6):
+def test_read_beats_uniform_and_random_and_stays_near_task_static():
+    # Deterministic (fixed environments and allocator seeds; default settings). Measured with
+    # allocator seed offsets 0/1000/2000: read - uniform +5.4 to +5.6 points, read - random +6.0
+    # to +6.5, read / task_static 0.996 to 0.999. read does NOT beat w = r here (nor on the
+    # benchmark): the anchored rule keeps it close to r, which is what the last bound checks.
+    names = ("read", "task_static", "uniform", "random")
+    final = {n: [] for n in names}
+    for seed in range(200, 206):
         env = make_environment(seed, decisions=20)
-        alloc = make_allocator("read", env.capabilities, env.requirement, seed=seed, refit_steps=100)
-        read.append(run_episode(alloc, env).utility)
-        rand.append(run_episode(make_allocator("random", env.capabilities, env.requirement, seed=seed), env).utility)
-    assert np.mean(read) > np.mean(rand)
+        for name in names:
+            alloc = make_allocator(name, env.capabilities, env.requirement, seed=seed)
+            final[name].append(run_episode(alloc, env).utility)
+    mean = {n: float(np.mean(v)) for n, v in final.items()}
+    assert mean["read"] > mean["uniform"] + 2.0
+    assert mean["read"] > mean["random"] + 2.0
+    assert mean["read"] > 0.985 * mean["task_static"]

@@ -491,25 +491,51 @@ def _fit_affine(points: Sequence[tuple[float, float]], fallback: tuple[float, fl
 class UCBEnsembleAllocator(Allocator):
     """ReAD's allocator: UCB over a bootstrap ensemble of small MLPs.
 
-    Context ``x = [r ; s/100 ; remaining ; mean of all past allocations ; last delta_s /
-    delta_scale]`` (length ``4K + 1``); the regressor input is ``[x ; sqrt(w)]``. The J nets
-    predict the interval's outcome ``[delta_s (K) ; cost]`` rather than the scalar reward: the
-    reward is a known function of them (``compute_reward``), so each decision yields K + 1 targets
-    instead of one, and the spillover term is computed per member from its predicted
-    ``delta_s``. ``select`` scores every candidate in ``candidate_actions`` by ``mu + kappa *
-    sigma`` (mean and std over members of the predicted reward, in reward units) and takes the
-    argmax; the first ``warmup`` decisions pick a uniformly random candidate instead.
+    The J nets predict the interval's profile change ``delta_s``; the reward is a known function
+    of it (``compute_reward``), computed per member, so the spillover term uses each member's own
+    prediction. ``select`` scores the candidates (``candidate_actions``) by ``mu + kappa * sigma``
+    (mean and std over members of the predicted reward, in reward units) and takes the argmax;
+    the first ``warmup`` decisions pick a random candidate instead. ``kappa`` shrinks by
+    ``kappa_decay`` at each development checkpoint that does not improve. An affine rescaling of
+    all rewards (e.g. by the calibration) changes no choice, which is why ``calibration`` is
+    reported (``predicted_utility`` in ``last_info``) and not fed back.
 
-    Targets are standardised per output over the history, so ``lr``/``refit_steps`` do not
-    depend on units; the loss weights each output by its share in the reward (``reward_focus``).
-    An affine rescaling of all rewards (e.g. by the calibration) changes no choice, which is why
-    ``calibration`` is reported (``predicted_utility`` in ``last_info``) and not fed back.
-    ``kappa`` shrinks by ``kappa_decay`` at each development checkpoint that does not improve.
+    Departures from the published method, each measured on held-out simulator seeds 100-129
+    (final true utility relative to the task-static mixture ``w = r``; the benchmark's seeds 0-9
+    were not used for any choice):
 
-    Defaults follow the published ones except ``lr = 1e-4`` (published 1e-3): refits are
-    warm-started at every decision, and at 1e-3 the nets memorise the few samples (training loss
-    ~0.5% of the target variance) and rank candidates worse later in a run. On held-out simulator
-    seeds 100-115 this moved the final utility from 0.960 to 0.972 of the task-static mixture's.
+    * **Factored regressor** (``model="factored"``). One net shared by all capabilities predicts
+      ``delta_s_c`` from the per-capability row ``[s_c/100 ; r_c ; cumulative exposure_c / 10 ;
+      mean past w_c ; last delta_s_c ; mean past delta_s_c ; remaining ; one-hot(c) ; w_c ;
+      sqrt(w_c) ; w]`` (``context`` and ``features``). Why: a decision yields K targets, and the
+      published joint net (context + mixture -> all K outputs) must learn each capability's
+      response to its own share from ~25 noisy samples; the shared net sees ``K`` rows per
+      decision, and the full mixture ``w`` in each row still lets it learn transfer. ``sqrt(w_c)``
+      lets it express diminishing returns within an interval from little data. The joint net
+      (``model="joint"``, the previous implementation) reached 0.966 of ``w = r``.
+    * **Cost** is not learned by the nets: it is linear in ``w`` (tokens per capability), so a
+      ridge fit ``cost ~ w . c`` (shrunk to the mean cost) predicts it exactly after a few steps.
+    * **Anchored, conservative choice** (``trust``). The requirement prior ``r`` is the anchor:
+      a candidate other than ``r`` is eligible only when the members' paired predicted
+      improvement over ``r`` has a positive lower confidence bound, ``mean(R_a - R_r) - trust *
+      std(R_a - R_r) > 0``; UCB then chooses among the eligible ones (``r`` is always eligible).
+      Paired differences cancel the members' shared errors (trend in the profile), which
+      dominate the raw spread. ``trust = 0`` is plain UCB over candidates the mean prefers to ``r``.
+    * **Warm-up around the anchor** (``warmup_pool="local"``): the random warm-up draws from
+      ``r`` and its blends/perturbations rather than from all sparse actions, so exploration does
+      not pour whole intervals into one capability.
+
+    Defaults differ from the published ones where measured better on seeds 100-129 (read / task
+    static, all with the departures above): ``lr = 1e-4`` (published 1e-3; refits are warm-started
+    every decision and at 1e-3 the nets memorise the few samples): 0.966 -> 0.980 at ``trust =
+    1``; ``trust`` 1 -> 3: 0.985; ``hidden`` 64 -> 32, ``refit_steps`` 200 -> 100, ``warmup`` 5 ->
+    2: 0.995 (exploration costs utility that 25 decisions do not pay back), ``blend = (0.25,)``,
+    ``perturbation = 0.05``: 0.997. ``trust = 5`` reaches 0.999 by almost never leaving ``r``.
+
+    Measured limit, stated plainly: on these environments the learned model's departures from
+    ``r`` are on average slightly harmful (a myopic chooser with the TRUE one-step dynamics reaches
+    ~1.016 x ``w = r``; even a rule given the true per-capability headroom x rate reaches only
+    ~1.006), so the anchored rule keeps the allocator close to ``w = r`` and it does not beat it.
     """
 
     def __init__(
@@ -525,19 +551,20 @@ class UCBEnsembleAllocator(Allocator):
         kappa: float = 1.0,
         kappa_decay: float = 0.7,
         members: int = 5,
-        hidden: int = 64,
+        hidden: int = 32,
         lr: float = 1e-4,
         weight_decay: float = 1e-4,
-        refit_steps: int = 200,
+        refit_steps: int = 100,
         batch_size: int = 64,
-        warmup: int = 5,
+        warmup: int = 2,
         grid: Sequence[float] = (0.25, 0.5, 0.75),
         one_hot: str = "essential",
-        perturbation: float = 0.1,
+        perturbation: float = 0.05,
         delta_scale: float = 10.0,
-        reward_focus: float = 0.9,
         anchors: bool = True,
         blend: Sequence[float] = (0.25,),
+        trust: float = 3.0,
+        warmup_pool: str = "local",
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (math.isfinite(kappa) and kappa >= 0):
@@ -558,26 +585,27 @@ class UCBEnsembleAllocator(Allocator):
         bad_grid = [g for g in grid if not 0 < g < 1]
         if bad_grid or not grid:
             raise ValueError(f"grid weights must lie strictly between 0 and 1, got {list(grid)!r}")
+        if not (math.isfinite(trust) and trust >= 0):
+            raise ValueError(f"trust must be finite and >= 0, got {trust!r}")
+        if warmup_pool not in ("local", "all"):
+            raise ValueError(f"warmup_pool must be 'local' or 'all', got {warmup_pool!r}")
         self.kappa, self.kappa_decay = float(kappa), float(kappa_decay)
         self.refit_steps, self.batch_size, self.warmup = refit_steps, batch_size, warmup
         self.grid, self.one_hot, self.perturbation = tuple(grid), one_hot, float(perturbation)
-        self.delta_scale = float(delta_scale)
-        if not 0.0 <= reward_focus <= 1.0:
-            raise ValueError(f"reward_focus must be in [0, 1], got {reward_focus!r}")
-        self.reward_focus = float(reward_focus)
+        self.delta_scale, self.trust, self.warmup_pool = float(delta_scale), float(trust), warmup_pool
         self.anchors, self.blend = bool(anchors), tuple(float(b) for b in blend)
         if any(not 0 < b < 1 for b in self.blend):
             raise ValueError(f"blend weights must lie strictly between 0 and 1, got {list(blend)!r}")
         kdim = len(self.capabilities)
-        self.in_dim = 5 * kdim + 1  # context (4K + 1) and action features (K)
-        # outputs: delta_s per capability (K) and the interval's cost in tokens (1)
-        self.ensemble = BootstrapEnsemble(
-            members, self.in_dim, hidden, kdim + 1, lr=lr, weight_decay=weight_decay, rng=self.rng
-        )
-        self.history_x: list[np.ndarray] = []  # (in_dim,) regressor inputs [x ; w]
-        self.history_y: list[np.ndarray] = []  # (K + 1,) targets [delta_s ; cost]
+        self.in_dim = 2 * kdim + 12  # per-capability context (K + 8) and action features (K + 4)
+        self.ensemble = BootstrapEnsemble(members, self.in_dim, hidden, 1, lr=lr, weight_decay=weight_decay, rng=self.rng)
+        self.history_x: list[np.ndarray] = []  # (K, in_dim) regressor rows of each decision
+        self.history_y: list[np.ndarray] = []  # (K,) observed delta_s of each decision
+        self.history_w: list[np.ndarray] = []  # (K,) chosen mixtures (for the cost fit)
+        self.history_cost: list[float] = []  # tokens of each interval
         self.history_r: list[float] = []  # observed rewards (for logging and tests)
-        self.allocation_sum = np.zeros(kdim)  # sum of past allocations (budget share per capability)
+        self.allocation_sum = np.zeros(kdim)  # cumulative exposure per capability, in intervals
+        self.delta_sum = np.zeros(kdim)
         self.previous_w: np.ndarray | None = None
         self.last_delta = np.zeros(kdim)
         self.best_utility = -math.inf
@@ -585,113 +613,139 @@ class UCBEnsembleAllocator(Allocator):
         candidate_actions(self.requirement, self.essential, grid=self.grid, one_hot=one_hot)
 
     def context(self, s: np.ndarray, remaining: float) -> np.ndarray:
-        """``(4K + 1,)`` context vector (see the class docstring)."""
-        # the mean of ALL past allocations, not the last few: it is the state that budget-dependent
-        # transfer depends on, and it is far less collinear with the action than the last choice
-        recent = self.allocation_sum / max(self.steps, 1)
-        delta = np.clip(self.last_delta / self.delta_scale, -3.0, 3.0)
-        return np.concatenate([self.requirement, s / 100.0, [remaining], recent, delta])
+        """``(K, K + 7)`` per-capability context rows (see the class docstring)."""
+        steps = max(self.steps, 1)
+        kdim = len(self.capabilities)
+        cols = [
+            s / 100.0,
+            self.requirement,
+            # cumulative exposure, not a recent window: it is the state budget-dependent transfer
+            # depends on (in intervals, /10 to keep it O(1))
+            self.allocation_sum / 10.0,
+            self.allocation_sum / steps,
+            np.clip(self.last_delta / self.delta_scale, -3.0, 3.0),
+            np.clip(self.delta_sum / steps / self.delta_scale, -3.0, 3.0),
+            np.full(kdim, remaining),
+            self._responsiveness() / self.delta_scale,
+        ]
+        return np.concatenate([np.stack(cols, axis=1), np.eye(kdim)], axis=1)
+
+    def _responsiveness(self) -> np.ndarray:
+        """``(K,)`` least-squares slope of observed ``delta_s_c`` on ``sqrt(w_c)`` through the origin, shrunk to 0.
+
+        Why: how many points one interval on ``c`` buys is the quantity a choice hinges on; the
+        per-capability estimate pools all past intervals, which the net alone learns slowly.
+        """
+        if not self.history_w:
+            return np.zeros(len(self.capabilities))
+        root = np.sqrt(np.array(self.history_w))
+        return (np.array(self.history_y) * root).sum(axis=0) / ((root * root).sum(axis=0) + 1.0)
+
+    def action_features(self, w: np.ndarray) -> np.ndarray:
+        """``(A, K)`` mixtures -> ``(A, K, K + 4)`` rows ``[w_c ; sqrt(w_c) ; rho_c w_c ; rho_c sqrt(w_c) ; w]``."""
+        a, kdim = w.shape
+        rho = self._responsiveness() / self.delta_scale
+        root = np.sqrt(w)
+        own = np.stack([w, root, rho * w, rho * root], axis=2)
+        return np.concatenate([own, np.broadcast_to(w[:, None, :], (a, kdim, kdim))], axis=2)
+
+    def features(self, s: np.ndarray, remaining: float, cands: np.ndarray) -> np.ndarray:
+        """Regressor inputs ``(A, K, in_dim)`` for candidates ``(A, K)``."""
+        ctx = self.context(s, remaining)
+        return np.concatenate([np.broadcast_to(ctx[None], (len(cands), *ctx.shape)), self.action_features(cands)], axis=2)
 
     def candidates(self) -> np.ndarray:
-        """The current candidate set ``(A, K)`` (depends on the previous allocation)."""
-        return candidate_actions(
-            self.requirement,
-            self.essential,
-            grid=self.grid,
-            one_hot=self.one_hot,
-            previous=self.previous_w,
-            step=self.perturbation,
-            anchors=self.anchors,
-            blend=self.blend,
+        """The current candidate set ``(A, K)``; row 0 is the anchor ``r`` (depends on the previous allocation)."""
+        cands = candidate_actions(
+            self.requirement, self.essential, grid=self.grid, one_hot=self.one_hot, previous=self.previous_w,
+            step=self.perturbation, anchors=self.anchors, blend=self.blend,
         )
+        return _dedupe([self.requirement, *cands])
 
-    @staticmethod
-    def action_features(w: np.ndarray) -> np.ndarray:
-        """``(..., K)`` mixtures -> ``(..., 2K)`` features ``[w ; sqrt(w)]``.
+    def _warmup_pool(self, cands: np.ndarray) -> np.ndarray:
+        """Indices of the candidates the warm-up draws from."""
+        if self.warmup_pool == "all":
+            return np.arange(len(cands))
+        # r, its blends and small perturbations: within ~0.5 in L1 of the anchor
+        return np.flatnonzero(np.abs(cands - self.requirement).sum(axis=1) <= 0.5 + 1e-9)
 
-        Why sqrt: returns within one interval diminish, and with a few dozen samples a net on raw
-        ``w`` is close to linear in it, so its argmax sits on a vertex (a one-hot) whatever the
-        truth; a concave feature lets it express diminishing returns from little data.
-        """
-        return np.sqrt(w)
+    def predict_rewards(
+        self, s: np.ndarray, remaining: float, cands: np.ndarray, inputs: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Each member's predicted reward of each candidate, ``(J, A)`` (``inputs``: ``features(...)`` if known)."""
+        inputs = self.features(s, remaining, cands) if inputs is None else inputs
+        a, kdim, d = inputs.shape
+        mean, std = self._target_stats()
+        delta = self.ensemble.predict(inputs.reshape(a * kdim, d))[..., 0].reshape(-1, a, kdim) * std + mean
+        rewards, _ = compute_reward(
+            self.requirement, delta, self._predict_cost(cands), self.essential,
+            beta=self.beta, lam=self.lam, cost_scale=self.cost_scale,
+        )
+        return rewards
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
-        x = self.context(s, remaining)
         cands = self.candidates()
-        inputs = np.concatenate([np.repeat(x[None], len(cands), axis=0), self.action_features(cands)], axis=1)
         warm = self.steps < self.warmup
-        mean, std = self._target_stats()
-        preds = self.ensemble.predict(inputs) * std + mean  # (J, A, K + 1) in points and tokens
-        rewards, _ = compute_reward(
-            self.requirement, preds[..., :-1], preds[..., -1], self.essential,
-            beta=self.beta, lam=self.lam, cost_scale=self.cost_scale,
-        )  # (J, A): each member's predicted reward of each candidate
+        inputs = self.features(s, remaining, cands)
+        rewards = self.predict_rewards(s, remaining, cands, inputs)  # (J, A)
         mu, sigma = rewards.mean(axis=0), rewards.std(axis=0)
+        gain = rewards - rewards[:, :1]  # paired improvement over the anchor r (row 0)
+        lcb = gain.mean(axis=0) - self.trust * gain.std(axis=0)
+        eligible = lcb > 0.0
+        eligible[0] = True
         if warm:
-            i = int(self.rng.integers(len(cands)))
+            pool = self._warmup_pool(cands)
+            i = int(pool[self.rng.integers(len(pool))])
         else:
-            i = int(np.argmax(mu + self.kappa * sigma))
+            i = int(np.argmax(np.where(eligible, mu + self.kappa * sigma, -np.inf)))
         info = {
             "mu": float(mu[i]),
             "sigma": float(sigma[i]),
             "kappa": self.kappa,
             "warmup": warm,
             "candidates": len(cands),
+            "eligible": int(eligible.sum()),
+            "anchor": i == 0,
             "_pending": {"input": inputs[i]},
         }
         return cands[i], info
 
-    def _target_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-output mean and std of the history's targets ``(K + 1,)``; the net fits standardised targets."""
-        out = len(self.capabilities) + 1
+    def _target_stats(self) -> tuple[float, float]:
+        """Mean and std of the observed ``delta_s`` (all capabilities); the net fits standardised targets."""
         if not self.history_y:
-            return np.zeros(out), np.ones(out)
+            return 0.0, 1.0
         y = np.array(self.history_y)
-        # the floor matters with one sample (std 0): raw targets (a cost of ~1e4 tokens) would blow
-        # up the first gradients and leave Adam's second moments huge for the rest of the run
-        return y.mean(axis=0), np.maximum(y.std(axis=0), 1e-3 * (np.abs(y).mean(axis=0) + 1.0))
+        # the floor matters with one sample of tiny changes: it keeps the first gradients sane
+        return float(y.mean()), float(max(y.std(), 1e-3 * (np.abs(y).mean() + 1.0)))
 
-    def _output_weights(self, std: np.ndarray) -> np.ndarray | None:
-        """Loss weight of each standardised output: its squared coefficient in the reward, plus a floor.
-
-        Why: only ``r . delta_s`` (and the cost) enter the decision, so with a few dozen samples the
-        nets' capacity should go to the capabilities the task needs, not to fitting noise on
-        capabilities with ``r_c ~ 0``. The floor (``reward_focus`` < 1) keeps every output fitted.
-        """
-        if self.reward_focus == 0.0:
-            return None
-        coef = np.append(self.requirement * std[:-1], self.lam * std[-1] / self.cost_scale)
-        focus = coef**2 / max(float(np.sum(coef**2)), 1e-12)
-        return self.reward_focus * focus + (1.0 - self.reward_focus) / len(coef)
-
-    def _output_weights(self, std: np.ndarray) -> np.ndarray | None:
-        """Loss weight of each standardised output: its squared coefficient in the reward, plus a floor.
-
-        Why: only ``r . delta_s`` (and the cost) enter the decision, so with a few dozen samples the
-        nets' capacity should go to the capabilities the task needs, not to fitting noise on
-        capabilities with ``r_c ~ 0``. The floor (``reward_focus`` < 1) keeps every output fitted.
-        """
-        if self.reward_focus == 0.0:
-            return None
-        coef = np.append(self.requirement * std[:-1], self.lam * std[-1] / self.cost_scale)
-        focus = coef**2 / max(float(np.sum(coef**2)), 1e-12)
-        return self.reward_focus * focus + (1.0 - self.reward_focus) / len(coef)
+    def _predict_cost(self, cands: np.ndarray) -> np.ndarray:
+        """``(A,)`` predicted tokens: ridge fit of ``cost ~ w . c`` shrunk towards the mean cost."""
+        if not self.history_cost:
+            return np.zeros(len(cands))
+        w, cost = np.array(self.history_w), np.array(self.history_cost)
+        base = float(cost.mean())
+        ridge = 1e-2 * len(cost)
+        kdim = w.shape[1]
+        c = np.linalg.solve(w.T @ w + ridge * np.eye(kdim), w.T @ (cost - base))
+        return base + cands @ c
 
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
-        self.history_x.append(pending["input"])
-        self.history_y.append(np.append(delta, pending["cost"]))
+        w = pending["w"]
+        self.history_x.append(np.asarray(pending["input"]))
+        self.history_y.append(delta)
+        self.history_w.append(w)
+        self.history_cost.append(pending["cost"])
         self.history_r.append(reward)
-        self.allocation_sum = self.allocation_sum + pending["w"]
-        self.previous_w = pending["w"]
+        self.allocation_sum = self.allocation_sum + w
+        self.delta_sum = self.delta_sum + delta
+        self.previous_w = w
         self.last_delta = delta
         loss = math.nan
         if self.refit_steps > 0:
             mean, std = self._target_stats()
-            y = (np.array(self.history_y) - mean) / std
-            loss = self.ensemble.fit(
-                np.array(self.history_x), y, steps=self.refit_steps, batch=self.batch_size, rng=self.rng,
-                output_weights=self._output_weights(std),
-            )
+            x = np.concatenate(self.history_x)
+            y = (np.concatenate(self.history_y)[:, None] - mean) / std
+            loss = self.ensemble.fit(x, y, steps=self.refit_steps, batch=self.batch_size, rng=self.rng)
         return {"fit_loss": loss}
 
     def development_checkpoint(self, utility: float) -> None:
@@ -708,8 +762,11 @@ class UCBEnsembleAllocator(Allocator):
             "ensemble": self.ensemble.state_dict(),
             "history_x": self.history_x,
             "history_y": self.history_y,
+            "history_w": self.history_w,
+            "history_cost": self.history_cost,
             "history_r": self.history_r,
             "allocation_sum": self.allocation_sum,
+            "delta_sum": self.delta_sum,
             "previous_w": self.previous_w,
             "last_delta": self.last_delta,
             "kappa": self.kappa,
@@ -718,10 +775,13 @@ class UCBEnsembleAllocator(Allocator):
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         self.ensemble.load_state_dict(extra["ensemble"])
-        self.history_x = list(extra["history_x"])
-        self.history_y = list(extra["history_y"])
+        self.history_x = [np.asarray(x) for x in extra["history_x"]]
+        self.history_y = [np.asarray(y) for y in extra["history_y"]]
+        self.history_w = [np.asarray(w) for w in extra["history_w"]]
+        self.history_cost = [float(c) for c in extra["history_cost"]]
         self.history_r = [float(r) for r in extra["history_r"]]
         self.allocation_sum = np.asarray(extra["allocation_sum"])
+        self.delta_sum = np.asarray(extra["delta_sum"])
         self.previous_w = None if extra["previous_w"] is None else np.asarray(extra["previous_w"])
         self.last_delta = np.asarray(extra["last_delta"])
         self.kappa = float(extra["kappa"])
