@@ -219,7 +219,7 @@ def test_fidelity_task(tiny_tokenizer, tmp_path):
     card = TaskCard.load(_write_card(tmp_path, "fidelity", rows))
     res = evaluate_task(card, build_tiny_model(tiny_tokenizer), tiny_tokenizer)
     assert 0.0 < res["utility"] <= 100.0
-    assert res["utility"] == pytest.approx(100 * np.exp(res["logprob"]))
+    assert res["utility"] == pytest.approx(100 * max(0.0, 1.0 + res["logprob"] / 20.0))
 
 
 # --------------------------------------------------------------------------- pass@1

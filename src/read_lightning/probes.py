@@ -86,6 +86,7 @@ __all__ = [
     "cached_teacher_answers",
     "reference_target",
     "PROBE_DATA_DIR",
+    "FIDELITY_FLOOR_NATS",
     "fidelity_score",
     "preserved_state",
     "probe_items",
@@ -258,13 +259,19 @@ def score_continuations(
     return [out[i] for i in range(len(seqs))]
 
 
-def fidelity_score(mean_logprob: float) -> float:
-    """``100 * exp(mean_logprob)``: a mean per-token log-probability mapped onto (0, 100].
+FIDELITY_FLOOR_NATS = 20.0
 
-    ``mean_logprob`` is the average over items of each item's per-token mean, so the score is
-    the geometric-mean target-token probability with every item weighted equally.
+
+def fidelity_score(mean_logprob: float, floor: float = FIDELITY_FLOOR_NATS) -> float:
+    """``100 * (1 + mean_logprob / floor)``, clipped to [0, 100]: linear in log-likelihood.
+
+    ``mean_logprob`` is the average over items of each item's per-token mean log-probability of
+    the target. Linear, not ``100 * exp(.)``: a freshly compressed student sits near -14 nats
+    per token, where the exponential squashes every score to ~1e-4 and the bandit's deltas
+    vanish; on this scale the same student scores ~30, the teacher on its own answers ~95, and
+    equal log-likelihood gains are equal score gains. 0 means ``floor`` nats per token or worse.
     """
-    return float(100.0 * np.exp(min(0.0, mean_logprob)))
+    return float(100.0 * min(1.0, max(0.0, 1.0 + mean_logprob / floor)))
 
 
 def process_probe_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:
