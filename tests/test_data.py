@@ -200,3 +200,18 @@ def test_no_configuration_spends_more_than_budget(tiny_tokenizer, budget, interv
     for epoch in range(intervals):
         consume_interval(dm, epoch)
         assert dm.ledger.spent <= budget
+
+
+def test_teacher_backend_is_chosen_by_config(tiny_tokenizer):
+    from read_lightning.generation import HTTPTeacher
+
+    dm = CapabilityDataModule(teacher="served-model", teacher_backend="http", teacher_url="http://127.0.0.1:9")
+    dm.tokenizer = tiny_tokenizer
+    teacher = dm._build_teacher()
+    assert isinstance(teacher, HTTPTeacher) and teacher.model == "served-model"
+    with pytest.raises(ValueError, match="needs teacher_url"):
+        CapabilityDataModule(teacher_backend="http")
+    with pytest.raises(ValueError, match="unknown teacher_backend 'tgi'"):
+        CapabilityDataModule(teacher_backend="tgi")
+    with pytest.raises(FileNotFoundError, match="leakage_hashes file 'nope.txt'"):
+        CapabilityDataModule(leakage_hashes="nope.txt")

@@ -171,8 +171,14 @@ class CapabilityDataModule(L.LightningDataModule):
         max_tokens_per_batch: padded tokens (batch size x longest sequence) per batch.
         max_length: longest training sequence; longer pairs are truncated in the answer.
         max_new_tokens: teacher answer length limit.
+        teacher_backend: ``hf`` (in-process, the default), ``vllm`` (GPU, ``[vllm]`` extra) or
+            ``http`` (an OpenAI-compatible server at ``teacher_url``; ``teacher`` is then the
+            served model's name).
+        teacher_url, teacher_timeout: the HTTP endpoint and its per-request timeout in seconds.
         prompt_source: ``"templates"`` for the built-in capability template library, or a JSONL
             file of ``{"capability": ..., "prompt": ...}`` rows.
+        extra_templates: YAML/JSONL file(s) of user templates, e.g. for a user-defined capability.
+        leakage_hashes: file of evaluation-prompt hashes (``read-train leakage``) never to train on.
         drop_unverified: drop teacher answers that a template's verifier marks wrong (their
             generation tokens are still charged: they were paid for).
         run_dir: where per-interval generated data is written; defaults to the trainer's log dir.
@@ -192,7 +198,12 @@ class CapabilityDataModule(L.LightningDataModule):
         generation_batch_size: int = 16,
         temperature: float = 0.2,
         top_p: float = 0.95,
+        teacher_backend: str = "hf",
+        teacher_url: str | None = None,
+        teacher_timeout: float = 120.0,
         prompt_source: str = "templates",
+        extra_templates: str | None = None,
+        leakage_hashes: str | None = None,
         drop_unverified: bool = False,
         teacher_dtype: str = "float32",
         cache_dir: str | None = None,
@@ -225,7 +236,16 @@ class CapabilityDataModule(L.LightningDataModule):
                 f"num_intervals={num_intervals} it gives {per_interval} tokens per interval, but one "
                 f"example can cost max_new_tokens + max_length = {self.example_worst_case}"
             )
+        if teacher_backend not in ("hf", "vllm", "http"):
+            raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose 'hf', 'vllm' or 'http'")
+        if teacher_backend == "http" and not teacher_url:
+            raise ValueError("teacher_backend 'http' needs teacher_url (an OpenAI-compatible server)")
+        for name, path in (("extra_templates", extra_templates), ("leakage_hashes", leakage_hashes)):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(f"{name} file {path!r} does not exist")
         self.teacher_name, self.student_name = teacher, student
+        self.teacher_backend, self.teacher_url, self.teacher_timeout = teacher_backend, teacher_url, teacher_timeout
+        self.extra_templates, self.leakage_hashes = extra_templates, leakage_hashes
         self.num_intervals = num_intervals
         self.max_tokens_per_batch = max_tokens_per_batch
         self.max_length = max_length
@@ -287,7 +307,12 @@ class CapabilityDataModule(L.LightningDataModule):
         if self.prompt_source_name == "templates":
             from read_lightning.templates import TemplateLibrary
 
-            return TemplateLibrary(capabilities=self.capabilities, seed=self.seed)
+            return TemplateLibrary(
+                capabilities=self.capabilities,
+                extra=self.extra_templates,
+                leakage_hashes=self.leakage_hashes,
+                seed=self.seed,
+            )
         if not Path(self.prompt_source_name).is_file():
             raise FileNotFoundError(
                 f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
@@ -295,8 +320,16 @@ class CapabilityDataModule(L.LightningDataModule):
         return _jsonl_prompt_source(self.prompt_source_name, self.capabilities)
 
     def _build_teacher(self) -> Teacher:
-        from read_lightning.generation import HFTeacher
-        from read_lightning.models import load_model, load_tokenizer
+        from read_lightning.generation import HFTeacher, HTTPTeacher, VLLMTeacher
+        from read_lightning.models import load_model, load_tokenizer, resolve_model_path
+
+        sampling = dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
+        if self.teacher_backend == "http":
+            return HTTPTeacher(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout,
+                               tokenizer=self.tokenizer, seed=self.seed, **sampling)
+        if self.teacher_backend == "vllm":
+            path = resolve_model_path(self.teacher_name, self.cache_dir)
+            return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **sampling)
 
         model = load_model(self.teacher_name, dtype=self.teacher_dtype, cache_dir=self.cache_dir, shared=True)
         if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
@@ -305,10 +338,8 @@ class CapabilityDataModule(L.LightningDataModule):
             model,
             load_tokenizer(self.teacher_name, self.cache_dir),
             batch_size=self.generation_batch_size,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
             seed=self.seed,
+            **sampling,
         )
 
     # ----------------------------------------------------------------- mixture

@@ -35,6 +35,7 @@ __all__ = [
     "load_tokenizer",
     "compress_layers",
     "parse_layer_spec",
+    "resolve_model_path",
     "resolve_dtype",
 ]
 
@@ -94,7 +95,8 @@ def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def _resolve(name_or_path: str, cache_dir: str | os.PathLike | None) -> str:
+def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A local directory or Hub id for ``name_or_path``; ``EMBEDDED`` is converted on first use."""
     if name_or_path == EMBEDDED:
         return str(embedded_model_dir(cache_dir))
     if name_or_path.startswith("embedded:"):
@@ -113,7 +115,7 @@ def _resolve(name_or_path: str, cache_dir: str | os.PathLike | None) -> str:
 def load_tokenizer(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(_resolve(name_or_path, cache_dir))
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path, cache_dir))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -137,7 +139,7 @@ def load_model(
     """
     from transformers import AutoModelForCausalLM
 
-    path = _resolve(name_or_path, cache_dir)
+    path = resolve_model_path(name_or_path, cache_dir)
     key = (path, dtype)
     if shared and key in _LOADED:
         return _LOADED[key]
