@@ -679,6 +679,7 @@ def identifier_main(argv: list[str] | None = None) -> int:
     pred = sub.add_parser("predict", help="print the predicted requirement vector of task cards")
     pred.add_argument("--identifier", required=True)
     pred.add_argument("cards", nargs="+", help="card paths or example task names")
+    pred.add_argument("--cache-dir", default=None, help="model cache, for an 'embeddings' identifier")
     args = parser.parse_args(argv)
 
     if args.command == "fit":
@@ -704,7 +705,7 @@ def identifier_main(argv: list[str] | None = None) -> int:
         model.save(args.output)
         print(json.dumps({"saved": str(args.output), **model.info}))
         return 0
-    model = RequirementIdentifier.load(args.identifier)
+    model = RequirementIdentifier.load(args.identifier, cache_dir=args.cache_dir)
     for name in args.cards:
         card = load_card(name, model.capabilities)
         result = identifier_requirement(card, model)
