@@ -84,6 +84,9 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
     for key in ("mixture/math", "bandit/reward", "bandit/kappa"):
         assert key in trainer.logged_metrics
     assert dm.ledger.spent <= dm.ledger.budget
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
+    assert summary["BanditAllocationCallback"]["decisions"] == 4
+    assert summary["ledger"]["spent"] == dm.ledger.spent
 
 
 def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):

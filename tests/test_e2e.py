@@ -35,6 +35,11 @@ def test_default_recipe_runs_end_to_end(tmp_path):
     assert [r["event"] for r in rows] == ["select", "observe", "select", "observe"]
     assert sorted(p.name for p in (run / "generated").iterdir()) == ["interval_000.jsonl", "interval_001.jsonl"]
 
+    summary = json.loads((run / "summary.json").read_text())
+    probe = summary["CapabilityProbeCallback"]
+    assert 0 < probe["fraction_of_wall_clock"] < 1 and len(probe["history"]) == 3  # baseline + 2 intervals
+    assert summary["BanditAllocationCallback"]["decisions"] == 2
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     student = AutoModelForCausalLM.from_pretrained(run / "student")

@@ -50,6 +50,11 @@ class _TimedEvaluation(Callback):
         total = time.perf_counter() - self._fit_started
         return self.seconds / total if total > 0 else 0.0
 
+    def summary(self) -> dict[str, Any]:
+        """What this callback contributes to the run's ``summary.json``."""
+        return {"seconds": round(self.seconds, 2), "fraction_of_wall_clock": round(self._fraction(), 4),
+                "history": self.history}
+
     def _timed(self, fn: Any, *args: Any) -> Any:
         start = time.perf_counter()
         try:
@@ -350,6 +355,18 @@ class BanditAllocationCallback(Callback):
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+
+    def summary(self) -> dict[str, Any]:
+        """What this callback contributes to the run's ``summary.json``."""
+        alloc = self.allocator
+        return {
+            "allocator": self.allocator_name,
+            "decisions": self.decisions,
+            "requirement": dict(zip(alloc.capabilities, map(float, alloc.requirement))) if alloc else None,
+            "cumulative_reward": float(getattr(alloc, "cumulative_reward", 0.0)) if alloc else None,
+            "calibration": list(getattr(alloc, "calibration", ())) if alloc else None,
+            "log_file": self.log_file,
+        }
 
     # ----------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,7 @@ class DistillationModule(L.LightningModule):
         self._frozen: dict[str, torch.nn.Module | None] = {"teacher": None}
         self.tokenizer: Any = None
         self.tokens_seen = 0
+        self._fit_started = time.perf_counter()
 
     @property
     def teacher(self) -> torch.nn.Module | None:
@@ -225,13 +228,23 @@ class DistillationModule(L.LightningModule):
             self.tokenizer.save_pretrained(out)
         dm = getattr(self.trainer, "datamodule", None)
         ledger = getattr(dm, "ledger", None)
+        summary: dict[str, Any] = {
+            "wall_clock_seconds": round(time.perf_counter() - self._fit_started, 2),
+            "tokens_seen": self.tokens_seen,
+            "student": str(out),
+        }
         if ledger is not None:
-            import json
-
             (Path(log_dir) / "ledger.json").write_text(json.dumps(ledger.summary(), indent=2))
-        log.info("student saved to %s", out)
+            summary["ledger"] = ledger.summary()
+        # Callbacks that measure something (probe cost, decisions) report it here.
+        for cb in self.trainer.callbacks:
+            if callable(getattr(cb, "summary", None)):
+                summary[type(cb).__name__] = cb.summary()
+        (Path(log_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        log.info("student saved to %s; run summary in %s", out, Path(log_dir) / "summary.json")
 
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         if self.teacher is not None:
             self.teacher.to(self.device)
 
