@@ -1,6 +1,6 @@
 """Capability probes: the student's capability profile s, one 0-100 score per capability.
 
-The probe suite ships with the package (``data/probes/``): one lm-eval task per capability, each a
+The probe suite ships with the package (``resources/probes/``): one lm-eval task per capability, each a
 YAML config plus a JSONL file of hand-written items (``id``, ``prompt``, ``answer``). The items
 are written apart from the training templates, so the probe never scores a prompt the student
 was trained on.
@@ -96,7 +96,7 @@ __all__ = [
     "score_continuations",
 ]
 
-PROBE_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "data" / "probes"))
+PROBE_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "resources" / "probes"))
 _TASK_PREFIX = "read_probe_"
 _REFERENCE_FORMAT = 1  # bump when the cached reference rows change meaning
 

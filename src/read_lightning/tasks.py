@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 EVALUATION_TYPES: tuple[str, ...] = ("exact_match", "multiple_choice", "pass_at_1", "fidelity")
-TASK_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "data" / "tasks"))
+TASK_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "resources" / "tasks"))
 
 # Fields every row of a split must have, per evaluation type.
 _ROW_FIELDS: dict[str, tuple[str, ...]] = {
@@ -82,7 +82,7 @@ _ROW_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def list_example_tasks() -> list[Path]:
-    """Card paths of the example tasks shipped with the package (``data/tasks/*/card.yaml``)."""
+    """Card paths of the example tasks shipped with the package (``resources/tasks/*/card.yaml``)."""
     return sorted(TASK_DATA_DIR.glob("*/card.yaml"))
 
 
