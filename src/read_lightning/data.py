@@ -310,7 +310,7 @@ class CapabilityDataModule(L.LightningDataModule):
             return TemplateLibrary(
                 capabilities=self.capabilities,
                 extra=self.extra_templates,
-                leakage_hashes=self.leakage_hashes,
+                leakage_hashes=self._held_out_hashes(),
                 seed=self.seed,
             )
         if not Path(self.prompt_source_name).is_file():
@@ -318,6 +318,25 @@ class CapabilityDataModule(L.LightningDataModule):
                 f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
             )
         return _jsonl_prompt_source(self.prompt_source_name, self.capabilities)
+
+    def _held_out_hashes(self) -> set[str]:
+        """Prompts training must never see: the packaged probe items, plus the user's hash file.
+
+        Probes measure the profile the bandit learns from; a probe prompt in the training data
+        would reward memorisation instead of capability.
+        """
+        from read_lightning.leakage import load_hash_set, prompt_hash
+        from read_lightning.probes import PROBE_DATA_DIR, probe_items
+
+        hashes = {
+            prompt_hash(item["prompt"])
+            for cap in self.capabilities
+            if (PROBE_DATA_DIR / f"{cap}.jsonl").is_file()
+            for item in probe_items(cap)
+        }
+        if self.leakage_hashes:
+            hashes |= set(load_hash_set(self.leakage_hashes))
+        return hashes
 
     def _build_teacher(self) -> Teacher:
         from read_lightning.generation import HFTeacher, HTTPTeacher, VLLMTeacher
