@@ -11,8 +11,8 @@ from read_lightning.data import (
     collate,
     encode_example,
     length_grouped_batches,
-    read_jsonl,
 )
+from read_lightning.jsonl import read_jsonl
 from read_lightning.generation import Generation, StaticPromptSource
 
 POOLS = {
@@ -156,10 +156,14 @@ def test_resume_reuses_generated_interval_without_paying_the_teacher_again(tiny_
 def test_corrupt_interval_file_names_file_and_line(tiny_tokenizer, tmp_path):
     path = tmp_path / "generated" / "interval_000.jsonl"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"prompt": "a"}) + "\n{not json\n")
+    good = {"prompt": "a", "answer": "b", "capability": "math", "gen_tokens": 1, "used": True}
+    path.write_text(json.dumps(good) + "\n{not json\n")
     dm = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
-    with pytest.raises(ValueError, match=r"interval_000.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"interval_000.jsonl:2: corrupt JSONL row"):
         dm.train_dataloader()
+    path.write_text(json.dumps({"prompt": "a"}) + "\n")
+    with pytest.raises(ValueError, match=r"interval_000.jsonl:1: row lacks required field\(s\) \['answer'"):
+        make_dm(tiny_tokenizer, run_dir=str(tmp_path)).train_dataloader()
 
 
 def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
@@ -170,7 +174,7 @@ def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"capability": "poetry", "prompt": "x"}) + "\n")
     dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(bad))
-    with pytest.raises(ValueError, match="row 1 has unknown capability 'poetry'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: unknown capability .poetry."):
         dm._build_prompt_source()
     dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(tmp_path / "nope.jsonl"))
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):

@@ -61,7 +61,7 @@ def test_build_hash_set_auto_detects_fields_and_writes_a_file(tmp_path):
 
 def test_corrupt_rows_name_file_and_line(tmp_path):
     bad = _write(tmp_path / "bad.jsonl", [{"prompt": "ok"}, {"prompt": "fine"}, '{"prompt": "broken'])
-    with pytest.raises(ValueError, match=r"bad\.jsonl:3: invalid JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:3: corrupt JSONL row"):
         build_hash_set(bad)
     nofield = _write(tmp_path / "nofield.jsonl", [{"prompt": "ok"}, {"answer": 4}])
     with pytest.raises(ValueError, match=r"nofield\.jsonl:2: no text field .*keys \['answer'\]"):

@@ -436,7 +436,7 @@ def test_few_templates_warn_and_fall_back(tmp_path):
         (".yaml", "- name: a\n  capability: c\n  scaffold: 'x {m}'\n  slots: {}\n", r"bad\.yaml:1 .*'scaffold'.*\['m'\]"),
         (".yaml", "- name: a\n  capability: c\n  scaffold: [unclosed\n", r"bad\.yaml:\d+: invalid YAML"),
         (".yaml", "- name: a\n  capability: c\n  scaffold: 'x {n}'\n  slots:\n    n: {type: range}\n", r"field 'slots\.n'.*'type'"),
-        (".jsonl", '{"name": "a", "capability": "c", "scaffold": "x"}\n{"name": "b", oops}\n', r"bad\.jsonl:2: invalid JSON"),
+        (".jsonl", '{"name": "a", "capability": "c", "scaffold": "x"}\n{"name": "b", oops}\n', r"bad\.jsonl:2: corrupt JSONL row"),
         (".jsonl", '{"name": "a", "capability": "c", "scafold": "x"}\n', r"bad\.jsonl:1: unknown field\(s\) \['scafold'\]"),
         (".jsonl", '{"name": "a", "capability": "c", "scaffold": "x"}\n{"name": "a", "capability": "c", "scaffold": "y"}\n',
          r"bad\.jsonl:2: field 'name'.*already defined at .*bad\.jsonl:1"),

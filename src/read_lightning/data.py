@@ -9,9 +9,7 @@ training tokens when a batch is handed to the training step, and it never lets B
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 import time
 from collections import Counter
@@ -25,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
+from read_lightning.jsonl import iter_jsonl, read_jsonl, write_jsonl_atomic
 from read_lightning.generation import Prompt, PromptSource, StaticPromptSource, Teacher, chat_prompt_ids
 from read_lightning.ledger import TokenLedger
 from read_lightning.models import EMBEDDED
@@ -39,7 +38,6 @@ __all__ = [
     "encode_example",
     "length_grouped_batches",
     "collate",
-    "read_jsonl",
 ]
 
 
@@ -114,31 +112,14 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "capability_tokens": dict(tokens)}
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a corrupt row is an error naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
-
-
 def _jsonl_prompt_source(path: str, capabilities: Sequence[str]) -> StaticPromptSource:
     pools: dict[str, list[str]] = {c: [] for c in capabilities}
-    for lineno, row in enumerate(read_jsonl(path), 1):
+    for lineno, row in iter_jsonl(path):
         cap, text = row.get("capability"), row.get("prompt")
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}: row {lineno} has no 'prompt' string")
+            raise ValueError(f"{path}:{lineno}: row has no 'prompt' string")
         if cap not in pools:
-            raise ValueError(f"{path}: row {lineno} has unknown capability {cap!r}; expected one of {list(pools)}")
+            raise ValueError(f"{path}:{lineno}: unknown capability {cap!r}; expected one of {list(pools)}")
         pools[cap].append(text)
     return StaticPromptSource({c: p for c, p in pools.items() if p})
 
@@ -423,20 +404,9 @@ class CapabilityDataModule(L.LightningDataModule):
                 )
         return rows
 
-    def _write_rows(self, rows: list[dict[str, Any]], path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)  # a half-written interval file is never visible under its real name
-
     def _load_interval(self, path: Path) -> list[dict[str, Any]]:
-        rows = read_jsonl(path)
-        for lineno, row in enumerate(rows, 1):
-            missing = [k for k in ("prompt", "answer", "capability", "gen_tokens", "used") if k not in row]
-            if missing:
-                raise ValueError(f"{path}: row {lineno} lacks fields {missing}")
+        rows = read_jsonl(path, required=("prompt", "answer", "capability", "gen_tokens", "used"))
+        for row in rows:
             if self.charged_interval != self.interval:
                 self.ledger.charge_generation(row["capability"], int(row["gen_tokens"]))
         return rows
@@ -454,7 +424,7 @@ class CapabilityDataModule(L.LightningDataModule):
         else:
             rows = self._generate_interval()
             if path is not None:
-                self._write_rows(rows, path)
+                write_jsonl_atomic(path, rows)
         self.charged_interval = self.interval
         examples = []
         for row in rows:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import sys
@@ -26,6 +25,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from read_lightning.jsonl import iter_jsonl
 
 __all__ = [
     "PROMPT_FIELDS",
@@ -80,25 +81,13 @@ def iter_prompts(path: str | os.PathLike[str], field: str | None = None) -> Iter
     Raises ``ValueError`` naming the file and line for invalid JSON, a row that is not an
     object, or a row without a usable prompt field.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"evaluation file {str(path)!r} does not exist")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            names = [field] if field else [f for f in PROMPT_FIELDS if f in row]
-            text = next((t for t in (_field_text(row.get(n)) for n in names) if t is not None), None)
-            if text is None:
-                wanted = repr(field) if field else f"one of {list(PROMPT_FIELDS)!r}"
-                raise ValueError(f"{path}:{lineno}: no text field {wanted}; the row has keys {sorted(row)!r}")
-            yield text
+    for lineno, row in iter_jsonl(path):
+        names = [field] if field else [f for f in PROMPT_FIELDS if f in row]
+        text = next((t for t in (_field_text(row.get(n)) for n in names) if t is not None), None)
+        if text is None:
+            wanted = repr(field) if field else f"one of {list(PROMPT_FIELDS)!r}"
+            raise ValueError(f"{path}:{lineno}: no text field {wanted}; the row has keys {sorted(row)!r}")
+        yield text
 
 
 def build_hash_set(

@@ -79,6 +79,7 @@ import torch
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.generation import HFTeacher, chat_prompt_ids
+from read_lightning.jsonl import read_jsonl, write_jsonl_atomic
 
 __all__ = [
     "CapabilityProbe",
@@ -104,33 +105,6 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; blank lines are skipped.
-
-    Raises ``ValueError`` naming the file and line for a row that is not a JSON object or lacks
-    one of the ``required`` fields, and ``FileNotFoundError`` naming a missing file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"JSONL file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: corrupt JSONL row ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: row lacks required field(s) {missing!r}")
-            rows.append(row)
-    return rows
 
 
 def render_chat_prompt(tokenizer: Any, user_text: str) -> str:
@@ -420,12 +394,7 @@ def cached_teacher_answers(
                 "format": _REFERENCE_FORMAT,
             }
         merged = {**cached, **rows}
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(cache_path.suffix + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for row in merged.values():
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
+        write_jsonl_atomic(cache_path, merged.values())  # a crash never leaves half a cache
     return rows
 
 

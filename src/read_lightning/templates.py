@@ -43,6 +43,7 @@ from typing import Any
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.generation import Prompt
 from read_lightning.leakage import load_hash_set, prompt_hash
+from read_lightning.jsonl import iter_jsonl
 
 __all__ = [
     "TIERS",
@@ -755,19 +756,13 @@ def load_templates(path: str | os.PathLike[str]) -> list[Template]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"template file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
     entries: list[tuple[Any, str]] = []
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append((json.loads(line), f"{path}:{lineno}"))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
+        entries = [(row, f"{path}:{lineno}") for lineno, row in iter_jsonl(path)]
     else:
         import yaml  # only user template files need YAML
 
+        text = path.read_text(encoding="utf-8")
         try:
             data = yaml.safe_load(text)
             node = yaml.compose(text)

@@ -1,0 +1,58 @@
+"""JSONL files: one reader with errors that name the file and line, one atomic writer.
+
+Every JSONL the project reads (prompt pools, generated intervals, probe sets and references,
+task splits, intervention logs, evaluation files for leakage) goes through here, so a corrupt
+row always fails the same clear way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["iter_jsonl", "read_jsonl", "write_jsonl_atomic"]
+
+
+def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, row)`` for each non-blank line of ``path``.
+
+    Raises ``FileNotFoundError`` naming a missing file, and ``ValueError`` naming the file and
+    line for a row that is not valid JSON, not an object, or lacks a ``required`` field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSONL file not found: {path}")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: corrupt JSONL row ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: row lacks required field(s) {missing!r}")
+            yield lineno, row
+
+
+def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """All rows of ``path`` (see :func:`iter_jsonl` for the errors)."""
+    return [row for _, row in iter_jsonl(path, required)]
+
+
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write ``rows`` to ``path`` through a temporary sibling, so a crash never leaves half a file
+    under the real name (a resumed run trusts whatever it finds there)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
