@@ -54,7 +54,7 @@ from read_lightning.data import CapabilityDataModule
 from read_lightning.generation import PromptSource, Teacher
 from read_lightning.models import EMBEDDED
 from read_lightning.module import DistillationModule
-from read_lightning.probes import read_jsonl
+from read_lightning.jsonl import read_jsonl
 from read_lightning.requirement import card_text, load_card
 from read_lightning.tasks import TaskCard
 
