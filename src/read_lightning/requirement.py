@@ -441,7 +441,7 @@ def fit_identifier(
         "rows": len(rows),
         "cards": len(texts),
         "mse": resid * float(scale) ** 2,
-        "r2": 1.0 - resid / var if var > 0 else float("nan"),
+        "r2": 1.0 - resid / var if var > 0 else None,  # None, not NaN: config.json stays valid JSON
         "gain": float(model.log_gain.detach().exp()),
         "lambda_ent": lambda_ent,
         "steps": steps,
