@@ -24,7 +24,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from read_lightning.bandit import make_allocator  # noqa: E402
-from read_lightning.simulator import grid_search_best_fixed, make_environment, run_episode  # noqa: E402
+from read_lightning.simulator import (  # noqa: E402
+    grid_search_best_fixed,
+    make_environment,
+    run_episode,
+)
 
 __all__ = ["main", "run_benchmark"]
 

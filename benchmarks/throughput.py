@@ -29,9 +29,15 @@ import lightning as L
 import torch
 
 from read_lightning.data import CapabilityDataModule, collate, encode_example
-from read_lightning.jsonl import read_jsonl
 from read_lightning.generation import HFTeacher
-from read_lightning.models import EMBEDDED, compress_layers, default_cache_dir, load_model, load_tokenizer
+from read_lightning.jsonl import read_jsonl
+from read_lightning.models import (
+    EMBEDDED,
+    compress_layers,
+    default_cache_dir,
+    load_model,
+    load_tokenizer,
+)
 from read_lightning.module import DistillationModule
 from read_lightning.templates import TemplateLibrary
 

@@ -12,8 +12,8 @@ from read_lightning.data import (
     encode_example,
     length_grouped_batches,
 )
-from read_lightning.jsonl import read_jsonl
 from read_lightning.generation import Generation, StaticPromptSource
+from read_lightning.jsonl import read_jsonl
 
 POOLS = {
     "math": ["What is 12 plus 7?", "Add 3 and 4 and 5."],
@@ -219,3 +219,21 @@ def test_teacher_backend_is_chosen_by_config(tiny_tokenizer):
         CapabilityDataModule(teacher_backend="tgi")
     with pytest.raises(FileNotFoundError, match="leakage_hashes file 'nope.txt'"):
         CapabilityDataModule(leakage_hashes="nope.txt")
+
+
+def test_prompts_too_long_for_max_length_are_redrawn_before_the_teacher_pays(tiny_tokenizer):
+    pools = {"long_context": ["word " * 200, "Summarise: short text."], "math": ["What is 1 + 1?"]}
+    teacher = CountingTeacher()
+    dm = CapabilityDataModule(capabilities=list(pools), budget_tokens=3000, num_intervals=1, max_length=64,
+                              max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
+    dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(pools))
+    consume_interval(dm, 0)
+    assert teacher.prompts and "word " * 200 not in teacher.prompts
+    assert dm.too_long_prompts > 0
+
+    only_long = {"long_context": ["word " * 200]}
+    teacher = CountingTeacher()
+    dm = CapabilityDataModule(capabilities=list(only_long), budget_tokens=3000, num_intervals=1, max_length=64,
+                              max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
+    dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(only_long))
+    assert consume_interval(dm, 0) == [] and teacher.prompts == [] and dm.ledger.spent == 0

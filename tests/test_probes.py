@@ -12,12 +12,12 @@ from conftest import build_tiny_model
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES
 from read_lightning.generation import chat_prompt_ids
+from read_lightning.jsonl import read_jsonl
 from read_lightning.probes import (
     PROBE_DATA_DIR,
     CapabilityProbe,
     _probe_lm_class,
     probe_items,
-    read_jsonl,
     render_chat_prompt,
     score_continuations,
 )

@@ -78,3 +78,11 @@ def test_top_level_help_lists_tools(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "fit" in out and "leakage" in out
+
+
+@pytest.mark.parametrize("tool", ["leakage", "interventions", "identifier"])
+def test_tool_subcommands_answer_help(tool, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([tool, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage" in capsys.readouterr().out.lower()

@@ -12,7 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from read_lightning.generation import Generation, HFTeacher, HTTPTeacher, Teacher, TeacherError, VLLMTeacher
+from read_lightning.generation import (
+    Generation,
+    HFTeacher,
+    HTTPTeacher,
+    Teacher,
+    TeacherError,
+    VLLMTeacher,
+)
 
 # -- HFTeacher -------------------------------------------------------------------------------
 

@@ -42,6 +42,8 @@ _EXPORTS = {
     "CapabilityProbe": "probes",
     "TaskCard": "tasks",
     "evaluate_task": "tasks",
+    "infer_requirement": "requirement",
+    "RequirementIdentifier": "requirement",
     # Lightning adapters
     "CapabilityDataModule": "data",
     "DistillationModule": "module",

@@ -26,7 +26,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities, top_k, validate_distribution
+from read_lightning.capabilities import (
+    DEFAULT_CAPABILITIES,
+    check_capabilities,
+    top_k,
+    validate_distribution,
+)
 
 __all__ = [
     "compute_reward",

@@ -80,12 +80,21 @@ def check_config_files(argv: list[str]) -> None:
 def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
     """Subcommands that are not Trainer methods: name -> (help, main(argv) -> exit code)."""
     tools: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
-    try:
-        from read_lightning.leakage import leakage_main
+    # Imported on use: each tool pulls in only what it needs.
+    def lazy(module: str, name: str) -> Callable[[list[str]], int]:
+        def run(argv: list[str]) -> int:
+            import importlib
 
-        tools["leakage"] = ("build the hash set of evaluation prompts that generation must avoid", leakage_main)
-    except ImportError:  # pragma: no cover - the module ships with the package
-        pass
+            return getattr(importlib.import_module(f"read_lightning.{module}"), name)(argv)
+
+        return run
+
+    tools["leakage"] = ("build the hash set of evaluation prompts that generation must avoid",
+                        lazy("leakage", "leakage_main"))
+    tools["interventions"] = ("collect intervention data (short distillations on random allocations)",
+                              lazy("interventions", "interventions_main"))
+    tools["identifier"] = ("fit or apply the learned requirement identifier g_phi(card)",
+                           lazy("requirement", "identifier_main"))
     return tools
 
 

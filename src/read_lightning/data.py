@@ -22,9 +22,19 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
+from read_lightning.capabilities import (
+    DEFAULT_CAPABILITIES,
+    check_capabilities,
+    validate_distribution,
+)
+from read_lightning.generation import (
+    Prompt,
+    PromptSource,
+    StaticPromptSource,
+    Teacher,
+    chat_prompt_ids,
+)
 from read_lightning.jsonl import iter_jsonl, read_jsonl, write_jsonl_atomic
-from read_lightning.generation import Prompt, PromptSource, StaticPromptSource, Teacher, chat_prompt_ids
 from read_lightning.ledger import TokenLedger
 from read_lightning.models import EMBEDDED
 
@@ -250,6 +260,7 @@ class CapabilityDataModule(L.LightningDataModule):
         # interval's JSONL charges its generation exactly once.
         self.charged_interval = -1
         self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
+        self.too_long_prompts = 0  # prompts redrawn because they could not fit max_length
         self.interval_stats: dict[str, Any] = {}
         self.teacher: Teacher | None = None
         self.tokenizer: Any = None
@@ -376,9 +387,13 @@ class CapabilityDataModule(L.LightningDataModule):
             n = min(self.generation_batch_size, (budget - committed) // self.example_worst_case)
             if n <= 0:
                 break
-            prompts: list[Prompt] = [
-                self.prompt_source.sample(self.rng.choices(caps, weights)[0], self.rng, progress) for _ in range(n)
-            ]
+            prompts = [p for p in (self._draw_fitting(caps, weights, progress) for _ in range(n)) if p is not None]
+            if not prompts:
+                log.warning(
+                    "interval %d: no prompt of the current mixture %s fits max_length=%d; ending the interval "
+                    "early (raise data.max_length to train on them)", self.interval, self.mixture, self.max_length,
+                )
+                break
             answers = self.teacher.generate([p.text for p in prompts], max_new_tokens=self.max_new_tokens)
             for prompt, answer in zip(prompts, answers):
                 gen_tokens = min(answer.num_tokens, self.max_new_tokens)
@@ -403,6 +418,24 @@ class CapabilityDataModule(L.LightningDataModule):
                     }
                 )
         return rows
+
+    # A prompt must leave room for at least this many answer tokens to be worth a teacher call.
+    MIN_ANSWER_TOKENS = 8
+    MAX_DRAWS = 16
+
+    def _draw_fitting(self, caps: list[str], weights: list[float], progress: float) -> Prompt | None:
+        """Draw a prompt whose chat-formatted length leaves room for an answer.
+
+        A prompt that cannot fit ``max_length`` would be answered (and paid for) and then
+        dropped, so it is redrawn before the teacher sees it; None after ``MAX_DRAWS`` misses.
+        """
+        assert self.prompt_source is not None
+        for _ in range(self.MAX_DRAWS):
+            prompt = self.prompt_source.sample(self.rng.choices(caps, weights)[0], self.rng, progress)
+            if len(chat_prompt_ids(self.tokenizer, prompt.text)) + self.MIN_ANSWER_TOKENS <= self.max_length:
+                return prompt
+            self.too_long_prompts += 1
+        return None
 
     def _load_interval(self, path: Path) -> list[dict[str, Any]]:
         rows = read_jsonl(path, required=("prompt", "answer", "capability", "gen_tokens", "used"))
@@ -439,6 +472,7 @@ class CapabilityDataModule(L.LightningDataModule):
             "batches": len(batches),
             "generation_seconds": time.perf_counter() - start,
             "verified_false": sum(1 for r in rows if r.get("verified") is False),
+            "too_long_prompts": self.too_long_prompts,
             "mixture": dict(self.mixture),
         }
         log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))

@@ -52,9 +52,9 @@ import torch
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.data import CapabilityDataModule
 from read_lightning.generation import PromptSource, Teacher
+from read_lightning.jsonl import read_jsonl
 from read_lightning.models import EMBEDDED
 from read_lightning.module import DistillationModule
-from read_lightning.jsonl import read_jsonl
 from read_lightning.requirement import card_text, load_card
 from read_lightning.tasks import TaskCard
 

@@ -92,7 +92,6 @@ __all__ = [
     "preserved_state",
     "probe_items",
     "process_probe_results",
-    "read_jsonl",
     "render_chat_prompt",
     "score_continuations",
 ]

@@ -57,8 +57,8 @@ import torch
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
 from read_lightning.generation import Teacher
-from read_lightning.models import EMBEDDED
 from read_lightning.jsonl import read_jsonl
+from read_lightning.models import EMBEDDED
 from read_lightning.tasks import TaskCard
 
 __all__ = [

@@ -35,7 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
+from read_lightning.capabilities import (
+    DEFAULT_CAPABILITIES,
+    check_capabilities,
+    validate_distribution,
+)
 
 __all__ = [
     "EnvParams",

@@ -46,11 +46,11 @@ import yaml
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
 from read_lightning.generation import HFTeacher, chat_prompt_ids
+from read_lightning.jsonl import read_jsonl
 from read_lightning.probes import (
     cached_teacher_answers,
     fidelity_score,
     preserved_state,
-    read_jsonl,
     reference_target,
     score_continuations,
 )

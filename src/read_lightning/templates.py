@@ -42,8 +42,8 @@ from typing import Any
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.generation import Prompt
-from read_lightning.leakage import load_hash_set, prompt_hash
 from read_lightning.jsonl import iter_jsonl
+from read_lightning.leakage import load_hash_set, prompt_hash
 
 __all__ = [
     "TIERS",
