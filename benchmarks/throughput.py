@@ -29,8 +29,8 @@ import lightning as L
 import torch
 
 from read_lightning.data import CapabilityDataModule, collate, encode_example
-from read_lightning.generation import HFTeacher
-from read_lightning.jsonl import read_jsonl
+from read_lightning.generation import HFTeacher, chat_prompt_ids
+from read_lightning.jsonl import read_jsonl, write_jsonl_atomic
 from read_lightning.models import (
     EMBEDDED,
     compress_layers,
@@ -51,20 +51,27 @@ class NoTeacher:
     sample = generate
 
 
-def teacher_answers(n: int, max_new_tokens: int, seed: int) -> list[dict]:
-    cache = default_cache_dir() / f"bench_answers_{n}_{max_new_tokens}_{seed}.jsonl"
+def teacher_answers(n: int, max_new_tokens: int, max_length: int, seed: int) -> list[dict]:
+    """``n`` template prompts over all capabilities that fit ``max_length``, with the teacher's
+    greedy answers; cached, since generating them is not what this benchmark measures."""
+    cache = default_cache_dir() / f"bench_answers_{n}_{max_new_tokens}_{max_length}_{seed}.jsonl"
     if cache.exists():
         return read_jsonl(cache)
     lib = TemplateLibrary(seed=seed)
+    tok = load_tokenizer(EMBEDDED)
     rng = random.Random(seed)
-    prompts = [lib.sample(lib.capabilities[i % len(lib.capabilities)], rng, 0.5) for i in range(n)]
-    teacher = HFTeacher(load_model(EMBEDDED, shared=True), load_tokenizer(EMBEDDED), batch_size=16,
+    prompts = []
+    while len(prompts) < n:
+        p = lib.sample(lib.capabilities[len(prompts) % len(lib.capabilities)], rng, 0.5)
+        # The data module redraws prompts that leave no room for an answer; so does this.
+        if len(chat_prompt_ids(tok, p.text)) + 8 <= max_length:
+            prompts.append(p)
+    teacher = HFTeacher(load_model(EMBEDDED, shared=True), tok, batch_size=16,
                         max_new_tokens=max_new_tokens, temperature=0.0)
     gens = teacher.generate([p.text for p in prompts])
     rows = [{"capability": p.capability, "prompt": p.text, "answer": g.text, "num_tokens": g.num_tokens}
             for p, g in zip(prompts, gens)]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl_atomic(cache, rows)
     return rows
 
 
@@ -129,13 +136,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--examples", type=int, default=192)
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--max-length", type=int, default=192)
+    p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--max-tokens-per-batch", type=int, default=2048)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     L.seed_everything(args.seed, verbose=False)
-    rows = teacher_answers(args.examples, args.max_new_tokens, args.seed)
+    rows = teacher_answers(args.examples, args.max_new_tokens, args.max_length, args.seed)
     tok = load_tokenizer(EMBEDDED)
     base = compress_layers(load_model(EMBEDDED, shared=True), "::3")
     ours = run_ours(copy.deepcopy(base), tok, rows, args)

@@ -198,5 +198,5 @@ def compress_layers(model: torch.nn.Module, spec: str | list[int]) -> torch.nn.M
     student.config.num_hidden_layers = len(keep)
     if getattr(student.config, "layer_types", None):
         student.config.layer_types = [student.config.layer_types[i] for i in keep]
-    student.requires_grad_(True)
-    return student
+    # The source may be a frozen, eval-mode shared teacher; the copy is a trainable student.
+    return student.requires_grad_(True).train()
