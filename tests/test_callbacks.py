@@ -128,3 +128,19 @@ def test_bad_arguments_are_named():
         BanditAllocationCallback(requirement={"math": 1.0, "code": 0.5})
     with pytest.raises(ValueError, match="'math'.*>= 0"):
         BanditAllocationCallback(requirement={"math": -0.5, "code": 1.5})
+
+
+def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
+    from types import SimpleNamespace
+
+    from read_lightning.capabilities import DEFAULT_CAPABILITIES
+
+    bandit = BanditAllocationCallback(task_card="arith_word", requirement_method="card")
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(teacher=None), callbacks=[])
+    vector = bandit._infer_requirement(trainer, list(DEFAULT_CAPABILITIES))
+    assert vector["math"] == pytest.approx(0.5) and abs(sum(vector.values()) - 1) < 1e-9
+    assert bandit.requirement_explanation.startswith("card")
+    with pytest.raises(ValueError, match="no requirement vector"):
+        BanditAllocationCallback()._infer_requirement(trainer, list(DEFAULT_CAPABILITIES))
+    with pytest.raises(ValueError, match="unknown requirement_method 'psychic'"):
+        BanditAllocationCallback(requirement_method="psychic")

@@ -219,7 +219,10 @@ class BanditAllocationCallback(Callback):
         allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,
             ``task_static``, ``single``, ``greedy``, ``fixed``, ``random``.
         requirement: the task's requirement vector (a distribution over capabilities). If
-            omitted, the ``TaskEvaluationCallback``'s task card must carry one.
+            omitted, it is inferred from a task card (``task_card``, else the
+            ``TaskEvaluationCallback``'s) by ``requirement_method``: ``card`` (the card's own
+            vector), ``identifier`` (a learned g_phi at ``identifier_path``), ``zero_shot`` (the
+            teacher rates each capability) or ``auto`` (the first of these that is available).
         allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...).
         log_file: JSONL of every decision; default ``<log_dir>/allocations.jsonl``.
     """
@@ -231,16 +234,24 @@ class BanditAllocationCallback(Callback):
         seed: int = 0,
         allocator_kwargs: dict[str, Any] | None = None,
         log_file: str | None = None,
+        task_card: str | None = None,
+        requirement_method: str = "auto",
+        identifier_path: str | None = None,
     ) -> None:
         from read_lightning.bandit import ALLOCATORS
+        from read_lightning.requirement import METHODS
 
         if allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {allocator!r}; choose one of {sorted(ALLOCATORS)}")
         if requirement is not None:
             # Names are checked against the data module's capabilities at fit start.
             validate_distribution(requirement, list(requirement), name="requirement vector")
+        if requirement_method not in METHODS:
+            raise ValueError(f"unknown requirement_method {requirement_method!r}; choose one of {list(METHODS)}")
         self.allocator_name = allocator
         self.requirement = requirement
+        self.task_card, self.requirement_method, self.identifier_path = task_card, requirement_method, identifier_path
+        self.requirement_explanation = "given in the configuration" if requirement is not None else None
         self.seed = seed
         self.allocator_kwargs = dict(allocator_kwargs or {})
         self.log_file = log_file
@@ -257,7 +268,7 @@ class BanditAllocationCallback(Callback):
                 f"BanditAllocationCallback needs a DataModule with set_mixture_weights(dict); got {type(dm).__name__}"
             )
         capabilities = list(getattr(dm, "capabilities", None) or (self.requirement or {}))
-        requirement = self.requirement or self._card_requirement(trainer)
+        requirement = self.requirement or self._infer_requirement(trainer, capabilities)
         self.allocator = make_allocator(
             self.allocator_name, capabilities, requirement, seed=self.seed, **self.allocator_kwargs
         )
@@ -268,15 +279,25 @@ class BanditAllocationCallback(Callback):
             return
         self._decide(trainer, pl_module, self._profile(trainer))
 
-    def _card_requirement(self, trainer: L.Trainer) -> dict[str, float]:
-        for cb in trainer.callbacks:
-            card = getattr(cb, "card", None)
-            if card is not None and getattr(card, "requirement", None):
-                return card.requirement
-        raise ValueError(
-            "BanditAllocationCallback has no requirement vector: pass requirement: {...} or use a "
-            "TaskEvaluationCallback whose task card has one"
+    def _infer_requirement(self, trainer: L.Trainer, capabilities: list[str]) -> dict[str, float]:
+        from read_lightning.requirement import infer_requirement, load_card
+
+        card = load_card(self.task_card) if self.task_card else _find(trainer, "card")
+        if card is None:
+            raise ValueError(
+                "BanditAllocationCallback has no requirement vector: pass requirement: {...}, a task_card, "
+                "or use a TaskEvaluationCallback"
+            )
+        result = infer_requirement(
+            card,
+            self.requirement_method,
+            capabilities=capabilities,
+            identifier_path=self.identifier_path,
+            teacher=getattr(trainer.datamodule, "teacher", None),
         )
+        self.requirement_explanation = f"{result.method}: {result.explanation}"
+        log.info("requirement vector %s (%s)", result.vector, self.requirement_explanation)
+        return result.vector
 
     # ----------------------------------------------------------------- the loop
     def _profile(self, trainer: L.Trainer) -> dict[str, float]:
@@ -363,6 +384,7 @@ class BanditAllocationCallback(Callback):
             "allocator": self.allocator_name,
             "decisions": self.decisions,
             "requirement": dict(zip(alloc.capabilities, map(float, alloc.requirement))) if alloc else None,
+            "requirement_explanation": self.requirement_explanation,
             "cumulative_reward": float(getattr(alloc, "cumulative_reward", 0.0)) if alloc else None,
             "calibration": list(getattr(alloc, "calibration", ())) if alloc else None,
             "log_file": self.log_file,
