@@ -4,11 +4,9 @@ import lightning as L
 import pytest
 from conftest import build_tiny_model
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from test_data import POOLS, CountingTeacher
+from test_data import POOLS, make_dm
 
 from read_lightning.callbacks import BanditAllocationCallback
-from read_lightning.data import CapabilityDataModule
-from read_lightning.generation import StaticPromptSource
 from read_lightning.module import DistillationModule
 
 REQ = {"math": 0.6, "code": 0.3, "reasoning": 0.1}
@@ -36,15 +34,7 @@ class LedgerProbe(Callback):
 
 
 def run(tok, tmp_path, epochs, callbacks, ckpt_path=None, max_epochs=None, enable_checkpointing=False):
-    dm = CapabilityDataModule(
-        capabilities=list(POOLS),
-        budget_tokens=1500 * epochs,
-        num_intervals=epochs,
-        max_tokens_per_batch=256,
-        max_length=64,
-        max_new_tokens=16,
-        generation_batch_size=4,
-    ).attach(teacher=CountingTeacher(), tokenizer=tok, prompt_source=StaticPromptSource(POOLS))
+    dm = make_dm(tok, budget_tokens=1500 * epochs, num_intervals=epochs)
     module = DistillationModule(lr=1e-3).attach(student=build_tiny_model(tok), tokenizer=tok)
     trainer = L.Trainer(
         max_epochs=max_epochs or epochs,

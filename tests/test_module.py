@@ -4,23 +4,13 @@ import lightning as L
 import pytest
 import torch
 from conftest import build_tiny_model
-from test_data import POOLS, CountingTeacher
+from test_data import make_dm
 
-from read_lightning.data import CapabilityDataModule
-from read_lightning.generation import StaticPromptSource
 from read_lightning.module import DistillationModule, lr_factor
 
 
 def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, **module_kw):
-    dm = CapabilityDataModule(
-        capabilities=list(POOLS),
-        budget_tokens=2400 * epochs,
-        num_intervals=epochs,
-        max_tokens_per_batch=256,
-        max_length=64,
-        max_new_tokens=16,
-        generation_batch_size=4,
-    ).attach(teacher=CountingTeacher(), tokenizer=tok, prompt_source=StaticPromptSource(POOLS))
+    dm = make_dm(tok, budget_tokens=2400 * epochs, num_intervals=epochs)
     module = DistillationModule(lr=3e-3, warmup_fraction=0.0, **module_kw).attach(
         student=student or build_tiny_model(tok), tokenizer=tok, teacher=teacher
     )
