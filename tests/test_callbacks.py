@@ -82,16 +82,20 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
 def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
     kw = {"warmup": 1, "refit_steps": 5}
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
-    run(tiny_tokenizer, full_dir, 4, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
+    _, full_dm = run(tiny_tokenizer, full_dir, 4,
+                     [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
     ckpt = ModelCheckpoint(dirpath=str(part_dir / "ckpt"), save_last=True)
     run(tiny_tokenizer, part_dir, 4, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw), ckpt],
         max_epochs=2, enable_checkpointing=True)
-    run(tiny_tokenizer, part_dir, 4, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
-                                      ModelCheckpoint(dirpath=str(part_dir / "ckpt"), save_last=True)],
+    _, part_dm = run(tiny_tokenizer, part_dir, 4,
+                     [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
+                      ModelCheckpoint(dirpath=str(part_dir / "ckpt"), save_last=True)],
         ckpt_path=str(part_dir / "ckpt" / "last.ckpt"), enable_checkpointing=True)
     full = decisions(full_dir / "lightning_logs" / "version_0" / "allocations.jsonl")
     part = decisions(part_dir / "lightning_logs" / "version_0" / "allocations.jsonl")
     assert [d["mixture"] for d in part] == [d["mixture"] for d in full]
+    # The same tokens were bought and trained, none twice: the ledgers match exactly.
+    assert part_dm.ledger.summary() == full_dm.ledger.summary()
 
 
 def test_datamodule_without_set_mixture_weights_is_rejected(tiny_tokenizer, tmp_path):

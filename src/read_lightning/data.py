@@ -465,7 +465,10 @@ class CapabilityDataModule(L.LightningDataModule):
                 ex = encode_example(self.tokenizer, row["prompt"], row["answer"], row["capability"], self.max_length)
                 if ex is not None:
                     examples.append(ex)
-        batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, self.rng)
+        # The batch order has its own RNG per interval: Lightning may build an interval's loader
+        # again when it resumes, and that must not move the prompt-sampling RNG.
+        order_rng = random.Random(self.seed * 1_000_003 + self.interval)
+        batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, order_rng)
         self.interval_stats = {
             "interval": self.interval,
             "examples": len(examples),
