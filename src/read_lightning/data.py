@@ -211,7 +211,7 @@ class CapabilityDataModule(L.LightningDataModule):
             ("max_new_tokens", max_new_tokens),
             ("generation_batch_size", generation_batch_size),
         ]:
-            if int(value) != value or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if max_length > max_tokens_per_batch:
             raise ValueError(

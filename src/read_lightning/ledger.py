@@ -19,7 +19,7 @@ class BudgetExceeded(RuntimeError):
 
 class TokenLedger:
     def __init__(self, budget: int) -> None:
-        if int(budget) != budget or budget <= 0:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
             raise ValueError(f"budget_tokens must be a positive integer, got {budget!r}")
         self.budget = int(budget)
         self.generation: dict[str, int] = defaultdict(int)
