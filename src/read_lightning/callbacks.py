@@ -40,11 +40,27 @@ def _student_and_tokenizer(pl_module: L.LightningModule) -> tuple[torch.nn.Modul
 
 
 class _TimedEvaluation(Callback):
-    """Shared timing: the fraction of wall-clock spent evaluating is part of the run summary."""
+    """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
+    spent evaluating (part of the run summary), all saved in checkpoints.
+
+    Subclasses name the attribute holding their latest result in ``_latest``.
+    """
+
+    _latest: str
 
     def __init__(self) -> None:
         self.seconds = 0.0
         self._fit_started = time.perf_counter()
+        self.history: list[dict[str, Any]] = []
+        setattr(self, self._latest, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        setattr(self, self._latest, state[self._latest])
+        self.history = list(state["history"])
+        self.seconds = float(state["seconds"])
 
     def _fraction(self) -> float:
         total = time.perf_counter() - self._fit_started
@@ -76,6 +92,9 @@ class CapabilityProbeCallback(_TimedEvaluation):
     The profile is logged as ``probe/<capability>`` (0-100) and kept in ``latest_profile``.
     """
 
+    _latest = "latest_profile"
+    latest_profile: dict[str, float] | None
+
     def __init__(
         self,
         capabilities: list[str] | None = None,
@@ -96,8 +115,6 @@ class CapabilityProbeCallback(_TimedEvaluation):
         self.reference_max_new_tokens = reference_max_new_tokens
         self.cache_dir = cache_dir
         self.probe: Any = None
-        self.latest_profile: dict[str, float] | None = None
-        self.history: list[dict[str, Any]] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from read_lightning.probes import CapabilityProbe
@@ -146,13 +163,6 @@ class CapabilityProbeCallback(_TimedEvaluation):
         pl_module.log("probe/mean", sum(profile.values()) / len(profile), rank_zero_only=True)
         pl_module.log("time/probe_fraction", self._fraction(), rank_zero_only=True)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"latest_profile": self.latest_profile, "history": self.history, "seconds": self.seconds}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.latest_profile = state["latest_profile"]
-        self.history = list(state["history"])
-        self.seconds = float(state["seconds"])
 
 
 class TaskEvaluationCallback(_TimedEvaluation):
@@ -162,6 +172,9 @@ class TaskEvaluationCallback(_TimedEvaluation):
     reward calibration. ``every_n_epochs`` sets the development-checkpoint spacing.
     """
 
+    _latest = "latest_utility"
+    latest_utility: float | None
+
     def __init__(self, task_card: str, every_n_epochs: int = 1, limit: int | None = None, batch_size: int = 8) -> None:
         super().__init__()
         from read_lightning.tasks import TaskCard
@@ -170,8 +183,6 @@ class TaskEvaluationCallback(_TimedEvaluation):
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.card = TaskCard.load(task_card)
         self.every_n_epochs, self.limit, self.batch_size = every_n_epochs, limit, batch_size
-        self.latest_utility: float | None = None
-        self.history: list[dict[str, Any]] = []
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
         from read_lightning.tasks import evaluate_task
@@ -199,13 +210,6 @@ class TaskEvaluationCallback(_TimedEvaluation):
         pl_module.log("task/utility", utility, rank_zero_only=True)
         pl_module.log("time/task_fraction", self._fraction(), rank_zero_only=True)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"latest_utility": self.latest_utility, "history": self.history, "seconds": self.seconds}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.latest_utility = state["latest_utility"]
-        self.history = list(state["history"])
-        self.seconds = float(state["seconds"])
 
 
 class BanditAllocationCallback(Callback):
