@@ -64,7 +64,7 @@ def teacher_answers(n: int, max_new_tokens: int, max_length: int, seed: int) -> 
     while len(prompts) < n:
         p = lib.sample(lib.capabilities[len(prompts) % len(lib.capabilities)], rng, 0.5)
         # The data module redraws prompts that leave no room for an answer; so does this.
-        if len(chat_prompt_ids(tok, p.text)) + 8 <= max_length:
+        if len(chat_prompt_ids(tok, p.text)) + CapabilityDataModule.MIN_ANSWER_TOKENS <= max_length:
             prompts.append(p)
     teacher = HFTeacher(load_model(EMBEDDED, shared=True), tok, batch_size=16,
                         max_new_tokens=max_new_tokens, temperature=0.0)
