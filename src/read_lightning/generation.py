@@ -129,10 +129,7 @@ class HFTeacher:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"teacher batch_size must be >= 1, got {batch_size}")
-        if max_new_tokens < 1:
-            raise ValueError(f"teacher max_new_tokens must be >= 1, got {max_new_tokens}")
-        if temperature < 0:
-            raise ValueError(f"teacher temperature must be >= 0, got {temperature}")
+        _check_sampling(max_new_tokens, temperature)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
