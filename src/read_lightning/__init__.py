@@ -44,6 +44,10 @@ _EXPORTS = {
     "evaluate_task": "tasks",
     "infer_requirement": "requirement",
     "RequirementIdentifier": "requirement",
+    # run reports
+    "write_report": "report",
+    "load_run": "report",
+    "estimate_transfer": "report",
     # Lightning adapters
     "CapabilityDataModule": "data",
     "DistillationModule": "module",

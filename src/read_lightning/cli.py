@@ -95,6 +95,10 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
                               lazy("interventions", "interventions_main"))
     tools["identifier"] = ("fit or apply the learned requirement identifier g_phi(card)",
                            lazy("requirement", "identifier_main"))
+    tools["compare"] = ("train a recipe with several allocators and seeds; tabulate task utility and profiles",
+                        lazy("compare", "compare_main"))
+    tools["report"] = ("plot a run: PNGs, a Markdown summary and TensorBoard images",
+                       lazy("report", "report_main"))
     return tools
 
 
@@ -113,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     check_config_files(argv)
     # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
-    lightning_main(None if from_command_line else argv)
+    cli = lightning_main(None if from_command_line else argv)
+    if argv[0] == "fit" and cli.trainer.is_global_zero:
+        # The run's outputs are saved by now; the report never raises (see report_after_fit).
+        from read_lightning.report import report_after_fit
+
+        report_after_fit(cli.trainer.log_dir)
     return 0
 
 
