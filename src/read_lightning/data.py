@@ -5,10 +5,25 @@ draws capabilities from the current mixture, fills capability prompts, has the t
 them, and packs the (prompt, answer) pairs into length-grouped batches until the interval's share
 of the budget is committed. The ledger is charged generation tokens when the teacher answers and
 training tokens when a batch is handed to the training step, and it never lets B be exceeded.
+
+Resuming and several processes:
+
+- an interval's prompts and answers go to ``generated/interval_NNN.jsonl`` and the sampling
+  state after them (prompt RNG, template window, teacher call counter) to
+  ``generation_state/interval_NNN.json``, both atomically, so a run killed at any point and
+  resumed from its last checkpoint reuses what was paid for and continues the same sampling;
+- the training loader is resumable through Lightning's ``state_dict`` interface: a checkpoint
+  taken mid-interval records how many steps of the interval were trained (and charged), and the
+  resumed loader skips exactly those;
+- under DDP, global rank 0 generates (only it loads the teacher) and broadcasts the interval;
+  every rank plans the same batches and trains its own share, the same number of steps each, and
+  the training tokens of each step are summed over ranks before they are charged, so every rank
+  holds the same global ledger.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -34,7 +49,7 @@ from read_lightning.generation import (
     Teacher,
     chat_prompt_ids,
 )
-from read_lightning.jsonl import iter_jsonl, read_jsonl, write_jsonl_atomic
+from read_lightning.jsonl import iter_jsonl, write_json_atomic, write_jsonl_atomic
 from read_lightning.ledger import TokenLedger
 from read_lightning.models import EMBEDDED
 
@@ -48,6 +63,7 @@ __all__ = [
     "encode_example",
     "length_grouped_batches",
     "collate",
+    "shard_batches",
 ]
 
 
@@ -103,6 +119,33 @@ def length_grouped_batches(
     return batches
 
 
+def shard_batches(batches: Sequence[Sequence[int]], world_size: int) -> list[list[list[int]]]:
+    """Deal an interval's batches to ``world_size`` ranks, the same number to each.
+
+    DDP ranks must take the same number of optimiser steps per epoch, or the gradient all-reduce
+    waits forever. While the count does not divide evenly, the largest batch of two or more
+    examples is split in half (each half pads to at most the original width, so it still fits
+    the token limit); if none can be split, the remainder is dropped: those examples are neither
+    trained nor charged. Returns one list of batches per rank (rank ``r`` gets every
+    ``world_size``-th batch from ``r``).
+    """
+    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
+        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    planned = [list(b) for b in batches]
+    while len(planned) % world_size:
+        splittable = [i for i, b in enumerate(planned) if len(b) > 1]
+        if not splittable:
+            dropped = len(planned) % world_size
+            log.warning("%d single-example batch(es) cannot be shared evenly over %d ranks; dropping them",
+                        dropped, world_size)
+            planned = planned[: len(planned) - dropped]
+            break
+        i = max(splittable, key=lambda j: len(planned[j]))
+        half = len(planned[i]) // 2
+        planned[i : i + 1] = [planned[i][:half], planned[i][half:]]
+    return [planned[r::world_size] for r in range(world_size)]
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
     """Right-pad to the longest example.
 
@@ -135,17 +178,52 @@ def _jsonl_prompt_source(path: str, capabilities: Sequence[str]) -> StaticPrompt
 
 
 class _BatchStream(IterableDataset):
-    """Yields pre-planned batches; a fresh one is built for every interval."""
+    """Yields pre-planned batches; a fresh one is built for every interval.
+
+    ``skip`` leading batches (already trained before a mid-interval checkpoint) are not yielded,
+    but ``len`` stays the interval's full step count: Lightning restores its own count of the
+    steps done and ends the epoch when that count reaches ``len``.
+    """
 
     def __init__(self, examples: list[Example], batches: list[list[int]], pad_id: int) -> None:
         self.examples, self.batches, self.pad_id = examples, batches, pad_id
+        self.skip = 0
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for idx in self.batches:
+        for idx in self.batches[self.skip :]:
             yield collate([self.examples[i] for i in idx], self.pad_id)
+
+
+class _IntervalLoader(DataLoader):
+    """The interval's loader, resumable mid-interval through Lightning's ``state_dict`` interface.
+
+    The state is the number of steps of this interval whose tokens the data module has charged
+    (batches handed to training, not batches prefetched), so a resumed run neither trains nor
+    pays for a step twice.
+    """
+
+    def __init__(self, stream: _BatchStream, datamodule: CapabilityDataModule) -> None:
+        super().__init__(stream, batch_size=None)
+        self.stream, self.datamodule = stream, datamodule
+
+    def state_dict(self) -> dict[str, int]:
+        return {"interval": self.datamodule.interval, "steps": self.datamodule.interval_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        interval, steps = state.get("interval"), state.get("steps")
+        if interval != self.datamodule.interval:
+            raise ValueError(
+                f"the checkpoint's loader state is for interval {interval!r}, but interval "
+                f"{self.datamodule.interval} is being resumed"
+            )
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= len(self.stream):
+            raise ValueError(f"the checkpoint's loader state has steps={steps!r}; this interval has "
+                             f"{len(self.stream)} steps on this rank")
+        self.stream.skip = steps
+        self.datamodule.interval_steps = steps
 
 
 class CapabilityDataModule(L.LightningDataModule):
@@ -259,8 +337,12 @@ class CapabilityDataModule(L.LightningDataModule):
         # Last interval whose generation tokens are in the ledger, so a resume that reuses an
         # interval's JSONL charges its generation exactly once.
         self.charged_interval = -1
+        self.interval_steps = 0  # steps of the current interval whose training tokens are charged
         self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
         self.too_long_prompts = 0  # prompts redrawn because they could not fit max_length
+        # The teacher's call counter (its sampling seed), carried here so a restored value reaches
+        # a teacher that is built after the state is loaded.
+        self._teacher_calls: int | None = None
         self.interval_stats: dict[str, Any] = {}
         self.teacher: Teacher | None = None
         self.tokenizer: Any = None
@@ -290,10 +372,34 @@ class CapabilityDataModule(L.LightningDataModule):
             self.tokenizer = load_tokenizer(self.student_name, self.cache_dir)
         if self.prompt_source is None:
             self.prompt_source = self._build_prompt_source()
-        if self.teacher is None:
+        if self.teacher is None and self._is_global_zero():
+            # Only global rank 0 generates, so only it holds the teacher.
             self.teacher = self._build_teacher()
         if self.run_dir is None and self.trainer is not None and self.trainer.log_dir:
             self.run_dir = self.trainer.log_dir
+
+    # ----------------------------------------------------------------- ranks
+    def _is_global_zero(self) -> bool:
+        return self.trainer is None or self.trainer.is_global_zero
+
+    def _world(self) -> tuple[int, int]:
+        """``(world_size, global_rank)``; ``(1, 0)`` outside a trainer."""
+        if self.trainer is None:
+            return 1, 0
+        return int(self.trainer.world_size), int(self.trainer.global_rank)
+
+    def _broadcast(self, obj: Any) -> Any:
+        if self.trainer is None or self.trainer.world_size == 1:
+            return obj
+        return self.trainer.strategy.broadcast(obj, src=0)
+
+    def _sum_over_ranks(self, values: list[int]) -> list[int]:
+        if self.trainer is None or self.trainer.world_size == 1:
+            return values
+        strategy = self.trainer.strategy
+        # On the root device: NCCL reduces only CUDA tensors.
+        total = strategy.reduce(torch.tensor(values, dtype=torch.long, device=strategy.root_device), reduce_op="sum")
+        return [int(v) for v in total.tolist()]
 
     def _build_prompt_source(self) -> PromptSource:
         if self.prompt_source_name == "templates":
@@ -373,9 +479,63 @@ class CapabilityDataModule(L.LightningDataModule):
             return None
         return Path(self.run_dir) / "generated" / f"interval_{self.interval:03d}.jsonl"
 
+    def _state_path(self) -> Path | None:
+        if not self.run_dir:
+            return None
+        return Path(self.run_dir) / "generation_state" / f"interval_{self.interval:03d}.json"
+
+    def _generation_state(self) -> dict[str, Any]:
+        """Everything prompt sampling and teacher sampling depend on (JSON-serialisable)."""
+        version, internal, gauss = self.rng.getstate()
+        calls = getattr(self.teacher, "calls", self._teacher_calls)
+        state: dict[str, Any] = {
+            "rng": [version, list(internal), gauss],
+            "teacher_calls": calls,
+            "too_long_prompts": self.too_long_prompts,
+        }
+        source_state = getattr(self.prompt_source, "state_dict", None)
+        if callable(source_state):
+            state["prompt_source"] = source_state()
+        return state
+
+    def _load_generation_state(self, state: Any, origin: str) -> None:
+        """Restore :meth:`_generation_state`; ``origin`` names the file or checkpoint in errors."""
+        if not isinstance(state, dict):
+            raise ValueError(f"{origin}: generation state must be a mapping, got {type(state).__name__}")
+        rng = state.get("rng")
+        try:
+            version, internal, gauss = rng
+            restored = random.Random()
+            restored.setstate((version, tuple(internal), gauss))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{origin}: field 'rng' is not a random.Random state ({err})") from None
+        calls, too_long = state.get("teacher_calls"), state.get("too_long_prompts", 0)
+        for name, value, optional in (("teacher_calls", calls, True), ("too_long_prompts", too_long, False)):
+            if (value is None and optional) or (not isinstance(value, bool) and isinstance(value, int) and value >= 0):
+                continue
+            raise ValueError(f"{origin}: field {name!r} must be a non-negative integer, got {value!r}")
+        if "prompt_source" in state:
+            if self.prompt_source is None:
+                self.prompt_source = self._build_prompt_source()
+            try:
+                self.prompt_source.load_state_dict(state["prompt_source"])  # type: ignore[attr-defined]
+            except (AttributeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"{origin}: field 'prompt_source' does not fit this run's prompts: {err}") from None
+        self.rng = restored
+        self.too_long_prompts = int(too_long)
+        self._teacher_calls = calls
+        if calls is not None and hasattr(self.teacher, "calls"):
+            self.teacher.calls = calls
+
     def _generate_interval(self) -> list[dict[str, Any]]:
-        """Prompt the teacher until this interval's budget is committed; returns JSONL rows."""
+        """Prompt the teacher until this interval's budget is committed; returns JSONL rows.
+
+        Nothing is charged here: the rows are charged by :meth:`_charge_generation`, the one
+        path for generated and reused intervals, and the plan keeps their cost within budget.
+        """
         assert self.teacher is not None and self.prompt_source is not None
+        if self._teacher_calls is not None and hasattr(self.teacher, "calls"):
+            self.teacher.calls = self._teacher_calls
         budget = self._interval_budget()
         committed = 0
         rows: list[dict[str, Any]] = []
@@ -397,7 +557,6 @@ class CapabilityDataModule(L.LightningDataModule):
             answers = self.teacher.generate([p.text for p in prompts], max_new_tokens=self.max_new_tokens)
             for prompt, answer in zip(prompts, answers):
                 gen_tokens = min(answer.num_tokens, self.max_new_tokens)
-                self.ledger.charge_generation(prompt.capability, gen_tokens)
                 committed += gen_tokens
                 verified = verify(prompt, answer.text) if verify is not None else None
                 example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length)
@@ -438,27 +597,75 @@ class CapabilityDataModule(L.LightningDataModule):
         return None
 
     def _load_interval(self, path: Path) -> list[dict[str, Any]]:
-        rows = read_jsonl(path, required=("prompt", "answer", "capability", "gen_tokens", "used"))
-        for row in rows:
-            if self.charged_interval != self.interval:
-                self.ledger.charge_generation(row["capability"], int(row["gen_tokens"]))
+        """Rows of a generated interval file, each field checked; errors name file, line and field."""
+        rows = []
+        for lineno, row in iter_jsonl(path, required=("prompt", "answer", "capability", "gen_tokens", "used")):
+            problem = None
+            if not isinstance(row["prompt"], str) or not isinstance(row["answer"], str):
+                problem = "fields 'prompt' and 'answer' must be strings"
+            elif row["capability"] not in self.capabilities:
+                problem = f"field 'capability' is {row['capability']!r}, not one of {self.capabilities}"
+            elif (isinstance(row["gen_tokens"], bool) or not isinstance(row["gen_tokens"], int)
+                  or not 0 <= row["gen_tokens"] <= self.max_new_tokens):
+                problem = f"field 'gen_tokens' must be an integer in [0, max_new_tokens={self.max_new_tokens}], " \
+                          f"got {row['gen_tokens']!r}"
+            elif not isinstance(row["used"], bool):
+                problem = f"field 'used' must be true or false, got {row['used']!r}"
+            if problem:
+                raise ValueError(f"{path}:{lineno}: {problem}")
+            rows.append(row)
         return rows
 
+    def _load_or_generate(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """This interval's rows and the generation state after them: from disk if the interval was
+        already paid for (a resumed run), else from the teacher, written to disk before use."""
+        path, state_path = self._interval_path(), self._state_path()
+        if path is not None and path.exists():
+            rows = self._load_interval(path)
+            if state_path is None or not state_path.is_file():
+                raise ValueError(
+                    f"{path} exists but its generation state {state_path} does not, so resuming from it would "
+                    "not continue the same prompt sampling; delete the interval file to generate it again"
+                )
+            try:
+                state = json.loads(state_path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ValueError(f"{state_path}: not valid JSON ({err})") from None
+            # The run continues as if it had just generated these rows.
+            self._load_generation_state(state, str(state_path))
+            return rows, state
+        rows = self._generate_interval()
+        state = self._generation_state()
+        if path is not None and state_path is not None:
+            # The state first: an interval file without its state is refused on resume, a state
+            # without its interval file is simply regenerated.
+            write_json_atomic(state_path, state)
+            write_jsonl_atomic(path, rows)
+        return rows, state
+
+    def _interval_rows(self) -> list[dict[str, Any]]:
+        """Rank 0 loads or generates the interval; every rank receives the same rows and state."""
+        rows, state = self._load_or_generate() if self._is_global_zero() else (None, None)
+        rows, state = self._broadcast((rows, state))
+        if not self._is_global_zero():
+            self._load_generation_state(state, "generation state broadcast by rank 0")
+        return rows
+
+    def _charge_generation(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            self.ledger.charge_generation(row["capability"], int(row["gen_tokens"]))
+
     def train_dataloader(self) -> DataLoader:
-        if self.teacher is None:
+        if self.tokenizer is None or self.prompt_source is None:
             self.setup("fit")
         if self.trainer is not None:
             self.interval = self.trainer.current_epoch
         start = time.perf_counter()
-        path = self._interval_path()
-        if path is not None and path.exists():
-            # Resumed run: the teacher already answered this interval; reuse, do not pay again.
-            rows = self._load_interval(path)
-        else:
-            rows = self._generate_interval()
-            if path is not None:
-                write_jsonl_atomic(path, rows)
-        self.charged_interval = self.interval
+        rows = self._interval_rows()
+        # Lightning may build the same interval's loader again (a resume); it is paid for once.
+        if self.charged_interval != self.interval:
+            self._charge_generation(rows)
+            self.charged_interval = self.interval
         examples = []
         for row in rows:
             if row["used"]:
@@ -469,47 +676,62 @@ class CapabilityDataModule(L.LightningDataModule):
         # again when it resumes, and that must not move the prompt-sampling RNG.
         order_rng = random.Random(self.seed * 1_000_003 + self.interval)
         batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, order_rng)
+        world_size, rank = self._world()
+        mine = shard_batches(batches, world_size)[rank]
+        self.interval_steps = 0
         self.interval_stats = {
             "interval": self.interval,
             "examples": len(examples),
             "batches": len(batches),
+            "steps": len(mine),
             "generation_seconds": time.perf_counter() - start,
             "verified_false": sum(1 for r in rows if r.get("verified") is False),
             "too_long_prompts": self.too_long_prompts,
             "mixture": dict(self.mixture),
         }
         log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
-        return DataLoader(_BatchStream(examples, batches, self.tokenizer.pad_token_id), batch_size=None)
+        return _IntervalLoader(_BatchStream(examples, mine, self.tokenizer.pad_token_id), self)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Charge training tokens at the moment a batch is used, not when it is prefetched.
         if self.trainer is None or self.trainer.training:
-            for cap, tokens in batch.get("capability_tokens", {}).items():
-                self.ledger.charge_training(cap, tokens)
-            self.padding_tokens += int((batch["attention_mask"] == 0).sum())
+            self._charge_step(batch)
         return batch
+
+    def _charge_step(self, batch: dict[str, Any]) -> None:
+        """Charge one training step: this rank's batch plus, under DDP, every other rank's.
+
+        Every rank reaches this once per step, so the sum is a collective all of them join, and
+        every rank's ledger (budget checks, the budget-based learning rate) stays identical.
+        """
+        tokens = batch.get("capability_tokens", {})
+        local = [int(tokens.get(c, 0)) for c in self.capabilities]
+        local.append(int((batch["attention_mask"] == 0).sum()))
+        *totals, padding = self._sum_over_ranks(local)
+        for cap, n in zip(self.capabilities, totals):
+            if n:
+                self.ledger.charge_training(cap, n)
+        self.padding_tokens += padding
+        self.interval_steps += 1
 
     # ----------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
+        return {
             "ledger": self.ledger.state_dict(),
             "mixture": dict(self.mixture),
-            "rng": self.rng.getstate(),
+            "generation": self._generation_state(),
             "interval": self.interval,
             "charged_interval": self.charged_interval,
+            "padding_tokens": self.padding_tokens,
         }
-        source_state = getattr(self.prompt_source, "state_dict", None)
-        if callable(source_state):
-            state["prompt_source"] = source_state()
-        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [k for k in ("ledger", "mixture", "generation", "interval", "charged_interval") if k not in state]
+        if missing:
+            raise ValueError(f"checkpoint data-module state lacks field(s) {missing}; was it saved by this version?")
         self.ledger.load_state_dict(state["ledger"])
         self.mixture = validate_distribution(state["mixture"], self.capabilities, name="checkpoint mixture")
-        self.rng.setstate(state["rng"])
+        self._load_generation_state(state["generation"], "checkpoint data-module state")
         self.interval = int(state["interval"])
-        self.charged_interval = int(state.get("charged_interval", -1))
-        if "prompt_source" in state:
-            if self.prompt_source is None:
-                self.prompt_source = self._build_prompt_source()
-            self.prompt_source.load_state_dict(state["prompt_source"])  # type: ignore[attr-defined]
+        self.charged_interval = int(state["charged_interval"])
+        self.padding_tokens = int(state.get("padding_tokens", 0))

@@ -76,12 +76,29 @@ class TokenLedger:
         return {"budget": self.budget, "generation": dict(self.generation), "training": dict(self.training)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if int(state["budget"]) != self.budget:
+        """Restore a saved ledger. A malformed or overdrawn state is refused, naming the field,
+        and leaves this ledger unchanged: a resumed run must not trust a broken budget."""
+        if not isinstance(state, dict) or any(k not in state for k in ("budget", "generation", "training")):
+            raise ValueError(f"ledger state must be a mapping with budget, generation and training, got {state!r}")
+        if state["budget"] != self.budget:
             raise ValueError(
                 f"checkpoint ledger has budget {state['budget']} but this run's budget_tokens is {self.budget}"
             )
-        self.generation = defaultdict(int, {k: int(v) for k, v in state["generation"].items()})
-        self.training = defaultdict(int, {k: int(v) for k, v in state["training"].items()})
+        books = {kind: _check_book(kind, state[kind]) for kind in ("generation", "training")}
+        spent = sum(sum(book.values()) for book in books.values())
+        if spent > self.budget:
+            raise ValueError(f"ledger state spends {spent} tokens, more than its budget of {self.budget}")
+        self.generation = defaultdict(int, books["generation"])
+        self.training = defaultdict(int, books["training"])
 
     def __repr__(self) -> str:
         return f"TokenLedger(budget={self.budget}, spent={self.spent})"
+
+
+def _check_book(kind: str, book: Any) -> dict[str, int]:
+    if not isinstance(book, dict):
+        raise ValueError(f"ledger state field {kind!r} must map capability -> tokens, got {book!r}")
+    for cap, tokens in book.items():
+        if not isinstance(cap, str) or isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"ledger state field {kind!r}: {cap!r} -> {tokens!r} is not a non-negative token count")
+    return dict(book)
