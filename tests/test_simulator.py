@@ -10,6 +10,7 @@ from read_lightning.simulator import (
     advance,
     grid_search_best_fixed,
     make_environment,
+    myopic_oracle,
     run_episode,
     simplex_grid,
     simulate_fixed,
@@ -84,6 +85,33 @@ def test_simplex_grid_and_oracle_beats_simple_mixtures():
     quiet = make_environment(2, decisions=10, probe_noise=0.0)
     alloc = make_allocator("fixed", quiet.capabilities, quiet.requirement, mixture=best_w)
     assert run_episode(alloc, quiet).utility == pytest.approx(best, abs=1e-6)
+
+
+def test_oracle_for_r_is_scored_on_its_own_objective_and_loses_on_h():
+    env = make_environment(5, decisions=10)
+    p = env.params
+    w_h, best_h = grid_search_best_fixed(lambda: env, resolution=4, refine_steps=(1 / 8,))
+    w_r, best_r = grid_search_best_fixed(lambda: env, resolution=4, refine_steps=(1 / 8,), requirement=p.requirement)
+    assert best_r == pytest.approx(simulate_fixed(p, np.array(w_r), requirement=p.requirement)[0])
+    assert not np.allclose(w_r, w_h)  # r != h changes the pick here, so the next bound is not vacuous
+    assert simulate_fixed(p, np.array(w_r))[0] <= best_h + 1e-9
+    with pytest.raises(ValueError, match="requirement must be 8"):
+        simulate_fixed(p, np.array(w_r), requirement=np.ones(3))
+
+
+def test_myopic_oracle_takes_the_best_true_one_step_candidate():
+    env = make_environment(6, decisions=8)
+    p = env.params
+    cands = np.vstack([np.full(8, 1 / 8), p.requirement, np.eye(8)])
+    chosen, final = myopic_oracle(p, cands)
+    assert chosen.shape == (8, 8)
+    s, e = p.start[None].copy(), np.zeros((1, 8))
+    for w in chosen:  # every step's pick is the argmax of the true one-step gain
+        nxt, _ = advance(p, np.repeat(s, len(cands), 0), np.repeat(e, len(cands), 0), cands)
+        assert np.allclose(w, cands[np.argmax(nxt @ p.hidden_requirement)])
+        s, e = advance(p, s, e, w[None])
+    assert final == pytest.approx(float(s[0] @ p.hidden_requirement))
+    assert final > simulate_fixed(p, np.full(8, 1 / 8))[0]
 
 
 def test_run_episode_calls_checkpoints_and_times():

@@ -49,6 +49,7 @@ __all__ = [
     "make_environment",
     "run_episode",
     "simulate_fixed",
+    "myopic_oracle",
     "grid_search_best_fixed",
     "simplex_grid",
 ]
@@ -274,15 +275,62 @@ def run_episode(
     )
 
 
-def simulate_fixed(params: EnvParams, mixtures: np.ndarray, decisions: int | None = None) -> np.ndarray:
-    """True final utility of each fixed mixture in ``mixtures`` ``(B, K)``; returns ``(B,)``."""
+def _weights(params: EnvParams, requirement: np.ndarray | None) -> np.ndarray:
+    """The utility weights to score with: ``requirement`` ``(K,)`` if given (checked), else the hidden ``h``."""
+    if requirement is None:
+        return params.hidden_requirement
+    req = np.asarray(requirement, dtype=float)
+    if req.shape != params.hidden_requirement.shape or not np.all(np.isfinite(req)):
+        raise ValueError(f"requirement must be {len(params.hidden_requirement)} finite weights, got {requirement!r}")
+    return req
+
+
+def simulate_fixed(
+    params: EnvParams, mixtures: np.ndarray, decisions: int | None = None, *, requirement: np.ndarray | None = None
+) -> np.ndarray:
+    """Final utility of each fixed mixture in ``mixtures`` ``(B, K)`` under the true dynamics; returns ``(B,)``.
+
+    ``requirement`` ``(K,)``: score ``requirement . s`` instead of the true ``h . s`` (e.g. ``r``, to
+    find what an oracle of the dynamics that only knew ``r`` would pick).
+    """
     decisions = params.decisions if decisions is None else decisions
+    weights = _weights(params, requirement)
     mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
     s = np.broadcast_to(params.start, mixtures.shape).copy()
     exposure = np.zeros_like(s)
     for _ in range(decisions):
         s, exposure = advance(params, s, exposure, mixtures)
-    return s @ params.hidden_requirement
+    return s @ weights
+
+
+def myopic_oracle(
+    params: EnvParams,
+    candidates: np.ndarray | None = None,
+    decisions: int | None = None,
+    *,
+    requirement: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """A reference for one-step allocators: each interval, the candidate with the best TRUE one-step gain.
+
+    The chooser knows the noise-free dynamics and the current true state, and maximises
+    ``requirement . s_next`` (default: the true ``h``) over ``candidates`` ``(A, K)`` (default: the
+    simplex grid at 1/8 plus ``r``). No allocator can do this; it bounds what a perfect one-step
+    reward model (the bandit's kind) could reach. Returns ``(allocations (T, K), final true utility)``.
+    """
+    decisions = params.decisions if decisions is None else decisions
+    weights = _weights(params, requirement)
+    if candidates is None:
+        candidates = np.vstack([simplex_grid(len(params.capabilities), 8), params.requirement[None]])
+    candidates = np.atleast_2d(np.asarray(candidates, dtype=float))
+    s, exposure = params.start[None].copy(), np.zeros((1, len(params.start)))
+    chosen = []
+    for _ in range(decisions):
+        n = len(candidates)
+        s_next, _ = advance(params, np.repeat(s, n, axis=0), np.repeat(exposure, n, axis=0), candidates)
+        i = int(np.argmax(s_next @ weights))
+        chosen.append(candidates[i])
+        s, exposure = advance(params, s, exposure, candidates[i : i + 1])
+    return np.array(chosen), float(s[0] @ params.hidden_requirement)
 
 
 def simplex_grid(k: int, resolution: int) -> np.ndarray:
@@ -303,17 +351,20 @@ def grid_search_best_fixed(
     *,
     refine_steps: Sequence[float] = (1 / 16, 1 / 32, 1 / 64),
     decisions: int | None = None,
+    requirement: np.ndarray | None = None,
 ) -> tuple[list[float], float]:
     """Best fixed mixture under the TRUE (noise-free) dynamics and true utility: an oracle.
 
     Searches the full simplex grid at ``1/resolution`` (6435 mixtures for 8 capabilities at 8),
     then hill-climbs by moving ``step`` of mass between any two capabilities for each step in
-    ``refine_steps``. Returns ``(mixture, final utility)``.
+    ``refine_steps``. ``requirement`` ``(K,)``: optimise ``requirement . s`` instead of ``h . s``
+    (the search still uses the true dynamics). Returns ``(mixture, final utility)``, the utility
+    being the optimised objective.
     """
     params = env_factory().params
     k = len(params.capabilities)
     grid = simplex_grid(k, resolution)
-    values = simulate_fixed(params, grid, decisions)
+    values = simulate_fixed(params, grid, decisions, requirement=requirement)
     best = grid[int(np.argmax(values))]
     best_value = float(values.max())
     pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
@@ -324,7 +375,7 @@ def grid_search_best_fixed(
                 delta = min(step, moves[n, i])
                 moves[n, i] -= delta
                 moves[n, j] += delta
-            vals = simulate_fixed(params, moves, decisions)
+            vals = simulate_fixed(params, moves, decisions, requirement=requirement)
             if vals.max() <= best_value + 1e-9:
                 break
             best, best_value = moves[int(np.argmax(vals))], float(vals.max())
