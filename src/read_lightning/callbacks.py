@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback
 
 from read_lightning.bandit import make_allocator
 from read_lightning.capabilities import validate_distribution
+from read_lightning.jsonl import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ class CapabilityProbeCallback(_TimedEvaluation):
         self.probe = CapabilityProbe(caps, batch_size=self.batch_size, limit=self.limit, work_dir=work)
         if trainer.is_global_zero:
             self._timed(self._prepare_references, trainer)
+        if self.latest_profile is not None:
+            # Restored from a checkpoint: the profile of the checkpointed student is already known.
+            return
         # The baseline profile s_0: the first allocation decision needs it.
         self._timed(self._measure, trainer, pl_module)
 
@@ -262,6 +266,7 @@ class BanditAllocationCallback(Callback):
         self.allocator: Any = None
         self.decisions = 0
         self._spent_at_decision = 0
+        self._rows_written = 0  # rows of log_file that belong to the state in the last checkpoint
         self._restored: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- setup
@@ -272,7 +277,13 @@ class BanditAllocationCallback(Callback):
                 f"BanditAllocationCallback needs a DataModule with set_mixture_weights(dict); got {type(dm).__name__}"
             )
         capabilities = list(getattr(dm, "capabilities", None) or (self.requirement or {}))
-        requirement = self.requirement or self._infer_requirement(trainer, capabilities)
+        requirement = self.requirement
+        if requirement is None:
+            # Rank 0 infers (a zero-shot inference asks the teacher, which only rank 0 holds).
+            inferred = self._infer_requirement(trainer, capabilities) if trainer.is_global_zero else None
+            requirement, self.requirement_explanation = trainer.strategy.broadcast(
+                (inferred, self.requirement_explanation), src=0
+            )
         self.allocator = make_allocator(
             self.allocator_name, capabilities, requirement, seed=self.seed, **self.allocator_kwargs
         )
@@ -280,6 +291,7 @@ class BanditAllocationCallback(Callback):
             self.log_file = str(Path(trainer.log_dir) / "allocations.jsonl")
         if self._restored is not None:
             self._apply_restored()
+            self._truncate_log(trainer)
             return
         self._decide(trainer, pl_module, self._profile(trainer))
 
@@ -375,11 +387,31 @@ class BanditAllocationCallback(Callback):
                 pl_module.log(f"bandit/{key}", float(value), rank_zero_only=True)
 
     def _write(self, row: dict[str, Any], trainer: L.Trainer) -> None:
+        self._rows_written += 1
         if not trainer.is_global_zero or not self.log_file:
             return
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+
+    def _truncate_log(self, trainer: L.Trainer) -> None:
+        """Drop the log rows written after the checkpoint being resumed from.
+
+        A run killed between a decision and the next checkpoint wrote rows that the resumed run
+        writes again; keeping them would log those decisions twice.
+        """
+        if not trainer.is_global_zero or not self.log_file or not Path(self.log_file).is_file():
+            return
+        lines = Path(self.log_file).read_text(encoding="utf-8").splitlines(keepends=True)
+        if len(lines) < self._rows_written:
+            raise ValueError(
+                f"{self.log_file} has {len(lines)} rows but the checkpoint being resumed from had written "
+                f"{self._rows_written}; is this the run directory the checkpoint belongs to?"
+            )
+        if len(lines) > self._rows_written:
+            log.info("resuming: dropping %d row(s) of %s written after the checkpoint",
+                     len(lines) - self._rows_written, self.log_file)
+            write_text_atomic(self.log_file, "".join(lines[: self._rows_written]))
 
     def summary(self) -> dict[str, Any]:
         """What this callback contributes to the run's ``summary.json``."""
@@ -401,6 +433,7 @@ class BanditAllocationCallback(Callback):
             "allocator": _numpy_to_torch(self.allocator.state_dict()) if self.allocator is not None else None,
             "decisions": self.decisions,
             "spent_at_decision": self._spent_at_decision,
+            "rows_written": self._rows_written,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -415,6 +448,7 @@ class BanditAllocationCallback(Callback):
             self.allocator.load_state_dict(_torch_to_numpy(state["allocator"]))
         self.decisions = int(state["decisions"])
         self._spent_at_decision = int(state["spent_at_decision"])
+        self._rows_written = int(state.get("rows_written", 0))
 
 
 def _numpy_to_torch(obj: Any) -> Any:

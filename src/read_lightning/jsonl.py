@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_jsonl", "read_jsonl", "write_json_atomic", "write_jsonl_atomic"]
+__all__ = ["iter_jsonl", "read_jsonl", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
 
 
 def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -49,15 +49,16 @@ def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[di
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write ``rows`` to ``path`` through a temporary sibling, so a crash never leaves half a file
     under the real name (a resumed run trusts whatever it finds there)."""
-    _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write one JSON document to ``path`` atomically (see :func:`write_jsonl_atomic`)."""
-    _write_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def _write_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically: readers see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

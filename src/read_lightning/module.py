@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -13,6 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from read_lightning.jsonl import write_json_atomic
 from read_lightning.losses import DIVERGENCES, distillation_loss
 from read_lightning.models import EMBEDDED, compress_layers, load_model, load_tokenizer
 
@@ -175,6 +175,11 @@ class DistillationModule(L.LightningModule):
             temperature=self.hparams.temperature,
         )
         trained = int(batch["attention_mask"].sum())
+        if self.trainer.world_size > 1:
+            # Every rank counts the tokens of the whole step, so the count (checkpointed from
+            # rank 0, restored on every rank) means the same on all of them.
+            local = torch.tensor(trained, dtype=torch.long, device=self.trainer.strategy.root_device)
+            trained = int(self.trainer.strategy.reduce(local, reduce_op="sum"))
         self.tokens_seen += trained
         bs = batch["input_ids"].shape[0]
         self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=bs)
@@ -215,15 +220,31 @@ class DistillationModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_end(self) -> None:
-        self._save_outputs()
+        self._save_outputs(self._full_student_state())
+
+    def _full_student_state(self) -> dict[str, torch.Tensor]:
+        """The whole student's state dict, also when it is sharded (FSDP); empty off rank 0.
+
+        A collective under several processes: every rank takes part in gathering the shards, then
+        rank 0 alone writes them. The full gather is asked for explicitly so that a strategy
+        saving sharded checkpoints still exports a whole Hugging Face model.
+        """
+        if self.trainer.world_size == 1:
+            full = self.state_dict()
+        else:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+            full = get_model_state_dict(self.trainer.strategy.model, options=options)
+        return _student_state(full)
 
     @rank_zero_only
-    def _save_outputs(self) -> None:
+    def _save_outputs(self, student_state: dict[str, torch.Tensor]) -> None:
         log_dir = self.trainer.log_dir
         if not log_dir:
             return
         out = Path(log_dir) / "student"
-        self.student.save_pretrained(out)
+        self.student.save_pretrained(out, state_dict=student_state)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(out)
         dm = getattr(self.trainer, "datamodule", None)
@@ -234,13 +255,13 @@ class DistillationModule(L.LightningModule):
             "student": str(out),
         }
         if ledger is not None:
-            (Path(log_dir) / "ledger.json").write_text(json.dumps(ledger.summary(), indent=2))
+            write_json_atomic(Path(log_dir) / "ledger.json", ledger.summary())
             summary["ledger"] = ledger.summary()
         # Callbacks that measure something (probe cost, decisions) report it here.
         for cb in self.trainer.callbacks:
             if callable(getattr(cb, "summary", None)):
                 summary[type(cb).__name__] = cb.summary()
-        (Path(log_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", out, Path(log_dir) / "summary.json")
 
     def on_fit_start(self) -> None:
@@ -253,3 +274,10 @@ class DistillationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
+
+
+def _student_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The student's own state dict out of the module's (keys ``student.<name>``); the frozen
+    teacher is not registered, so it never appears here."""
+    prefix = "student."
+    return {k[len(prefix):]: v for k, v in module_state.items() if k.startswith(prefix)}
