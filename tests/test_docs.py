@@ -1,0 +1,142 @@
+"""The documentation stays in sync with the CLI: every ``read-train ...`` command in a code block of
+README.md or docs/*.md must run.
+
+A command is checked without training anything:
+
+- ``fit``/``validate``: the documented command plus ``--print_config``, which makes LightningCLI
+  parse every flag and config file and resolve the configuration, then exit (an unknown key,
+  a bad value or a missing recipe fails);
+- a tool (``report``, ``leakage``, ...): the documented command plus ``--help``, which reaches the
+  documented (sub)command's parser; every ``--flag`` the documentation uses must appear in that
+  help, since argparse prints help before it would complain about an unknown flag.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from read_lightning.cli import _tools, main
+
+ROOT = Path(__file__).parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LIGHTNING_SUBCOMMANDS = ("fit", "validate")
+
+
+def documented_commands(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line, argv after read-train)`` for each ``read-train`` command in the fenced code blocks
+    of a Markdown file; backslash continuations are joined and ``#`` comments dropped."""
+    commands: list[tuple[int, list[str]]] = []
+    in_block, pending, start = False, "", 0
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("```"):
+            in_block, pending = not in_block, ""
+            continue
+        if not in_block:
+            continue
+        stripped = line.strip()
+        if not pending:
+            start = lineno
+            stripped = stripped.removeprefix("$ ")
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        text, pending = pending + stripped, ""
+        try:
+            words = shlex.split(text, comments=True)
+        except ValueError as err:
+            raise ValueError(f"{path}:{start}: cannot split the shell command {text!r}: {err}") from None
+        if words and Path(words[0]).name == "read-train":
+            commands.append((start, words[1:]))
+    return commands
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """Run ``read-train argv`` in-process; ``(exit code, stdout + stderr)``."""
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(out):
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_info:
+            # SystemExit("message") is a failure with a message, SystemExit(None) a success.
+            code = exit_info.code if isinstance(exit_info.code, int) else (0 if exit_info.code is None else 1)
+            if not isinstance(exit_info.code, int) and exit_info.code is not None:
+                out.write(str(exit_info.code))
+    return int(code or 0), out.getvalue()
+
+
+def check_command(argv: list[str]) -> None:
+    """Fail (with the CLI's own output) unless the documented ``read-train argv`` is valid."""
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        probe = argv if "--print_config" in argv else [*argv, "--print_config"]
+        code, output = run_cli(probe)
+        assert code == 0, f"`read-train {shlex.join(probe)}` exited {code}:\n{output[-3000:]}"
+        return
+    probe = [*argv, "--help"]
+    code, output = run_cli(probe)
+    assert code == 0, f"`read-train {shlex.join(probe)}` exited {code}:\n{output[-3000:]}"
+    for word in argv:
+        flag = word.split("=", 1)[0]
+        if flag.startswith("-") and flag not in ("-h", "--help"):
+            assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", output), (
+                f"`read-train {shlex.join(argv)}`: {flag} is not an option of that command; its help says:\n{output}"
+            )
+
+
+DOCUMENTED = [(path, lineno, argv) for path in DOCS for lineno, argv in documented_commands(path)]
+
+
+def test_the_docs_document_commands_for_every_subcommand():
+    assert DOCUMENTED, "no read-train command found in README.md or docs/*.md"
+    documented = {argv[0] for _, _, argv in DOCUMENTED if argv}
+    missing = sorted((set(_tools()) | {"fit"}) - documented)
+    assert not missing, f"read-train subcommands with no documented example in README.md or docs/*.md: {missing}"
+
+
+@pytest.mark.parametrize(
+    "argv", [argv for _, _, argv in DOCUMENTED],
+    ids=[f"{path.relative_to(ROOT)}:{lineno}" for path, lineno, _ in DOCUMENTED],
+)
+def test_documented_command_runs(argv, monkeypatch):
+    monkeypatch.chdir(ROOT)  # documented paths (recipes/..., runs/...) are relative to the repository
+    check_command(argv)
+
+
+def test_the_extractor_reads_only_code_blocks(tmp_path):
+    md = tmp_path / "doc.md"
+    md.write_text(
+        "Inline `read-train fit --nope` is prose.\n"
+        "```bash\n"
+        "make train   # not read-train\n"
+        "read-train report runs/x/version_0 --out r   # trailing comment\n"
+        "$ .venv/bin/read-train fit --config recipes/smollm2-135m.yaml \\\n"
+        "    --data.num_intervals 3\n"
+        "```\n"
+        "```yaml\nkey: read-train is a word here\n```\n"
+    )
+    assert documented_commands(md) == [
+        (4, ["report", "runs/x/version_0", "--out", "r"]),
+        (5, ["fit", "--config", "recipes/smollm2-135m.yaml", "--data.num_intervals", "3"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["fit", "--config", "recipes/smollm2-135m.yaml", "--data.no_such_key", "3"],  # unknown config key
+        ["fit", "--config", "recipes/no-such-recipe.yaml"],  # missing recipe
+        ["report", "runs/x/version_0", "--no-such-flag"],  # unknown tool flag
+        ["identifier", "no-such-subcommand"],  # unknown nested subcommand
+        ["no-such-tool", "--out", "x"],  # unknown subcommand
+    ],
+    ids=["fit-key", "fit-recipe", "tool-flag", "tool-subcommand", "subcommand"],
+)
+def test_a_wrong_documented_command_fails_the_check(argv, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(AssertionError):
+        check_command(argv)
