@@ -172,6 +172,9 @@ def test_bad_input_is_named(tmp_path, capsys):
     path.write_text(lines[0].replace('"math": 20.0', '"math": "high"') + "\n")
     with pytest.raises(ValueError, match=r"allocations.jsonl:1: profile\['math'\] must be a finite number"):
         load_run(path.parent)
+    path.write_text(lines[0] + "\n" + lines[1].replace('"code"', '"tool_use"') + "\n")
+    with pytest.raises(ValueError, match=r":2: field 'profile' names capabilities .*tool_use.* but the run's are"):
+        load_run(path.parent)
     path.write_text(lines[1] + "\n")
     with pytest.raises(ValueError, match=r":1: observe row for decision 1, which was never selected"):
         load_run(path.parent)

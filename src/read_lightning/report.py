@@ -64,6 +64,22 @@ class Decision:
     def observed(self) -> bool:
         return self.cost is not None
 
+    def record_outcome(
+        self, row: dict[str, Any], profile: dict[str, float], info: dict[str, Any], where: str
+    ) -> None:
+        """Take in the ``observe`` row of this decision (``where`` = file:line for errors)."""
+        self.cost = int(_number(row["cost"], where, "cost"))
+        self.reward = None if row["reward"] is None else _number(row["reward"], where, "reward")
+        self.profile_after = profile
+        if self.reward is not None and all(isinstance(info.get(k), (int, float)) for k in ("gain", "spill", "cost_penalty")):
+            # beta is not logged, but R = gain - beta * spill - cost_penalty fixes beta * spill
+            # (exactly 0 without spill, rather than rounding noise).
+            gain, penalty = float(info["gain"]), float(info["cost_penalty"])
+            spill_term = gain - penalty - self.reward if info["spill"] else 0.0
+            self.parts = {"gain": gain, "cost_penalty": penalty, "spill_term": spill_term}
+        if isinstance(info.get("dev_utility"), (int, float)):
+            self.dev_utility = float(info["dev_utility"])
+
 
 @dataclass
 class RunRecord:
@@ -96,7 +112,9 @@ class RunRecord:
 
     def utility_series(self) -> list[tuple[float, float]]:
         """``(tokens spent, task utility)`` at each development checkpoint the run logged."""
-        points = [] if self.baseline_utility is None else [(float(self.decisions[0].spent_before), self.baseline_utility)]
+        points = []
+        if self.baseline_utility is not None:
+            points.append((float(self.decisions[0].spent_before), self.baseline_utility))
         points += [(float(d.spent_before + d.cost), d.dev_utility) for d in self.observed if d.dev_utility is not None]
         return points
 
@@ -113,7 +131,9 @@ def _scores(row: dict[str, Any], key: str, where: str, capabilities: list[str] |
         raise ValueError(f"{where}: field {key!r} must be a non-empty object of capability -> number, got {value!r}")
     out = {str(c): _number(v, where, f"{key}[{c!r}]") for c, v in value.items()}
     if capabilities is not None and sorted(out) != sorted(capabilities):
-        raise ValueError(f"{where}: field {key!r} names capabilities {sorted(out)}, but the run's are {sorted(capabilities)}")
+        raise ValueError(
+            f"{where}: field {key!r} names capabilities {sorted(out)}, but the run's are {sorted(capabilities)}"
+        )
     return out
 
 
@@ -209,17 +229,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
             if decision.observed:
                 notes.append(f"decision {number} was observed twice (a resumed run); the later row is used.")
                 spent -= decision.cost
-            decision.cost = int(_number(row["cost"], where, "cost"))
-            decision.reward = None if row["reward"] is None else _number(row["reward"], where, "reward")
-            decision.profile_after = profile
-            if all(isinstance(info.get(k), (int, float)) for k in ("gain", "spill", "cost_penalty")) and decision.reward is not None:
-                # beta is not logged, but R = gain - beta * spill - cost_penalty fixes beta * spill
-                # (exactly 0 without spill, rather than rounding noise).
-                gain, penalty = float(info["gain"]), float(info["cost_penalty"])
-                spill_term = gain - penalty - decision.reward if info["spill"] else 0.0
-                decision.parts = {"gain": gain, "cost_penalty": penalty, "spill_term": spill_term}
-            if isinstance(info.get("dev_utility"), (int, float)):
-                decision.dev_utility = float(info["dev_utility"])
+            decision.record_outcome(row, profile, info, where)
             spent += decision.cost
         else:
             raise ValueError(f"{where}: unknown event {row['event']!r} (expected 'select' or 'observe')")
@@ -279,16 +289,22 @@ def estimate_transfer(
         raise ValueError(f"allocations and deltas must both be (N, K) with N >= 1, got {W.shape} and {D.shape}")
     if not (math.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be finite and >= 0, got {ridge!r}")
-    if costs is not None:
-        c = np.asarray(costs, dtype=float)
-        if c.shape != (W.shape[0],) or not np.all(np.isfinite(c)) or np.any(c < 0) or c.sum() <= 0:
-            raise ValueError(f"costs must be (N,) = ({W.shape[0]},) non-negative tokens, not all 0; got {c!r}")
-        W = W * (c / c.mean())[:, None]
+    W = _cost_scaled(W, costs)
     if ridge == 0:
         T_transposed = np.linalg.lstsq(W, D, rcond=None)[0]
     else:
         T_transposed = np.linalg.solve(W.T @ W + ridge * np.eye(W.shape[1]), W.T @ D)
     return T_transposed.T
+
+
+def _cost_scaled(allocations: np.ndarray, costs: np.ndarray | None) -> np.ndarray:
+    """``(N, K)`` allocations, each row scaled by its interval's cost over the mean cost."""
+    if costs is None:
+        return allocations
+    c = np.asarray(costs, dtype=float)
+    if c.shape != (allocations.shape[0],) or not np.all(np.isfinite(c)) or np.any(c < 0) or c.sum() <= 0:
+        raise ValueError(f"costs must be (N,) = ({allocations.shape[0]},) non-negative tokens, not all 0; got {c!r}")
+    return allocations * (c / c.mean())[:, None]
 
 
 def _transfer(record: RunRecord, ridge: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -302,8 +318,7 @@ def _transfer(record: RunRecord, ridge: float) -> tuple[np.ndarray, np.ndarray] 
     D = np.array([[d.profile_after[c] - d.profile_before[c] for c in caps] for d in obs])
     costs = np.array([d.cost for d in obs], dtype=float)
     costs = costs if costs.sum() > 0 else None
-    scaled = W * (costs / costs.mean())[:, None] if costs is not None else W
-    return estimate_transfer(W, D, costs, ridge), scaled.sum(axis=0)
+    return estimate_transfer(W, D, costs, ridge), _cost_scaled(W, costs).sum(axis=0)
 
 
 # --------------------------------------------------------------------------- figures
