@@ -1,0 +1,666 @@
+"""``read-train compare``: every allocator under the same budget, over several seeds, in one table.
+
+    read-train compare --config recipes/smollm2-135m.yaml \\
+        --allocators read,uniform,task_static,single,greedy --seeds 3 [--data.budget_tokens 20000]
+
+For each (allocator, seed) the recipe is copied with the ``BanditAllocationCallback``'s
+``allocator`` and ``seed``, ``seed_everything`` and ``data.seed`` set, and trained by
+``read-train fit`` in its own run directory ``<out>/<recipe>/<allocator>/seed_<n>/`` (a child
+process by default, so every run starts from a clean interpreter and frees its memory). Options
+``compare`` does not know (``--data.budget_tokens 20000``) go to every run unchanged.
+
+Re-running the command resumes: a finished run (``summary.json`` and ``student/`` present) is
+not trained again, an interrupted one continues from its ``checkpoints/last.ckpt``, and a run
+directory made with a different recipe or overrides is refused rather than mixed in.
+
+Every final student is then scored on the task card's held-out **test** split (never the dev
+split the run may have used), and the table reports, per allocator, the mean and standard
+deviation over seeds (sample std, ``n - 1``) of:
+
+* ``task_utility``: the card's metric, or, where the recipe's probes score fidelity to the teacher
+  (the embedded default, METHOD.md "Measuring on the embedded default"), fidelity to the
+  teacher's greedy test answers (0-100, linear in mean per-token log-likelihood, like the probes);
+  ``task_agreement`` is then the rate of exact greedy agreement with the teacher;
+* ``probe/<capability>``: the final capability profile s_T (the probe callback's last entry);
+* ``on_target_gain``: ``sum_c r_c * (s_T[c] - s_0[c])``, the requirement-weighted profile change
+  from the undistilled student s_0 to the final one;
+* ``off_target_change``: the mean of ``s_T[c] - s_0[c]`` over the capabilities outside C_ess (the
+  top-k of r, k of the allocator, 3 by default); negative means spillover harm;
+* ``spent_tokens`` (and its ``generation``/``training`` parts) from ``ledger.json``, and
+  ``wall_seconds`` from ``summary.json`` (for a resumed run, its last process only).
+
+Outputs: ``compare.md`` and ``compare.csv`` (one row per run, then ``mean`` and ``std`` rows per
+allocator) in ``<out>/<recipe>/``; the Markdown is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import hashlib
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DEFAULT_ALLOCATORS",
+    "RunSpec",
+    "aggregate",
+    "allocator_options",
+    "compare_main",
+    "derive_recipe",
+    "run_metrics",
+    "verdict",
+]
+
+DEFAULT_ALLOCATORS: tuple[str, ...] = ("read", "uniform", "task_static", "single", "greedy")
+BANDIT = "BanditAllocationCallback"
+PROBE = "CapabilityProbeCallback"
+TASK_EVAL = "TaskEvaluationCallback"
+# compare owns these: each run gets its own seed and run directory, so overriding them would
+# put runs on top of each other or make the seeds identical.
+_RESERVED = ("--seed_everything", "--data.seed", "--trainer.logger", "--trainer.default_root_dir",
+             "--trainer.callbacks", "--ckpt_path", "--print_config")
+METRICS = ("auto", "card", "teacher_fidelity")
+
+
+@dataclass
+class RunSpec:
+    """One (allocator, seed) run of the comparison."""
+
+    allocator: str
+    seed: int
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.allocator} seed {self.seed}"
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def _callback(recipe: Mapping[str, Any], name: str, path: str) -> dict[str, Any] | None:
+    """The first ``trainer.callbacks`` entry whose class_path ends with ``name``."""
+    callbacks = (recipe.get("trainer") or {}).get("callbacks") or []
+    if not isinstance(callbacks, list):
+        raise ValueError(f"{path}: trainer.callbacks must be a list, got {type(callbacks).__name__}")
+    for cb in callbacks:
+        if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith(name):
+            return cb
+    return None
+
+
+def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: str = "recipe") -> dict[str, Any]:
+    """A copy of ``recipe`` that trains ``spec``: its allocator, its seed, its run directory.
+
+    The seed goes to ``seed_everything`` (torch), ``data.seed`` (prompt sampling, the teacher's
+    sampling, batch order) and the bandit's own RNG, so two seeds really are two different runs.
+    """
+    derived = json.loads(json.dumps(recipe))  # a deep copy that also rejects non-YAML objects
+    bandit = _callback(derived, BANDIT, path)
+    if bandit is None:
+        raise ValueError(f"{path}: trainer.callbacks has no {BANDIT}; compare needs one to set the allocator")
+    init = bandit.setdefault("init_args", {})
+    init.update(allocator=spec.allocator, seed=spec.seed)
+    # A recipe tuned for ``read`` carries its options (warmup, kappa, ...); a static baseline
+    # takes none of them, and would fail on them, so each run keeps only what its allocator takes.
+    kwargs = dict(init.get("allocator_kwargs") or {})
+    accepted = allocator_options(spec.allocator)
+    if accepted is not None:
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    if spec.allocator == "greedy":
+        kwargs.pop("kappa", None)  # greedy is kappa = 0 by definition; the recipe's kappa is read's
+    init["allocator_kwargs"] = kwargs
+    derived["seed_everything"] = spec.seed
+    derived.setdefault("data", {})["seed"] = spec.seed
+    trainer = derived.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(spec.run_dir)
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        # log_dir = save_dir/name/version = <root>/<allocator>/seed_<n>
+        "init_args": {"save_dir": str(root), "name": spec.allocator, "version": f"seed_{spec.seed}"},
+    }
+    return derived
+
+
+def allocator_options(name: str) -> set[str] | None:
+    """Keyword options the allocator ``name`` accepts, following ``**kwargs`` up its base
+    classes; None if some constructor accepts anything."""
+    import inspect
+
+    from read_lightning.bandit import ALLOCATORS
+
+    names: set[str] = set()
+    for klass in inspect.getmro(ALLOCATORS[name]):  # type: ignore[arg-type]
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names - {"self", "capabilities", "requirement", "seed"}
+    return None
+
+
+def _check_overrides(overrides: Sequence[str]) -> None:
+    for arg in overrides:
+        if not arg.startswith("-"):
+            continue
+        key = arg.split("=", 1)[0]
+        if any(key == r or key.startswith(r + ".") for r in _RESERVED) or key in ("-c", "--config"):
+            raise SystemExit(
+                f"read-train compare: {key} cannot be passed through; compare sets it for every run "
+                f"(reserved: {', '.join(_RESERVED)})"
+            )
+
+
+def _load_recipe(path: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"read-train compare: config file {path!r} does not exist") from None
+    except yaml.YAMLError as err:
+        raise SystemExit(f"read-train compare: config file {path!r} is not valid YAML:\n{err}") from None
+    if not isinstance(doc, dict):
+        raise SystemExit(f"read-train compare: config file {path!r} must hold a mapping")
+    return doc
+
+
+def _fingerprint(derived: Mapping[str, Any], overrides: Sequence[str]) -> str:
+    blob = json.dumps({"recipe": derived, "overrides": list(overrides)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file() and (run_dir / "student" / "config.json").is_file()
+
+
+def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -> list[str] | None:
+    """Write the run's recipe; the ``read-train fit`` arguments, or None if already finished.
+
+    Refuses a run directory made by a different recipe or overrides: its results would
+    silently stand in for the ones asked for.
+    """
+    stamp_path = spec.run_dir / "compare.json"
+    stamp = {"allocator": spec.allocator, "seed": spec.seed, "overrides": list(overrides),
+             "fingerprint": _fingerprint(derived, overrides)}
+    if stamp_path.is_file():
+        old = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if old.get("fingerprint") != stamp["fingerprint"]:
+            raise SystemExit(
+                f"read-train compare: {spec.run_dir} was made with a different recipe or overrides "
+                f"(then {old.get('overrides')}, now {list(overrides)}); use another --out or remove that directory"
+            )
+    if _finished(spec.run_dir):
+        return None
+    ckpt = spec.run_dir / "checkpoints" / "last.ckpt"
+    if spec.run_dir.exists() and not ckpt.is_file():
+        # Interrupted before its first interval checkpoint: nothing worth resuming, and the
+        # decision log would be appended to twice.
+        shutil.rmtree(spec.run_dir)
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    config = spec.run_dir / "recipe.yaml"
+    config.write_text(yaml.safe_dump(derived, sort_keys=False), encoding="utf-8")
+    stamp_path.write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+    args = ["fit", "--config", str(config), *overrides]
+    if ckpt.is_file():
+        args += ["--ckpt_path", str(ckpt)]
+    return args
+
+
+def _intervals_done(run_dir: Path) -> int:
+    """Finished intervals of a run in progress: its 'observe' rows in allocations.jsonl."""
+    try:
+        lines = (run_dir / "allocations.jsonl").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    return sum('"event": "observe"' in line for line in lines)
+
+
+def _num_intervals(run_dir: Path) -> int | None:
+    try:  # Lightning writes the resolved configuration when the run starts
+        return int(yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))["data"]["num_intervals"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None
+
+
+def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Callable[[str], None]) -> None:
+    log_path = spec.run_dir / "fit.log"
+    start = time.perf_counter()
+    with log_path.open("a", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "read_lightning.cli", *args], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        done = -1
+        try:
+            while proc.poll() is None:
+                now = _intervals_done(spec.run_dir)
+                if now != done:
+                    done = now
+                    total = _num_intervals(spec.run_dir)
+                    say(f"  {spec.label}: {done}/{total or '?'} intervals ({time.perf_counter() - start:.0f}s)")
+                time.sleep(2.0)
+        except BaseException:
+            proc.terminate()  # Ctrl-C: leave a resumable run, not an orphan process
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+        raise SystemExit(
+            f"read-train compare: {spec.label} failed (exit code {proc.returncode}); log {log_path}:\n" + "\n".join(tail)
+        )
+
+
+def _run_inprocess(spec: RunSpec, args: list[str]) -> None:
+    from read_lightning.cli import main as cli_main
+
+    try:
+        cli_main(args)
+    except SystemExit as err:  # the parser exits on a bad override
+        if err.code not in (0, None):
+            raise SystemExit(f"read-train compare: {spec.label} failed: {err.code}") from None
+    finally:
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover
+            pass
+
+
+# --------------------------------------------------------------------------- the task
+
+
+@dataclass
+class _Setup:
+    """What the comparison needs from the recipe, resolved by the real CLI parser."""
+
+    card: Any  # TaskCard
+    card_reason: str
+    metric: str  # "teacher_fidelity" or the card's evaluation type
+    teacher: str
+    teacher_dtype: str
+    cache_dir: str | None
+    k: int
+
+
+def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None, metric: str) -> _Setup:
+    """Build (not run) the first run's objects to read its task card, teacher and probe settings."""
+    from read_lightning.cli import lightning_main
+    from read_lightning.requirement import load_card
+
+    cli = lightning_main(["--config", str(config), *overrides], run=False)
+    callbacks = {type(cb).__name__: cb for cb in cli.trainer.callbacks}
+    probe, bandit = callbacks.get(PROBE), callbacks.get(BANDIT)
+    if probe is None:
+        raise SystemExit(f"read-train compare: the recipe has no {PROBE}; the table needs capability profiles")
+    dm = cli.datamodule
+    if task_card is not None:
+        card, reason = load_card(task_card, dm.capabilities, check_data=True), "--task-card"
+    elif bandit.task_card:
+        card, reason = load_card(bandit.task_card, dm.capabilities, check_data=True), f"{BANDIT}.task_card"
+    elif TASK_EVAL in callbacks:
+        card, reason = callbacks[TASK_EVAL].card, f"{TASK_EVAL}.task_card"
+    else:
+        card, reason = _card_for_requirement(bandit.requirement, dm.capabilities)
+    if metric == "auto":
+        # The same rule as the probes: where they score fidelity to the teacher, so does the task.
+        fidelity = probe.references == "teacher" and dm.teacher_backend != "http"
+        metric = "teacher_fidelity" if fidelity else "card"
+    if metric == "teacher_fidelity" and dm.teacher_backend == "http":
+        raise SystemExit("read-train compare: --task-metric teacher_fidelity needs an in-process teacher, "
+                         "but the recipe's teacher_backend is 'http'; use --task-metric card")
+    resolved = "teacher_fidelity" if metric == "teacher_fidelity" else card.evaluation
+    k = int(bandit.allocator_kwargs.get("k", 3))
+    out = _Setup(card, reason, resolved, dm.teacher_name, dm.teacher_dtype, dm.cache_dir, k)
+    del cli
+    gc.collect()
+    return out
+
+
+def _card_for_requirement(requirement: Mapping[str, float] | None, capabilities: Sequence[str]) -> tuple[Any, str]:
+    """The packaged example card whose requirement vector is the recipe's (the default recipe
+    writes arith_word's vector out instead of naming the card)."""
+    from read_lightning.capabilities import validate_distribution
+    from read_lightning.tasks import TaskCard, list_example_tasks
+
+    hint = "name the task with --task-card PATH_OR_NAME (or task_card on the BanditAllocationCallback)"
+    if not requirement:
+        raise SystemExit(f"read-train compare: the recipe names no task card and no requirement vector; {hint}")
+    want = validate_distribution(requirement, list(requirement), normalise=True)
+    matches = []
+    for path in list_example_tasks():
+        card = TaskCard.load(path, check_data=False)
+        got = card.requirement or {}
+        if set(got) | set(want) and all(abs(got.get(c, 0.0) - want.get(c, 0.0)) < 1e-6 for c in set(got) | set(want)):
+            matches.append(card)
+    if len(matches) != 1:
+        found = [c.name for c in matches] or "none"
+        raise SystemExit(f"read-train compare: the recipe names no task card and its requirement vector matches "
+                         f"{found} of the packaged cards; {hint}")
+    return TaskCard.load(matches[0].path, list(capabilities)), "the packaged card with the recipe's requirement vector"
+
+
+class _TaskScorer:
+    """Scores final students on the test split; the teacher's references are made once, cached."""
+
+    def __init__(self, setup: _Setup, reference_cache: Path, batch_size: int) -> None:
+        self.setup, self.batch_size = setup, batch_size
+        self.reference_cache = reference_cache
+        self.references: list[dict[str, Any]] | None = None
+
+    def prepare(self) -> None:
+        """Teacher answers to the test split (before any run, so the teacher is not held in memory
+        while a run trains)."""
+        if self.setup.metric != "teacher_fidelity":
+            return
+        import torch
+
+        from read_lightning.models import load_model, load_tokenizer
+        from read_lightning.tasks import task_references
+
+        teacher = load_model(self.setup.teacher, dtype=self.setup.teacher_dtype, cache_dir=self.setup.cache_dir)
+        if torch.cuda.is_available():
+            teacher.to("cuda")
+        tok = load_tokenizer(self.setup.teacher, self.setup.cache_dir)
+        self.references = task_references(self.setup.card, teacher, tok, self.reference_cache, split="test",
+                                          batch_size=self.batch_size)
+        del teacher
+        gc.collect()
+
+    def __call__(self, run_dir: Path) -> dict[str, float]:
+        """``{"task_utility": ..., "task_agreement"?: ...}`` of the student in ``run_dir``, cached in
+        ``task_eval.json`` next to it."""
+        import torch
+
+        from read_lightning.models import load_model, load_tokenizer
+        from read_lightning.tasks import evaluate_task
+
+        key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
+        cache = run_dir / "task_eval.json"
+        if cache.is_file():
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            if saved.get("key") == key:
+                return saved["result"]
+        config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        student = load_model(str(run_dir / "student"), dtype=str(config["model"].get("dtype") or "float32"))
+        if torch.cuda.is_available():
+            student.to("cuda")
+        tok = load_tokenizer(str(run_dir / "student"))
+        got = evaluate_task(self.setup.card, student, tok, split="test", batch_size=self.batch_size,
+                            references=self.references)
+        result = {"task_utility": float(got["utility"])}
+        if "agreement" in got:
+            result["task_agreement"] = float(got["agreement"])
+        cache.write_text(json.dumps({"key": key, "result": result, "details": got}, indent=2), encoding="utf-8")
+        del student
+        gc.collect()
+        return result
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
+    """Profile, gains, tokens and wall time of one finished run, from its summary and ledger."""
+    from read_lightning.capabilities import top_k
+
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    ledger = json.loads((run_dir / "ledger.json").read_text(encoding="utf-8"))
+    history = (summary.get(PROBE) or {}).get("history") or []
+    requirement = (summary.get(BANDIT) or {}).get("requirement")
+    if len(history) < 2 or not requirement:
+        raise ValueError(f"{run_dir / 'summary.json'}: needs the probe history (baseline and final profile) and "
+                         f"the bandit's requirement vector; found {len(history)} profile(s)")
+    first, last = history[0]["profile"], history[-1]["profile"]
+    delta = {c: float(last[c]) - float(first[c]) for c in last}
+    essential = set(top_k(requirement, k))
+    off = [delta[c] for c in delta if c not in essential]
+    row = {
+        "on_target_gain": sum(float(requirement.get(c, 0.0)) * d for c, d in delta.items()),
+        "off_target_change": sum(off) / len(off) if off else math.nan,
+        "spent_tokens": float(ledger["spent"]),
+        "generation_tokens": float(ledger["generation"]),
+        "training_tokens": float(ledger["training"]),
+        "wall_seconds": float(summary["wall_clock_seconds"]),
+    }
+    row.update({f"probe/{c}": float(s) for c, s in last.items()})
+    return row
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return math.nan, math.nan
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per allocator (in first-seen order): column -> (mean, sample std) over its seeds."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["allocator"], []).append(row)
+    columns = [c for c in rows[0] if c not in ("allocator", "seed")] if rows else []
+    return {a: {c: _mean_std([float(r[c]) for r in rs]) for c in columns} for a, rs in groups.items()}
+
+
+def verdict(stats: Mapping[str, Mapping[str, tuple[float, float]]], ours: str = "read") -> str | None:
+    """One sentence: ReAD's task utility against the best baseline's, and whether the difference
+    is larger than the seed spread (METHOD.md: a smaller difference is not a result)."""
+    baselines = {a: s["task_utility"] for a, s in stats.items() if a != ours}
+    if ours not in stats or not baselines:
+        return None
+    best = max(baselines, key=lambda a: baselines[a][0])
+    (m_ours, s_ours), (m_best, s_best) = stats[ours]["task_utility"], baselines[best]
+    diff = m_ours - m_best
+    spread = max((s for s in (s_ours, s_best) if not math.isnan(s)), default=math.nan)
+    relation = "matches or beats" if diff >= 0 else "is below"
+    noise = ("no seed spread to compare with (one seed)" if math.isnan(spread) else
+             f"the larger seed std is {spread:.2f}, so the difference is "
+             f"{'within' if abs(diff) <= spread else 'larger than'} the seed spread")
+    return f"{ours} {relation} the best baseline ({best}) on task utility by {diff:+.2f} points; {noise}."
+
+
+def _fmt(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean:,.{digits}f}"
+    return text if math.isnan(std) else f"{text} ± {std:,.{digits}f}"
+
+
+def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
+             header: Sequence[str]) -> str:
+    """The comparison as Markdown: a summary table, then the final capability profiles."""
+    main_cols = [("task_utility", "task utility", 2), ("task_agreement", "agreement %", 1),
+                 ("on_target_gain", "on-target gain", 2), ("off_target_change", "off-target change", 2),
+                 ("spent_tokens", "spent tokens", 0), ("wall_seconds", "wall time (s)", 0)]
+    any_stats = next(iter(stats.values()))
+    main_cols = [c for c in main_cols if c[0] in any_stats]
+    caps = [c for c in any_stats if c.startswith("probe/")]
+    lines = [*header, ""]
+    lines.append("| allocator | seeds | " + " | ".join(t for _, t, _ in main_cols) + " |")
+    lines.append("| --- | ---: | " + " | ".join("---:" for _ in main_cols) + " |")
+    for alloc, s in stats.items():
+        lines.append(f"| {alloc} | {counts[alloc]} | " + " | ".join(_fmt(*s[c], d) for c, _, d in main_cols) + " |")
+    lines += ["", "Final capability profile (probe score, 0-100):", ""]
+    lines.append("| allocator | " + " | ".join(c.removeprefix("probe/") for c in caps) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in caps) + " |")
+    for alloc, s in stats.items():
+        lines.append(f"| {alloc} | " + " | ".join(_fmt(*s[c], 1) for c in caps) + " |")
+    sentence = verdict(stats)
+    if sentence:
+        lines += ["", sentence]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],
+              stats: Mapping[str, Mapping[str, tuple[float, float]]]) -> None:
+    """Per-run rows, then a ``mean`` and a ``std`` row per allocator."""
+    columns = list(rows[0])
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    for alloc, s in stats.items():
+        for i, name in enumerate(("mean", "std")):
+            writer.writerow({"allocator": alloc, "seed": name, **{c: v[i] for c, v in s.items()}})
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    """``read-train compare --config RECIPE [--allocators ...] [--seeds N] [fit overrides ...]``."""
+    from read_lightning.bandit import ALLOCATORS
+
+    parser = argparse.ArgumentParser(
+        prog="read-train compare",
+        description="Train the recipe with each allocator and seed under the same budget; tabulate the results. "
+        "Unknown options (e.g. --data.budget_tokens 20000) are passed to every `read-train fit` run.",
+    )
+    parser.add_argument("--config", "-c", required=True, help="the recipe YAML")
+    parser.add_argument("--allocators", default=",".join(DEFAULT_ALLOCATORS),
+                        help=f"comma-separated allocators (default: {','.join(DEFAULT_ALLOCATORS)})")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds per allocator (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--out", default="runs/compare", help="root of the run directories (default runs/compare)")
+    parser.add_argument("--task-card", default=None,
+                        help="task card path or example-task name; default: the recipe's card")
+    parser.add_argument("--task-metric", default="auto", choices=METRICS,
+                        help="auto: fidelity to the teacher where the probes score it, else the card's metric")
+    parser.add_argument("--launcher", default="subprocess", choices=["subprocess", "inprocess"],
+                        help="subprocess (default): one clean process per run; inprocess: faster start, shared memory")
+    parser.add_argument("--num-threads", type=int, default=None,
+                        help="torch/OpenMP threads per run (default: the library's)")
+    parser.add_argument("--eval-batch-size", type=int, default=8, help="batch size of the test-split scoring")
+    args, overrides = parser.parse_known_args(argv)
+
+    allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
+    unknown = [a for a in allocators if a not in ALLOCATORS]
+    if unknown or not allocators:
+        parser.error(f"unknown allocator(s) {unknown or args.allocators!r}; choose from {sorted(ALLOCATORS)}")
+    if len(set(allocators)) != len(allocators):
+        parser.error(f"--allocators names an allocator twice: {args.allocators!r}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.num_threads is not None and args.num_threads < 1:
+        parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
+    _check_overrides(overrides)
+    recipe = _load_recipe(args.config)
+    root = Path(args.out) / Path(args.config).stem
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    specs = [RunSpec(a, s, root / a / f"seed_{s}") for a in allocators for s in seeds]
+    derived = {(sp.allocator, sp.seed): derive_recipe(recipe, sp, root, args.config) for sp in specs}
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    env = dict(os.environ)
+    if args.num_threads is not None:
+        env.update(OMP_NUM_THREADS=str(args.num_threads), MKL_NUM_THREADS=str(args.num_threads))
+        import torch
+
+        torch.set_num_threads(args.num_threads)
+
+    # The first run's recipe, resolved by the real parser: task card, teacher, probe settings.
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="read_compare_") as tmp:
+        first = Path(tmp) / "recipe.yaml"
+        first.write_text(yaml.safe_dump(derived[(specs[0].allocator, specs[0].seed)], sort_keys=False))
+        setup = _resolve_setup(first, overrides, args.task_card, args.task_metric)
+    say(f"compare: {len(specs)} runs ({', '.join(allocators)} x seeds {seeds}) under {root}; task {setup.card.name} "
+        f"({setup.card_reason}), test split, metric {setup.metric}")
+    safe_teacher = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in setup.teacher)
+    scorer = _TaskScorer(setup, root / f"task_references_{safe_teacher}.jsonl", args.eval_batch_size)
+    scorer.prepare()
+
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for i, spec in enumerate(specs, start=1):
+        fit_args = _prepare(spec, derived[(spec.allocator, spec.seed)], overrides)
+        if fit_args is None:
+            say(f"[{i}/{len(specs)}] {spec.label}: finished earlier, reused ({spec.run_dir})")
+        else:
+            resumed = " (resuming from last.ckpt)" if "--ckpt_path" in fit_args else ""
+            say(f"[{i}/{len(specs)}] {spec.label}: training in {spec.run_dir}{resumed}")
+            t0 = time.perf_counter()
+            launch = (lambda a: _run_subprocess(spec, a, env, say)) if args.launcher == "subprocess" else (
+                lambda a: _run_inprocess(spec, a))
+            launch(fit_args)
+            if not _finished(spec.run_dir) and resumed:
+                # last.ckpt was written after the final interval but the process died before the
+                # outputs: Lightning then skips training and its end hooks, so start over.
+                say(f"[{i}/{len(specs)}] {spec.label}: its checkpoint is from the end of training but the run "
+                    "has no outputs; training it again from scratch")
+                shutil.rmtree(spec.run_dir)
+                launch(_prepare(spec, derived[(spec.allocator, spec.seed)], overrides))
+            if not _finished(spec.run_dir):
+                raise SystemExit(f"read-train compare: {spec.label} ended without summary.json and student/ "
+                                 f"in {spec.run_dir}")
+            say(f"[{i}/{len(specs)}] {spec.label}: trained in {time.perf_counter() - t0:.0f}s "
+                f"(total {time.perf_counter() - started:.0f}s)")
+        row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
+        row.update(scorer(spec.run_dir))
+        row.update(run_metrics(spec.run_dir, setup.k))
+        say(f"[{i}/{len(specs)}] {spec.label}: task utility {row['task_utility']:.2f}, "
+            f"spent {int(row['spent_tokens'])} tokens")
+        rows.append(row)
+
+    stats = aggregate(rows)
+    counts = {a: sum(r["allocator"] == a for r in rows) for a in stats}
+    commit = _git_commit()
+    command = "read-train compare " + " ".join(argv if argv is not None else sys.argv[2:])
+    header = [
+        f"## Allocator comparison: {Path(args.config).name}",
+        "",
+        f"- command: `{command.strip()}`",
+        f"- task: {setup.card.name}, test split, metric: {setup.metric} (0-100)",
+        f"- budget: {_budget(specs[0])} tokens per run; "
+        f"seeds: {', '.join(map(str, seeds))}; mean ± sample std over seeds",
+        f"- off-target change: mean profile change outside the top-{setup.k} required capabilities",
+    ]
+    if commit:
+        header.append(f"- code: `{commit}`")
+    text = markdown(stats, counts, header)
+    (root / "compare.md").write_text(text, encoding="utf-8")
+    write_csv(root / "compare.csv", rows, stats)
+    print(text, end="")
+    say(f"compare: wrote {root / 'compare.md'} and {root / 'compare.csv'}")
+    return 0
+
+
+def _budget(spec: RunSpec) -> str:
+    try:
+        return f"{json.loads((spec.run_dir / 'ledger.json').read_text())['budget']:,}"
+    except (FileNotFoundError, KeyError, ValueError):
+        return "?"

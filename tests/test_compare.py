@@ -1,0 +1,173 @@
+"""``read-train compare``: the table, its arithmetic, resuming, and refusing mixed-up run directories."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import build_tiny_model
+
+from read_lightning.compare import _finished, aggregate, compare_main, run_metrics, verdict
+
+ROOT = Path(__file__).parent.parent
+BUDGET = 1200
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: intra-op threads only add hand-off cost on a busy CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory, tiny_tokenizer) -> Path:
+    """The default recipe on a tiny Llama (teacher = student) saved to disk, two capabilities."""
+    tmp = tmp_path_factory.mktemp("compare")
+    model_dir = tmp / "tiny"
+    build_tiny_model(tiny_tokenizer).save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
+    for cb in recipe["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("CapabilityProbeCallback"):
+            cb["init_args"].update(limit=1, reference_max_new_tokens=4, cache_dir=str(tmp / "cache"), batch_size=4)
+        if cb["class_path"].endswith("BanditAllocationCallback"):
+            cb["init_args"]["requirement"] = {"math": 0.7, "reasoning": 0.3}
+        if cb["class_path"].endswith("ModelCheckpoint"):
+            cb["init_args"]["save_top_k"] = -1  # keep every interval's checkpoint: the test interrupts a run
+    recipe["trainer"]["enable_progress_bar"] = False
+    recipe["trainer"]["enable_model_summary"] = False
+    recipe["model"].update(student=str(model_dir), teacher=str(model_dir), student_layers=None, lr=1e-2)
+    recipe["data"].update(capabilities=["math", "reasoning"], budget_tokens=BUDGET, num_intervals=2,
+                          max_new_tokens=12, max_length=96, max_tokens_per_batch=512, generation_batch_size=8)
+    path = tmp / "tiny-recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _args(recipe: Path, out: Path, *extra: str) -> list[str]:
+    return ["--config", str(recipe), "--allocators", "read,uniform", "--seeds", "2", "--out", str(out),
+            "--task-card", "arith_word", "--launcher", "inprocess", "--eval-batch-size", "4", *extra]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert compare_main(_args(tiny_recipe, out)) == 0
+    captured = capsys.readouterr()
+    root = out / "tiny-recipe"
+    rows = _csv(root / "compare.csv")
+    runs = [r for r in rows if r["seed"] in ("0", "1")]
+    assert [(r["allocator"], r["seed"]) for r in runs] == [("read", "0"), ("read", "1"), ("uniform", "0"), ("uniform", "1")]
+    assert [(r["allocator"], r["seed"]) for r in rows[4:]] == [
+        ("read", "mean"), ("read", "std"), ("uniform", "mean"), ("uniform", "std")]
+    for r in runs:
+        assert 0 < float(r["spent_tokens"]) <= BUDGET
+        assert 0 <= float(r["task_utility"]) <= 100 and 0 <= float(r["task_agreement"]) <= 100
+        assert {"probe/math", "probe/reasoning"} <= set(r)
+        # The table's numbers are the run's own: ledger and final probe profile.
+        run_dir = root / r["allocator"] / f"seed_{r['seed']}"
+        assert float(r["spent_tokens"]) == json.loads((run_dir / "ledger.json").read_text())["spent"]
+        final = json.loads((run_dir / "summary.json").read_text())["CapabilityProbeCallback"]["history"][-1]
+        assert float(r["probe/math"]) == pytest.approx(final["profile"]["math"])
+    for alloc in ("read", "uniform"):
+        seeds = [float(r["task_utility"]) for r in runs if r["allocator"] == alloc]
+        mean = next(float(r["task_utility"]) for r in rows if r["allocator"] == alloc and r["seed"] == "mean")
+        std = next(float(r["task_utility"]) for r in rows if r["allocator"] == alloc and r["seed"] == "std")
+        assert mean == pytest.approx(sum(seeds) / 2)
+        assert std == pytest.approx(abs(seeds[0] - seeds[1]) / math.sqrt(2))
+    # Seeds are real seeds: the prompts the teacher answered differ.
+    gen = [(root / "read" / f"seed_{s}" / "generated" / "interval_000.jsonl").read_text() for s in (0, 1)]
+    assert gen[0] != gen[1]
+    # Each run used its own allocator.
+    for alloc in ("read", "uniform"):
+        summary = json.loads((root / alloc / "seed_0" / "summary.json").read_text())
+        assert summary["BanditAllocationCallback"]["allocator"] == alloc
+    md = (root / "compare.md").read_text()
+    assert md in captured.out and "| read | 2 |" in md and "| uniform | 2 |" in md
+    assert "best baseline (uniform)" in md
+    assert "[4/4] uniform seed 1: training" in captured.err
+
+    # Re-running trains nothing, resumes a run interrupted after its first interval from that
+    # interval's checkpoint, and retrains a run that died after training but before its outputs.
+    interrupted, died = root / "uniform" / "seed_1", root / "read" / "seed_1"
+    ledger = json.loads((interrupted / "ledger.json").read_text())
+    for name in ("summary.json", "ledger.json"):
+        (interrupted / name).unlink()
+    shutil.rmtree(interrupted / "student")
+    first_interval = next((interrupted / "checkpoints").glob("epoch=0-*.ckpt"))
+    shutil.copy(first_interval, interrupted / "checkpoints" / "last.ckpt")
+    decisions = (interrupted / "allocations.jsonl").read_text().splitlines()
+    # What the log held when the first interval's checkpoint was written: select, observe, select.
+    (interrupted / "allocations.jsonl").write_text("\n".join(decisions[:3]) + "\n")
+    (died / "summary.json").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in root.glob("*/seed_0/summary.json")}
+    assert compare_main(_args(tiny_recipe, out)) == 0
+    err = capsys.readouterr().err
+    assert err.count("finished earlier, reused") == 2
+    assert "uniform seed 1: training" in err and "resuming from last.ckpt" in err
+    assert "read seed 1: its checkpoint is from the end of training" in err
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    assert json.loads((interrupted / "ledger.json").read_text()) == ledger  # an exact resume
+    assert [json.loads(r)["event"] for r in (interrupted / "allocations.jsonl").read_text().splitlines()] == [
+        json.loads(r)["event"] for r in decisions]
+    again = _csv(root / "compare.csv")
+    assert [r["task_utility"] for r in again if r["seed"] == "0"] == [r["task_utility"] for r in runs if r["seed"] == "0"]
+    assert all(_finished(root / a / f"seed_{s}") for a in ("read", "uniform") for s in (0, 1))
+
+    # A run directory made with other overrides is refused, not mixed into the table.
+    with pytest.raises(SystemExit, match="different recipe or overrides"):
+        compare_main(_args(tiny_recipe, out, "--data.budget_tokens", "1500"))
+
+
+@pytest.mark.parametrize("flag", ["--seed_everything", "--trainer.logger.init_args.save_dir", "--ckpt_path"])
+def test_overrides_that_compare_owns_are_refused(tiny_recipe, tmp_path, flag):
+    with pytest.raises(SystemExit, match=flag.split(".")[0]):
+        compare_main(_args(tiny_recipe, tmp_path, flag, "1"))
+
+
+def test_unknown_allocator_is_named(tiny_recipe, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        compare_main(["--config", str(tiny_recipe), "--allocators", "read,bogus", "--out", str(tmp_path)])
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_run_metrics_on_and_off_target(tmp_path):
+    s0 = {"general_knowledge": 50.0, "steerability": 40.0, "reasoning": 30.0, "math": 20.0, "code": 60.0}
+    s1 = {"general_knowledge": 52.0, "steerability": 40.0, "reasoning": 36.0, "math": 30.0, "code": 55.0}
+    r = {"general_knowledge": 0.1, "steerability": 0.1, "reasoning": 0.3, "math": 0.5, "code": 0.0}
+    (tmp_path / "summary.json").write_text(json.dumps({
+        "wall_clock_seconds": 12.5,
+        "CapabilityProbeCallback": {"history": [{"epoch": 0, "profile": s0}, {"epoch": 1, "profile": s1}]},
+        "BanditAllocationCallback": {"requirement": r},
+    }))
+    (tmp_path / "ledger.json").write_text(json.dumps({"spent": 900, "generation": 300, "training": 600}))
+    m = run_metrics(tmp_path, k=3)
+    assert m["on_target_gain"] == pytest.approx(0.1 * 2 + 0.3 * 6 + 0.5 * 10)
+    # C_ess = top-3 of r = math, reasoning, general_knowledge (tie broken by order): off = steerability, code.
+    assert m["off_target_change"] == pytest.approx((0.0 - 5.0) / 2)
+    assert (m["spent_tokens"], m["wall_seconds"], m["probe/math"]) == (900, 12.5, 30.0)
+
+
+def test_verdict_weighs_the_difference_against_the_seed_spread():
+    rows = [{"allocator": "read", "seed": 0, "task_utility": 50.0}, {"allocator": "read", "seed": 1, "task_utility": 52.0},
+            {"allocator": "uniform", "seed": 0, "task_utility": 49.0}, {"allocator": "uniform", "seed": 1, "task_utility": 51.0},
+            {"allocator": "single", "seed": 0, "task_utility": 10.0}, {"allocator": "single", "seed": 1, "task_utility": 12.0}]
+    stats = aggregate(rows)
+    assert stats["read"]["task_utility"] == pytest.approx((51.0, math.sqrt(2)))
+    text = verdict(stats)
+    assert "matches or beats the best baseline (uniform)" in text and "+1.00" in text and "within" in text
+    worse = aggregate([{**r, "task_utility": r["task_utility"] - 10} if r["allocator"] == "read" else r for r in rows])
+    assert "is below" in verdict(worse) and "larger than" in verdict(worse)
