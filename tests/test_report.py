@@ -220,3 +220,22 @@ def test_a_real_tiny_run_reports(tiny_tokenizer, tmp_path):
     assert not record.notes
     text = write_report(run_dir).read_text()
     assert f"tokens spent: **{ledger['spent']}** of {ledger['budget']}" in text
+
+
+def test_fit_through_the_cli_ends_with_a_report_and_survives_a_broken_one(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from read_lightning import cli
+
+    run = tmp_path / "run"
+    write_run(run, n=2)
+    fake = SimpleNamespace(trainer=SimpleNamespace(is_global_zero=True, log_dir=str(run)))
+    monkeypatch.setattr(cli, "check_config_files", lambda argv: None)
+    monkeypatch.setattr(cli, "lightning_main", lambda args=None, run=True: fake)
+    assert cli.main(["fit", "--config", "any.yaml"]) == 0
+    assert (run / "report" / "report.md").is_file()
+    (run / "allocations.jsonl").write_text("{broken\n")  # the report fails; the fit still succeeds
+    assert cli.main(["fit", "--config", "any.yaml"]) == 0
+    write_run(run, n=2)
+    (run / "report" / "report.md").unlink()
+    assert cli.main(["validate", "--config", "any.yaml"]) == 0 and not (run / "report" / "report.md").exists()
