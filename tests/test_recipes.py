@@ -80,9 +80,27 @@ def test_top_level_help_lists_tools(capsys):
     assert "fit" in out and "leakage" in out
 
 
-@pytest.mark.parametrize("tool", ["leakage", "interventions", "identifier"])
+@pytest.mark.parametrize("tool", ["leakage", "interventions", "identifier", "compare"])
 def test_tool_subcommands_answer_help(tool, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([tool, "--help"])
     assert exit_info.value.code == 0
     assert "usage" in capsys.readouterr().out.lower()
+
+
+def test_gpu_recipe_is_the_embedded_default_on_a_gpu():
+    root = Path(__file__).parent.parent / "recipes"
+    default = yaml.safe_load((root / "smollm2-135m.yaml").read_text())
+    gpu = yaml.safe_load((root / "smollm2-135m-gpu.yaml").read_text())
+    assert gpu["trainer"]["accelerator"] == "gpu" and gpu["trainer"]["precision"] == "bf16-mixed"
+    assert gpu["data"]["teacher_backend"] == "auto" and gpu["data"]["teacher_dtype"] == "bfloat16"
+    # Same models and task, so its figures can be read against the CPU default's.
+    for key in ("student", "student_layers", "teacher", "kd_weight"):
+        assert gpu["model"][key] == default["model"][key]
+
+    def bandit(doc):
+        return next(cb for cb in doc["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))
+
+    assert bandit(gpu)["init_args"]["requirement"] == bandit(default)["init_args"]["requirement"]
+    assert gpu["data"]["max_tokens_per_batch"] > default["data"]["max_tokens_per_batch"]
+    assert gpu["data"]["budget_tokens"] > default["data"]["budget_tokens"]

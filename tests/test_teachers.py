@@ -226,3 +226,50 @@ def test_vllm_teacher_applies_chat_template_and_counts_tokens(monkeypatch, tiny_
     assert seen["params"]["max_tokens"] == 3 and seen["params"]["top_p"] == 1.0
     chat = tiny_tokenizer.decode(seen["inputs"][0]["prompt_token_ids"])
     assert "<|im_start|>user\nhello<|im_end|>" in chat and chat.endswith("<|im_start|>assistant\n")
+
+
+# -- the "auto" backend ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("has_vllm", "has_cuda", "expected"), [
+    (True, True, "vllm"), (True, False, "hf"), (False, True, "hf"), (False, False, "hf")])
+def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, has_vllm, has_cuda, expected):
+    import torch
+
+    from read_lightning.generation import resolve_teacher_backend
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (object() if has_vllm else None) if name == "vllm" else real_find_spec(name, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: has_cuda)
+    assert resolve_teacher_backend("auto") == expected
+    for fixed in ("hf", "vllm", "http"):  # explicit choices are never second-guessed
+        assert resolve_teacher_backend(fixed) == fixed
+    with pytest.raises(ValueError, match="unknown teacher_backend 'tgi'"):
+        resolve_teacher_backend("tgi")
+
+
+@pytest.mark.parametrize("backend", ["vllm", "hf"])
+def test_data_module_builds_the_teacher_auto_resolves_to(monkeypatch, tmp_path, tiny_model, tiny_tokenizer, backend):
+    import read_lightning.generation as generation
+    from read_lightning.data import CapabilityDataModule
+
+    tiny_model.save_pretrained(tmp_path / "teacher")
+    tiny_tokenizer.save_pretrained(tmp_path / "teacher")
+    built = {}
+
+    class FakeVLLM:
+        def __init__(self, model, **kw):
+            built["vllm"] = (model, kw)
+
+    monkeypatch.setattr(generation, "VLLMTeacher", FakeVLLM)
+    monkeypatch.setattr("read_lightning.data.resolve_teacher_backend",
+                        lambda name: backend if name == "auto" else name)
+    dm = CapabilityDataModule(teacher=str(tmp_path / "teacher"), student=str(tmp_path / "teacher"),
+                              teacher_backend="auto", teacher_dtype="bfloat16", budget_tokens=10_000, seed=4)
+    teacher = dm._build_teacher()
+    if backend == "vllm":
+        assert isinstance(teacher, FakeVLLM)
+        assert built["vllm"][0] == str(tmp_path / "teacher") and built["vllm"][1]["dtype"] == "bfloat16"
+        assert built["vllm"][1]["seed"] == 4
+    else:
+        assert isinstance(teacher, HFTeacher) and teacher.seed == 4

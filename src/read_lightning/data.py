@@ -43,11 +43,13 @@ from read_lightning.capabilities import (
     validate_distribution,
 )
 from read_lightning.generation import (
+    TEACHER_BACKENDS,
     Prompt,
     PromptSource,
     StaticPromptSource,
     Teacher,
     chat_prompt_ids,
+    resolve_teacher_backend,
 )
 from read_lightning.jsonl import iter_jsonl, write_json_atomic, write_jsonl_atomic
 from read_lightning.ledger import TokenLedger
@@ -240,9 +242,9 @@ class CapabilityDataModule(L.LightningDataModule):
         max_tokens_per_batch: padded tokens (batch size x longest sequence) per batch.
         max_length: longest training sequence; longer pairs are truncated in the answer.
         max_new_tokens: teacher answer length limit.
-        teacher_backend: ``hf`` (in-process, the default), ``vllm`` (GPU, ``[vllm]`` extra) or
+        teacher_backend: ``hf`` (in-process, the default), ``vllm`` (GPU, ``[vllm]`` extra),
             ``http`` (an OpenAI-compatible server at ``teacher_url``; ``teacher`` is then the
-            served model's name).
+            served model's name) or ``auto`` (``vllm`` if installed and a GPU is visible, else ``hf``).
         teacher_url, teacher_timeout: the HTTP endpoint and its per-request timeout in seconds.
         prompt_source: ``"templates"`` for the built-in capability template library, or a JSONL
             file of ``{"capability": ..., "prompt": ...}`` rows.
@@ -305,8 +307,8 @@ class CapabilityDataModule(L.LightningDataModule):
                 f"num_intervals={num_intervals} it gives {per_interval} tokens per interval, but one "
                 f"example can cost max_new_tokens + max_length = {self.example_worst_case}"
             )
-        if teacher_backend not in ("hf", "vllm", "http"):
-            raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose 'hf', 'vllm' or 'http'")
+        if teacher_backend not in TEACHER_BACKENDS:
+            raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose one of {list(TEACHER_BACKENDS)}")
         if teacher_backend == "http" and not teacher_url:
             raise ValueError("teacher_backend 'http' needs teacher_url (an OpenAI-compatible server)")
         for name, path in (("extra_templates", extra_templates), ("leakage_hashes", leakage_hashes)):
@@ -441,10 +443,12 @@ class CapabilityDataModule(L.LightningDataModule):
         from read_lightning.models import load_model, load_tokenizer, resolve_model_path
 
         sampling = dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
-        if self.teacher_backend == "http":
+        backend = resolve_teacher_backend(self.teacher_backend)
+        log.info("teacher backend: %s (configured %r)", backend, self.teacher_backend)
+        if backend == "http":
             return HTTPTeacher(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout,
                                tokenizer=self.tokenizer, seed=self.seed, **sampling)
-        if self.teacher_backend == "vllm":
+        if backend == "vllm":
             path = resolve_model_path(self.teacher_name, self.cache_dir)
             return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **sampling)
 

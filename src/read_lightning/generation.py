@@ -6,7 +6,8 @@ intervals; nothing here reloads a model.
 
 Backends: ``HFTeacher`` (an in-process Hugging Face model), ``VLLMTeacher`` (vLLM, the ``vllm``
 extra, imported only when constructed) and ``HTTPTeacher`` (any OpenAI-compatible
-``/v1/chat/completions`` endpoint, stdlib only). All three answer ``generate(prompts,
+``/v1/chat/completions`` endpoint, stdlib only); :func:`resolve_teacher_backend` turns the
+``auto`` choice into vLLM where it can run and the in-process model elsewhere. All three answer ``generate(prompts,
 max_new_tokens=...)`` with one ``Generation`` per prompt, in order.
 """
 
@@ -36,8 +37,12 @@ __all__ = [
     "HTTPTeacher",
     "TeacherError",
     "StaticPromptSource",
+    "TEACHER_BACKENDS",
     "chat_prompt_ids",
+    "resolve_teacher_backend",
 ]
+
+TEACHER_BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm", "http")
 
 
 @dataclass
@@ -107,6 +112,21 @@ def chat_prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
             ids = ids["input_ids"]
         return list(ids)
     return list(tokenizer(user_text, add_special_tokens=True)["input_ids"])
+
+
+def resolve_teacher_backend(backend: str) -> str:
+    """The backend a run uses: ``auto`` is ``vllm`` when vLLM is installed and a CUDA device is
+    visible (vLLM needs one), else ``hf``; the others are returned as given.
+
+    Only looks vLLM up (``importlib.util.find_spec``), so ``auto`` costs no import on CPU.
+    """
+    if backend not in TEACHER_BACKENDS:
+        raise ValueError(f"unknown teacher_backend {backend!r}; choose one of {list(TEACHER_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available() else "hf"
 
 
 class HFTeacher:
