@@ -9,6 +9,9 @@ A command is checked without training anything:
 - a tool (``report``, ``leakage``, ...): the documented command plus ``--help``, which reaches the
   documented (sub)command's parser; every ``--flag`` the documentation uses must appear in that
   help, since argparse prints help before it would complain about an unknown flag.
+
+Every subcommand must have at least one documented example, Python examples must compile and
+import only names the package has, and YAML examples must parse (template files must load).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import textwrap
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -28,31 +32,50 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LIGHTNING_SUBCOMMANDS = ("fit", "validate")
 
 
+SHELL = ("", "bash", "sh", "shell", "console")
+
+
+def code_blocks(path: Path, languages: tuple[str, ...]) -> list[tuple[int, list[str]]]:
+    """``(line number of the first line, lines)`` of each fenced block of a Markdown file whose
+    language is one of ``languages`` (``""``: a fence with no language)."""
+    blocks: list[tuple[int, list[str]]] = []
+    lines: list[str] | None = None
+    keep = False
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fence = line.strip()
+        if fence.startswith("```"):
+            if lines is None:
+                lines, keep = [], fence[3:].strip() in languages
+                first = lineno + 1
+            else:
+                if keep:
+                    blocks.append((first, lines))
+                lines = None
+        elif lines is not None:
+            lines.append(line)
+    return blocks
+
+
 def documented_commands(path: Path) -> list[tuple[int, list[str]]]:
-    """``(line, argv after read-train)`` for each ``read-train`` command in the fenced code blocks
+    """``(line, argv after read-train)`` for each ``read-train`` command in the shell code blocks
     of a Markdown file; backslash continuations are joined and ``#`` comments dropped."""
     commands: list[tuple[int, list[str]]] = []
-    in_block, pending, start = False, "", 0
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.lstrip().startswith("```"):
-            in_block, pending = not in_block, ""
-            continue
-        if not in_block:
-            continue
-        stripped = line.strip()
-        if not pending:
-            start = lineno
-            stripped = stripped.removeprefix("$ ")
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        text, pending = pending + stripped, ""
-        try:
-            words = shlex.split(text, comments=True)
-        except ValueError as err:
-            raise ValueError(f"{path}:{start}: cannot split the shell command {text!r}: {err}") from None
-        if words and Path(words[0]).name == "read-train":
-            commands.append((start, words[1:]))
+    for first, lines in code_blocks(path, SHELL):
+        pending, start = "", first
+        for lineno, line in enumerate(lines, start=first):
+            stripped = line.strip()
+            if not pending:
+                start, stripped = lineno, stripped.removeprefix("$ ")
+            if stripped.endswith("\\"):
+                pending += stripped[:-1] + " "
+                continue
+            text, pending = pending + stripped, ""
+            try:
+                words = shlex.split(text, comments=True)
+            except ValueError as err:
+                raise ValueError(f"{path}:{start}: cannot split the shell command {text!r}: {err}") from None
+            if words and Path(words[0]).name == "read-train":
+                commands.append((start, words[1:]))
     return commands
 
 
@@ -118,6 +141,7 @@ def test_the_extractor_reads_only_code_blocks(tmp_path):
         "    --data.num_intervals 3\n"
         "```\n"
         "```yaml\nkey: read-train is a word here\n```\n"
+        "```python\nread-train fit --nope; print(\"it's\")\n```\n"
     )
     assert documented_commands(md) == [
         (4, ["report", "runs/x/version_0", "--out", "r"]),
@@ -140,3 +164,44 @@ def test_a_wrong_documented_command_fails_the_check(argv, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(AssertionError):
         check_command(argv)
+
+
+def blocks_of(language: str) -> list[tuple[Path, int, str]]:
+    return [(path, n, textwrap.dedent("\n".join(lines))) for path in DOCS for n, lines in code_blocks(path, (language,))]
+
+
+PYTHON_BLOCKS, YAML_BLOCKS = blocks_of("python"), blocks_of("yaml")
+
+
+@pytest.mark.parametrize("path, lineno, code", PYTHON_BLOCKS,
+                         ids=[f"{p.relative_to(ROOT)}:{n}" for p, n, _ in PYTHON_BLOCKS])
+def test_documented_python_compiles_and_imports_exist(path, lineno, code):
+    import ast
+    import importlib
+
+    tree = ast.parse(code, filename=f"{path}:{lineno}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("read_lightning"):
+            module = importlib.import_module(node.module)
+            missing = [a.name for a in node.names if not hasattr(module, a.name)]
+            assert not missing, f"{path}:{lineno}: {node.module} has no {missing}"
+
+
+@pytest.mark.parametrize("path, lineno, text", YAML_BLOCKS,
+                         ids=[f"{p.relative_to(ROOT)}:{n}" for p, n, _ in YAML_BLOCKS])
+def test_documented_yaml_is_valid(path, lineno, text, tmp_path):
+    import yaml
+
+    doc = yaml.safe_load(text)
+    assert isinstance(doc, dict), f"{path}:{lineno}: a YAML example should be a mapping"
+    if "templates" in doc:  # a user template file: it must load as one
+        from read_lightning.templates import load_templates
+
+        (tmp_path / "templates.yaml").write_text(text)
+        assert load_templates(tmp_path / "templates.yaml")
+
+
+def test_the_code_block_reader_skips_other_languages(tmp_path):
+    md = tmp_path / "doc.md"
+    md.write_text("```bash\nx = 1\n```\n```python\nimport os\n```\n  ```python\n  y = 2\n  ```\n")
+    assert code_blocks(md, ("python",)) == [(5, ["import os"]), (8, ["  y = 2"])]
