@@ -178,6 +178,11 @@ def test_bad_input_is_named(tmp_path, capsys):
     path.write_text(lines[1] + "\n")
     with pytest.raises(ValueError, match=r":1: observe row for decision 1, which was never selected"):
         load_run(path.parent)
+    write_run(path.parent, n=2)
+    (path.parent / "ledger.json").write_text("{")
+    with pytest.raises(ValueError, match=r"version_0/ledger.json: not valid JSON"):
+        load_run(path.parent)
+    path.write_text(lines[1] + "\n")
     assert main(["report", str(path.parent)]) == 2
     assert f"{path}:1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="ridge must be finite"):
