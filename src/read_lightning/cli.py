@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -28,6 +30,33 @@ class ReadCLI(LightningCLI):
         parser.link_arguments("model.cache_dir", "data.cache_dir")
         # One epoch is one allocation interval.
         parser.link_arguments("data.num_intervals", "trainer.max_epochs")
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            resume_latest_version(self.config["fit"])
+
+
+def resume_latest_version(config: Any) -> None:
+    """Make ``--ckpt_path last`` resume the latest run directory instead of starting a new one.
+
+    Lightning looks for ``last.ckpt`` in the checkpoint folder of the run being started, and a
+    logger without a fixed ``version`` starts a fresh ``version_N`` with none in it. So when the
+    logger's version is unset, pick the newest ``version_N`` under its ``save_dir/name`` that has
+    a ``checkpoints/last*.ckpt``: the resumed run then continues in the same directory and reuses
+    the intervals it already paid for. With no such directory nothing changes (a first run).
+    """
+    logger = config.get("ckpt_path") == "last" and config.get("trainer", {}).get("logger")
+    init_args = logger.get("init_args") if hasattr(logger, "get") else None
+    if init_args is None or init_args.get("version") is not None or not init_args.get("save_dir"):
+        return
+    root = Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs")
+    versions = [
+        int(d.name.split("_", 1)[1])
+        for d in root.glob("version_*")
+        if d.name.split("_", 1)[1].isdigit() and any((d / "checkpoints").glob("last*.ckpt"))
+    ]
+    if versions:
+        init_args["version"] = max(versions)
 
 
 TRAINER_DEFAULTS = {

@@ -580,6 +580,7 @@ class CapabilityDataModule(L.LightningDataModule):
                         "meta": prompt.meta,
                     }
                 )
+        self._teacher_calls = getattr(self.teacher, "calls", None)
         return rows
 
     # A prompt must leave room for at least this many answer tokens to be worth a teacher call.

@@ -274,6 +274,27 @@ class DistillationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
+        _reopen_interval_end(checkpoint)
+
+
+def _reopen_interval_end(checkpoint: dict[str, Any]) -> None:
+    """Make a checkpoint taken after an interval's last step still run the interval's end.
+
+    A step-based checkpoint (``ModelCheckpoint(every_n_train_steps=...)``) can land on the last
+    batch of an epoch, before ``on_train_epoch_end``. Lightning resumes such a checkpoint as a
+    finished epoch and never calls that hook, so the interval would go unprobed and the bandit
+    would neither observe it nor choose the next mixture. Marking the batch as not the last one
+    makes Lightning resume inside the epoch; the resumable loader has no batch left to give, so
+    the epoch ends at once and its end-of-interval hooks run. (Called before the loops are
+    restored from ``checkpoint``.)
+    """
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress = fit_loop.get("epoch_loop.batch_progress")
+    if isinstance(progress, dict) and progress.get("is_last_batch"):
+        total = progress.get("total", {})
+        # Saved from on_train_batch_end: the batch was processed but not yet counted completed.
+        if total.get("processed") == total.get("completed", 0) + 1:
+            progress["is_last_batch"] = False
 
 
 def _student_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

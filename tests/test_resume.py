@@ -1,0 +1,219 @@
+"""A run killed at any point and resumed with ``read-train fit --ckpt_path last`` ends exactly where
+an uninterrupted run ends: the same ledger, the same decisions, the same data, the same student.
+
+Each run is a real ``read-train fit`` subprocess over tiny models saved to disk. This file is also
+the launcher of those subprocesses: run as a script, it installs the kill point named by
+``READ_KILL_AT`` (``generate:<interval>``, ``train:<global step>`` or ``probe:<epoch>``) and then
+calls the CLI, which SIGKILLs itself there: no cleanup, no exception handler, like a lost node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+HERE = Path(__file__).parent
+KILLED = -signal.SIGKILL
+
+PROMPTS = {
+    "math": ["What is 12 plus 7?", "Add 3 and 4 and 5.", "What is 9 times 6?", "Subtract 8 from 20."],
+    "code": ["Write a Python function that returns the sum of a list.", "def add(a, b): fix the bug"],
+    "reasoning": ["If all cats are animals and Tom is a cat, is Tom an animal?", "Is 7 larger than 3?"],
+}
+
+
+class LedgerProbe(Callback):
+    """A cheap stand-in for the lm-eval probe: each score grows with the training tokens spent on
+    its capability, so decisions depend on exactly what was charged."""
+
+    def __init__(self) -> None:
+        self.latest_profile: dict[str, float] | None = None
+
+    def _measure(self, trainer) -> None:
+        dm = trainer.datamodule
+        self.latest_profile = {c: 10.0 + dm.ledger.training.get(c, 0) / 40.0 for c in dm.capabilities}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._measure(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._measure(trainer)
+
+
+def _install_kill_point(spec: str) -> None:
+    """Patch the named point of the run so that the process SIGKILLs itself there."""
+    from read_lightning.data import CapabilityDataModule
+    from read_lightning.module import DistillationModule
+
+    kind, _, at = spec.partition(":")
+    at_int = int(at)
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if kind == "generate":  # in the second teacher call of an interval: half of it is answered
+        original = CapabilityDataModule._generate_interval
+
+        def generate_interval(self):
+            if self.interval == at_int:
+                answer, calls = self.teacher.generate, []
+
+                def dying_generate(prompts, **kw):
+                    calls.append(1)
+                    if len(calls) == 2:
+                        die()
+                    return answer(prompts, **kw)
+
+                self.teacher.generate = dying_generate
+            return original(self)
+
+        CapabilityDataModule._generate_interval = generate_interval
+    elif kind == "train":  # before the optimiser step of a global step, mid-interval
+        original_step = DistillationModule.training_step
+
+        def training_step(self, batch, batch_idx):
+            if self.trainer.global_step == at_int:
+                die()
+            return original_step(self, batch, batch_idx)
+
+        DistillationModule.training_step = training_step
+    elif kind == "probe":  # while the interval's profile is being measured
+        original_end = LedgerProbe.on_train_epoch_end
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == at_int:
+                die()
+            return original_end(self, trainer, pl_module)
+
+        LedgerProbe.on_train_epoch_end = on_train_epoch_end
+    else:
+        raise ValueError(f"unknown kill point {spec!r}")
+
+
+# ---------------------------------------------------------------------------------------------- test
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from conftest import build_tiny_model, build_tiny_tokenizer
+
+    root = tmp_path_factory.mktemp("resume")
+    tok = build_tiny_tokenizer()
+    model = build_tiny_model(tok, num_layers=2)
+    model.save_pretrained(root / "tiny")
+    tok.save_pretrained(root / "tiny")
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"capability": c, "prompt": p}) + "\n"
+                               for c, ps in PROMPTS.items() for p in ps))
+    return root, prompts
+
+
+def _config(root: Path, prompts: Path, name: str) -> Path:
+    checkpoint = "lightning.pytorch.callbacks.ModelCheckpoint"
+    recipe = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                       "init_args": {"save_dir": str(root / name), "name": "tiny"}},
+            "callbacks": [
+                {"class_path": "test_resume.LedgerProbe"},
+                {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
+                 "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
+                               "allocator_kwargs": {"warmup": 1, "refit_steps": 5}}},
+                # Both write checkpoints/last.ckpt: at every interval's end, and every 2 steps
+                # (so a kill can resume mid-interval).
+                {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0}},
+                {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0,
+                                                         "every_n_train_steps": 2}},
+            ],
+            "enable_checkpointing": True,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "log_every_n_steps": 1,
+        },
+        "model": {"student": str(root / "tiny"), "student_layers": "0", "teacher": str(root / "tiny"),
+                  "lr": 1e-3, "warmup_fraction": 0.0},
+        "data": {"capabilities": list(PROMPTS), "budget_tokens": 4800, "num_intervals": 4,
+                 "max_tokens_per_batch": 256, "max_length": 64, "max_new_tokens": 16,
+                 "generation_batch_size": 4, "prompt_source": str(prompts), "temperature": 0.8},
+    }
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _fit(config: Path, kill_at: str | None = None, resume: bool = False) -> int:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    env.pop("READ_KILL_AT", None)
+    if kill_at:
+        env["READ_KILL_AT"] = kill_at
+    cmd = [sys.executable, str(Path(__file__).resolve()), "fit", "--config", str(config)]
+    if resume:
+        cmd += ["--ckpt_path", "last"]
+    proc = subprocess.run(cmd, env=env, cwd=config.parent, capture_output=True, text=True, timeout=300)
+    if proc.returncode not in (0, KILLED):
+        raise AssertionError(f"read-train failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.returncode
+
+
+def _outcome(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    generated = {p.name: p.read_text() for p in sorted((run / "generated").iterdir())}
+    states = {p.name: json.loads(p.read_text()) for p in sorted((run / "generation_state").iterdir())}
+    rows = [json.loads(line) for line in (run / "allocations.jsonl").read_text().splitlines()]
+    return {
+        "ledger": json.loads((run / "ledger.json").read_text()),
+        "allocations": rows,
+        "generated": generated,
+        "generation_state": states,
+        "student": load_file(run / "student" / "model.safetensors"),
+    }
+
+
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
+    root, prompts = setup
+    assert _fit(_config(root, prompts, "full")) == 0
+    full = _outcome(root / "full" / "tiny" / "version_0")
+
+    config = _config(root, prompts, "killed")
+    run = root / "killed" / "tiny" / "version_0"
+    # Killed in the teacher's second call of interval 1 (the interval's data is half paid for,
+    # nothing on disk), mid-way through interval 2's training, and while interval 3 is probed.
+    assert _fit(config, kill_at="generate:1") == KILLED
+    assert not (run / "generated" / "interval_001.jsonl").exists() and not (run / "ledger.json").exists()
+    assert _fit(config, kill_at="train:11", resume=True) == KILLED
+    assert _fit(config, kill_at="probe:3", resume=True) == KILLED
+    assert _fit(config, resume=True) == 0
+    resumed = _outcome(run)
+    assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # resumed in place
+
+    assert resumed["ledger"] == full["ledger"]  # no token charged twice, none lost
+    assert resumed["ledger"]["spent"] <= 4800
+    assert resumed["allocations"] == full["allocations"]  # the same decisions, logged once each
+    assert resumed["generated"] == full["generated"]  # the same data
+    assert resumed["generation_state"] == full["generation_state"]
+    assert resumed["student"].keys() == full["student"].keys()
+    for name, tensor in full["student"].items():
+        assert (resumed["student"][name] == tensor).all(), name  # trained on each batch once
+
+
+if __name__ == "__main__":
+    if os.environ.get("READ_KILL_AT"):
+        # Patch the module the CLI imports the probe from (test_resume), not this __main__ copy.
+        import test_resume
+
+        test_resume._install_kill_point(os.environ["READ_KILL_AT"])
+    from read_lightning.cli import main
+
+    sys.exit(main())
