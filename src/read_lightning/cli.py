@@ -147,11 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     check_config_files(argv)
     # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
     cli = lightning_main(None if from_command_line else argv)
+    # log_dir is broadcast from rank 0: every rank must ask for it, not rank 0 alone.
+    log_dir = cli.trainer.log_dir if argv[0] == "fit" else None
     if argv[0] == "fit" and cli.trainer.is_global_zero:
         # The run's outputs are saved by now; the report never raises (see report_after_fit).
         from read_lightning.report import report_after_fit
 
-        report_after_fit(cli.trainer.log_dir)
+        report_after_fit(log_dir)
     return 0
 
 

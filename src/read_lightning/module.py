@@ -220,7 +220,10 @@ class DistillationModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_end(self) -> None:
-        self._save_outputs(self._full_student_state())
+        # Both are collectives under several processes (log_dir is broadcast from rank 0), so
+        # every rank takes part before rank 0 alone writes.
+        log_dir, student_state = self.trainer.log_dir, self._full_student_state()
+        self._save_outputs(log_dir, student_state)
 
     def _full_student_state(self) -> dict[str, torch.Tensor]:
         """The whole student's state dict, also when it is sharded (FSDP); empty off rank 0.
@@ -239,8 +242,7 @@ class DistillationModule(L.LightningModule):
         return _student_state(full)
 
     @rank_zero_only
-    def _save_outputs(self, student_state: dict[str, torch.Tensor]) -> None:
-        log_dir = self.trainer.log_dir
+    def _save_outputs(self, log_dir: str | None, student_state: dict[str, torch.Tensor]) -> None:
         if not log_dir:
             return
         out = Path(log_dir) / "student"

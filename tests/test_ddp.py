@@ -1,0 +1,122 @@
+"""Two DDP processes (gloo, CPU) under ``read-train fit``: one mixture for all ranks at every
+interval, one ledger summed over ranks, the budget respected globally, each batch trained once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from lightning.pytorch.callbacks import Callback
+from test_resume import PROMPTS, LedgerProbe  # noqa: F401  (LedgerProbe is named in the recipe)
+
+HERE = Path(__file__).parent
+BUDGET = 4000
+
+
+class RankRecorder(Callback):
+    """Writes what this rank saw to ``<dir>/rank<r>.jsonl``: the mixture each interval was drawn
+    from, every batch it trained, and the ledger at every interval's end."""
+
+    def __init__(self, dir: str) -> None:
+        self.dir = Path(dir)
+        self.rows: list[dict] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.rows.append({"event": "start", "mixture": trainer.datamodule.interval_stats["mixture"]})
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        ids = batch["input_ids"][batch["attention_mask"].bool()].tolist()
+        self.rows.append({"event": "batch", "epoch": trainer.current_epoch, "tokens": batch["capability_tokens"],
+                          "examples": len(batch["input_ids"]), "hash": hashlib.sha1(json.dumps(ids).encode()).hexdigest()})
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        dm = trainer.datamodule
+        self.rows.append({"event": "end", "epoch": trainer.current_epoch,
+                          "ledger": dm.ledger.summary(), "tokens_seen": pl_module.tokens_seen})
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"rank{trainer.global_rank}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+
+
+def test_two_process_ddp_shares_mixture_ledger_and_budget(tmp_path):
+    from conftest import build_tiny_model, build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    build_tiny_model(tok, num_layers=2).save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"capability": c, "prompt": p}) + "\n"
+                               for c, ps in PROMPTS.items() for p in ps))
+    recipe = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu", "devices": 2, "strategy": "ddp", "num_nodes": 1,
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
+                       "init_args": {"save_dir": str(tmp_path / "runs"), "name": "ddp"}},
+            "callbacks": [
+                {"class_path": "test_ddp.LedgerProbe"},
+                {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
+                 # No warm-up: the mixtures differ between intervals, so "the same on every rank"
+                 # is not true by accident.
+                 "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
+                               "allocator": "random"}},
+                {"class_path": "test_ddp.RankRecorder", "init_args": {"dir": str(tmp_path / "ranks")}},
+            ],
+            "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+        },
+        "model": {"student": str(tmp_path / "tiny"), "student_layers": "0", "teacher": str(tmp_path / "tiny"),
+                  "lr": 1e-3},
+        "data": {"capabilities": list(PROMPTS), "budget_tokens": BUDGET, "num_intervals": 3,
+                 "max_tokens_per_batch": 192, "max_length": 64, "max_new_tokens": 16,
+                 "generation_batch_size": 4, "prompt_source": str(prompts)},
+    }
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "read_lightning.cli", "fit", "--config", str(config)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    ranks = [[json.loads(line) for line in (tmp_path / "ranks" / f"rank{r}.jsonl").read_text().splitlines()]
+             for r in (0, 1)]
+    ends = [[row for row in rows if row["event"] == "end"] for rows in ranks]
+    batches = [[row for row in rows if row["event"] == "batch"] for rows in ranks]
+    assert len(ends[0]) == len(ends[1]) == 3
+    mixtures = [row["mixture"] for row in ranks[0] if row["event"] == "start"]
+    assert mixtures == [row["mixture"] for row in ranks[1] if row["event"] == "start"]  # one per interval
+    assert len({json.dumps(m, sort_keys=True) for m in mixtures}) > 1
+    assert [e["ledger"] for e in ends[0]] == [e["ledger"] for e in ends[1]]  # one ledger
+    assert [e["tokens_seen"] for e in ends[0]] == [e["tokens_seen"] for e in ends[1]]
+
+    for epoch in range(3):
+        mine = [[b for b in bs if b["epoch"] == epoch] for bs in batches]
+        assert len(mine[0]) == len(mine[1]) > 0  # the same number of steps, or DDP would hang
+        assert not {b["hash"] for b in mine[0]} & {b["hash"] for b in mine[1]}  # each batch on one rank
+    # The ledger's training tokens are the sum of what both ranks trained, interval by interval.
+    trained = sum(n for bs in batches for b in bs for n in b["tokens"].values())
+    ledger = ends[0][-1]["ledger"]
+    assert ledger["training"] == trained == ends[0][-1]["tokens_seen"]
+
+    run = tmp_path / "runs" / "ddp" / "version_0"
+    generated = [json.loads(line) for p in sorted((run / "generated").iterdir()) for line in p.read_text().splitlines()]
+    assert ledger["generation"] == sum(r["gen_tokens"] for r in generated)  # generated once, by rank 0
+    assert ledger["spent"] <= BUDGET and json.loads((run / "ledger.json").read_text()) == ledger
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(run / "student").config.num_hidden_layers == 1
+    # Every interval was generated once, by rank 0, and shared: each of its examples was trained
+    # on exactly one rank.
+    assert sum(1 for r in generated if r["used"]) == sum(b["examples"] for bs in batches for b in bs)
+    rows = [json.loads(line) for line in (run / "allocations.jsonl").read_text().splitlines()]
+    assert [r["mixture"] for r in rows if r["event"] == "select"] == mixtures
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
