@@ -36,6 +36,7 @@ allocator) in ``<out>/<recipe>/``; the Markdown is printed too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gc
 import hashlib
@@ -48,7 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,11 +268,21 @@ def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Ca
         )
 
 
+@contextlib.contextmanager
+def _quiet_cli_args() -> Iterator[None]:
+    """LightningCLI warns when given ``args`` while ``sys.argv`` holds other arguments (here:
+    compare's own); passing args in-process is exactly what compare means to do."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        yield
+
+
 def _run_inprocess(spec: RunSpec, args: list[str]) -> None:
     from read_lightning.cli import main as cli_main
 
     try:
-        cli_main(args)
+        with _quiet_cli_args():
+            cli_main(args)
     except SystemExit as err:  # the parser exits on a bad override
         if err.code not in (0, None):
             raise SystemExit(f"read-train compare: {spec.label} failed: {err.code}") from None
@@ -306,7 +318,8 @@ def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None
     from read_lightning.cli import lightning_main
     from read_lightning.requirement import load_card
 
-    cli = lightning_main(["--config", str(config), *overrides], run=False)
+    with _quiet_cli_args():
+        cli = lightning_main(["--config", str(config), *overrides], run=False)
     callbacks = {type(cb).__name__: cb for cb in cli.trainer.callbacks}
     probe, bandit = callbacks.get(PROBE), callbacks.get(BANDIT)
     if probe is None:
@@ -528,12 +541,16 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],
 
 
 def _git_commit() -> str | None:
+    """The checkout's commit, marked when tracked files differ from it; None outside git."""
+    here = Path(__file__).parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).parent)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=30, cwd=here)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.returncode == 1 else "")
 
 
 # --------------------------------------------------------------------------- the command
@@ -546,7 +563,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="read-train compare",
         description="Train the recipe with each allocator and seed under the same budget; tabulate the results. "
-        "Unknown options (e.g. --data.budget_tokens 20000) are passed to every `read-train fit` run.",
+        "Options not listed here are passed to every `read-train fit` run unchanged, e.g. "
+        "--data.budget_tokens 20000 --data.num_intervals 4 to compare at a smaller budget.",
     )
     parser.add_argument("--config", "-c", required=True, help="the recipe YAML")
     parser.add_argument("--allocators", default=",".join(DEFAULT_ALLOCATORS),
@@ -604,6 +622,7 @@ def compare_main(argv: list[str] | None = None) -> int:
     scorer = _TaskScorer(setup, root / f"task_references_{safe_teacher}.jsonl", args.eval_batch_size)
     scorer.prepare()
 
+    commit = _git_commit()  # now, before other work can land in the checkout during the runs
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):
@@ -638,7 +657,6 @@ def compare_main(argv: list[str] | None = None) -> int:
 
     stats = aggregate(rows)
     counts = {a: sum(r["allocator"] == a for r in rows) for a in stats}
-    commit = _git_commit()
     command = "read-train compare " + " ".join(argv if argv is not None else sys.argv[2:])
     header = [
         f"## Allocator comparison: {Path(args.config).name}",
@@ -650,7 +668,7 @@ def compare_main(argv: list[str] | None = None) -> int:
         f"- off-target change: mean profile change outside the top-{setup.k} required capabilities",
     ]
     if commit:
-        header.append(f"- code: `{commit}`")
+        header.append(f"- code: {commit}")
     text = markdown(stats, counts, header)
     (root / "compare.md").write_text(text, encoding="utf-8")
     write_csv(root / "compare.csv", rows, stats)
