@@ -3,7 +3,8 @@ an uninterrupted run ends: the same ledger, the same decisions, the same data, t
 
 Each run is a real ``read-train fit`` subprocess over tiny models saved to disk. This file is also
 the launcher of those subprocesses: run as a script, it installs the kill point named by
-``READ_KILL_AT`` (``generate:<interval>``, ``train:<global step>`` or ``probe:<epoch>``) and then
+``READ_KILL_AT`` (``generate:<interval>``, ``train:<global step>``, ``probe:<epoch>`` or
+``checkpoint:<epoch>``: after the interval's decision is logged, before it is checkpointed) and then
 calls the CLI, which SIGKILLs itself there: no cleanup, no exception handler, like a lost node.
 """
 
@@ -94,6 +95,17 @@ def _install_kill_point(spec: str) -> None:
             return original_end(self, trainer, pl_module)
 
         LedgerProbe.on_train_epoch_end = on_train_epoch_end
+    elif kind == "checkpoint":  # after the bandit logged its decision, before it was checkpointed
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        original_save = ModelCheckpoint.on_train_epoch_end
+
+        def checkpoint_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == at_int:
+                die()
+            return original_save(self, trainer, pl_module)
+
+        ModelCheckpoint.on_train_epoch_end = checkpoint_epoch_end
     else:
         raise ValueError(f"unknown kill point {spec!r}")
 
@@ -189,10 +201,14 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     config = _config(root, prompts, "killed")
     run = root / "killed" / "tiny" / "version_0"
     # Killed in the teacher's second call of interval 1 (the interval's data is half paid for,
-    # nothing on disk), mid-way through interval 2's training, and while interval 3 is probed.
+    # nothing on disk), mid-way through interval 2's training, after interval 2's decision was
+    # logged but not checkpointed, and while interval 3 is probed (after its last step was
+    # checkpointed).
     assert _fit(config, kill_at="generate:1") == KILLED
     assert not (run / "generated" / "interval_001.jsonl").exists() and not (run / "ledger.json").exists()
     assert _fit(config, kill_at="train:11", resume=True) == KILLED
+    assert _fit(config, kill_at="checkpoint:2", resume=True) == KILLED
+    assert len((run / "allocations.jsonl").read_text().splitlines()) == 7  # 2 of them after the checkpoint
     assert _fit(config, kill_at="probe:3", resume=True) == KILLED
     assert _fit(config, resume=True) == 0
     resumed = _outcome(run)
