@@ -237,3 +237,132 @@ def test_prompts_too_long_for_max_length_are_redrawn_before_the_teacher_pays(tin
                               max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
     dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(only_long))
     assert consume_interval(dm, 0) == [] and teacher.prompts == [] and dm.ledger.spent == 0
+
+
+class SeededTeacher(CountingTeacher):
+    """Like a sampling teacher: the answer length depends on a call counter that seeds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def generate(self, prompts, *, max_new_tokens=None):
+        rng = random.Random(self.calls)
+        self.calls += 1
+        self.prompts.extend(prompts)
+        return [Generation(text="x" * rng.randint(1, 9), num_tokens=rng.randint(1, 20)) for p in prompts]
+
+
+def _run_intervals(dm, epochs):
+    for epoch in epochs:
+        consume_interval(dm, epoch)
+    return dm
+
+
+def test_resume_after_an_interval_was_written_continues_the_same_sampling(tiny_tokenizer, tmp_path):
+    """Killed after interval 1 was generated and written, resumed from the checkpoint of interval 0:
+    interval 1 is reused and the later ones are drawn from where the uninterrupted run drew them."""
+    kw = dict(budget_tokens=4000, num_intervals=4)
+    full = _run_intervals(make_dm(tiny_tokenizer, SeededTeacher(), run_dir=str(tmp_path / "full"), **kw), range(4))
+
+    part = make_dm(tiny_tokenizer, SeededTeacher(), run_dir=str(tmp_path / "part"), **kw)
+    consume_interval(part, 0)
+    checkpoint = part.state_dict()
+    part.interval = 1
+    part.train_dataloader()  # interval 1 generated and written; killed before any step
+
+    teacher = SeededTeacher()
+    resumed = make_dm(tiny_tokenizer, teacher, run_dir=str(tmp_path / "part"), **kw)
+    resumed.load_state_dict(checkpoint)
+    _run_intervals(resumed, [1, 2, 3])
+    assert resumed.ledger.summary() == full.ledger.summary()
+    for name in ("interval_001.jsonl", "interval_002.jsonl", "interval_003.jsonl"):
+        assert (tmp_path / "part" / "generated" / name).read_text() == (tmp_path / "full" / "generated" / name).read_text()
+    assert teacher.calls == full.teacher.calls
+
+
+def test_loader_resumes_mid_interval_without_training_or_charging_a_step_twice(tiny_tokenizer, tmp_path):
+    full = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    full_batches = consume_interval(full, 0)
+    assert len(full_batches) >= 3
+
+    part = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    loader = part.train_dataloader()
+    for batch in list(loader)[:2]:
+        part.on_before_batch_transfer(batch, 0)
+    module_state, loader_state = part.state_dict(), loader.state_dict()
+    assert loader_state == {"interval": 0, "steps": 2}
+
+    resumed = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    resumed.load_state_dict(module_state)
+    loader = resumed.train_dataloader()
+    loader.load_state_dict(loader_state)
+    assert len(loader) == len(full_batches)  # Lightning counts the skipped steps as done
+    rest = list(loader)
+    for batch in rest:
+        resumed.on_before_batch_transfer(batch, 0)
+    assert [b["input_ids"].tolist() for b in rest] == [b["input_ids"].tolist() for b in full_batches[2:]]
+    assert resumed.ledger.summary() == full.ledger.summary()
+
+    with pytest.raises(ValueError, match="loader state is for interval 3"):
+        resumed.train_dataloader().load_state_dict({"interval": 3, "steps": 1})
+    with pytest.raises(ValueError, match="steps=99"):
+        resumed.train_dataloader().load_state_dict({"interval": 0, "steps": 99})
+
+
+def test_interval_file_without_its_generation_state_is_refused(tiny_tokenizer, tmp_path):
+    consume_interval(make_dm(tiny_tokenizer, run_dir=str(tmp_path)), 0)
+    state = tmp_path / "generation_state" / "interval_000.json"
+    state.write_text("{half")
+    with pytest.raises(ValueError, match=r"interval_000.json: not valid JSON"):
+        make_dm(tiny_tokenizer, run_dir=str(tmp_path)).train_dataloader()
+    state.write_text(json.dumps({"rng": [3, [1, 2], None]}))
+    with pytest.raises(ValueError, match=r"interval_000.json: field 'rng'"):
+        make_dm(tiny_tokenizer, run_dir=str(tmp_path)).train_dataloader()
+    state.unlink()
+    with pytest.raises(ValueError, match=r"interval_000.jsonl exists but its generation state .*interval_000.json"):
+        make_dm(tiny_tokenizer, run_dir=str(tmp_path)).train_dataloader()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("capability", "poetry", "field 'capability' is 'poetry'"),
+        ("gen_tokens", -1, "field 'gen_tokens' must be an integer in \\[0, max_new_tokens=16\\]"),
+        ("gen_tokens", 17, "field 'gen_tokens'"),
+        ("gen_tokens", "3", "field 'gen_tokens'"),
+        ("used", "yes", "field 'used' must be true or false"),
+        ("answer", None, "fields 'prompt' and 'answer' must be strings"),
+    ],
+)
+def test_bad_interval_row_names_file_line_and_field(tiny_tokenizer, tmp_path, field, value, message):
+    path = tmp_path / "generated" / "interval_000.jsonl"
+    path.parent.mkdir(parents=True)
+    good = {"prompt": "a", "answer": "b", "capability": "math", "gen_tokens": 1, "used": True}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, field: value}) + "\n")
+    with pytest.raises(ValueError, match=rf"interval_000.jsonl:2: {message}"):
+        make_dm(tiny_tokenizer, run_dir=str(tmp_path)).train_dataloader()
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), max_size=12), world_size=st.integers(1, 4))
+def test_shards_have_equal_steps_and_cover_each_example_at_most_once(sizes, world_size):
+    from read_lightning.data import shard_batches
+
+    batches, start = [], 0
+    for n in sizes:
+        batches.append(list(range(start, start + n)))
+        start += n
+    shards = shard_batches(batches, world_size)
+    assert len(shards) == world_size and len({len(s) for s in shards}) == 1
+    dealt = [i for shard in shards for b in shard for i in b]
+    assert len(dealt) == len(set(dealt)) and set(dealt) <= set(range(start))
+    # Every dealt batch lies inside one planned batch, so it pads to at most that batch's width.
+    owner = {i: k for k, b in enumerate(batches) for i in b}
+    assert all(len({owner[i] for i in b}) == 1 for shard in shards for b in shard)
+    # Batches are split before any is dropped, so fewer than world_size examples are ever lost.
+    assert start - len(dealt) < world_size
+    if start >= world_size and len(sizes) % world_size == 0:
+        assert len(dealt) == start
+    with pytest.raises(ValueError, match="world_size must be a positive integer, got 0"):
+        shard_batches(batches, 0)
