@@ -1,7 +1,11 @@
-import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_data import POOLS, consume_interval, make_dm
+
+from read_lightning.jsonl import read_jsonl
 from read_lightning.ledger import BudgetExceeded, TokenLedger
 
 
@@ -56,3 +60,82 @@ def test_no_sequence_of_charges_spends_more_than_budget(budget, charges):
         except BudgetExceeded:
             pass
         assert 0 <= ledger.spent <= budget
+
+
+class ScriptedTeacher:
+    """Answers with the next length from a script (cycled), including over-long answers that the
+    data module must clip to max_new_tokens."""
+
+    def __init__(self, lengths):
+        self.lengths, self.i = lengths, 0
+
+    def generate(self, prompts, *, max_new_tokens=None):
+        from read_lightning.generation import Generation
+
+        out = []
+        for p in prompts:
+            n = self.lengths[self.i % len(self.lengths)]
+            self.i += 1
+            out.append(Generation(text="y" * (n % 23), num_tokens=n))
+        return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    budget=st.integers(300, 8000),
+    intervals=st.integers(1, 6),
+    batch_tokens=st.integers(64, 600),
+    max_new_tokens=st.integers(1, 40),
+    gen_batch=st.integers(1, 9),
+    lengths=st.lists(st.integers(0, 80), min_size=1, max_size=20),
+    mixtures=st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3).filter(lambda w: sum(w) > 0.01), min_size=1, max_size=6),
+    resume_at=st.integers(0, 6),
+)
+def test_no_plan_of_intervals_spends_more_than_budget(
+    tiny_tokenizer, tmp_path_factory, budget, intervals, batch_tokens, max_new_tokens, gen_batch, lengths, mixtures, resume_at
+):
+    """The data module's whole plan, interval after interval with the mixture changing between
+    them and a resume from a checkpoint somewhere in the middle, never asks the ledger for more
+    than B: the ledger never has to refuse a charge, and what it records is exactly what was
+    generated plus what was trained."""
+    run_dir = str(tmp_path_factory.mktemp("plan"))
+    kw = dict(budget_tokens=budget, num_intervals=intervals, max_tokens_per_batch=batch_tokens, max_length=64,
+              max_new_tokens=max_new_tokens, generation_batch_size=gen_batch, run_dir=run_dir)
+    try:
+        dm = make_dm(tiny_tokenizer, ScriptedTeacher(lengths), **kw)
+    except ValueError as err:
+        assert "too small for one training step" in str(err)
+        return
+    trained = 0
+    for epoch in range(intervals):
+        if epoch == resume_at:  # a new process resumes from the checkpoint of the last interval
+            state = dm.state_dict()
+            dm = make_dm(tiny_tokenizer, ScriptedTeacher(lengths), **kw)
+            dm.load_state_dict(state)
+        w = mixtures[epoch % len(mixtures)]
+        dm.set_mixture_weights({c: x / sum(w) for c, x in zip(POOLS, w)})
+        batches = consume_interval(dm, epoch)  # raises BudgetExceeded if the plan overdrew
+        trained += sum(n for b in batches for n in b["capability_tokens"].values())
+        assert dm.ledger.spent <= budget
+    generated = sum(r["gen_tokens"] for p in sorted((Path(run_dir) / "generated").iterdir()) for r in read_jsonl(p))
+    assert dm.ledger.summary()["generation"] == generated
+    assert dm.ledger.summary()["training"] == trained
+    assert dm.ledger.spent <= budget
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"budget": 100, "generation": {"math": -1}, "training": {}}, "'math' -> -1 is not a non-negative"),
+        ({"budget": 100, "generation": {"math": 1.5}, "training": {}}, "'math' -> 1.5"),
+        ({"budget": 100, "generation": [], "training": {}}, "field 'generation' must map"),
+        ({"budget": 100, "generation": {"math": 60}, "training": {"code": 41}}, "spends 101 tokens, more than its budget of 100"),
+        ({"budget": 100, "training": {}}, "must be a mapping with budget, generation and training"),
+    ],
+)
+def test_malformed_ledger_state_is_refused_and_leaves_the_ledger_unchanged(state, message):
+    ledger = TokenLedger(100)
+    ledger.charge_training("math", 5)
+    with pytest.raises(ValueError, match=message):
+        ledger.load_state_dict(state)
+    assert ledger.spent == 5
