@@ -171,3 +171,15 @@ def test_verdict_weighs_the_difference_against_the_seed_spread():
     assert "matches or beats the best baseline (uniform)" in text and "+1.00" in text and "within" in text
     worse = aggregate([{**r, "task_utility": r["task_utility"] - 10} if r["allocator"] == "read" else r for r in rows])
     assert "is below" in verdict(worse) and "larger than" in verdict(worse)
+
+
+def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["--config", str(tiny_recipe), "--allocators", "uniform", "--seeds", "1", "--out", str(out),
+            "--task-card", "arith_word", "--num-threads", "1"]
+    assert compare_main(args) == 0
+    run_dir = out / "tiny-recipe" / "uniform" / "seed_0"
+    assert _finished(run_dir) and "Trainer.fit" in (run_dir / "fit.log").read_text()  # the child's own output
+    err = capsys.readouterr().err
+    assert "uniform seed 0: 2/2 intervals" in err  # progress read from the child's decision log
+    assert len(_csv(out / "tiny-recipe" / "compare.csv")) == 3  # the run, its mean and its std

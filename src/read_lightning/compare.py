@@ -250,12 +250,15 @@ def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Ca
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         done = -1
         try:
-            while proc.poll() is None:
+            while True:
+                running = proc.poll() is None
                 now = _intervals_done(spec.run_dir)
-                if now != done:
+                if now != done:  # checked once more after the child exits, so the last step shows
                     done = now
                     total = _num_intervals(spec.run_dir)
                     say(f"  {spec.label}: {done}/{total or '?'} intervals ({time.perf_counter() - start:.0f}s)")
+                if not running:
+                    break
                 time.sleep(2.0)
         except BaseException:
             proc.terminate()  # Ctrl-C: leave a resumable run, not an orphan process
