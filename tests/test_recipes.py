@@ -104,3 +104,25 @@ def test_gpu_recipe_is_the_embedded_default_on_a_gpu():
     assert bandit(gpu)["init_args"]["requirement"] == bandit(default)["init_args"]["requirement"]
     assert gpu["data"]["max_tokens_per_batch"] > default["data"]["max_tokens_per_batch"]
     assert gpu["data"]["budget_tokens"] > default["data"]["budget_tokens"]
+
+
+@pytest.mark.gpu
+@pytest.mark.e2e
+def test_gpu_recipe_trains_on_a_gpu(tmp_path):
+    """The GPU recipe end to end at a tiny budget (bf16, the teacher backend auto picks)."""
+    import json
+
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m-gpu.yaml").read_text())
+    recipe["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "runs")
+    recipe["trainer"]["default_root_dir"] = str(tmp_path / "runs")
+    for cb in recipe["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("CapabilityProbeCallback"):
+            cb["init_args"].update(limit=2, cache_dir=str(tmp_path / "cache"))
+    recipe["data"].update(budget_tokens=24_000, num_intervals=2)
+    config = tmp_path / "gpu.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    assert main(["fit", "--config", str(config)]) == 0
+    run = tmp_path / "runs" / "smollm2-135m-gpu" / "version_0"
+    ledger = json.loads((run / "ledger.json").read_text())
+    assert 0 < ledger["spent"] <= 24_000 and ledger["training"] > 0
+    assert (run / "student" / "config.json").is_file()
