@@ -6,6 +6,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_data import consume_interval, make_dm
 
 from read_lightning.jsonl import read_jsonl
 from read_lightning.tasks import TaskCard
@@ -76,3 +77,49 @@ def test_recipe_values_are_validated_with_the_key_named(tmp_path, key, value):
     except ValueError as err:
         message = str(err)
         assert key in message or "budget_tokens" in message, message
+
+
+ROW_FIELDS = {"prompt": st.one_of(st.text(max_size=8), values), "answer": st.one_of(st.text(max_size=8), values),
+              "capability": st.one_of(st.sampled_from(["math", "code", "poetry"]), values),
+              "gen_tokens": st.one_of(st.integers(-3, 40), values), "used": st.one_of(st.booleans(), values)}
+
+
+@SETTINGS
+@given(rows=st.lists(st.fixed_dictionaries({}, optional=ROW_FIELDS), min_size=1, max_size=4))
+def test_generated_interval_reader_names_file_line_and_field(tiny_tokenizer, tmp_path, rows):
+    """What a resume reads back from generated/interval_NNN.jsonl is checked field by field."""
+    dm = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    path = tmp_path / "generated" / "interval_000.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        loaded = dm._load_interval(path)
+    except ValueError as err:
+        assert str(err).startswith(f"{path}:"), str(err)
+    else:
+        assert all(r["capability"] in dm.capabilities and isinstance(r["used"], bool) for r in loaded)
+
+
+@SETTINGS
+@given(state=st.one_of(values, st.fixed_dictionaries({}, optional={"rng": values, "teacher_calls": values,
+                                                                      "too_long_prompts": values, "prompt_source": values})))
+def test_generation_state_file_errors_name_the_file(tiny_tokenizer, tmp_path, state):
+    run = tmp_path / "run"
+    if not (run / "generated" / "interval_000.jsonl").exists():
+        consume_interval(make_dm(tiny_tokenizer, run_dir=str(run)), 0)
+    (run / "generation_state" / "interval_000.json").write_text(json.dumps(state))
+    dm = make_dm(tiny_tokenizer, run_dir=str(run))
+    with pytest.raises(ValueError) as err:
+        dm.train_dataloader()
+    assert "interval_000.json" in str(err.value), str(err.value)
+
+
+@SETTINGS
+@given(field=st.sampled_from(["ledger", "mixture", "generation", "interval", "charged_interval"]), value=values)
+def test_checkpointed_data_state_is_refused_with_a_named_error(tiny_tokenizer, field, value):
+    state = make_dm(tiny_tokenizer).state_dict()
+    state[field] = value
+    try:
+        make_dm(tiny_tokenizer).load_state_dict(state)
+    except ValueError:
+        pass  # never a TypeError/KeyError/AttributeError from deep inside

@@ -734,9 +734,15 @@ class CapabilityDataModule(L.LightningDataModule):
         missing = [k for k in ("ledger", "mixture", "generation", "interval", "charged_interval") if k not in state]
         if missing:
             raise ValueError(f"checkpoint data-module state lacks field(s) {missing}; was it saved by this version?")
+        for name, low in (("interval", 0), ("charged_interval", -1), ("padding_tokens", 0)):
+            value = state.get(name, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"checkpoint data-module state: field {name!r} must be an integer >= {low}, got {value!r}")
+        if not isinstance(state["mixture"], dict):
+            raise ValueError(f"checkpoint data-module state: field 'mixture' must be a mapping, got {state['mixture']!r}")
         self.ledger.load_state_dict(state["ledger"])
         self.mixture = validate_distribution(state["mixture"], self.capabilities, name="checkpoint mixture")
         self._load_generation_state(state["generation"], "checkpoint data-module state")
-        self.interval = int(state["interval"])
-        self.charged_interval = int(state["charged_interval"])
-        self.padding_tokens = int(state.get("padding_tokens", 0))
+        self.interval = state["interval"]
+        self.charged_interval = state["charged_interval"]
+        self.padding_tokens = state.get("padding_tokens", 0)
