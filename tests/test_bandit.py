@@ -127,6 +127,8 @@ def test_validation_messages_name_the_bad_value():
         make_allocator("nope", CAPS, R)
     with pytest.raises(ValueError, match="kappa"):
         UCBEnsembleAllocator(CAPS, R, kappa=-1.0)
+    with pytest.raises(ValueError, match="anchor_shrink must be in \\[0, 1\\), got 1.5"):
+        UCBEnsembleAllocator(CAPS, R, anchor_shrink=1.5)
 
 
 @pytest.mark.parametrize("name", ["read", "random", "task_static"])
@@ -216,7 +218,8 @@ def test_after_warmup_choice_is_the_ucb_argmax_among_eligible():
     drive(alloc, 3)
     s = np.array(profile(3))
     cands = alloc.candidates()
-    assert np.allclose(cands[0], R)  # row 0 is the anchor r
+    assert np.allclose(cands[0], alloc.anchor)  # row 0 is the anchor, r shrunk toward uniform
+    assert np.allclose(alloc.anchor, 0.9 * np.array(R) + 0.1 / len(CAPS))  # default anchor_shrink = 0.1
     rew = alloc.predict_rewards(s, 0.5, cands)  # (J, A)
     gain = rew - rew[:, :1]
     eligible = gain.mean(0) - alloc.trust * gain.std(0) > 0
@@ -229,7 +232,9 @@ def test_after_warmup_choice_is_the_ucb_argmax_among_eligible():
 def test_huge_trust_never_leaves_the_anchor_after_warmup():
     alloc = UCBEnsembleAllocator(CAPS, R, seed=0, warmup=2, trust=1e6, **FAST)
     seq = drive(alloc, 6)
-    assert all(np.allclose(w, R) for w in seq[2:])
+    assert all(np.allclose(w, alloc.anchor) for w in seq[2:])
+    plain = UCBEnsembleAllocator(CAPS, R, seed=0, warmup=2, trust=1e6, anchor_shrink=0.0, **FAST)
+    assert all(np.allclose(w, R) for w in drive(plain, 6)[2:])  # unshrunk, the anchor is r itself
     loose = drive(UCBEnsembleAllocator(CAPS, R, seed=0, warmup=2, trust=0.0, **FAST), 6)
     assert not all(np.allclose(w, R) for w in loose[2:])  # so the check above is not vacuous
 

@@ -529,6 +529,15 @@ class UCBEnsembleAllocator(Allocator):
     * **Warm-up around the anchor** (``warmup_pool="local"``): the random warm-up draws from
       ``r`` and its blends/perturbations rather than from all sparse actions, so exploration does
       not pour whole intervals into one capability.
+    * **Shrunk anchor** (``anchor_shrink = 0.1``): the anchor (candidate row 0, the centre of the
+      blends, the warm-up pool and the trust test) is ``(1 - a) r + a / K``, not ``r``. Why: ``r``
+      is a noisy estimate of the task's needs and returns within an interval are concave, so a
+      little budget on the capabilities ``r`` nearly ignores is worth more than its share of
+      ``r`` says. The reward still uses ``r``. Seeds 100-139, read / task static at 20, 25, 40
+      decisions: 0.9987, 0.9980, 0.9975 with ``a = 0``; 1.0004, 0.9998, 1.0013 with ``a = 0.1``
+      (the fixed mixture ``0.9 r + 0.1 / K`` alone: 1.0012, 1.0014, 1.0020; ``a = 0.2``: 0.9996 and
+      1.0007 at 25 and 40). So the gain is the anchor's, not the learned model's: the benchmark
+      prints that fixed mixture as ``anchor_static``.
 
     Defaults differ from the published ones where measured better on seeds 100-129 (read / task
     static, all with the departures above): ``lr = 1e-4`` (published 1e-3; refits are warm-started
@@ -541,13 +550,16 @@ class UCBEnsembleAllocator(Allocator):
     ``r`` are on average slightly harmful (a myopic chooser with the TRUE one-step dynamics reaches
     ~1.016 x ``w = r``; even a rule given the true per-capability headroom x rate reaches only
     ~1.006), so the anchored rule keeps the allocator close to ``w = r`` and it does not beat it.
-    ``benchmarks/allocation.py`` (10 environments each; read / task static): seeds 0-9 at 20, 25,
-    40 decisions 0.998, 0.997, 0.986; seeds 140-149 1.0005, 1.0006, 0.997; read / best fixed
-    0.975, 0.971, 0.950 and 0.980, 0.977, 0.960, so neither issue target (beat every static
-    baseline, within 2% of best fixed) is met on seeds 0-9; the paired read - task_static
-    differences (-0.16 ± 0.21 points at 25 on 0-9, +0.03 ± 0.10 on 140-149) are within the seed
-    spread. With noise-free probes read is still 0.998 x ``w = r`` (seeds 100-119), so it is the
-    model, not only the noise, that finds nothing to exploit.
+    ``benchmarks/allocation.py`` (10 environments each; read / task static at 20, 25, 40
+    decisions; its docstring has the full table): seeds 0-9 1.0009, 0.9990, 0.9960; seeds 140-149
+    1.0013, 1.0014, 1.0008 (``anchor_shrink = 0``: 0.998, 0.997, 0.986 and 1.0005, 1.0006,
+    0.997); read / best fixed 0.978, 0.973, 0.960 and 0.981, 0.978, 0.964. So on seeds 0-9 at 25
+    decisions neither issue target (beat every static baseline, within 2% of best fixed) is met,
+    the paired differences to ``w = r`` (-0.05 ± 0.41 points at 25 on 0-9) are inside the seed
+    spread, and read stays below its own anchor held fixed (``anchor_static``). With noise-free
+    probes read (``anchor_shrink = 0``) is still 0.998 x ``w = r`` (seeds 100-119), so it is the
+    model, not only the noise, that finds nothing to exploit: the transfer that separates ``r``
+    from the best fixed mixture is not identifiable from ~25 noisy intervals (simulator docstring).
 
     Tried and not kept (held-out seeds 100-129 or 100-139, 25 decisions, x ``w = r``; prototypes
     outside the package, not committed):
@@ -599,6 +611,7 @@ class UCBEnsembleAllocator(Allocator):
         blend: Sequence[float] = (0.25,),
         trust: float = 3.0,
         warmup_pool: str = "local",
+        anchor_shrink: float = 0.1,
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (math.isfinite(kappa) and kappa >= 0):
@@ -621,6 +634,8 @@ class UCBEnsembleAllocator(Allocator):
             raise ValueError(f"grid weights must lie strictly between 0 and 1, got {list(grid)!r}")
         if not (math.isfinite(trust) and trust >= 0):
             raise ValueError(f"trust must be finite and >= 0, got {trust!r}")
+        if not (math.isfinite(anchor_shrink) and 0.0 <= anchor_shrink < 1.0):
+            raise ValueError(f"anchor_shrink must be in [0, 1), got {anchor_shrink!r}")
         if warmup_pool not in ("local", "all"):
             raise ValueError(f"warmup_pool must be 'local' or 'all', got {warmup_pool!r}")
         self.kappa, self.kappa_decay = float(kappa), float(kappa_decay)
@@ -628,6 +643,9 @@ class UCBEnsembleAllocator(Allocator):
         self.grid, self.one_hot, self.perturbation = tuple(grid), one_hot, float(perturbation)
         self.delta_scale, self.trust, self.warmup_pool = float(delta_scale), float(trust), warmup_pool
         self.anchors, self.blend = bool(anchors), tuple(float(b) for b in blend)
+        self.anchor_shrink = float(anchor_shrink)
+        # the prior mixture: r shrunk toward uniform (r is a noisy estimate of the task's needs)
+        self.anchor = (1.0 - self.anchor_shrink) * self.requirement + self.anchor_shrink / len(self.capabilities)
         if any(not 0 < b < 1 for b in self.blend):
             raise ValueError(f"blend weights must lie strictly between 0 and 1, got {list(blend)!r}")
         kdim = len(self.capabilities)
@@ -691,17 +709,17 @@ class UCBEnsembleAllocator(Allocator):
     def candidates(self) -> np.ndarray:
         """The current candidate set ``(A, K)``; row 0 is the anchor ``r`` (depends on the previous allocation)."""
         cands = candidate_actions(
-            self.requirement, self.essential, grid=self.grid, one_hot=self.one_hot, previous=self.previous_w,
+            self.anchor, self.essential, grid=self.grid, one_hot=self.one_hot, previous=self.previous_w,
             step=self.perturbation, anchors=self.anchors, blend=self.blend,
         )
-        return _dedupe([self.requirement, *cands])
+        return _dedupe([self.anchor, *cands])
 
     def _warmup_pool(self, cands: np.ndarray) -> np.ndarray:
         """Indices of the candidates the warm-up draws from."""
         if self.warmup_pool == "all":
             return np.arange(len(cands))
         # r, its blends and small perturbations: within ~0.5 in L1 of the anchor
-        return np.flatnonzero(np.abs(cands - self.requirement).sum(axis=1) <= 0.5 + 1e-9)
+        return np.flatnonzero(np.abs(cands - self.anchor).sum(axis=1) <= 0.5 + 1e-9)
 
     def predict_rewards(
         self, s: np.ndarray, remaining: float, cands: np.ndarray, inputs: np.ndarray | None = None
