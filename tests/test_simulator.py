@@ -140,4 +140,4 @@ def test_read_beats_uniform_and_random_and_stays_near_task_static():
     mean = {n: float(np.mean(v)) for n, v in final.items()}
     assert mean["read"] > mean["uniform"] + 2.0
     assert mean["read"] > mean["random"] + 2.0
-    assert mean["read"] > 0.985 * mean["task_static"]
+    assert mean["read"] > 0.993 * mean["task_static"]  # measured 0.997-0.998; before the shrunk anchor 0.996-0.999
