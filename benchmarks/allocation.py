@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
               f" ± {out['read_over_best_fixed_per_env_std']:.4f}, min {out['read_over_best_fixed_per_env_min']:.4f})")
         print("read - baseline per environment (mean ± std [min, max]):")
         for name, d in out["read_minus_baseline_per_env"].items():
-            print(f"  {name:<14}{d["mean"]:>+7.2f} ± {d['std']:<5.2f} [{d['min']:+.2f}, {d['max']:+.2f}]")
+            print(f"  {name:<14}{d['mean']:>+7.2f} ± {d['std']:<5.2f} [{d['min']:+.2f}, {d['max']:+.2f}]")
         print(f"read / task_static: {out['read_over_task_static']:.4f}")
         print(f"read beats every static baseline on average: {out['read_beats_every_static_baseline']}")
         print(f"read within 2% of best_fixed: {out['read_within_2pct_of_best_fixed']}")

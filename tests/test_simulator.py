@@ -141,3 +141,28 @@ def test_read_beats_uniform_and_random_and_stays_near_task_static():
     assert mean["read"] > mean["uniform"] + 2.0
     assert mean["read"] > mean["random"] + 2.0
     assert mean["read"] > 0.993 * mean["task_static"]  # measured 0.997-0.998; before the shrunk anchor 0.996-0.999
+
+
+def test_allocation_benchmark_prints_every_figure(capsys, monkeypatch):
+    # smoke run of benchmarks/allocation.py on one tiny environment: the table and the JSON agree
+    import importlib.util
+    import json
+    import os
+    from pathlib import Path
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # the module setdefault()s these; through monkeypatch they are undone after the test
+        monkeypatch.setenv(var, os.environ.get(var, "1"))
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
+    spec = importlib.util.spec_from_file_location("allocation_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.main(["--envs", "1", "--decisions", "3", "--seed", "7"])
+    printed = capsys.readouterr().out
+    assert json.loads(printed.strip().splitlines()[-1])["read_over_task_static"] == out["read_over_task_static"]
+    for name in (*bench.BASELINES, *bench.REFERENCES):
+        assert name in out["final_utility"] and name in printed
+    for line in ("read / task_static", "within 2% of best_fixed", "wins per environment", "ms per select+observe"):
+        assert line in printed
+    assert out["final_utility"]["best_fixed"]["mean"] >= out["final_utility"]["task_static"]["mean"] - 1e-9
