@@ -40,6 +40,36 @@ def _student_and_tokenizer(pl_module: L.LightningModule) -> tuple[torch.nn.Modul
     return student, tokenizer
 
 
+def _shards_parameters(trainer: L.Trainer) -> bool:
+    from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+    return trainer.world_size > 1 and isinstance(trainer.strategy, (FSDPStrategy, ModelParallelStrategy))
+
+
+def _evaluation_student(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[torch.nn.Module | None, Any]:
+    """The student rank 0 evaluates and its tokenizer; ``(None, None)`` on the other ranks.
+
+    Call it on every rank. Under a strategy that shards parameters (FSDP) rank 0 cannot run the
+    student alone, since each forward gathers shards from every rank; so all ranks take part in
+    gathering the full state dict and rank 0 evaluates an unsharded copy built from the config.
+    (Reasoned, not yet run on GPUs: the repository's tests have no FSDP run.)
+    """
+    student, tokenizer = _student_and_tokenizer(pl_module)
+    if not _shards_parameters(trainer):
+        return (student, tokenizer) if trainer.is_global_zero else (None, None)
+    from read_lightning.module import full_student_state
+
+    state = full_student_state(trainer)
+    if not trainer.is_global_zero:
+        return None, None
+    from transformers import AutoModelForCausalLM
+
+    whole = AutoModelForCausalLM.from_config(student.config)
+    whole.load_state_dict(state)
+    dtype = next(iter(state.values())).dtype
+    return whole.to(device=pl_module.device, dtype=dtype).eval(), tokenizer
+
+
 class _TimedEvaluation(Callback):
     """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
     spent evaluating (part of the run summary), all saved in checkpoints.
@@ -151,8 +181,8 @@ class CapabilityProbeCallback(_TimedEvaluation):
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         profile: dict[str, float] | None = None
+        student, tokenizer = _evaluation_student(trainer, pl_module)
         if trainer.is_global_zero:
-            student, tokenizer = _student_and_tokenizer(pl_module)
             profile = self.probe.evaluate(student, tokenizer)
         # Rank 0 measures; every rank receives the same profile.
         profile = trainer.strategy.broadcast(profile, src=0)
@@ -192,8 +222,8 @@ class TaskEvaluationCallback(_TimedEvaluation):
         from read_lightning.tasks import evaluate_task
 
         utility = None
+        student, tokenizer = _evaluation_student(trainer, pl_module)
         if trainer.is_global_zero:
-            student, tokenizer = _student_and_tokenizer(pl_module)
             was_training = student.training
             result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit, batch_size=self.batch_size)
             student.train(was_training)

@@ -18,7 +18,7 @@ from read_lightning.models import EMBEDDED, compress_layers, load_model, load_to
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistillationModule", "lr_factor"]
+__all__ = ["DistillationModule", "full_student_state", "lr_factor"]
 
 
 def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
@@ -222,24 +222,8 @@ class DistillationModule(L.LightningModule):
     def on_train_end(self) -> None:
         # Both are collectives under several processes (log_dir is broadcast from rank 0), so
         # every rank takes part before rank 0 alone writes.
-        log_dir, student_state = self.trainer.log_dir, self._full_student_state()
+        log_dir, student_state = self.trainer.log_dir, full_student_state(self.trainer)
         self._save_outputs(log_dir, student_state)
-
-    def _full_student_state(self) -> dict[str, torch.Tensor]:
-        """The whole student's state dict, also when it is sharded (FSDP); empty off rank 0.
-
-        A collective under several processes: every rank takes part in gathering the shards, then
-        rank 0 alone writes them. The full gather is asked for explicitly so that a strategy
-        saving sharded checkpoints still exports a whole Hugging Face model.
-        """
-        if self.trainer.world_size == 1:
-            full = self.state_dict()
-        else:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-            options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-            full = get_model_state_dict(self.trainer.strategy.model, options=options)
-        return _student_state(full)
 
     @rank_zero_only
     def _save_outputs(self, log_dir: str | None, student_state: dict[str, torch.Tensor]) -> None:
@@ -299,8 +283,21 @@ def _reopen_interval_end(checkpoint: dict[str, Any]) -> None:
             progress["is_last_batch"] = False
 
 
-def _student_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The student's own state dict out of the module's (keys ``student.<name>``); the frozen
-    teacher is not registered, so it never appears here."""
+def full_student_state(trainer: L.Trainer) -> dict[str, torch.Tensor]:
+    """The whole state dict of the module's ``student``, also when it is sharded (FSDP).
+
+    A collective under several processes: every rank must call it, every rank takes part in
+    gathering the shards, and only rank 0 receives the tensors (other ranks get an empty dict).
+    The full gather is asked for explicitly, so a strategy that saves sharded checkpoints still
+    yields a whole Hugging Face model. Keys are the student's own (``model.layers.0...``); the
+    frozen teacher is not registered and never appears.
+    """
+    if trainer.world_size == 1:
+        full = trainer.lightning_module.state_dict()
+    else:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        full = get_model_state_dict(trainer.strategy.model, options=options)
     prefix = "student."
-    return {k[len(prefix):]: v for k, v in module_state.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: v for k, v in full.items() if k.startswith(prefix)}
