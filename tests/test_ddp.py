@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from lightning.pytorch.callbacks import Callback
-from test_resume import PROMPTS, LedgerProbe  # noqa: F401  (LedgerProbe is named in the recipe)
+from test_resume import PROBE, PROMPTS
 
 HERE = Path(__file__).parent
 BUDGET = 4000
@@ -61,7 +61,7 @@ def test_two_process_ddp_shares_mixture_ledger_and_budget(tmp_path):
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                        "init_args": {"save_dir": str(tmp_path / "runs"), "name": "ddp"}},
             "callbacks": [
-                {"class_path": "test_ddp.LedgerProbe"},
+                PROBE,  # on rank 0, the profile broadcast
                 {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
                  # No warm-up: the mixtures differ between intervals, so "the same on every rank"
                  # is not true by accident.

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lightning.pytorch.callbacks import Callback
 
 HERE = Path(__file__).parent
 KILLED = -signal.SIGKILL
@@ -31,22 +30,11 @@ PROMPTS = {
 }
 
 
-class LedgerProbe(Callback):
-    """A cheap stand-in for the lm-eval probe: each score grows with the training tokens spent on
-    its capability, so decisions depend on exactly what was charged."""
-
-    def __init__(self) -> None:
-        self.latest_profile: dict[str, float] | None = None
-
-    def _measure(self, trainer) -> None:
-        dm = trainer.datamodule
-        self.latest_profile = {c: 10.0 + dm.ledger.training.get(c, 0) / 40.0 for c in dm.capabilities}
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        self._measure(trainer)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self._measure(trainer)
+# The real lm-eval probe, scoring the shipped answers: cheap on tiny models, and its profile (so
+# every bandit decision) depends on the student's weights, so a batch trained twice or not at all
+# after a resume would change the decisions.
+PROBE = {"class_path": "read_lightning.callbacks.CapabilityProbeCallback",
+         "init_args": {"references": "gold", "limit": 2, "batch_size": 4}}
 
 
 def _install_kill_point(spec: str) -> None:
@@ -86,15 +74,23 @@ def _install_kill_point(spec: str) -> None:
             return original_step(self, batch, batch_idx)
 
         DistillationModule.training_step = training_step
-    elif kind == "probe":  # while the interval's profile is being measured
-        original_end = LedgerProbe.on_train_epoch_end
+    elif kind == "probe":  # in the interval's probe evaluation, before its result is returned
+        from read_lightning.callbacks import CapabilityProbeCallback
+
+        original_end = CapabilityProbeCallback.on_train_epoch_end
 
         def on_train_epoch_end(self, trainer, pl_module):
             if trainer.current_epoch == at_int:
-                die()
+                evaluate = self.probe.evaluate
+
+                def dying_evaluate(student, tokenizer):
+                    evaluate(student, tokenizer)
+                    die()
+
+                self.probe.evaluate = dying_evaluate
             return original_end(self, trainer, pl_module)
 
-        LedgerProbe.on_train_epoch_end = on_train_epoch_end
+        CapabilityProbeCallback.on_train_epoch_end = on_train_epoch_end
     elif kind == "checkpoint":  # after the bandit logged its decision, before it was checkpointed
         from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -138,7 +134,7 @@ def _config(root: Path, prompts: Path, name: str) -> Path:
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                        "init_args": {"save_dir": str(root / name), "name": "tiny"}},
             "callbacks": [
-                {"class_path": "test_resume.LedgerProbe"},
+                PROBE,
                 {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
                  "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
                                "allocator_kwargs": {"warmup": 1, "refit_steps": 5}}},
@@ -193,6 +189,18 @@ def _outcome(run: Path) -> dict:
     }
 
 
+def _newest_checkpoint(run: Path) -> dict:
+    """Where in its epoch the checkpoint a resume would pick was taken."""
+    import torch
+
+    path = max((run / "checkpoints").glob("last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    loop = torch.load(path, weights_only=False, map_location="cpu")["loops"]["fit_loop"]
+    progress = loop["epoch_loop.batch_progress"]
+    return {"epoch": loop["epoch_progress"]["current"]["processed"], "batches_done": progress["current"]["processed"],
+            "last_batch": progress["is_last_batch"],
+            "at_batch_end": progress["total"]["processed"] == progress["total"]["completed"] + 1}
+
+
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     root, prompts = setup
     assert _fit(_config(root, prompts, "full")) == 0
@@ -207,9 +215,12 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     assert _fit(config, kill_at="generate:1") == KILLED
     assert not (run / "generated" / "interval_001.jsonl").exists() and not (run / "ledger.json").exists()
     assert _fit(config, kill_at="train:11", resume=True) == KILLED
+    # (The kill points' premises are checked, so a change in the plan cannot make them vacuous.)
+    assert _newest_checkpoint(run) == {"epoch": 2, "batches_done": 1, "last_batch": False, "at_batch_end": True}
     assert _fit(config, kill_at="checkpoint:2", resume=True) == KILLED
     assert len((run / "allocations.jsonl").read_text().splitlines()) == 7  # 2 of them after the checkpoint
     assert _fit(config, kill_at="probe:3", resume=True) == KILLED
+    assert _newest_checkpoint(run) == {"epoch": 3, "batches_done": 5, "last_batch": True, "at_batch_end": True}
     assert _fit(config, resume=True) == 0
     resumed = _outcome(run)
     assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # resumed in place
@@ -226,10 +237,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
 
 if __name__ == "__main__":
     if os.environ.get("READ_KILL_AT"):
-        # Patch the module the CLI imports the probe from (test_resume), not this __main__ copy.
-        import test_resume
-
-        test_resume._install_kill_point(os.environ["READ_KILL_AT"])
+        _install_kill_point(os.environ["READ_KILL_AT"])
     from read_lightning.cli import main
 
     sys.exit(main())
