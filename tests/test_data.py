@@ -366,3 +366,19 @@ def test_shards_have_equal_steps_and_cover_each_example_at_most_once(sizes, worl
         assert len(dealt) == start
     with pytest.raises(ValueError, match="world_size must be a positive integer, got 0"):
         shard_batches(batches, 0)
+
+
+def test_resume_past_a_spent_budget_generates_nothing(tiny_tokenizer, tmp_path):
+    """Lightning does not checkpoint the stop decision: a run resumed from its final checkpoint
+    asks for one more interval, which must cost nothing and leave no file."""
+    dm = make_dm(tiny_tokenizer, run_dir=str(tmp_path))
+    epoch = 0
+    while not dm.budget_exhausted:
+        consume_interval(dm, epoch)
+        epoch += 1
+    teacher = CountingTeacher()
+    resumed = make_dm(tiny_tokenizer, teacher, run_dir=str(tmp_path))
+    resumed.load_state_dict(dm.state_dict())
+    assert consume_interval(resumed, epoch) == [] and teacher.prompts == []
+    assert not (tmp_path / "generated" / f"interval_{epoch:03d}.jsonl").exists()
+    assert resumed.ledger.summary() == dm.ledger.summary()

@@ -4,7 +4,8 @@ an uninterrupted run ends: the same ledger, the same decisions, the same data, t
 Each run is a real ``read-train fit`` subprocess over tiny models saved to disk. This file is also
 the launcher of those subprocesses: run as a script, it installs the kill point named by
 ``READ_KILL_AT`` (``generate:<interval>``, ``train:<global step>``, ``probe:<epoch>`` or
-``checkpoint:<epoch>``: after the interval's decision is logged, before it is checkpointed) and then
+``checkpoint:<epoch>``: after the interval's decision is logged, before it is checkpointed, or
+``outputs:0``: after the last checkpoint, while the student and ledger are written) and then
 calls the CLI, which SIGKILLs itself there: no cleanup, no exception handler, like a lost node.
 """
 
@@ -102,6 +103,13 @@ def _install_kill_point(spec: str) -> None:
             return original_save(self, trainer, pl_module)
 
         ModelCheckpoint.on_train_epoch_end = checkpoint_epoch_end
+    elif kind == "outputs":  # the student written, the ledger and summary not yet
+
+        def save_outputs(self, log_dir, student_state):
+            self.student.save_pretrained(Path(log_dir) / "student", state_dict=student_state)
+            die()
+
+        DistillationModule._save_outputs = save_outputs
     else:
         raise ValueError(f"unknown kill point {spec!r}")
 
@@ -170,7 +178,7 @@ def _fit(config: Path, kill_at: str | None = None, resume: bool = False) -> int:
         cmd += ["--ckpt_path", "last"]
     proc = subprocess.run(cmd, env=env, cwd=config.parent, capture_output=True, text=True, timeout=300)
     if proc.returncode not in (0, KILLED):
-        raise AssertionError(f"read-train failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"read-train failed ({proc.returncode}):\n{proc.stderr[-8000:]}")
     return proc.returncode
 
 
@@ -221,7 +229,9 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     assert len((run / "allocations.jsonl").read_text().splitlines()) == 7  # 2 of them after the checkpoint
     assert _fit(config, kill_at="probe:3", resume=True) == KILLED
     assert _newest_checkpoint(run) == {"epoch": 3, "batches_done": 5, "last_batch": True, "at_batch_end": True}
-    assert _fit(config, resume=True) == 0
+    assert _fit(config, kill_at="outputs:0", resume=True) == KILLED
+    assert not (run / "ledger.json").exists()
+    assert _fit(config, resume=True) == 0  # nothing left to train: it only writes the outputs
     resumed = _outcome(run)
     assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # resumed in place
 

@@ -650,6 +650,11 @@ class CapabilityDataModule(L.LightningDataModule):
 
     def _interval_rows(self) -> list[dict[str, Any]]:
         """Rank 0 loads or generates the interval; every rank receives the same rows and state."""
+        if self.budget_exhausted and self.charged_interval != self.interval:
+            # Only a resume from the checkpoint of a run that had spent its budget asks for one
+            # more interval (the stop decision is not checkpointed): it gets none, and no file.
+            # (An interval resumed mid-way was paid for already and is rebuilt as usual.)
+            return []
         rows, state = self._load_or_generate() if self._is_global_zero() else (None, None)
         rows, state = self._broadcast((rows, state))
         if not self._is_global_zero():

@@ -90,6 +90,7 @@ class DistillationModule(L.LightningModule):
         self.tokenizer: Any = None
         self.tokens_seen = 0
         self._fit_started = time.perf_counter()
+        self._outputs_written = False
 
     @property
     def teacher(self) -> torch.nn.Module | None:
@@ -220,10 +221,20 @@ class DistillationModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_end(self) -> None:
+        self._write_outputs()
+
+    def on_fit_end(self) -> None:
+        # A run resumed from the checkpoint of its last interval (killed after it, before or while
+        # writing the outputs) has nothing left to train, and Lightning then skips on_train_end.
+        if not self._outputs_written:
+            self._write_outputs()
+
+    def _write_outputs(self) -> None:
         # Both are collectives under several processes (log_dir is broadcast from rank 0), so
         # every rank takes part before rank 0 alone writes.
         log_dir, student_state = self.trainer.log_dir, full_student_state(self.trainer)
         self._save_outputs(log_dir, student_state)
+        self._outputs_written = True
 
     @rank_zero_only
     def _save_outputs(self, log_dir: str | None, student_state: dict[str, torch.Tensor]) -> None:
@@ -252,6 +263,7 @@ class DistillationModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()
+        self._outputs_written = False
         if self.teacher is not None:
             self.teacher.to(self.device)
 
