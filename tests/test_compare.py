@@ -183,3 +183,35 @@ def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, tmp_path, c
     err = capsys.readouterr().err
     assert "uniform seed 0: 2/2 intervals" in err  # progress read from the child's decision log
     assert len(_csv(out / "tiny-recipe" / "compare.csv")) == 3  # the run, its mean and its std
+
+
+def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
+    from read_lightning.compare import RunSpec, derive_recipe
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
+    bandit = next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))
+    bandit["init_args"]["allocator_kwargs"] = {"warmup": 2, "kappa": 2.0, "beta": 0.7}
+
+    def derived(allocator, seed=3):
+        doc = derive_recipe(recipe, RunSpec(allocator, seed, tmp_path / allocator / f"seed_{seed}"), tmp_path)
+        cb = next(c for c in doc["trainer"]["callbacks"] if c["class_path"].endswith("BanditAllocationCallback"))
+        return doc, cb["init_args"]
+
+    doc, init = derived("read")
+    assert init["allocator"] == "read" and init["seed"] == 3 and init["allocator_kwargs"] == {"warmup": 2, "kappa": 2.0, "beta": 0.7}
+    assert doc["seed_everything"] == 3 and doc["data"]["seed"] == 3
+    assert doc["trainer"]["logger"]["init_args"] == {"save_dir": str(tmp_path), "name": "read", "version": "seed_3"}
+    assert derived("uniform")[1]["allocator_kwargs"] == {"beta": 0.7}  # a static mixture has no warm-up
+    assert derived("greedy")[1]["allocator_kwargs"] == {"warmup": 2, "beta": 0.7}  # greedy is kappa = 0
+    assert bandit["init_args"]["allocator"] == "read"  # the recipe itself is left alone
+
+
+def test_the_task_card_is_found_from_the_requirement_vector_or_asked_for():
+    from read_lightning.capabilities import DEFAULT_CAPABILITIES
+    from read_lightning.compare import _card_for_requirement
+
+    card, reason = _card_for_requirement(
+        {"math": 0.5, "reasoning": 0.3, "steerability": 0.1, "general_knowledge": 0.1}, DEFAULT_CAPABILITIES)
+    assert card.name == "arith_word" and "requirement vector" in reason
+    with pytest.raises(SystemExit, match="--task-card"):
+        _card_for_requirement({"math": 0.6, "reasoning": 0.4}, DEFAULT_CAPABILITIES)
