@@ -1,21 +1,18 @@
 """Two DDP processes (gloo, CPU) under ``read-train fit``: one mixture for all ranks at every
-interval, one ledger summed over ranks, the budget respected globally, each batch trained once."""
+interval, one ledger summed over ranks, the budget respected globally, each batch trained once;
+and a run whose ranks are all killed mid-interval resumes to the same result."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from lightning.pytorch.callbacks import Callback
-from test_resume import PROBE, PROMPTS
+from test_resume import KILLED, PROBE, PROMPTS, _fit, _newest_checkpoint, _outcome
 
-HERE = Path(__file__).parent
 BUDGET = 4000
 
 
@@ -45,46 +42,61 @@ class RankRecorder(Callback):
         (self.dir / f"rank{trainer.global_rank}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.rows))
 
 
-def test_two_process_ddp_shares_mixture_ledger_and_budget(tmp_path):
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
     from conftest import build_tiny_model, build_tiny_tokenizer
 
+    root = tmp_path_factory.mktemp("ddp")
     tok = build_tiny_tokenizer()
-    build_tiny_model(tok, num_layers=2).save_pretrained(tmp_path / "tiny")
-    tok.save_pretrained(tmp_path / "tiny")
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("".join(json.dumps({"capability": c, "prompt": p}) + "\n"
-                               for c, ps in PROMPTS.items() for p in ps))
+    build_tiny_model(tok, num_layers=2).save_pretrained(root / "tiny")
+    tok.save_pretrained(root / "tiny")
+    (root / "prompts.jsonl").write_text("".join(json.dumps({"capability": c, "prompt": p}) + "\n"
+                                                for c, ps in PROMPTS.items() for p in ps))
+    return root
+
+
+def _config(root: Path, name: str) -> Path:
+    checkpoint = "lightning.pytorch.callbacks.ModelCheckpoint"
     recipe = {
         "seed_everything": 0,
         "trainer": {
             "accelerator": "cpu", "devices": 2, "strategy": "ddp", "num_nodes": 1,
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                       "init_args": {"save_dir": str(tmp_path / "runs"), "name": "ddp"}},
+                       "init_args": {"save_dir": str(root / name), "name": "ddp"}},
             "callbacks": [
                 PROBE,  # on rank 0, the profile broadcast
                 {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
-                 # No warm-up: the mixtures differ between intervals, so "the same on every rank"
+                 # Random mixtures: they differ between intervals, so "the same on every rank"
                  # is not true by accident.
                  "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
                                "allocator": "random"}},
-                {"class_path": "test_ddp.RankRecorder", "init_args": {"dir": str(tmp_path / "ranks")}},
+                {"class_path": "test_ddp.RankRecorder", "init_args": {"dir": str(root / name / "ranks")}},
+                {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0}},
+                {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0,
+                                                         "every_n_train_steps": 2}},
             ],
-            "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+            "enable_checkpointing": True, "enable_progress_bar": False, "enable_model_summary": False,
         },
-        "model": {"student": str(tmp_path / "tiny"), "student_layers": "0", "teacher": str(tmp_path / "tiny"),
+        "model": {"student": str(root / "tiny"), "student_layers": "0", "teacher": str(root / "tiny"),
                   "lr": 1e-3},
         "data": {"capabilities": list(PROMPTS), "budget_tokens": BUDGET, "num_intervals": 3,
                  "max_tokens_per_batch": 192, "max_length": 64, "max_new_tokens": 16,
-                 "generation_batch_size": 4, "prompt_source": str(prompts)},
+                 "generation_batch_size": 4, "prompt_source": str(root / "prompts.jsonl")},
     }
-    config = tmp_path / "ddp.yaml"
+    config = root / f"{name}.yaml"
     config.write_text(yaml.safe_dump(recipe))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "read_lightning.cli", "fit", "--config", str(config)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    return config
 
-    ranks = [[json.loads(line) for line in (tmp_path / "ranks" / f"rank{r}.jsonl").read_text().splitlines()]
+
+@pytest.fixture(scope="module")
+def full(root):
+    """One uninterrupted 2-process run (through the kill-point launcher, with no kill point)."""
+    assert _fit(_config(root, "full")) == 0
+    return root / "full"
+
+
+def test_two_process_ddp_shares_mixture_ledger_and_budget(root, full):
+    ranks = [[json.loads(line) for line in (full / "ranks" / f"rank{r}.jsonl").read_text().splitlines()]
              for r in (0, 1)]
     ends = [[row for row in rows if row["event"] == "end"] for rows in ranks]
     batches = [[row for row in rows if row["event"] == "batch"] for rows in ranks]
@@ -104,17 +116,18 @@ def test_two_process_ddp_shares_mixture_ledger_and_budget(tmp_path):
     ledger = ends[0][-1]["ledger"]
     assert ledger["training"] == trained == ends[0][-1]["tokens_seen"]
 
-    run = tmp_path / "runs" / "ddp" / "version_0"
+    run = full / "ddp" / "version_0"
     generated = [json.loads(line) for p in sorted((run / "generated").iterdir()) for line in p.read_text().splitlines()]
     assert ledger["generation"] == sum(r["gen_tokens"] for r in generated)  # generated once, by rank 0
     assert ledger["spent"] <= BUDGET and json.loads((run / "ledger.json").read_text()) == ledger
     # The student is exported whole (gathered from the strategy, written by rank 0) and trained.
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
 
     from read_lightning.models import compress_layers
 
     saved = load_file(run / "student" / "model.safetensors")
-    initial = compress_layers(build_tiny_model(tok, num_layers=2), "0").state_dict()
+    initial = compress_layers(AutoModelForCausalLM.from_pretrained(root / "tiny"), "0").state_dict()
     assert set(initial) - set(saved) <= {"lm_head.weight"}  # tied to the embedding
     assert not (saved["model.layers.0.mlp.up_proj.weight"] == initial["model.layers.0.mlp.up_proj.weight"]).all()
     # Every interval was generated once, by rank 0, and shared: each of its examples was trained
@@ -124,5 +137,16 @@ def test_two_process_ddp_shares_mixture_ledger_and_budget(tmp_path):
     assert [r["mixture"] for r in rows if r["event"] == "select"] == mixtures
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
+def test_killed_ddp_run_resumes_to_the_same_result(root, full):
+    """Both ranks killed mid-interval (a lost node), resumed with --ckpt_path last under DDP."""
+    config = _config(root, "killed")
+    assert _fit(config, kill_at="train:5") == KILLED
+    # It resumes inside interval 1, one step in (each rank skips its first batch).
+    assert _newest_checkpoint(root / "killed" / "ddp" / "version_0") == {
+        "epoch": 1, "batches_done": 1, "last_batch": False, "at_batch_end": True}
+    assert _fit(config, resume=True) == 0
+    resumed, uninterrupted = _outcome(root / "killed" / "ddp" / "version_0"), _outcome(full / "ddp" / "version_0")
+    for key in ("ledger", "allocations", "generated", "generation_state"):
+        assert resumed[key] == uninterrupted[key], key
+    for name, tensor in uninterrupted["student"].items():
+        assert (resumed["student"][name] == tensor).all(), name

@@ -235,6 +235,8 @@ class TaskEvaluationCallback(_TimedEvaluation):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_started = time.perf_counter()
+        if self.latest_utility is not None:
+            return  # restored from a checkpoint: the checkpointed student's utility is known
         self._timed(self._evaluate, trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
