@@ -101,7 +101,8 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     assert "[4/4] uniform seed 1: training" in captured.err
 
     # Re-running trains nothing, resumes a run interrupted after its first interval from that
-    # interval's checkpoint, and retrains a run that died after training but before its outputs.
+    # interval's checkpoint, and finishes one that died after its last checkpoint but before
+    # writing its outputs.
     interrupted, died = root / "uniform" / "seed_1", root / "read" / "seed_1"
     ledger = json.loads((interrupted / "ledger.json").read_text())
     for name in ("summary.json", "ledger.json"):
@@ -114,17 +115,24 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     (interrupted / "allocations.jsonl").write_text("\n".join(decisions[:3]) + "\n")
     (died / "summary.json").unlink()
     kept = {p: p.stat().st_mtime_ns for p in root.glob("*/seed_0/summary.json")}
+    # --no-train tabulates what is finished and touches nothing else.
+    assert compare_main(_args(tiny_recipe, out, "--no-train")) == 0
+    partial = _csv(root / "compare.csv")
+    assert [(r["allocator"], r["seed"]) for r in partial if r["seed"] == "0"] == [("read", "0"), ("uniform", "0")]
+    assert len(partial) == 2 + 4 and not (interrupted / "summary.json").exists()
+    assert "not finished, left out: read seed 1, uniform seed 1" in (root / "compare.md").read_text()
+    capsys.readouterr()
     assert compare_main(_args(tiny_recipe, out)) == 0
     err = capsys.readouterr().err
     assert err.count("finished earlier, reused") == 2
-    assert "uniform seed 1: training" in err and "resuming from last.ckpt" in err
-    assert "read seed 1: its checkpoint is from the end of training" in err
+    assert "uniform seed 1: training" in err and "read seed 1: training" in err
+    assert err.count("resuming from last.ckpt") == 2
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert json.loads((interrupted / "ledger.json").read_text()) == ledger  # an exact resume
     assert [json.loads(r)["event"] for r in (interrupted / "allocations.jsonl").read_text().splitlines()] == [
         json.loads(r)["event"] for r in decisions]
     again = _csv(root / "compare.csv")
-    assert [r["task_utility"] for r in again if r["seed"] == "0"] == [r["task_utility"] for r in runs if r["seed"] == "0"]
+    assert [r["task_utility"] for r in again[:4]] == [r["task_utility"] for r in runs]
     assert all(_finished(root / a / f"seed_{s}") for a in ("read", "uniform") for s in (0, 1))
 
     # A run directory made with other overrides is refused, not mixed into the table.

@@ -584,6 +584,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-threads", type=int, default=None,
                         help="torch/OpenMP threads per run (default: the library's)")
     parser.add_argument("--eval-batch-size", type=int, default=8, help="batch size of the test-split scoring")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: tabulate the runs already finished (e.g. while the comparison runs)")
     args, overrides = parser.parse_known_args(argv)
 
     allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
@@ -600,7 +602,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     recipe = _load_recipe(args.config)
     root = Path(args.out) / Path(args.config).stem
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    specs = [RunSpec(a, s, root / a / f"seed_{s}") for a in allocators for s in seeds]
+    # Seed-major order: a comparison stopped part-way has every allocator on its first seeds.
+    specs = [RunSpec(a, s, root / a / f"seed_{s}") for s in seeds for a in allocators]
     derived = {(sp.allocator, sp.seed): derive_recipe(recipe, sp, root, args.config) for sp in specs}
 
     def say(text: str) -> None:
@@ -629,6 +632,9 @@ def compare_main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):
+        if args.no_train and not _finished(spec.run_dir):
+            say(f"[{i}/{len(specs)}] {spec.label}: not finished, left out of the table (--no-train)")
+            continue
         fit_args = _prepare(spec, derived[(spec.allocator, spec.seed)], overrides)
         if fit_args is None:
             say(f"[{i}/{len(specs)}] {spec.label}: finished earlier, reused ({spec.run_dir})")
@@ -636,19 +642,13 @@ def compare_main(argv: list[str] | None = None) -> int:
             resumed = " (resuming from last.ckpt)" if "--ckpt_path" in fit_args else ""
             say(f"[{i}/{len(specs)}] {spec.label}: training in {spec.run_dir}{resumed}")
             t0 = time.perf_counter()
-            launch = (lambda a: _run_subprocess(spec, a, env, say)) if args.launcher == "subprocess" else (
-                lambda a: _run_inprocess(spec, a))
-            launch(fit_args)
-            if not _finished(spec.run_dir) and resumed:
-                # last.ckpt was written after the final interval but the process died before the
-                # outputs: Lightning then skips training and its end hooks, so start over.
-                say(f"[{i}/{len(specs)}] {spec.label}: its checkpoint is from the end of training but the run "
-                    "has no outputs; training it again from scratch")
-                shutil.rmtree(spec.run_dir)
-                launch(_prepare(spec, derived[(spec.allocator, spec.seed)], overrides))
+            if args.launcher == "subprocess":
+                _run_subprocess(spec, fit_args, env, say)
+            else:
+                _run_inprocess(spec, fit_args)
             if not _finished(spec.run_dir):
-                raise SystemExit(f"read-train compare: {spec.label} ended without summary.json and student/ "
-                                 f"in {spec.run_dir}")
+                raise SystemExit(f"read-train compare: {spec.label} ended without summary.json and student/ in "
+                                 f"{spec.run_dir}; remove that directory to train the run again from scratch")
             say(f"[{i}/{len(specs)}] {spec.label}: trained in {time.perf_counter() - t0:.0f}s "
                 f"(total {time.perf_counter() - started:.0f}s)")
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
@@ -658,20 +658,27 @@ def compare_main(argv: list[str] | None = None) -> int:
             f"spent {int(row['spent_tokens'])} tokens")
         rows.append(row)
 
+    if not rows:
+        raise SystemExit(f"read-train compare: no finished run under {root} to tabulate")
+    rows.sort(key=lambda r: (allocators.index(r["allocator"]), r["seed"]))
     stats = aggregate(rows)
     counts = {a: sum(r["allocator"] == a for r in rows) for a in stats}
     command = "read-train compare " + " ".join(argv if argv is not None else sys.argv[2:])
+    budget = _budget(root / rows[0]["allocator"] / f"seed_{rows[0]['seed']}")
+    missing = [sp.label for sp in specs if not _finished(sp.run_dir)]
     header = [
         f"## Allocator comparison: {Path(args.config).name}",
         "",
         f"- command: `{command.strip()}`",
         f"- task: {setup.card.name}, test split, metric: {setup.metric} (0-100)",
-        f"- budget: {_budget(specs[0])} tokens per run; "
+        f"- budget: {budget} tokens per run; "
         f"seeds: {', '.join(map(str, seeds))}; mean ± sample std over seeds",
         f"- off-target change: mean profile change outside the top-{setup.k} required capabilities",
     ]
     if commit:
         header.append(f"- code: {commit}")
+    if missing:
+        header.append(f"- not finished, left out: {', '.join(missing)}")
     text = markdown(stats, counts, header)
     (root / "compare.md").write_text(text, encoding="utf-8")
     write_csv(root / "compare.csv", rows, stats)
@@ -680,8 +687,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _budget(spec: RunSpec) -> str:
+def _budget(run_dir: Path) -> str:
     try:
-        return f"{json.loads((spec.run_dir / 'ledger.json').read_text())['budget']:,}"
+        return f"{json.loads((run_dir / 'ledger.json').read_text())['budget']:,}"
     except (FileNotFoundError, KeyError, ValueError):
         return "?"
