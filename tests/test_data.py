@@ -308,6 +308,9 @@ def test_loader_resumes_mid_interval_without_training_or_charging_a_step_twice(t
         resumed.train_dataloader().load_state_dict({"interval": 3, "steps": 1})
     with pytest.raises(ValueError, match="steps=99"):
         resumed.train_dataloader().load_state_dict({"interval": 0, "steps": 99})
+    (tmp_path / "generated" / "interval_000.jsonl").unlink()
+    with pytest.raises(ValueError, match=r"resuming inside interval 0, but its data .*interval_000.jsonl is missing"):
+        resumed.train_dataloader()
 
 
 def test_interval_file_without_its_generation_state_is_refused(tiny_tokenizer, tmp_path):

@@ -639,6 +639,11 @@ class CapabilityDataModule(L.LightningDataModule):
             # The run continues as if it had just generated these rows.
             self._load_generation_state(state, str(state_path))
             return rows, state
+        if path is not None and self.charged_interval == self.interval:
+            raise ValueError(
+                f"resuming inside interval {self.interval}, but its data {path} is missing: the checkpoint's "
+                "steps were trained on that file, and generating it again would draw different data"
+            )
         rows = self._generate_interval()
         state = self._generation_state()
         if path is not None and state_path is not None:
@@ -666,7 +671,7 @@ class CapabilityDataModule(L.LightningDataModule):
             self.ledger.charge_generation(row["capability"], int(row["gen_tokens"]))
 
     def train_dataloader(self) -> DataLoader:
-        if self.tokenizer is None or self.prompt_source is None:
+        if self.tokenizer is None or self.prompt_source is None or (self.teacher is None and self._is_global_zero()):
             self.setup("fit")
         if self.trainer is not None:
             self.interval = self.trainer.current_epoch
