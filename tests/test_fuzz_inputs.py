@@ -123,3 +123,35 @@ def test_checkpointed_data_state_is_refused_with_a_named_error(tiny_tokenizer, f
         make_dm(tiny_tokenizer).load_state_dict(state)
     except ValueError:
         pass  # never a TypeError/KeyError/AttributeError from deep inside
+
+
+MODEL_KEYS = ["kd_weight", "divergence", "temperature", "lr", "weight_decay", "warmup_fraction", "min_lr_ratio",
+              "student_layers", "dtype"]
+CALLBACK_KEYS = [("CapabilityProbeCallback", k) for k in ("batch_size", "limit", "references", "reference_max_new_tokens")] + [
+    ("BanditAllocationCallback", k) for k in ("allocator", "requirement", "seed", "requirement_method")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.sampled_from([("model", k) for k in MODEL_KEYS] + CALLBACK_KEYS),
+       value=st.one_of(st.integers(-10**3, 10**3), st.floats(-10, 10), st.just(float("nan")), st.text(max_size=5), st.none(),
+                       st.dictionaries(st.text(max_size=4), st.floats(-1, 2), max_size=2)))
+def test_model_and_callback_values_are_validated_with_the_key_named(tmp_path, target, value):
+    from pathlib import Path
+
+    from read_lightning.cli import lightning_main
+
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
+    section, key = target
+    if section == "model":
+        recipe["model"][key] = value
+    else:
+        next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith(section))["init_args"][key] = value
+    config = tmp_path / "fuzzed.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    try:
+        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    except SystemExit as err:  # jsonargparse rejected the type; it prints which key to stderr
+        assert err.code != 0
+    except ValueError as err:
+        message = str(err)
+        assert key in message or repr(value) in message or str(value) in message, message

@@ -94,3 +94,20 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
     assert lr_factor(1.0, 0.1, 0.1) == pytest.approx(0.1)
     mids = [lr_factor(p, 0.1, 0.1) for p in (0.2, 0.5, 0.8)]
     assert mids == sorted(mids, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"kd_weight": None}, r"kd_weight must be a number in \[0.0, 1.0\], got None"),
+        ({"lr": float("nan")}, r"lr must be a number in \(0.0, inf\], got nan"),
+        ({"temperature": 0}, r"temperature must be a number in \(0.0, inf\]"),
+        ({"betas": (0.9,)}, r"betas must be two numbers"),
+        ({"min_lr_ratio": "low"}, r"min_lr_ratio must be a number"),
+        ({"dtype": "float13"}, r"unknown dtype 'float13'"),
+        ({"student_layers": "1:2:3:4"}, r"layer spec '1:2:3:4'"),
+    ],
+)
+def test_bad_hyperparameters_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DistillationModule(**kwargs)

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from read_lightning.bandit import make_allocator
 from read_lightning.capabilities import validate_distribution
 from read_lightning.jsonl import write_text_atomic
+from read_lightning.module import check_number
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,11 @@ class CapabilityProbeCallback(_TimedEvaluation):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"probe batch_size must be >= 1, got {batch_size}")
-        if references not in ("teacher", "gold") and not Path(references).is_file():
+        check_number("probe batch_size", batch_size, low=1, integer=True)
+        check_number("probe reference_max_new_tokens", reference_max_new_tokens, low=1, integer=True)
+        if limit is not None:
+            check_number("probe limit", limit, low=1, integer=True)
+        if not isinstance(references, str) or (references not in ("teacher", "gold") and not Path(references).is_file()):
             raise ValueError(f"references must be 'teacher', 'gold' or an existing JSONL file, got {references!r}")
         self.capabilities = capabilities
         self.references = references
@@ -213,8 +216,10 @@ class TaskEvaluationCallback(_TimedEvaluation):
         super().__init__()
         from read_lightning.tasks import TaskCard
 
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        check_number("every_n_epochs", every_n_epochs, low=1, integer=True)
+        check_number("task batch_size", batch_size, low=1, integer=True)
+        if limit is not None:
+            check_number("task limit", limit, low=1, integer=True)
         self.card = TaskCard.load(task_card)
         self.every_n_epochs, self.limit, self.batch_size = every_n_epochs, limit, batch_size
 
@@ -281,6 +286,7 @@ class BanditAllocationCallback(Callback):
         from read_lightning.bandit import ALLOCATORS
         from read_lightning.requirement import METHODS
 
+        check_number("bandit seed", seed, integer=True)
         if allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {allocator!r}; choose one of {sorted(ALLOCATORS)}")
         if requirement is not None:

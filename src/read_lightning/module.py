@@ -14,11 +14,46 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.jsonl import write_json_atomic
 from read_lightning.losses import DIVERGENCES, distillation_loss
-from read_lightning.models import EMBEDDED, compress_layers, load_model, load_tokenizer
+from read_lightning.models import (
+    EMBEDDED,
+    compress_layers,
+    load_model,
+    load_tokenizer,
+    parse_layer_spec,
+    resolve_dtype,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistillationModule", "full_student_state", "lr_factor"]
+__all__ = ["DistillationModule", "check_number", "full_student_state", "lr_factor"]
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+    open_high: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is a finite number (an integer if
+    ``integer``) between ``low`` and ``high``, bounds included unless ``open_low``/``open_high``.
+
+    Config values arrive from YAML; a ``None``, a string or a NaN must fail here with the key's
+    name, not later inside an optimiser or a comparison.
+    """
+    kind = "an integer" if integer else "a number"
+    bounds = ("(" if open_low else "[") + f"{'-inf' if low is None else low}, {'inf' if high is None else high}" + (
+        ")" if open_high else "]")
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        raise ValueError(f"{name} must be {kind} in {bounds}, got {value!r}")
 
 
 def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
@@ -76,12 +111,22 @@ class DistillationModule(L.LightningModule):
         super().__init__()
         if divergence not in DIVERGENCES:
             raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
-        if not 0.0 <= kd_weight <= 1.0:
-            raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
-        if not 0.0 <= warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        check_number("kd_weight", kd_weight, low=0.0, high=1.0)
+        check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0, open_high=True)
+        check_number("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0)
+        check_number("lr", lr, low=0.0, open_low=True)
+        check_number("temperature", temperature, low=0.0, open_low=True)
+        check_number("weight_decay", weight_decay, low=0.0)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {betas!r}")
+        for beta in betas:
+            check_number("betas", beta, low=0.0, high=1.0, open_high=True)
+        resolve_dtype(dtype)  # an unknown dtype is named now, not when the model loads
+        if student_layers is not None:
+            if not isinstance(student_layers, str) or not student_layers.strip():
+                raise ValueError(f"student_layers must be a layer spec like '::3' or '0,4,8', got {student_layers!r}")
+            # Syntax only: the layer count is known once the model is loaded.
+            parse_layer_spec(student_layers, 10**6)
         self.save_hyperparameters()
         self.student: torch.nn.Module | None = None
         # The teacher is frozen and shared with the data module: keep it out of this module's
