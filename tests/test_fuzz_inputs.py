@@ -155,3 +155,27 @@ def test_model_and_callback_values_are_validated_with_the_key_named(tmp_path, ta
     except ValueError as err:
         message = str(err)
         assert key in message or repr(value) in message or str(value) in message, message
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["temperature", "top_p", "teacher_timeout", "mixture", "capabilities", "seed",
+                            "prompt_source", "teacher_backend"]),
+       value=st.one_of(st.floats(-2, 3), st.just(float("nan")), st.none(), st.text(max_size=5), st.integers(-3, 3),
+                       st.dictionaries(st.sampled_from(["math", "code", "poetry"]), st.floats(-1, 2), max_size=3),
+                       st.lists(st.sampled_from(["math", "code", "math", ""]), max_size=3)))
+def test_data_values_are_validated_with_the_key_named(tmp_path, key, value):
+    from pathlib import Path
+
+    from read_lightning.cli import lightning_main
+
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
+    recipe["data"][key] = value
+    config = tmp_path / "fuzzed.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    try:
+        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    except SystemExit as err:
+        assert err.code != 0
+    except (ValueError, FileNotFoundError) as err:
+        message = str(err)
+        assert key in message or repr(value) in message or str(value) in message, message

@@ -22,8 +22,8 @@ from lightning.pytorch.callbacks import Callback
 
 from read_lightning.bandit import make_allocator
 from read_lightning.capabilities import validate_distribution
+from read_lightning.checks import check_number
 from read_lightning.jsonl import write_text_atomic
-from read_lightning.module import check_number
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ from read_lightning.generation import (
     chat_prompt_ids,
     resolve_teacher_backend,
 )
+from read_lightning.checks import check_number
 from read_lightning.jsonl import iter_jsonl, write_json_atomic, write_jsonl_atomic
 from read_lightning.ledger import TokenLedger
 from read_lightning.models import EMBEDDED
@@ -283,7 +284,14 @@ class CapabilityDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.capabilities = list(capabilities or DEFAULT_CAPABILITIES)
-        check_capabilities(self.capabilities, self.capabilities)
+        try:
+            check_capabilities(self.capabilities, self.capabilities)
+        except ValueError as err:
+            raise ValueError(f"capabilities {self.capabilities!r}: {err}") from None
+        check_number("temperature", temperature, low=0.0)
+        check_number("top_p", top_p, low=0.0, high=1.0, open_low=True)
+        check_number("teacher_timeout", teacher_timeout, low=0.0, open_low=True)
+        check_number("seed", seed, integer=True)
         for name, value in [
             ("num_intervals", num_intervals),
             ("max_tokens_per_batch", max_tokens_per_batch),

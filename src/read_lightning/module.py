@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.jsonl import write_json_atomic
+from read_lightning.checks import check_number
 from read_lightning.losses import DIVERGENCES, distillation_loss
 from read_lightning.models import (
     EMBEDDED,
@@ -25,35 +26,7 @@ from read_lightning.models import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistillationModule", "check_number", "full_student_state", "lr_factor"]
-
-
-def check_number(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    open_low: bool = False,
-    open_high: bool = False,
-    integer: bool = False,
-) -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``value`` is a finite number (an integer if
-    ``integer``) between ``low`` and ``high``, bounds included unless ``open_low``/``open_high``.
-
-    Config values arrive from YAML; a ``None``, a string or a NaN must fail here with the key's
-    name, not later inside an optimiser or a comparison.
-    """
-    kind = "an integer" if integer else "a number"
-    bounds = ("(" if open_low else "[") + f"{'-inf' if low is None else low}, {'inf' if high is None else high}" + (
-        ")" if open_high else "]")
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if open_low else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        raise ValueError(f"{name} must be {kind} in {bounds}, got {value!r}")
+__all__ = ["DistillationModule", "full_student_state", "lr_factor"]
 
 
 def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
