@@ -12,8 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from read_lightning.jsonl import write_json_atomic
 from read_lightning.checks import check_number
+from read_lightning.jsonl import write_json_atomic
 from read_lightning.losses import DIVERGENCES, distillation_loss
 from read_lightning.models import (
     EMBEDDED,
