@@ -245,6 +245,32 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
         assert (resumed["student"][name] == tensor).all(), name  # trained on each batch once
 
 
+def test_ckpt_path_last_picks_the_newest_version_with_a_last_checkpoint(tmp_path):
+    from jsonargparse import Namespace
+
+    from read_lightning.cli import resume_latest_version
+
+    def config(ckpt_path="last", version=None):
+        logger = Namespace(class_path="lightning.pytorch.loggers.CSVLogger",
+                           init_args=Namespace(save_dir=str(tmp_path), name="tiny", version=version))
+        return Namespace(ckpt_path=ckpt_path, trainer=Namespace(logger=logger))
+
+    first = config()
+    resume_latest_version(first)
+    assert first.trainer.logger.init_args.version is None  # nothing to resume: a first run
+    for version, files in ((0, ["last.ckpt"]), (1, ["last-v1.ckpt"]), (2, []), (3, ["epoch=0-step=4.ckpt"])):
+        (tmp_path / "tiny" / f"version_{version}" / "checkpoints").mkdir(parents=True)
+        for name in files:
+            (tmp_path / "tiny" / f"version_{version}" / "checkpoints" / name).write_bytes(b"")
+    latest = config()
+    resume_latest_version(latest)
+    assert latest.trainer.logger.init_args.version == 1
+    pinned, explicit = config(version=0), config(ckpt_path="runs/x.ckpt")
+    resume_latest_version(pinned)
+    resume_latest_version(explicit)
+    assert pinned.trainer.logger.init_args.version == 0 and explicit.trainer.logger.init_args.version is None
+
+
 if __name__ == "__main__":
     if os.environ.get("READ_KILL_AT"):
         _install_kill_point(os.environ["READ_KILL_AT"])
