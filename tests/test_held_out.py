@@ -26,3 +26,29 @@ def test_probe_hashes_are_in_the_training_leakage_set(tmp_path):
     for cap in DEFAULT_CAPABILITIES:
         assert {prompt_hash(item["prompt"]) for item in probe_items(cap)} <= held_out
     assert prompt_hash("what is the capital of norway") in held_out
+
+
+def test_user_probe_prompts_are_held_out_and_the_probe_callback_follows_the_data_module(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from read_lightning.callbacks import CapabilityProbeCallback
+
+    user = tmp_path / "probes"
+    user.mkdir()
+    (user / "units.jsonl").write_text('{"id": "u1", "prompt": "Convert 3 km to m.", "answer": "3000 m"}\n')
+    dm = CapabilityDataModule(capabilities=["math", "units"], probe_data_dir=str(user))
+    held_out = dm._held_out_hashes()
+    assert prompt_hash("Convert 3 km to m.") in held_out
+    assert {prompt_hash(item["prompt"]) for item in probe_items("math")} <= held_out
+
+    trainer = SimpleNamespace(datamodule=dm)
+    assert CapabilityProbeCallback()._data_dir(trainer) == str(user)
+    assert CapabilityProbeCallback(data_dir=str(user))._data_dir(trainer) == str(user)
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ValueError, match="differs from the data module's probe_data_dir"):
+        CapabilityProbeCallback(data_dir=str(other))._data_dir(trainer)
+    with pytest.raises(FileNotFoundError, match="probe_data_dir"):
+        CapabilityDataModule(probe_data_dir=str(tmp_path / "missing"))

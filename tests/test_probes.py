@@ -281,3 +281,21 @@ def test_fidelity_score_is_linear_in_log_likelihood_and_clipped():
     assert fidelity_score(-40.0) == 0.0
     # Equal log-likelihood gains are equal score gains, wherever they happen.
     assert fidelity_score(-12.0) - fidelity_score(-14.0) == pytest.approx(fidelity_score(-1.0) - fidelity_score(-3.0))
+
+
+def test_user_capability_needs_only_its_items(tiny_tokenizer, tmp_path):
+    """A capability added by a user is one JSONL file; the packaged capabilities keep working beside it."""
+    user = tmp_path / "user_probes"
+    user.mkdir()
+    rows = [{"id": f"u{i}", "prompt": f"Convert {i} km to m.", "answer": f"{i * 1000} m"} for i in range(1, 5)]
+    (user / "units.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    probe = _probe(tmp_path, capabilities=["math", "units"], data_dir=user)
+    assert [it["id"] for it in probe.items["units"]] == ["u1", "u2", "u3", "u4"]
+    assert probe.items["math"] == probe_items("math")[:LIMIT]  # read from the packaged suite
+    scores = probe.evaluate(build_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer)
+    assert set(scores) == {"math", "units"} and 0.0 <= scores["units"] <= 100.0
+    assert probe.last_details["units"]["n"] == 4
+    with pytest.raises(ValueError, match="units"):
+        CapabilityProbe(capabilities=["units"])  # without the directory it is unknown
+    with pytest.raises(ValueError, match="not a directory"):
+        CapabilityProbe(capabilities=["math"], data_dir=tmp_path / "missing")

@@ -120,6 +120,8 @@ class CapabilityProbeCallback(_TimedEvaluation):
             and cached), ``"gold"`` scores the shipped answers, or a path to a reference JSONL.
         batch_size, limit: handed to the probe (cost control).
         reference_max_new_tokens: length of teacher reference answers.
+        data_dir: directory of user probe sets (see ``CapabilityProbe``); default: the data
+            module's ``probe_data_dir``, so the probed prompts are the ones training excludes.
 
     The profile is logged as ``probe/<capability>`` (0-100) and kept in ``latest_profile``.
     """
@@ -135,9 +137,12 @@ class CapabilityProbeCallback(_TimedEvaluation):
         limit: int | None = None,
         reference_max_new_tokens: int = 48,
         cache_dir: str | None = None,
+        data_dir: str | None = None,
     ) -> None:
         super().__init__()
         check_number("probe batch_size", batch_size, low=1, integer=True)
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise ValueError(f"probe data_dir {data_dir!r} is not a directory")
         check_number("probe reference_max_new_tokens", reference_max_new_tokens, low=1, integer=True)
         if limit is not None:
             check_number("probe limit", limit, low=1, integer=True)
@@ -148,6 +153,7 @@ class CapabilityProbeCallback(_TimedEvaluation):
         self.batch_size, self.limit = batch_size, limit
         self.reference_max_new_tokens = reference_max_new_tokens
         self.cache_dir = cache_dir
+        self.data_dir = data_dir
         self.probe: Any = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -156,7 +162,8 @@ class CapabilityProbeCallback(_TimedEvaluation):
         self._fit_started = time.perf_counter()
         caps = self.capabilities or getattr(trainer.datamodule, "capabilities", None)
         work = Path(trainer.log_dir) / "probes" if trainer.log_dir else None
-        self.probe = CapabilityProbe(caps, batch_size=self.batch_size, limit=self.limit, work_dir=work)
+        self.probe = CapabilityProbe(caps, batch_size=self.batch_size, limit=self.limit,
+                                     data_dir=self._data_dir(trainer), work_dir=work)
         if trainer.is_global_zero:
             self._timed(self._prepare_references, trainer)
         if self.latest_profile is not None:
@@ -164,6 +171,20 @@ class CapabilityProbeCallback(_TimedEvaluation):
             return
         # The baseline profile s_0: the first allocation decision needs it.
         self._timed(self._measure, trainer, pl_module)
+
+    def _data_dir(self, trainer: L.Trainer) -> str | None:
+        """The probe sets' directory; it must be the one the data module keeps out of training."""
+        module_dir = getattr(trainer.datamodule, "probe_data_dir", None)
+        if self.data_dir is None:
+            return module_dir
+        if hasattr(trainer.datamodule, "probe_data_dir") and (
+            module_dir is None or Path(module_dir).resolve() != Path(self.data_dir).resolve()
+        ):
+            raise ValueError(
+                f"probe data_dir {self.data_dir!r} differs from the data module's probe_data_dir "
+                f"{module_dir!r}: training would not exclude the probed prompts; set data.probe_data_dir instead"
+            )
+        return self.data_dir
 
     def _prepare_references(self, trainer: L.Trainer) -> None:
         if self.references == "gold":

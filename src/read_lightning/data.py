@@ -251,6 +251,9 @@ class CapabilityDataModule(L.LightningDataModule):
             file of ``{"capability": ..., "prompt": ...}`` rows.
         extra_templates: YAML/JSONL file(s) of user templates, e.g. for a user-defined capability.
         leakage_hashes: file of evaluation-prompt hashes (``read-train leakage``) never to train on.
+        probe_data_dir: directory of user probe sets (``<capability>.jsonl``, see
+            ``CapabilityProbe``); its prompts, like the packaged probes', never reach training, and
+            ``CapabilityProbeCallback`` probes from it unless given its own ``data_dir``.
         drop_unverified: drop teacher answers that a template's verifier marks wrong (their
             generation tokens are still charged: they were paid for).
         run_dir: where per-interval generated data is written; defaults to the trainer's log dir.
@@ -276,6 +279,7 @@ class CapabilityDataModule(L.LightningDataModule):
         prompt_source: str = "templates",
         extra_templates: str | None = None,
         leakage_hashes: str | None = None,
+        probe_data_dir: str | None = None,
         drop_unverified: bool = False,
         teacher_dtype: str = "float32",
         cache_dir: str | None = None,
@@ -324,7 +328,10 @@ class CapabilityDataModule(L.LightningDataModule):
                 raise FileNotFoundError(f"{name} file {path!r} does not exist")
         self.teacher_name, self.student_name = teacher, student
         self.teacher_backend, self.teacher_url, self.teacher_timeout = teacher_backend, teacher_url, teacher_timeout
+        if probe_data_dir is not None and not Path(probe_data_dir).is_dir():
+            raise FileNotFoundError(f"probe_data_dir {probe_data_dir!r} is not a directory")
         self.extra_templates, self.leakage_hashes = extra_templates, leakage_hashes
+        self.probe_data_dir = probe_data_dir
         self.num_intervals = num_intervals
         self.max_tokens_per_batch = max_tokens_per_batch
         self.max_length = max_length
@@ -434,13 +441,13 @@ class CapabilityDataModule(L.LightningDataModule):
         would reward memorisation instead of capability.
         """
         from read_lightning.leakage import load_hash_set, prompt_hash
-        from read_lightning.probes import PROBE_DATA_DIR, probe_items
+        from read_lightning.probes import probe_file, probe_items
 
         hashes = {
             prompt_hash(item["prompt"])
             for cap in self.capabilities
-            if (PROBE_DATA_DIR / f"{cap}.jsonl").is_file()
-            for item in probe_items(cap)
+            if probe_file(cap, ".jsonl", self.probe_data_dir).is_file()
+            for item in probe_items(cap, self.probe_data_dir)
         }
         if self.leakage_hashes:
             hashes |= set(load_hash_set(self.leakage_hashes))

@@ -90,6 +90,8 @@ __all__ = [
     "FIDELITY_FLOOR_NATS",
     "fidelity_score",
     "preserved_state",
+    "probe_capabilities",
+    "probe_file",
     "probe_items",
     "process_probe_results",
     "render_chat_prompt",
@@ -260,12 +262,32 @@ def process_probe_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dic
 # --------------------------------------------------------------------------- probe items
 
 
+def probe_file(capability: str, suffix: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """``<capability><suffix>`` in ``data_dir`` if it is there, else in the packaged suite.
+
+    Why the fallback: a user who adds one capability writes its files only, not copies of the
+    packaged eight.
+    """
+    if data_dir is not None and (Path(data_dir) / f"{capability}{suffix}").is_file():
+        return Path(data_dir) / f"{capability}{suffix}"
+    return PROBE_DATA_DIR / f"{capability}{suffix}"
+
+
+def probe_capabilities(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """Capabilities with a probe set: the packaged ones, then those in ``data_dir`` (sorted)."""
+    extra = sorted(p.stem for p in Path(data_dir).glob("*.jsonl")) if data_dir is not None else []
+    return list(DEFAULT_CAPABILITIES) + [c for c in extra if c not in DEFAULT_CAPABILITIES]
+
+
 def probe_items(capability: str, data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """The hand-written items of one capability: dicts with ``id``, ``prompt``, ``answer``."""
-    data_dir = Path(data_dir) if data_dir is not None else PROBE_DATA_DIR
-    path = data_dir / f"{capability}.jsonl"
+    """The hand-written items of one capability: dicts with ``id``, ``prompt``, ``answer``.
+
+    Read from ``data_dir`` when it holds ``<capability>.jsonl``, else from the packaged suite.
+    """
+    path = probe_file(capability, ".jsonl", data_dir)
     if not path.is_file():
-        raise ValueError(f"no probe set for capability {capability!r}: {path} does not exist")
+        where = f"{data_dir} or the packaged suite" if data_dir is not None else "the packaged suite"
+        raise ValueError(f"no probe set for capability {capability!r}: no {capability}.jsonl in {where}")
     rows = read_jsonl(path, required=("id", "prompt", "answer"))
     if not rows:
         raise ValueError(f"empty probe set for capability {capability!r}: {path} has no items")
@@ -418,8 +440,9 @@ class CapabilityProbe:
         references: path of a teacher-reference JSONL written by :meth:`build_references`; the
             probe then scores fidelity to those answers. ``None`` scores the gold answers until
             :meth:`build_references` is called.
-        data_dir: directory with ``<capability>.yaml`` + ``<capability>.jsonl`` (default: the
-            packaged suite); a user-defined capability needs its files here.
+        data_dir: directory of user probe sets: ``<capability>.jsonl`` (items) and optionally
+            ``<capability>.yaml`` (an lm-eval task config; default: the packaged shared config).
+            A capability without files there is read from the packaged suite.
         work_dir: where the rendered task YAML/JSONL and the datasets cache go (default: a
             temporary directory removed with the probe); point it into the run directory to keep
             them for inspection.
@@ -437,16 +460,15 @@ class CapabilityProbe:
         data_dir: str | os.PathLike | None = None,
         work_dir: str | os.PathLike | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir) if data_dir is not None else PROBE_DATA_DIR
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        if self.data_dir is not None and not self.data_dir.is_dir():
+            raise ValueError(f"probe data_dir {str(data_dir)!r} is not a directory")
         if capabilities is None:
             capabilities = list(DEFAULT_CAPABILITIES)
         capabilities = list(capabilities)
         if not capabilities:
             raise ValueError("CapabilityProbe needs at least one capability")
-        known = list(DEFAULT_CAPABILITIES) + sorted(
-            p.stem for p in self.data_dir.glob("*.jsonl") if p.stem not in DEFAULT_CAPABILITIES
-        )
-        check_capabilities(capabilities, known)
+        check_capabilities(capabilities, probe_capabilities(self.data_dir))
         if batch_size < 1:
             raise ValueError(f"probe batch_size must be >= 1, got {batch_size}")
         if limit is not None and limit < 1:
@@ -577,9 +599,11 @@ class CapabilityProbe:
             with data_file.open("w", encoding="utf-8") as fh:
                 for doc in docs:
                     fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
-            base = self.data_dir / f"{cap}.yaml"
+            base = probe_file(cap, ".yaml", self.data_dir)
+            # A user capability with items only gets the shared config and its name as metadata.
+            metadata = [] if base.is_file() else ["metadata:", "  version: 1", f"  capability: {json.dumps(cap)}"]
             if not base.is_file():
-                raise ValueError(f"no probe task config for capability {cap!r}: {base} does not exist")
+                base = PROBE_DATA_DIR / "_probe_base.yaml"
             # The runtime task includes the packaged config and only points it at the rendered data.
             (task_dir / f"{cap}.yaml").write_text(
                 "\n".join(
@@ -590,6 +614,7 @@ class CapabilityProbe:
                         "dataset_kwargs:",
                         f"  data_files: {{test: {json.dumps(str(data_file.resolve()))}}}",
                         f"  cache_dir: {json.dumps(str((task_dir / 'hf_cache').resolve()))}",
+                        *metadata,
                         "",
                     ]
                 ),
