@@ -76,6 +76,16 @@ def build_tiny_model(tokenizer, num_layers: int = 2, seed: int = 0, vocab_size: 
     return LlamaForCausalLM(config)
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """One intra-op thread for the test: tiny models gain nothing from more, and on a busy 2-core
+    box OpenMP threads waiting on each other made them up to 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tiny_tokenizer()

@@ -55,6 +55,30 @@ def test_task_card_loader_survives_arbitrary_text(tmp_path, text):
     assert "card.yaml" in str(err.value), str(err.value)
 
 
+def _recipe_error(tmp_path, section: str, key: str, value) -> str | None:
+    """Set ``key`` of the default recipe's ``section`` (``data``, ``model`` or a callback class
+    name) to ``value`` and parse it; return the ValueError/FileNotFoundError message, or None
+    when the value was accepted or jsonargparse rejected its type (it names the key on stderr)."""
+    from pathlib import Path
+
+    from read_lightning.cli import lightning_main
+
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
+    if section in ("data", "model"):
+        recipe[section][key] = value
+    else:
+        next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith(section))["init_args"][key] = value
+    config = tmp_path / "fuzzed.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    try:
+        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
+    except SystemExit as err:
+        assert err.code != 0
+    except (ValueError, FileNotFoundError) as err:
+        return str(err)
+    return None
+
+
 DATA_INTS = ["budget_tokens", "num_intervals", "max_tokens_per_batch", "max_length", "max_new_tokens",
              "generation_batch_size"]
 
@@ -62,21 +86,8 @@ DATA_INTS = ["budget_tokens", "num_intervals", "max_tokens_per_batch", "max_leng
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(DATA_INTS), value=st.one_of(st.integers(-10**6, 10**6), st.text(max_size=5), st.none()))
 def test_recipe_values_are_validated_with_the_key_named(tmp_path, key, value):
-    from pathlib import Path
-
-    from read_lightning.cli import lightning_main
-
-    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
-    recipe["data"][key] = value
-    config = tmp_path / "fuzzed.yaml"
-    config.write_text(yaml.safe_dump(recipe))
-    try:
-        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
-    except SystemExit as err:  # jsonargparse rejected the type; it prints which key to stderr
-        assert err.code != 0
-    except ValueError as err:
-        message = str(err)
-        assert key in message or "budget_tokens" in message, message
+    message = _recipe_error(tmp_path, "data", key, value)
+    assert message is None or key in message or "budget_tokens" in message, message
 
 
 ROW_FIELDS = {"prompt": st.one_of(st.text(max_size=8), values), "answer": st.one_of(st.text(max_size=8), values),
@@ -136,25 +147,9 @@ CALLBACK_KEYS = [("CapabilityProbeCallback", k) for k in ("batch_size", "limit",
        value=st.one_of(st.integers(-10**3, 10**3), st.floats(-10, 10), st.just(float("nan")), st.text(max_size=5), st.none(),
                        st.dictionaries(st.text(max_size=4), st.floats(-1, 2), max_size=2)))
 def test_model_and_callback_values_are_validated_with_the_key_named(tmp_path, target, value):
-    from pathlib import Path
-
-    from read_lightning.cli import lightning_main
-
-    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
     section, key = target
-    if section == "model":
-        recipe["model"][key] = value
-    else:
-        next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith(section))["init_args"][key] = value
-    config = tmp_path / "fuzzed.yaml"
-    config.write_text(yaml.safe_dump(recipe))
-    try:
-        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
-    except SystemExit as err:  # jsonargparse rejected the type; it prints which key to stderr
-        assert err.code != 0
-    except ValueError as err:
-        message = str(err)
-        assert key in message or repr(value) in message or str(value) in message, message
+    message = _recipe_error(tmp_path, section, key, value)
+    assert message is None or key in message or repr(value) in message or str(value) in message, message
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -164,18 +159,5 @@ def test_model_and_callback_values_are_validated_with_the_key_named(tmp_path, ta
                        st.dictionaries(st.sampled_from(["math", "code", "poetry"]), st.floats(-1, 2), max_size=3),
                        st.lists(st.sampled_from(["math", "code", "math", ""]), max_size=3)))
 def test_data_values_are_validated_with_the_key_named(tmp_path, key, value):
-    from pathlib import Path
-
-    from read_lightning.cli import lightning_main
-
-    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
-    recipe["data"][key] = value
-    config = tmp_path / "fuzzed.yaml"
-    config.write_text(yaml.safe_dump(recipe))
-    try:
-        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
-    except SystemExit as err:
-        assert err.code != 0
-    except (ValueError, FileNotFoundError) as err:
-        message = str(err)
-        assert key in message or repr(value) in message or str(value) in message, message
+    message = _recipe_error(tmp_path, "data", key, value)
+    assert message is None or key in message or repr(value) in message or str(value) in message, message

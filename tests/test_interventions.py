@@ -39,13 +39,7 @@ def head_utility(card, model, tokenizer):
     return 50.0 + 100.0 * float(model.model.norm.weight.detach().mean() - 1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: intra-op threads only add hand-off cost, many times the work on a busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture()

@@ -26,14 +26,7 @@ CAPS = ["math", "code"]
 LIMIT = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy 2-core box OpenMP threads
-    # waiting on each other make them 20x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _probe(tmp_path, **kw) -> CapabilityProbe:

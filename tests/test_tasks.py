@@ -27,12 +27,7 @@ from read_lightning.tasks import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; avoids OpenMP thrash on a busy 2-core box
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _write_card(tmp_path: Path, evaluation: str, dev_rows: list[dict], **extra) -> Path:
