@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from conftest import build_tiny_model
 
@@ -19,13 +18,7 @@ ROOT = Path(__file__).parent.parent
 BUDGET = 1200
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: intra-op threads only add hand-off cost on a busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

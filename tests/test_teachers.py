@@ -21,18 +21,9 @@ from read_lightning.generation import (
     VLLMTeacher,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # -- HFTeacher -------------------------------------------------------------------------------
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny matmuls spend most of their time synchronising threads on a busy 2-core box.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 PROMPTS = ["What is 12 plus 7?", "Write a Python function.", "The capital of France is", "Translate good morning"]
 
