@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from read_lightning.bandit import allocator_options
 from read_lightning.cli import lightning_main, main
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -43,7 +44,12 @@ def _strip(doc: dict) -> dict:
     doc["trainer"]["logger"]["init_args"].pop("name")
     for cb in doc["trainer"]["callbacks"]:
         cb["init_args"].pop("allocator", None)
+        cb["init_args"].pop("allocator_kwargs", None)
     return doc
+
+
+def _bandit_args(doc: dict) -> dict:
+    return next(cb for cb in doc["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))["init_args"]
 
 
 @pytest.mark.parametrize("allocator", ["uniform", "task_static", "single", "greedy", "random"])
@@ -51,9 +57,20 @@ def test_baseline_recipes_differ_from_default_only_in_allocator(allocator):
     root = Path(__file__).parent.parent / "recipes"
     default = yaml.safe_load((root / "smollm2-135m.yaml").read_text())
     baseline = yaml.safe_load((root / f"smollm2-135m-{allocator}.yaml").read_text())
-    bandit = [cb for cb in baseline["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback")]
-    assert bandit[0]["init_args"]["allocator"] == allocator
+    assert _bandit_args(baseline)["allocator"] == allocator
     assert _strip(baseline) == _strip(default)
+    # the default's allocator options that this allocator takes, and no others
+    accepted = allocator_options(allocator)
+    expected = {k: v for k, v in _bandit_args(default).get("allocator_kwargs", {}).items() if k in accepted}
+    assert _bandit_args(baseline).get("allocator_kwargs", {}) == expected
+
+
+def test_allocator_options_a_baseline_does_not_take_are_refused_when_the_recipe_is_parsed():
+    from read_lightning.callbacks import BanditAllocationCallback
+
+    with pytest.raises(ValueError, match=r"allocator_kwargs \['warmup'\] are not options of allocator 'single'"):
+        BanditAllocationCallback(allocator="single", requirement={"math": 1.0}, allocator_kwargs={"warmup": 2})
+    BanditAllocationCallback(allocator="greedy", requirement={"math": 1.0}, allocator_kwargs={"warmup": 2})
 
 
 def test_unknown_recipe_key_is_named(tmp_path, capsys):

@@ -19,6 +19,7 @@ published convention; pass e.g. the tokens of one interval to make ``lam`` per i
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "FixedAllocator",
     "RandomAllocator",
     "ALLOCATORS",
+    "allocator_options",
     "make_allocator",
 ]
 
@@ -938,6 +940,22 @@ ALLOCATORS: dict[str, Callable[..., Allocator]] = {
     "fixed": FixedAllocator,
     "random": RandomAllocator,
 }
+
+
+def allocator_options(name: str) -> set[str] | None:
+    """Keyword options the allocator ``name`` accepts, following ``**kwargs`` up its base
+    classes; None if some constructor accepts anything."""
+    if name not in ALLOCATORS:
+        raise ValueError(f"unknown allocator {name!r}; choose one of {sorted(ALLOCATORS)!r}")
+    names: set[str] = set()
+    for klass in inspect.getmro(ALLOCATORS[name]):  # type: ignore[arg-type]
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names - {"self", "capabilities", "requirement", "seed"}
+    return None
 
 
 def make_allocator(name: str, capabilities: Sequence[str], requirement: Vector, seed: int = 0, **kwargs: Any) -> Allocator:

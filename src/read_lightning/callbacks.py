@@ -304,12 +304,19 @@ class BanditAllocationCallback(Callback):
         requirement_method: str = "auto",
         identifier_path: str | None = None,
     ) -> None:
-        from read_lightning.bandit import ALLOCATORS
+        from read_lightning.bandit import ALLOCATORS, allocator_options
         from read_lightning.requirement import METHODS
 
         check_number("bandit seed", seed, integer=True)
         if allocator not in ALLOCATORS:
             raise ValueError(f"unknown allocator {allocator!r}; choose one of {sorted(ALLOCATORS)}")
+        accepted = allocator_options(allocator)
+        unknown = sorted(set(allocator_kwargs or {}) - accepted) if accepted is not None else []
+        if unknown:
+            # Checked here, not at fit start, so a recipe fails when it is parsed.
+            raise ValueError(
+                f"allocator_kwargs {unknown!r} are not options of allocator {allocator!r}; it takes {sorted(accepted)!r}"
+            )
         if requirement is not None:
             # Names are checked against the data module's capabilities at fit start.
             validate_distribution(requirement, list(requirement), name="requirement vector")

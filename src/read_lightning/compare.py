@@ -61,7 +61,6 @@ __all__ = [
     "DEFAULT_ALLOCATORS",
     "RunSpec",
     "aggregate",
-    "allocator_options",
     "compare_main",
     "derive_recipe",
     "run_metrics",
@@ -121,6 +120,8 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
     # A recipe tuned for ``read`` carries its options (warmup, kappa, ...); a static baseline
     # takes none of them, and would fail on them, so each run keeps only what its allocator takes.
     kwargs = dict(init.get("allocator_kwargs") or {})
+    from read_lightning.bandit import allocator_options
+
     accepted = allocator_options(spec.allocator)
     if accepted is not None:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -137,24 +138,6 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
         "init_args": {"save_dir": str(root), "name": spec.allocator, "version": f"seed_{spec.seed}"},
     }
     return derived
-
-
-def allocator_options(name: str) -> set[str] | None:
-    """Keyword options the allocator ``name`` accepts, following ``**kwargs`` up its base
-    classes; None if some constructor accepts anything."""
-    import inspect
-
-    from read_lightning.bandit import ALLOCATORS
-
-    names: set[str] = set()
-    for klass in inspect.getmro(ALLOCATORS[name]):  # type: ignore[arg-type]
-        if "__init__" not in vars(klass) or klass is object:
-            continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names - {"self", "capabilities", "requirement", "seed"}
-    return None
 
 
 def _check_overrides(overrides: Sequence[str]) -> None:
