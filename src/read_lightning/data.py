@@ -529,10 +529,9 @@ class CapabilityDataModule(L.LightningDataModule):
         except (TypeError, ValueError) as err:
             raise ValueError(f"{origin}: field 'rng' is not a random.Random state ({err})") from None
         calls, too_long = state.get("teacher_calls"), state.get("too_long_prompts", 0)
-        for name, value, optional in (("teacher_calls", calls, True), ("too_long_prompts", too_long, False)):
-            if (value is None and optional) or (not isinstance(value, bool) and isinstance(value, int) and value >= 0):
-                continue
-            raise ValueError(f"{origin}: field {name!r} must be a non-negative integer, got {value!r}")
+        if calls is not None:  # None: the teacher keeps no call counter
+            check_number(f"{origin}: field 'teacher_calls'", calls, low=0, integer=True)
+        check_number(f"{origin}: field 'too_long_prompts'", too_long, low=0, integer=True)
         if "prompt_source" in state:
             if self.prompt_source is None:
                 self.prompt_source = self._build_prompt_source()
@@ -760,9 +759,7 @@ class CapabilityDataModule(L.LightningDataModule):
         if missing:
             raise ValueError(f"checkpoint data-module state lacks field(s) {missing}; was it saved by this version?")
         for name, low in (("interval", 0), ("charged_interval", -1), ("padding_tokens", 0)):
-            value = state.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"checkpoint data-module state: field {name!r} must be an integer >= {low}, got {value!r}")
+            check_number(f"checkpoint data-module state: field {name!r}", state.get(name, 0), low=low, integer=True)
         if not isinstance(state["mixture"], dict):
             raise ValueError(f"checkpoint data-module state: field 'mixture' must be a mapping, got {state['mixture']!r}")
         self.ledger.load_state_dict(state["ledger"])
