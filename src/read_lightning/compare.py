@@ -182,6 +182,8 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
     Refuses a run directory made by a different recipe or overrides: its results would
     silently stand in for the ones asked for.
     """
+    from read_lightning.jsonl import write_json_atomic, write_text_atomic
+
     stamp_path = spec.run_dir / "compare.json"
     stamp = {"allocator": spec.allocator, "seed": spec.seed, "overrides": list(overrides),
              "fingerprint": _fingerprint(derived, overrides)}
@@ -201,8 +203,9 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
         shutil.rmtree(spec.run_dir)
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     config = spec.run_dir / "recipe.yaml"
-    config.write_text(yaml.safe_dump(derived, sort_keys=False), encoding="utf-8")
-    stamp_path.write_text(json.dumps(stamp, indent=2), encoding="utf-8")
+    # Atomic, like every file a resume reads back.
+    write_text_atomic(config, yaml.safe_dump(derived, sort_keys=False))
+    write_json_atomic(stamp_path, stamp)
     args = ["fit", "--config", str(config), *overrides]
     if ckpt.is_file():
         args += ["--ckpt_path", str(ckpt)]
@@ -389,6 +392,7 @@ class _TaskScorer:
         ``task_eval.json`` next to it."""
         import torch
 
+        from read_lightning.jsonl import write_json_atomic
         from read_lightning.models import load_model, load_tokenizer
         from read_lightning.tasks import evaluate_task
 
@@ -408,7 +412,8 @@ class _TaskScorer:
         result = {"task_utility": float(got["utility"])}
         if "agreement" in got:
             result["task_agreement"] = float(got["agreement"])
-        cache.write_text(json.dumps({"key": key, "result": result, "details": got}, indent=2), encoding="utf-8")
+        # Atomic: a comparison stopped here must not leave a half file that its resume cannot parse.
+        write_json_atomic(cache, {"key": key, "result": result, "details": got})
         del student
         gc.collect()
         return result
