@@ -2,6 +2,7 @@ import json
 
 import lightning as L
 import pytest
+import torch
 from conftest import build_tiny_model
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_data import POOLS, make_dm
@@ -98,6 +99,73 @@ def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
     assert part_dm.ledger.summary() == full_dm.ledger.summary()
 
 
+class UserModule(L.LightningModule):
+    """A user's own module: plain cross-entropy, none of DistillationModule's resume hooks."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch, batch_idx):
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          labels=batch["labels"]).loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-3)
+
+
+class Killed(Exception):
+    pass
+
+
+class CheckpointOnLastBatchThenDie(Callback):
+    """What ``ModelCheckpoint(every_n_train_steps=...)`` does when its step falls on an interval's
+    last batch, followed by the process dying before the interval's end hooks run."""
+
+    def __init__(self, path, epoch):
+        self.path, self.epoch = path, epoch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch == self.epoch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            trainer.save_checkpoint(self.path)
+            raise Killed
+
+
+@pytest.mark.parametrize("reopen", [True, False])
+def test_checkpoint_on_an_intervals_last_batch_resumes_into_its_decision_with_a_users_module(
+    tiny_tokenizer, tmp_path, monkeypatch, reopen
+):
+    kw = {"warmup": 1, "refit_steps": 5}
+
+    def fit(root, callbacks, ckpt_path=None):
+        dm = make_dm(tiny_tokenizer, budget_tokens=1500 * 3, num_intervals=3)
+        trainer = L.Trainer(max_epochs=3, reload_dataloaders_every_n_epochs=1, default_root_dir=str(root),
+                            logger=L.pytorch.loggers.CSVLogger(str(root), version=0), callbacks=callbacks,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+        trainer.fit(UserModule(build_tiny_model(tiny_tokenizer)), datamodule=dm, ckpt_path=ckpt_path)
+        return dm
+
+    full_dm = fit(tmp_path / "full", [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
+    if not reopen:  # the control: without the fix the interval's end is skipped on resume
+        import read_lightning.module as module
+
+        monkeypatch.setattr(module, "reopen_interval_end", lambda checkpoint: False)
+    part, ckpt = tmp_path / "part", tmp_path / "part" / "interval_1_last_batch.ckpt"
+    with pytest.raises(Killed):
+        fit(part, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
+                   CheckpointOnLastBatchThenDie(ckpt, epoch=1)])
+    part_dm = fit(part, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)],
+                  ckpt_path=str(ckpt))
+    log = "lightning_logs/version_0/allocations.jsonl"
+    observed = [json.loads(line) for line in open(part / log) if json.loads(line)["event"] == "observe"]
+    if reopen:
+        assert [d["mixture"] for d in decisions(part / log)] == [d["mixture"] for d in decisions(tmp_path / "full" / log)]
+        assert len(observed) == 3  # interval 1 was probed and observed after the resume
+        assert part_dm.ledger.summary() == full_dm.ledger.summary()
+    else:
+        assert len(observed) == 2  # interval 1 went unobserved: what the fix prevents
+
+
 def test_datamodule_without_set_mixture_weights_is_rejected(tiny_tokenizer, tmp_path):
     class PlainData(L.LightningDataModule):
         def train_dataloader(self):
@@ -138,3 +206,19 @@ def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
         BanditAllocationCallback()._infer_requirement(trainer, list(DEFAULT_CAPABILITIES))
     with pytest.raises(ValueError, match="unknown requirement_method 'psychic'"):
         BanditAllocationCallback(requirement_method="psychic")
+
+
+def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
+    from read_lightning.callbacks import CapabilityProbeCallback
+
+    module = DistillationModule()
+    module.on_load_checkpoint({"wall_clock_seconds": 100.0})  # the process before the kill ran 100 s
+    before, saved = module.wall_clock_seconds(), {}
+    module.on_save_checkpoint(saved)
+    assert 100.0 <= before <= saved["wall_clock_seconds"] < 160.0
+    probe = CapabilityProbeCallback()
+    # 40 of the earlier process's 100 s were probing: the fraction must not count them over this
+    # process's seconds only (that made it exceed 1 after a resume).
+    probe.load_state_dict({"latest_profile": None, "history": [], "seconds": 40.0, "wall_seconds": 100.0})
+    assert probe._fraction() == pytest.approx(0.4, abs=0.05)
+    assert probe.state_dict()["wall_seconds"] >= 100.0

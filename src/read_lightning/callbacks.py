@@ -83,19 +83,31 @@ class _TimedEvaluation(Callback):
     def __init__(self) -> None:
         self.seconds = 0.0
         self._fit_started = time.perf_counter()
+        self._wall_before = 0.0  # fit wall clock of earlier processes of a resumed run
         self.history: list[dict[str, Any]] = []
         setattr(self, self._latest, None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds}
+        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds,
+                "wall_seconds": self._wall_clock()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         setattr(self, self._latest, state[self._latest])
         self.history = list(state["history"])
         self.seconds = float(state["seconds"])
+        # Both sums run over the same processes, so the fraction stays a fraction after a resume.
+        self._wall_before = float(state.get("wall_seconds", 0.0))
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        from read_lightning.module import reopen_interval_end
+
+        reopen_interval_end(checkpoint)  # so the interval's evaluation runs with a user's own module too
+
+    def _wall_clock(self) -> float:
+        return self._wall_before + time.perf_counter() - self._fit_started
 
     def _fraction(self) -> float:
-        total = time.perf_counter() - self._fit_started
+        total = self._wall_clock()
         return self.seconds / total if total > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -501,6 +513,11 @@ class BanditAllocationCallback(Callback):
             "spent_at_decision": self._spent_at_decision,
             "rows_written": self._rows_written,
         }
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        from read_lightning.module import reopen_interval_end
+
+        reopen_interval_end(checkpoint)  # so the decision after the interval is made with a user's own module too
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # The allocator is built at fit start (it needs the data module); restore it then.

@@ -27,7 +27,7 @@ deviation over seeds (sample std, ``n - 1``) of:
 * ``off_target_change``: the mean of ``s_T[c] - s_0[c]`` over the capabilities outside C_ess (the
   top-k of r, k of the allocator, 3 by default); negative means spillover harm;
 * ``spent_tokens`` (and its ``generation``/``training`` parts) from ``ledger.json``, and
-  ``wall_seconds`` from ``summary.json`` (for a resumed run, its last process only).
+  ``wall_seconds`` from ``summary.json`` (for a resumed run, summed over its processes).
 
 Outputs: ``compare.md`` and ``compare.csv`` (one row per run, then ``mean`` and ``std`` rows per
 allocator) in ``<out>/<recipe>/``; the Markdown is printed too.

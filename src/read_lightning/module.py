@@ -108,6 +108,7 @@ class DistillationModule(L.LightningModule):
         self.tokenizer: Any = None
         self.tokens_seen = 0
         self._fit_started = time.perf_counter()
+        self._wall_before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
         self._outputs_written = False
 
     @property
@@ -265,7 +266,7 @@ class DistillationModule(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None)
         ledger = getattr(dm, "ledger", None)
         summary: dict[str, Any] = {
-            "wall_clock_seconds": round(time.perf_counter() - self._fit_started, 2),
+            "wall_clock_seconds": round(self.wall_clock_seconds(), 2),
             "tokens_seen": self.tokens_seen,
             "student": str(out),
         }
@@ -285,32 +286,45 @@ class DistillationModule(L.LightningModule):
         if self.teacher is not None:
             self.teacher.to(self.device)
 
+    def wall_clock_seconds(self) -> float:
+        """Seconds spent in ``fit`` by this run, summed over the processes a resumed run went
+        through (each earlier process up to its last checkpoint; time after that was lost work)."""
+        return self._wall_before + time.perf_counter() - self._fit_started
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokens_seen"] = self.tokens_seen
+        checkpoint["wall_clock_seconds"] = self.wall_clock_seconds()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
-        _reopen_interval_end(checkpoint)
+        self._wall_before = float(checkpoint.get("wall_clock_seconds", 0.0))
+        reopen_interval_end(checkpoint)
 
 
-def _reopen_interval_end(checkpoint: dict[str, Any]) -> None:
+def reopen_interval_end(checkpoint: dict[str, Any]) -> bool:
     """Make a checkpoint taken after an interval's last step still run the interval's end.
 
     A step-based checkpoint (``ModelCheckpoint(every_n_train_steps=...)``) can land on the last
     batch of an epoch, before ``on_train_epoch_end``. Lightning resumes such a checkpoint as a
     finished epoch and never calls that hook, so the interval would go unprobed and the bandit
     would neither observe it nor choose the next mixture. Marking the batch as not the last one
-    makes Lightning resume inside the epoch; the resumable loader has no batch left to give, so
-    the epoch ends at once and its end-of-interval hooks run. (Called before the loops are
-    restored from ``checkpoint``.)
+    makes Lightning resume inside the epoch; a resumable loader (one with ``state_dict``, as the
+    data module's) has no batch left to give, so the epoch ends at once and its end-of-interval
+    hooks run. Without a saved loader state the epoch would be replayed from its start, so the
+    checkpoint is then left as it is. Called before the loops are restored from ``checkpoint``
+    by ``DistillationModule`` and by the probe and bandit callbacks (so it also works with a
+    user's own module); it is idempotent. Returns whether it changed the checkpoint.
     """
     fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
     progress = fit_loop.get("epoch_loop.batch_progress")
-    if isinstance(progress, dict) and progress.get("is_last_batch"):
+    loader_state = (fit_loop.get("state_dict") or {}).get("combined_loader")
+    if isinstance(progress, dict) and progress.get("is_last_batch") and loader_state:
         total = progress.get("total", {})
         # Saved from on_train_batch_end: the batch was processed but not yet counted completed.
         if total.get("processed") == total.get("completed", 0) + 1:
             progress["is_last_batch"] = False
+            return True
+    return False
 
 
 def full_student_state(trainer: L.Trainer) -> dict[str, torch.Tensor]:
