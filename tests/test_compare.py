@@ -162,6 +162,18 @@ def test_run_metrics_on_and_off_target(tmp_path):
     assert (m["spent_tokens"], m["wall_seconds"], m["probe/math"]) == (900, 12.5, 30.0)
 
 
+def test_run_metrics_names_the_file_and_the_missing_field(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({"wall_clock_seconds": 1.0}))
+    with pytest.raises(FileNotFoundError, match="ledger.json"):
+        run_metrics(tmp_path)
+    (tmp_path / "ledger.json").write_text(json.dumps({"spent": 900}))
+    with pytest.raises(ValueError, match=r"ledger\.json: lacks required field\(s\) \['generation', 'training'\]"):
+        run_metrics(tmp_path)
+    (tmp_path / "summary.json").write_text('{"wall_clock_seconds": 1.0')  # cut off mid-write
+    with pytest.raises(ValueError, match=r"summary\.json: not valid JSON"):
+        run_metrics(tmp_path)
+
+
 def test_verdict_weighs_the_difference_against_the_seed_spread():
     rows = [{"allocator": "read", "seed": 0, "task_utility": 50.0}, {"allocator": "read", "seed": 1, "task_utility": 52.0},
             {"allocator": "uniform", "seed": 0, "task_utility": 49.0}, {"allocator": "uniform", "seed": 1, "task_utility": 51.0},

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_data import consume_interval, make_dm
 
-from read_lightning.jsonl import read_jsonl
+from read_lightning.jsonl import read_json, read_jsonl
 from read_lightning.tasks import TaskCard
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -28,6 +28,19 @@ def test_jsonl_reader_errors_name_file_and_line(tmp_path, lines):
         assert str(err).startswith(f"{path}:")
     else:
         assert all(isinstance(r, dict) and "prompt" in r for r in rows)
+
+
+@SETTINGS
+@given(data=st.one_of(st.binary(max_size=40), values.map(lambda v: json.dumps(v).encode())))
+def test_json_reader_errors_name_the_file(tmp_path, data):
+    path = tmp_path / "summary.json"
+    path.write_bytes(data)
+    try:
+        doc = read_json(path, required=("spent",))
+    except ValueError as err:
+        assert str(err).startswith(f"{path}:")
+    else:
+        assert isinstance(doc, dict) and "spent" in doc
 
 
 CARD_KEYS = ["name", "description", "input_format", "output_format", "evaluation", "exemplars",

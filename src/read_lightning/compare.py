@@ -57,6 +57,8 @@ from typing import Any
 
 import yaml
 
+from read_lightning.jsonl import read_json
+
 __all__ = [
     "DEFAULT_ALLOCATORS",
     "RunSpec",
@@ -188,7 +190,7 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
     stamp = {"allocator": spec.allocator, "seed": spec.seed, "overrides": list(overrides),
              "fingerprint": _fingerprint(derived, overrides)}
     if stamp_path.is_file():
-        old = json.loads(stamp_path.read_text(encoding="utf-8"))
+        old = read_json(stamp_path)
         if old.get("fingerprint") != stamp["fingerprint"]:
             raise SystemExit(
                 f"read-train compare: {spec.run_dir} was made with a different recipe or overrides "
@@ -399,7 +401,7 @@ class _TaskScorer:
         key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
         cache = run_dir / "task_eval.json"
         if cache.is_file():
-            saved = json.loads(cache.read_text(encoding="utf-8"))
+            saved = read_json(cache)
             if saved.get("key") == key:
                 return saved["result"]
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
@@ -426,8 +428,8 @@ def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
     """Profile, gains, tokens and wall time of one finished run, from its summary and ledger."""
     from read_lightning.capabilities import top_k
 
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    ledger = json.loads((run_dir / "ledger.json").read_text(encoding="utf-8"))
+    summary = read_json(run_dir / "summary.json", required=["wall_clock_seconds"])
+    ledger = read_json(run_dir / "ledger.json", required=["spent", "generation", "training"])
     history = (summary.get(PROBE) or {}).get("history") or []
     requirement = (summary.get(BANDIT) or {}).get("requirement")
     if len(history) < 2 or not requirement:
@@ -677,6 +679,6 @@ def compare_main(argv: list[str] | None = None) -> int:
 
 def _budget(run_dir: Path) -> str:
     try:
-        return f"{json.loads((run_dir / 'ledger.json').read_text())['budget']:,}"
+        return f"{read_json(run_dir / 'ledger.json', required=['budget'])['budget']:,}"
     except (FileNotFoundError, KeyError, ValueError):
         return "?"

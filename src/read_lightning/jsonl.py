@@ -1,8 +1,9 @@
-"""JSONL files: one reader with errors that name the file and line, one atomic writer.
+"""JSON and JSONL files: readers with errors that name the file (and line), atomic writers.
 
 Every JSONL the project reads (prompt pools, generated intervals, probe sets and references,
 task splits, intervention logs, evaluation files for leakage) goes through here, so a corrupt
-row always fails the same clear way.
+row always fails the same clear way; so do the run files read back as one JSON object
+(``summary.json``, ``ledger.json``, generation state, comparison stamps).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_jsonl", "read_jsonl", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = ["iter_jsonl", "read_json", "read_jsonl", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
 
 
 def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -44,6 +45,29 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
     """All rows of ``path`` (see :func:`iter_jsonl` for the errors)."""
     return [row for _, row in iter_jsonl(path, required)]
+
+
+def read_json(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON object in ``path``.
+
+    Raises ``FileNotFoundError`` naming a missing file, and ``ValueError`` naming the file for a
+    document that is not valid UTF-8 JSON, not an object, or lacks a ``required`` field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"JSON file not found: {path}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise ValueError(f"{path}: lacks required field(s) {missing!r}")
+    return doc
 
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:

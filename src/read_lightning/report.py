@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from read_lightning.jsonl import iter_jsonl
+from read_lightning.jsonl import iter_jsonl, read_json
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,7 @@ def _read_json(path: Path, notes: list[str], why_missing: str) -> dict[str, Any]
     if not path.is_file():
         notes.append(f"`{path.name}` not found ({why_missing}).")
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    return doc
+    return read_json(path)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
