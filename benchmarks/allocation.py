@@ -49,14 +49,16 @@ import numpy as np  # noqa: E402
 
 from read_lightning.bandit import make_allocator  # noqa: E402
 from read_lightning.simulator import (  # noqa: E402
+    advance,
     grid_search_best_fixed,
     make_environment,
     myopic_oracle,
     run_episode,
+    simplex_grid,
     simulate_fixed,
 )
 
-__all__ = ["main", "run_benchmark"]
+__all__ = ["main", "run_benchmark", "run_diagnostics"]
 
 BASELINES = ("uniform", "task_static", "single", "random", "greedy", "anchor_static")
 STATIC = ("uniform", "task_static", "single", "random")  # the targets: read must beat each on average
@@ -134,13 +136,71 @@ def run_benchmark(envs: int = 10, decisions: int = 25, seed: int = 0, progress: 
     }
 
 
+def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dict:
+    """Why learning a better mixture than the anchor is hard here, from the TRUE dynamics.
+
+    Along the trajectory of the anchor mixture held fixed: the mean one-step ``r``-weighted gain
+    of an interval, how much more the best one-step action on the 1/8 simplex grid would gain
+    (the signal a one-step reward model must find), and the sd of the probe noise in one observed
+    ``r . delta_s`` (two noisy probes). And the final utility, relative to ``w = r``, of the
+    anchor, of the myopic oracle restricted to the allocator's own candidate set, of the myopic
+    oracle on the full grid, and of the best fixed mixture.
+    """
+    grid = simplex_grid(8, 8)
+    gain, advantage, noise, ratios = [], [], [], []
+    for e in range(envs):
+        env = make_environment(seed + e, decisions=decisions)
+        p = env.params
+        alloc = make_allocator("read", env.capabilities, env.requirement)
+        s, exposure = p.start[None].copy(), np.zeros((1, len(p.start)))
+        for _ in range(decisions):
+            s_anchor, _ = advance(p, s, exposure, alloc.anchor[None])
+            s_grid, _ = advance(p, np.repeat(s, len(grid), 0), np.repeat(exposure, len(grid), 0), grid)
+            base = float(((s_anchor - s) @ p.requirement)[0])
+            gain.append(base)
+            advantage.append(float(((s_grid - s) @ p.requirement).max()) - base)
+            s, exposure = s_anchor, exposure + alloc.anchor[None]
+        noise.append(p.probe_noise * np.sqrt(2.0) * float(np.linalg.norm(p.requirement)))
+        u_r = float(simulate_fixed(p, p.requirement)[0])
+        _, best = grid_search_best_fixed(lambda: env)
+        ratios.append([float(simulate_fixed(p, alloc.anchor)[0]) / u_r, myopic_oracle(p, alloc.candidates())[1] / u_r,
+                       myopic_oracle(p)[1] / u_r, best / u_r])
+    r = np.mean(ratios, axis=0)
+    return {
+        "envs": envs, "decisions": decisions, "seeds": [seed, seed + envs - 1],
+        "one_step_gain_under_anchor": float(np.mean(gain)),
+        "best_one_step_advantage_over_anchor": float(np.mean(advantage)),
+        "noise_sd_of_one_observed_gain": float(np.mean(noise)),
+        "over_task_static": {"anchor_static": r[0], "myopic_oracle_on_candidates": r[1],
+                             "myopic_oracle_on_grid": r[2], "best_fixed": r[3]},
+        "candidates": int(len(make_allocator("read", env.capabilities, env.requirement).candidates())),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", type=int, default=10)
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-only", action="store_true")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="print where the room to adapt is and how noisy it looks instead (default seeds 100-129)")
     args = parser.parse_args(argv)
+    if args.diagnostics:
+        seed = 100 if args.seed == 0 else args.seed
+        envs = 30 if args.envs == 10 else args.envs
+        out = run_diagnostics(envs, args.decisions, seed)
+        if not args.json_only:
+            print(f"{out['envs']} environments (seeds {seed}-{seed + envs - 1}), {out['decisions']} decisions, TRUE dynamics")
+            print(f"one-step r-weighted gain of the anchor mixture, mean per interval: {out['one_step_gain_under_anchor']:.3f}")
+            print(f"best one-step action on the 1/8 grid gains more by:                {out['best_one_step_advantage_over_anchor']:.3f}")
+            print(f"probe-noise sd of one observed r . delta_s:                        {out['noise_sd_of_one_observed_gain']:.3f}")
+            print("final utility / w = r:")
+            for name, value in out["over_task_static"].items():
+                print(f"  {name:<30}{value:.4f}")
+            print(f"(the allocator's candidate set at the first decision: {out['candidates']} mixtures)")
+        print(json.dumps(out))
+        return out
     out = run_benchmark(args.envs, args.decisions, args.seed, progress=not args.json_only)
     if not args.json_only:
         best = out["final_utility"]["best_fixed"]["mean"]
