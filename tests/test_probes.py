@@ -192,6 +192,44 @@ def test_teacher_references_are_generated_once_and_used(tiny_tokenizer, tmp_path
     assert rendered[0]["target"].startswith(refs["math"][rendered[0]["id"]])
 
 
+class RemoteTeacher:
+    """A vLLM/HTTP-like backend: answers through generate() only; ``model`` is a name, not a module."""
+
+    def __init__(self, tokenizer):
+        self.model, self.tokenizer = "remote-teacher", tokenizer
+        self.temperature, self.calls, self.asked = 0.2, 5, []
+
+    def generate(self, prompts, *, max_new_tokens=None):
+        from read_lightning.generation import Generation
+
+        self.asked.append((self.temperature, max_new_tokens, len(prompts)))
+        self.calls += 1
+        return [Generation(text=f"ans {len(p)}", num_tokens=3) for p in prompts]
+
+
+def test_a_teacher_backend_without_a_local_model_still_gives_teacher_references(tiny_tokenizer, tmp_path):
+    from types import SimpleNamespace
+
+    from read_lightning.callbacks import CapabilityProbeCallback
+
+    remote = RemoteTeacher(tiny_tokenizer)
+    callback = CapabilityProbeCallback(references="teacher", reference_max_new_tokens=9, cache_dir=str(tmp_path))
+    callback.probe = _probe(tmp_path, limit=3)
+    callback._prepare_references(SimpleNamespace(datamodule=SimpleNamespace(teacher=remote, teacher_name="remote")))
+    refs = callback.probe.references
+    assert refs is not None, "scored the gold answers instead of asking the teacher"
+    assert refs["math"] == {it["id"]: f"ans {len(it['prompt'])}" for it in probe_items("math")[:3]}
+    # Asked once, greedily, at the reference length; its sampling settings and its call counter
+    # (which seeds the training data's sampling) are as they were.
+    assert remote.asked == [(0.0, 9, 3 * len(CAPS))]
+    assert (remote.temperature, remote.calls) == (0.2, 5)
+    # The cache serves the next run without asking again.
+    again = _probe(tmp_path, limit=3)
+    callback.probe = again
+    callback._prepare_references(SimpleNamespace(datamodule=SimpleNamespace(teacher=remote, teacher_name="remote")))
+    assert again.references == refs and len(remote.asked) == 1
+
+
 def test_unknown_capability_is_named():
     with pytest.raises(ValueError, match="astrology"):
         CapabilityProbe(capabilities=["math", "astrology"])

@@ -129,7 +129,8 @@ class CapabilityProbeCallback(_TimedEvaluation):
     Args:
         capabilities: probed capabilities; default: the data module's.
         references: ``"teacher"`` scores fidelity to the teacher's greedy answers (generated once
-            and cached), ``"gold"`` scores the shipped answers, or a path to a reference JSONL.
+            and cached; an in-process teacher decodes greedily, a vLLM or HTTP backend is asked
+            at temperature 0), ``"gold"`` scores the shipped answers, or a path to a reference JSONL.
         batch_size, limit: handed to the probe (cost control).
         reference_max_new_tokens: length of teacher reference answers.
         data_dir: directory of user probe sets (see ``CapabilityProbe``); default: the data
@@ -206,14 +207,18 @@ class CapabilityProbeCallback(_TimedEvaluation):
             return
         teacher = getattr(trainer.datamodule, "teacher", None)
         model, tokenizer = getattr(teacher, "model", None), getattr(teacher, "tokenizer", None)
-        if model is None or tokenizer is None:
-            log.warning("the teacher is not an in-process model; probes score the gold answers instead")
+        if isinstance(model, torch.nn.Module) and tokenizer is not None:
+            source: Any = model  # in process: greedy decoding on the model itself
+        elif callable(getattr(teacher, "generate", None)):
+            source = teacher  # vLLM, HTTP or a user's backend, asked greedily through generate()
+        else:
+            log.warning("the data module has no teacher to ask; probes score the gold answers instead")
             return
         from read_lightning.models import default_cache_dir
 
         name = getattr(trainer.datamodule, "teacher_name", "teacher").replace("/", "--").replace(":", "-")
         cache = Path(self.cache_dir or default_cache_dir()) / "probe_references" / f"{name}.jsonl"
-        self.probe.build_references(model, tokenizer, cache, max_new_tokens=self.reference_max_new_tokens)
+        self.probe.build_references(source, tokenizer, cache, max_new_tokens=self.reference_max_new_tokens)
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         profile: dict[str, float] | None = None

@@ -366,7 +366,7 @@ def _probe_lm_class() -> type:
 
 
 def cached_teacher_answers(
-    teacher_model: torch.nn.Module,
+    teacher: Any,
     tokenizer: Any,
     prompts: Mapping[tuple[str, str], str],
     cache_path: str | os.PathLike,
@@ -376,14 +376,24 @@ def cached_teacher_answers(
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """The teacher's greedy answers to ``prompts`` (keyed ``(group, id)``), cached in a JSONL file.
 
-    A cached row is reused when its prompt text and settings (``max_new_tokens``, tokenizer)
-    still match; only the rest is generated, in one batched greedy pass, and the file is
-    rewritten atomically (rows for other keys are kept, so one cache serves several users).
-    Each row holds ``answer``, ``complete`` (ended with end-of-turn before the token budget)
-    and ``num_tokens``. The teacher's modes and the global RNGs are left as they were.
+    ``teacher`` is an in-process model (``torch.nn.Module``, with its ``tokenizer``) or any
+    ``Teacher`` backend (``generate(prompts, max_new_tokens=...)``: vLLM, an HTTP server; its
+    ``tokenizer`` may then be None). A cached row is reused when its prompt text and settings
+    (``max_new_tokens``, tokenizer) still match; only the rest is generated, in one greedy pass,
+    and the file is rewritten atomically (rows for other keys are kept, so one cache serves
+    several users). Each row holds ``answer``, ``complete`` (ended before the token budget) and
+    ``num_tokens``. The teacher's modes, sampling settings and call counter, and the global RNGs,
+    are left as they were.
     """
     cache_path = Path(cache_path)
-    settings = {"max_new_tokens": max_new_tokens, "tokenizer": _tokenizer_key(tokenizer)}
+    in_process = isinstance(teacher, torch.nn.Module)
+    if not in_process and not callable(getattr(teacher, "generate", None)):
+        raise TypeError(f"teacher must be a torch model or have generate(prompts, max_new_tokens=...), got {type(teacher).__name__}")
+    if in_process and tokenizer is None:
+        raise ValueError("an in-process teacher model needs its tokenizer")
+    tok = tokenizer if tokenizer is not None else getattr(teacher, "tokenizer", None)
+    key = _tokenizer_key(tok) if tok is not None else f"{type(teacher).__name__}:{getattr(teacher, 'model', '')}"
+    settings = {"max_new_tokens": max_new_tokens, "tokenizer": key}
     cached: dict[tuple[str, str], dict[str, Any]] = {}
     if cache_path.is_file():
         for row in read_jsonl(cache_path, required=("capability", "id", "prompt", "answer", "settings")):
@@ -398,11 +408,15 @@ def cached_teacher_answers(
             todo.append(key)
     if todo:
         log.info("generating %d teacher references (cache: %s)", len(todo), cache_path)
-        with preserved_state(teacher_model):
-            teacher = HFTeacher(
-                teacher_model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0
-            )
-            gens = teacher.generate([prompts[k] for k in todo])
+        if in_process:
+            with preserved_state(teacher):
+                greedy = HFTeacher(teacher, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0)
+                gens = greedy.generate([prompts[k] for k in todo])
+        else:
+            with _greedy(teacher):
+                gens = teacher.generate([prompts[k] for k in todo], max_new_tokens=max_new_tokens)
+            if len(gens) != len(todo):
+                raise ValueError(f"the teacher returned {len(gens)} answers for {len(todo)} reference prompts")
         for key, gen in zip(todo, gens):
             rows[key] = {
                 "capability": key[0],
@@ -417,6 +431,22 @@ def cached_teacher_answers(
         merged = {**cached, **rows}
         write_jsonl_atomic(cache_path, merged.values())  # a crash never leaves half a cache
     return rows
+
+
+@contextlib.contextmanager
+def _greedy(teacher: Any) -> Iterator[None]:
+    """Make a ``Teacher`` backend answer greedily, then put back its ``temperature`` and its call
+    counter (``calls`` seeds the sampling of the training data: references must not move it)."""
+    saved = {name: getattr(teacher, name) for name in ("temperature", "calls") if hasattr(teacher, name)}
+    if "temperature" in saved:
+        teacher.temperature = 0.0
+    else:
+        log.warning("%s has no temperature setting; its references are whatever it samples", type(teacher).__name__)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(teacher, name, value)
 
 
 def reference_target(answer: str, complete: bool, eos: str) -> str:
@@ -501,7 +531,7 @@ class CapabilityProbe:
 
     def build_references(
         self,
-        teacher_model: torch.nn.Module,
+        teacher: Any,
         tokenizer: Any,
         cache_path: str | os.PathLike,
         *,
@@ -510,7 +540,8 @@ class CapabilityProbe:
     ) -> dict[str, dict[str, str]]:
         """Generate (once) the teacher's greedy answers to every probe prompt and use them as targets.
 
-        Answers are cached in ``cache_path`` (JSONL, one row per item with the prompt it answers
+        ``teacher``: an in-process model with its ``tokenizer``, or any ``Teacher`` backend (vLLM,
+        HTTP) asked greedily (see :func:`cached_teacher_answers`). Answers are cached in ``cache_path`` (JSONL, one row per item with the prompt it answers
         and the generation settings); a later call, in this run or another, reuses every cached
         row that still matches and generates only what is missing. Answers cut at
         ``max_new_tokens`` are kept without an end-of-turn token, so the probe does not ask the
@@ -520,7 +551,7 @@ class CapabilityProbe:
         """
         prompts = {(cap, it["id"]): it["prompt"] for cap, items in self.items.items() for it in items}
         rows = cached_teacher_answers(
-            teacher_model, tokenizer, prompts, cache_path, max_new_tokens=max_new_tokens, batch_size=batch_size
+            teacher, tokenizer, prompts, cache_path, max_new_tokens=max_new_tokens, batch_size=batch_size
         )
         self._set_references(rows, source=str(cache_path))
         return self.references  # type: ignore[return-value]

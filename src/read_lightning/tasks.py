@@ -331,7 +331,7 @@ def _kill_session(proc: subprocess.Popen) -> None:
 
 def task_references(
     card: TaskCard,
-    teacher_model: torch.nn.Module,
+    teacher: Any,
     tokenizer: Any,
     cache_path: str | os.PathLike,
     split: str = "dev",
@@ -341,13 +341,14 @@ def task_references(
 ) -> list[dict[str, Any]]:
     """The teacher's greedy answers to every row of ``split``, generated once and cached.
 
-    For the embedded default, where utility is fidelity to the teacher: pass the result to
+    ``teacher``: an in-process model with its ``tokenizer``, or any ``Teacher`` backend (see
+    :func:`cached_teacher_answers`). For the embedded default, where utility is fidelity to the teacher: pass the result to
     :func:`evaluate_task` as ``references``. Rows carry ``answer`` and ``complete``.
     """
     rows = card.rows(split)
     prompts = {(f"task:{card.name}:{split}", str(i)): card.user_message(r) for i, r in enumerate(rows)}
     got = cached_teacher_answers(
-        teacher_model,
+        teacher,
         tokenizer,
         prompts,
         cache_path,
