@@ -132,8 +132,7 @@ def shard_batches(batches: Sequence[Sequence[int]], world_size: int) -> list[lis
     trained nor charged. Returns one list of batches per rank (rank ``r`` gets every
     ``world_size``-th batch from ``r``).
     """
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive integer, got {world_size!r}")
+    check_number("world_size", world_size, low=1, integer=True)
     planned = [list(b) for b in batches]
     while len(planned) % world_size:
         splittable = [i for i, b in enumerate(planned) if len(b) > 1]
@@ -303,8 +302,7 @@ class CapabilityDataModule(L.LightningDataModule):
             ("max_new_tokens", max_new_tokens),
             ("generation_batch_size", generation_batch_size),
         ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_number(name, value, low=1, integer=True)
         if max_length > max_tokens_per_batch:
             raise ValueError(
                 f"max_length={max_length} does not fit in one batch of max_tokens_per_batch={max_tokens_per_batch}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from read_lightning.checks import check_number
+
 __all__ = ["BudgetExceeded", "TokenLedger"]
 
 
@@ -19,8 +21,7 @@ class BudgetExceeded(RuntimeError):
 
 class TokenLedger:
     def __init__(self, budget: int) -> None:
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
-            raise ValueError(f"budget_tokens must be a positive integer, got {budget!r}")
+        check_number("budget_tokens", budget, low=1, integer=True)
         self.budget = int(budget)
         self.generation: dict[str, int] = defaultdict(int)
         self.training: dict[str, int] = defaultdict(int)
