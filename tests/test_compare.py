@@ -56,7 +56,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_path, capsys):
+def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cmp"
     assert compare_main(_args(tiny_recipe, out)) == 0
     captured = capsys.readouterr()
@@ -128,9 +128,23 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     assert [r["task_utility"] for r in again[:4]] == [r["task_utility"] for r in runs]
     assert all(_finished(root / a / f"seed_{s}") for a in ("read", "uniform") for s in (0, 1))
 
-    # A run directory made with other overrides is refused, not mixed into the table.
-    with pytest.raises(SystemExit, match="different recipe or overrides"):
+    # A run directory made with other overrides, or from another recipe, is refused, not mixed
+    # into the table; the refusal says what differs.
+    with pytest.raises(SystemExit, match=r"other overrides \(then \[\], now \['--data.budget_tokens', '1500'\]\)"):
         compare_main(_args(tiny_recipe, out, "--data.budget_tokens", "1500"))
+    edited = tmp_path / "edited" / tiny_recipe.name  # same name, so the same comparison directory
+    edited.parent.mkdir()
+    recipe = yaml.safe_load(tiny_recipe.read_text())
+    recipe["model"]["lr"] = 0.5
+    edited.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(SystemExit, match=r"a different recipe \(it differs at model.lr\)"):
+        compare_main(_args(edited, out))
+    # Where the comparison lives is not what it measures: the same --out spelled relative to
+    # another working directory reuses every finished run.
+    monkeypatch.chdir(out.parent)
+    capsys.readouterr()
+    assert compare_main(_args(tiny_recipe, Path(out.name))) == 0
+    assert capsys.readouterr().err.count("finished earlier, reused") == 4
 
 
 @pytest.mark.parametrize("flag", ["--seed_everything", "--trainer.logger.init_args.save_dir", "--ckpt_path"])

@@ -166,9 +166,28 @@ def _load_recipe(path: str) -> dict[str, Any]:
     return doc
 
 
+def _what_it_measures(derived: Mapping[str, Any]) -> dict[str, Any]:
+    """``derived`` without where the run lives (``trainer.default_root_dir`` and the logger, which
+    compare sets from ``--out``): ``--out runs/x`` and its absolute spelling are one comparison."""
+    out = json.loads(json.dumps(derived))
+    trainer = out.get("trainer")
+    if isinstance(trainer, dict):
+        trainer.pop("default_root_dir", None)
+        trainer.pop("logger", None)
+    return out
+
+
 def _fingerprint(derived: Mapping[str, Any], overrides: Sequence[str]) -> str:
-    blob = json.dumps({"recipe": derived, "overrides": list(overrides)}, sort_keys=True)
+    blob = json.dumps({"recipe": _what_it_measures(derived), "overrides": list(overrides)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys at which two recipes differ (lists compared whole)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
 
 
 # --------------------------------------------------------------------------- running
@@ -192,9 +211,15 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
     if stamp_path.is_file():
         old = read_json(stamp_path)
         if old.get("fingerprint") != stamp["fingerprint"]:
+            if old.get("overrides") != list(overrides):
+                what = f"other overrides (then {old.get('overrides')}, now {list(overrides)})"
+            else:
+                before = spec.run_dir / "recipe.yaml"
+                keys = _differences(_what_it_measures(yaml.safe_load(before.read_text(encoding="utf-8")) or {}),
+                                    _what_it_measures(derived)) if before.is_file() else []
+                what = f"a different recipe (it differs at {', '.join(keys[:8])})" if keys else "a different recipe"
             raise SystemExit(
-                f"read-train compare: {spec.run_dir} was made with a different recipe or overrides "
-                f"(then {old.get('overrides')}, now {list(overrides)}); use another --out or remove that directory"
+                f"read-train compare: {spec.run_dir} was made with {what}; use another --out or remove that directory"
             )
     if _finished(spec.run_dir):
         return None
