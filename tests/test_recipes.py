@@ -143,3 +143,23 @@ def test_gpu_recipe_trains_on_a_gpu(tmp_path):
     ledger = json.loads((run / "ledger.json").read_text())
     assert 0 < ledger["spent"] <= 24_000 and ledger["training"] > 0
     assert (run / "student" / "config.json").is_file()
+
+
+def test_read_train_drops_lightning_noise_and_nothing_else(caplog, recwarn):
+    import logging
+    import warnings
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from read_lightning.cli import quiet_lightning
+
+    with warnings.catch_warnings():
+        quiet_lightning()
+        with caplog.at_level(logging.INFO):
+            rank_zero_info("💡 Tip: For seamless cloud logging and experiment tracking, try installing litlogger")
+            rank_zero_info("GPU available: False, used: False")
+        warnings.warn("Your `IterableDataset` has `__len__` defined. In combination with ...", UserWarning)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", DeprecationWarning)
+        warnings.warn("The number of training batches (4) is smaller than the logging interval", UserWarning)
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+    assert [str(w.message) for w in recwarn] == ["The number of training batches (4) is smaller than the logging interval"]

@@ -8,7 +8,9 @@ around a run and dispatch to their own ``main`` functions.
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,28 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
     return tools
 
 
+# Messages from Lightning that a read-train user can do nothing about: an advertisement, a
+# deprecation inside Lightning itself, and a worker-count caveat that does not apply (the data
+# module's loaders run in the main process).
+_NOISE_LOGS = ("💡 Tip: For seamless cloud logging",)
+_NOISE_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"Your `IterableDataset` has `__len__` defined")
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_NOISE_LOGS)
+
+
+def quiet_lightning() -> None:
+    """Silence the Lightning messages in ``_NOISE_LOGS`` and ``_NOISE_WARNINGS``; others stay."""
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in log.filters):
+            log.addFilter(_DropNoise())
+    for pattern in _NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -145,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<10} {help_text}")
         return 0
     check_config_files(argv)
+    quiet_lightning()
     # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
     cli = lightning_main(None if from_command_line else argv)
     # log_dir is broadcast from rank 0: every rank must ask for it, not rank 0 alone.
