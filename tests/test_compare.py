@@ -181,7 +181,7 @@ def test_run_metrics_names_the_file_and_the_missing_field(tmp_path):
     with pytest.raises(FileNotFoundError, match="ledger.json"):
         run_metrics(tmp_path)
     (tmp_path / "ledger.json").write_text(json.dumps({"spent": 900}))
-    with pytest.raises(ValueError, match=r"ledger\.json: lacks required field\(s\) \['generation', 'training'\]"):
+    with pytest.raises(ValueError, match=r"ledger\.json: the document lacks required field\(s\) \['generation', 'training'\]"):
         run_metrics(tmp_path)
     (tmp_path / "summary.json").write_text('{"wall_clock_seconds": 1.0')  # cut off mid-write
     with pytest.raises(ValueError, match=r"summary\.json: not valid JSON"):

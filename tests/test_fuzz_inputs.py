@@ -18,10 +18,11 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.di
 
 
 @SETTINGS
-@given(lines=st.lists(st.one_of(st.text(max_size=30), values.map(json.dumps)), max_size=6))
+@given(lines=st.lists(st.one_of(st.text(max_size=30).map(str.encode), values.map(lambda v: json.dumps(v).encode()),
+                                st.binary(max_size=12)), max_size=6))
 def test_jsonl_reader_errors_name_file_and_line(tmp_path, lines):
     path = tmp_path / "rows.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(b"\n".join(lines) + b"\n")
     try:
         rows = read_jsonl(path, required=("prompt",))
     except ValueError as err:

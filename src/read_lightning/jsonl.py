@@ -17,29 +17,39 @@ from typing import Any
 __all__ = ["iter_jsonl", "read_json", "read_jsonl", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
 
 
+def _check_object(doc: Any, where: str, required: Sequence[str], what: str) -> dict[str, Any]:
+    """``doc`` if it is a JSON object holding every ``required`` key; else a ``ValueError`` at ``where``."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(doc).__name__}")
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise ValueError(f"{where}: {what} lacks required field(s) {missing!r}")
+    return doc
+
+
 def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line number, row)`` for each non-blank line of ``path``.
 
     Raises ``FileNotFoundError`` naming a missing file, and ``ValueError`` naming the file and
-    line for a row that is not valid JSON, not an object, or lacks a ``required`` field.
+    line for a row that is not UTF-8 text, not valid JSON, not an object, or lacks a ``required``
+    field.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"JSONL file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ValueError(f"{path}:{lineno}: corrupt JSONL row ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            missing = [k for k in required if k not in row]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: row lacks required field(s) {missing!r}")
-            yield lineno, row
+            yield lineno, _check_object(row, f"{path}:{lineno}", required, "row")
 
 
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -62,12 +72,7 @@ def read_json(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    missing = [k for k in required if k not in doc]
-    if missing:
-        raise ValueError(f"{path}: lacks required field(s) {missing!r}")
-    return doc
+    return _check_object(doc, str(path), required, "the document")
 
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
