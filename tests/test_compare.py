@@ -58,7 +58,8 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cmp"
-    assert compare_main(_args(tiny_recipe, out)) == 0
+    # The checkpoints are kept here only because the test fakes interruptions from them below.
+    assert compare_main(_args(tiny_recipe, out, "--keep-checkpoints")) == 0
     captured = capsys.readouterr()
     root = out / "tiny-recipe"
     rows = _csv(root / "compare.csv")
@@ -120,6 +121,10 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     assert err.count("finished earlier, reused") == 2
     assert "uniform seed 1: training" in err and "read seed 1: training" in err
     assert err.count("resuming from last.ckpt") == 2
+    # Runs trained now give their checkpoints back once finished; runs reused are left alone.
+    assert err.count("removed its checkpoints") == 2
+    assert not (interrupted / "checkpoints").exists() and not (died / "checkpoints").exists()
+    assert (root / "read" / "seed_0" / "checkpoints" / "last.ckpt").is_file()
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert json.loads((interrupted / "ledger.json").read_text()) == ledger  # an exact resume
     assert [json.loads(r)["event"] for r in (interrupted / "allocations.jsonl").read_text().splitlines()] == [

@@ -197,6 +197,18 @@ def _finished(run_dir: Path) -> bool:
     return (run_dir / "summary.json").is_file() and (run_dir / "student" / "config.json").is_file()
 
 
+def _remove_checkpoints(run_dir: Path) -> int:
+    """Delete a finished run's ``checkpoints/`` (resume state only: its student is exported) and
+    return the bytes freed. A 135M student with AdamW state is ~0.75 GB a checkpoint, and a
+    recipe keeps two, so a 15-run comparison would otherwise hold over 20 GB of them."""
+    folder = run_dir / "checkpoints"
+    if not _finished(run_dir) or not folder.is_dir():
+        return 0
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    return size
+
+
 def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -> list[str] | None:
     """Write the run's recipe; the ``read-train fit`` arguments, or None if already finished.
 
@@ -601,6 +613,9 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-batch-size", type=int, default=8, help="batch size of the test-split scoring")
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: tabulate the runs already finished (e.g. while the comparison runs)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep the checkpoints of each run trained (by default they are removed once its student "
+                             "and summary are written: they only serve a resume, and weigh about three students each)")
     args, overrides = parser.parse_known_args(argv)
 
     allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
@@ -666,6 +681,11 @@ def compare_main(argv: list[str] | None = None) -> int:
                                  f"{spec.run_dir}; remove that directory to train the run again from scratch")
             say(f"[{i}/{len(specs)}] {spec.label}: trained in {time.perf_counter() - t0:.0f}s "
                 f"(total {time.perf_counter() - started:.0f}s)")
+            if not args.keep_checkpoints:
+                freed = _remove_checkpoints(spec.run_dir)
+                if freed:
+                    say(f"[{i}/{len(specs)}] {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
+                        "--keep-checkpoints keeps them)")
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
         row.update(scorer(spec.run_dir))
         row.update(run_metrics(spec.run_dir, setup.k))
