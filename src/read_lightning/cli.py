@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     tools = _tools()
+    quiet_lightning()
     if argv and argv[0] in tools:
         return int(tools[argv[0]][1](argv[1:]) or 0)
     if not argv or argv[0] in ("-h", "--help"):
@@ -169,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<10} {help_text}")
         return 0
     check_config_files(argv)
-    quiet_lightning()
     # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
     cli = lightning_main(None if from_command_line else argv)
     # log_dir is broadcast from rank 0: every rank must ask for it, not rank 0 alone.
