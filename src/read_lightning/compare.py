@@ -57,7 +57,7 @@ from typing import Any
 
 import yaml
 
-from read_lightning.jsonl import read_json
+from read_lightning.jsonl import read_json, write_json_atomic, write_text_atomic
 
 __all__ = [
     "DEFAULT_ALLOCATORS",
@@ -215,8 +215,6 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
     Refuses a run directory made by a different recipe or overrides: its results would
     silently stand in for the ones asked for.
     """
-    from read_lightning.jsonl import write_json_atomic, write_text_atomic
-
     stamp_path = spec.run_dir / "compare.json"
     stamp = {"allocator": spec.allocator, "seed": spec.seed, "overrides": list(overrides),
              "fingerprint": _fingerprint(derived, overrides)}
@@ -227,7 +225,7 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
                 what = f"other overrides (then {old.get('overrides')}, now {list(overrides)})"
             else:
                 before = spec.run_dir / "recipe.yaml"
-                keys = _differences(_what_it_measures(yaml.safe_load(before.read_text(encoding="utf-8")) or {}),
+                keys = _differences(_what_it_measures(_load_recipe(str(before))),
                                     _what_it_measures(derived)) if before.is_file() else []
                 what = f"a different recipe (it differs at {', '.join(keys[:8])})" if keys else "a different recipe"
             raise SystemExit(
@@ -431,7 +429,6 @@ class _TaskScorer:
         ``task_eval.json`` next to it."""
         import torch
 
-        from read_lightning.jsonl import write_json_atomic
         from read_lightning.models import load_model, load_tokenizer
         from read_lightning.tasks import evaluate_task
 

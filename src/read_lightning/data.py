@@ -23,7 +23,6 @@ Resuming and several processes:
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -42,6 +41,7 @@ from read_lightning.capabilities import (
     check_capabilities,
     validate_distribution,
 )
+from read_lightning.checks import check_number
 from read_lightning.generation import (
     TEACHER_BACKENDS,
     Prompt,
@@ -51,8 +51,7 @@ from read_lightning.generation import (
     chat_prompt_ids,
     resolve_teacher_backend,
 )
-from read_lightning.checks import check_number
-from read_lightning.jsonl import iter_jsonl, write_json_atomic, write_jsonl_atomic
+from read_lightning.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 from read_lightning.ledger import TokenLedger
 from read_lightning.models import EMBEDDED
 
@@ -644,10 +643,7 @@ class CapabilityDataModule(L.LightningDataModule):
                     f"{path} exists but its generation state {state_path} does not, so resuming from it would "
                     "not continue the same prompt sampling; delete the interval file to generate it again"
                 )
-            try:
-                state = json.loads(state_path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                raise ValueError(f"{state_path}: not valid JSON ({err})") from None
+            state = read_json(state_path)
             # The run continues as if it had just generated these rows.
             self._load_generation_state(state, str(state_path))
             return rows, state

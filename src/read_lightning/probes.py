@@ -78,6 +78,7 @@ import numpy as np
 import torch
 
 from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
+from read_lightning.checks import check_number
 from read_lightning.generation import HFTeacher, chat_prompt_ids
 from read_lightning.jsonl import read_jsonl, write_jsonl_atomic
 
@@ -388,7 +389,9 @@ def cached_teacher_answers(
     cache_path = Path(cache_path)
     in_process = isinstance(teacher, torch.nn.Module)
     if not in_process and not callable(getattr(teacher, "generate", None)):
-        raise TypeError(f"teacher must be a torch model or have generate(prompts, max_new_tokens=...), got {type(teacher).__name__}")
+        raise TypeError(
+            f"teacher must be a torch model or have generate(prompts, max_new_tokens=...), got {type(teacher).__name__}"
+        )
     if in_process and tokenizer is None:
         raise ValueError("an in-process teacher model needs its tokenizer")
     tok = tokenizer if tokenizer is not None else getattr(teacher, "tokenizer", None)
@@ -410,7 +413,8 @@ def cached_teacher_answers(
         log.info("generating %d teacher references (cache: %s)", len(todo), cache_path)
         if in_process:
             with preserved_state(teacher):
-                greedy = HFTeacher(teacher, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=0.0)
+                greedy = HFTeacher(teacher, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                   temperature=0.0)
                 gens = greedy.generate([prompts[k] for k in todo])
         else:
             with _greedy(teacher):
@@ -499,10 +503,9 @@ class CapabilityProbe:
         if not capabilities:
             raise ValueError("CapabilityProbe needs at least one capability")
         check_capabilities(capabilities, probe_capabilities(self.data_dir))
-        if batch_size < 1:
-            raise ValueError(f"probe batch_size must be >= 1, got {batch_size}")
-        if limit is not None and limit < 1:
-            raise ValueError(f"probe limit must be None or >= 1, got {limit}")
+        check_number("probe batch_size", batch_size, low=1, integer=True)
+        if limit is not None:
+            check_number("probe limit", limit, low=1, integer=True)
         self.capabilities = capabilities
         self.batch_size = batch_size
         self.limit = limit
@@ -541,8 +544,9 @@ class CapabilityProbe:
         """Generate (once) the teacher's greedy answers to every probe prompt and use them as targets.
 
         ``teacher``: an in-process model with its ``tokenizer``, or any ``Teacher`` backend (vLLM,
-        HTTP) asked greedily (see :func:`cached_teacher_answers`). Answers are cached in ``cache_path`` (JSONL, one row per item with the prompt it answers
-        and the generation settings); a later call, in this run or another, reuses every cached
+        HTTP) asked greedily (see :func:`cached_teacher_answers`). Answers are cached in
+        ``cache_path`` (JSONL, one row per item with the prompt it answers and the generation
+        settings); a later call, in this run or another, reuses every cached
         row that still matches and generates only what is missing. Answers cut at
         ``max_new_tokens`` are kept without an end-of-turn token, so the probe does not ask the
         student to stop where the teacher did not. ``max_new_tokens`` bounds the probe's cost:
@@ -630,11 +634,11 @@ class CapabilityProbe:
             with data_file.open("w", encoding="utf-8") as fh:
                 for doc in docs:
                     fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
-            base = probe_file(cap, ".yaml", self.data_dir)
-            # A user capability with items only gets the shared config and its name as metadata.
-            metadata = [] if base.is_file() else ["metadata:", "  version: 1", f"  capability: {json.dumps(cap)}"]
+            base, metadata = probe_file(cap, ".yaml", self.data_dir), []
             if not base.is_file():
+                # A user capability with items only gets the shared config and its name as metadata.
                 base = PROBE_DATA_DIR / "_probe_base.yaml"
+                metadata = ["metadata:", "  version: 1", f"  capability: {json.dumps(cap)}"]
             # The runtime task includes the packaged config and only points it at the rendered data.
             (task_dir / f"{cap}.yaml").write_text(
                 "\n".join(

@@ -22,7 +22,6 @@ only when figures are drawn, and never through pyplot, so no global backend is s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys

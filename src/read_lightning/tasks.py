@@ -342,8 +342,9 @@ def task_references(
     """The teacher's greedy answers to every row of ``split``, generated once and cached.
 
     ``teacher``: an in-process model with its ``tokenizer``, or any ``Teacher`` backend (see
-    :func:`cached_teacher_answers`). For the embedded default, where utility is fidelity to the teacher: pass the result to
-    :func:`evaluate_task` as ``references``. Rows carry ``answer`` and ``complete``.
+    :func:`cached_teacher_answers`). For the embedded default, where utility is fidelity to the
+    teacher: pass the result to :func:`evaluate_task` as ``references``. Rows carry ``answer``
+    and ``complete``.
     """
     rows = card.rows(split)
     prompts = {(f"task:{card.name}:{split}", str(i)): card.user_message(r) for i, r in enumerate(rows)}
