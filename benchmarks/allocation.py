@@ -147,23 +147,25 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
     oracle on the full grid, and of the best fixed mixture.
     """
     grid = simplex_grid(8, 8)
-    gain, advantage, noise, ratios = [], [], [], []
+    gain, advantage, noise, ratios, sizes = [], [], [], [], []
     for e in range(envs):
         env = make_environment(seed + e, decisions=decisions)
         p = env.params
         alloc = make_allocator("read", env.capabilities, env.requirement)
+        candidates = alloc.candidates()
+        sizes.append(len(candidates))
         s, exposure = p.start[None].copy(), np.zeros((1, len(p.start)))
         for _ in range(decisions):
-            s_anchor, _ = advance(p, s, exposure, alloc.anchor[None])
             s_grid, _ = advance(p, np.repeat(s, len(grid), 0), np.repeat(exposure, len(grid), 0), grid)
+            s_anchor, exposure = advance(p, s, exposure, alloc.anchor[None])
             base = float(((s_anchor - s) @ p.requirement)[0])
             gain.append(base)
             advantage.append(float(((s_grid - s) @ p.requirement).max()) - base)
-            s, exposure = s_anchor, exposure + alloc.anchor[None]
+            s = s_anchor
         noise.append(p.probe_noise * np.sqrt(2.0) * float(np.linalg.norm(p.requirement)))
         u_r = float(simulate_fixed(p, p.requirement)[0])
         _, best = grid_search_best_fixed(lambda: env)
-        ratios.append([float(simulate_fixed(p, alloc.anchor)[0]) / u_r, myopic_oracle(p, alloc.candidates())[1] / u_r,
+        ratios.append([float(simulate_fixed(p, alloc.anchor)[0]) / u_r, myopic_oracle(p, candidates)[1] / u_r,
                        myopic_oracle(p)[1] / u_r, best / u_r])
     r = np.mean(ratios, axis=0)
     return {
@@ -173,7 +175,7 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
         "noise_sd_of_one_observed_gain": float(np.mean(noise)),
         "over_task_static": {"anchor_static": r[0], "myopic_oracle_on_candidates": r[1],
                              "myopic_oracle_on_grid": r[2], "best_fixed": r[3]},
-        "candidates": int(len(make_allocator("read", env.capabilities, env.requirement).candidates())),
+        "candidates": [min(sizes), max(sizes)],
     }
 
 
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
             print("final utility / w = r:")
             for name, value in out["over_task_static"].items():
                 print(f"  {name:<30}{value:.4f}")
-            print(f"(the allocator's candidate set at the first decision: {out['candidates']} mixtures)")
+            low, high = out["candidates"]
+            print(f"(the allocator's candidate set at the first decision: {low if low == high else f'{low}-{high}'} mixtures)")
         print(json.dumps(out))
         return out
     out = run_benchmark(args.envs, args.decisions, args.seed, progress=not args.json_only)

@@ -147,10 +147,11 @@ class _DropNoise(logging.Filter):
 
 def quiet_lightning() -> None:
     """Silence the Lightning messages in ``_NOISE_LOGS`` and ``_NOISE_WARNINGS``; others stay."""
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _DropNoise) for f in log.filters):
-            log.addFilter(_DropNoise())
+    # rank_zero_info logs to this logger; a filter applies where a record is made, not where it
+    # propagates, so this is the one logger to filter.
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropNoise) for f in log.filters):
+        log.addFilter(_DropNoise())
     for pattern in _NOISE_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
 
