@@ -136,6 +136,72 @@ def run_benchmark(envs: int = 10, decisions: int = 25, seed: int = 0, progress: 
     }
 
 
+def _step_along(anchor: np.ndarray, gradient: np.ndarray, mass: float) -> np.ndarray:
+    """``anchor`` with ``mass`` of weight moved along the centred ``gradient`` (clipped to the simplex)."""
+    g = gradient - gradient.mean()
+    w = np.clip(anchor + mass * 2.0 * g / max(np.abs(g).sum(), 1e-12), 0.0, None)
+    return w / w.sum()
+
+
+def _true_gradients(params, w: np.ndarray, decisions: int, eps: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """TRUE gradients at the fixed mixture ``w``: of the final ``h . s``, ``(K,)``, and of each
+    interval's one-step ``r . s_next`` along the trajectory of ``w`` held fixed, ``(decisions, K)``."""
+    k = len(w)
+    bumped = w[None] + eps * np.vstack([np.zeros(k), np.eye(k)])  # row 0: w itself
+    final = simulate_fixed(params, bumped, decisions)
+    s, exposure, steps = params.start[None].copy(), np.zeros((1, k)), []
+    for _ in range(decisions):
+        s_next, _ = advance(params, np.repeat(s, k + 1, 0), np.repeat(exposure, k + 1, 0), bumped)
+        gain = s_next @ params.requirement
+        steps.append((gain[1:] - gain[0]) / eps)
+        s, exposure = advance(params, s, exposure, w[None])
+    return (final[1:] - final[0]) / eps, np.array(steps)
+
+
+class PerturbAndCommit:
+    """An exploration design, for the diagnostics only: ``explore`` intervals at the anchor plus
+    antithetic pairs of random zero-sum perturbations of size ``delta``, then a least-squares fit
+    of the observed ``r . delta_s`` on the perturbations (with a level and a linear trend), then
+    the anchor with ``mass`` moved along the fitted gradient for the rest of the run."""
+
+    def __init__(self, anchor: np.ndarray, capabilities, requirement, seed: int,
+                 explore: int = 10, delta: float = 0.05, mass: float = 0.1) -> None:
+        self.anchor, self.names = anchor, list(capabilities)
+        self.r = np.array([requirement[c] for c in self.names])
+        self.rng = np.random.default_rng(seed)
+        self.explore, self.delta, self.mass = explore, delta, mass
+        self.w, self.offsets, self.gains, self.last_info = anchor, [], [], {}
+
+    def select(self, profile, remaining):
+        self.before = np.array([profile[c] for c in self.names])
+        if len(self.gains) >= self.explore:
+            self.current = self.w
+        else:
+            if len(self.gains) % 2 == 0:
+                u = self.rng.normal(size=len(self.anchor))
+                self.u = (u - u.mean()) / np.linalg.norm(u - u.mean())
+            else:
+                self.u = -self.u
+            room = np.min(np.where(self.u < 0, self.anchor / np.maximum(-self.u, 1e-12), np.inf))
+            self.current = self.anchor + min(self.delta, 0.999 * room) * self.u
+        return dict(zip(self.names, self.current.tolist()))
+
+    def observe(self, profile, cost):
+        gain = float(self.r @ (np.array([profile[c] for c in self.names]) - self.before))
+        if len(self.gains) < self.explore:
+            self.offsets.append(self.current - self.anchor)
+            self.gains.append(gain)
+            if len(self.gains) == self.explore:
+                n = self.explore
+                design = np.column_stack([np.ones(n), np.arange(n) / max(n - 1, 1), np.array(self.offsets)])
+                coef = np.linalg.lstsq(design, np.array(self.gains), rcond=None)[0]
+                self.w = _step_along(self.anchor, coef[2:], self.mass)
+        return gain
+
+    def development_checkpoint(self, utility):
+        pass
+
+
 def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dict:
     """Why learning a better mixture than the anchor is hard here, from the TRUE dynamics.
 
@@ -144,9 +210,15 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
     (the signal a one-step reward model must find), and the sd of the probe noise in one observed
     ``r . delta_s`` (two noisy probes). And the final utility, relative to ``w = r``, of the
     anchor, of the myopic oracle restricted to the allocator's own candidate set, of the myopic
-    oracle on the full grid, and of the best fixed mixture.
+    oracle on the full grid, and of the best fixed mixture. Then what knowing the direction to
+    move in is worth: the anchor with 0.1 of mass moved, from the first interval on, along the
+    TRUE gradient of the final utility, along the TRUE one-step gradient averaged over the whole
+    run, and averaged over the first ``explore`` (10) intervals only (the most that exploring
+    them could reveal); and what an exploration design that spends those intervals measuring that
+    gradient (``PerturbAndCommit``) reaches, with noise-free probes and with the default noise.
     """
     grid = simplex_grid(8, 8)
+    explore = min(10, decisions)
     gain, advantage, noise, ratios, sizes = [], [], [], [], []
     for e in range(envs):
         env = make_environment(seed + e, decisions=decisions)
@@ -165,8 +237,16 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
         noise.append(p.probe_noise * np.sqrt(2.0) * float(np.linalg.norm(p.requirement)))
         u_r = float(simulate_fixed(p, p.requirement)[0])
         _, best = grid_search_best_fixed(lambda: env)
+        final_grad, step_grads = _true_gradients(p, alloc.anchor, decisions)
+        directions = (final_grad, step_grads.mean(0), step_grads[:explore].mean(0))
+        steps = [_step_along(alloc.anchor, g, 0.1) for g in directions]
+        designs = []
+        for probe_noise in (0.0, p.probe_noise):
+            noisy = make_environment(seed + e, decisions=decisions, probe_noise=probe_noise)
+            design = PerturbAndCommit(alloc.anchor, env.capabilities, env.requirement, seed + e, explore=explore)
+            designs.append(run_episode(design, noisy, decisions).utility / u_r)
         ratios.append([float(simulate_fixed(p, alloc.anchor)[0]) / u_r, myopic_oracle(p, candidates)[1] / u_r,
-                       myopic_oracle(p)[1] / u_r, best / u_r])
+                       myopic_oracle(p)[1] / u_r, best / u_r, *(simulate_fixed(p, np.array(steps)) / u_r), *designs])
     r = np.mean(ratios, axis=0)
     return {
         "envs": envs, "decisions": decisions, "seeds": [seed, seed + envs - 1],
@@ -174,7 +254,10 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
         "best_one_step_advantage_over_anchor": float(np.mean(advantage)),
         "noise_sd_of_one_observed_gain": float(np.mean(noise)),
         "over_task_static": {"anchor_static": r[0], "myopic_oracle_on_candidates": r[1],
-                             "myopic_oracle_on_grid": r[2], "best_fixed": r[3]},
+                             "myopic_oracle_on_grid": r[2], "best_fixed": r[3],
+                             "anchor_step_true_final_gradient": r[4], "anchor_step_true_one_step_gradient": r[5],
+                             f"anchor_step_true_one_step_gradient_first_{explore}": r[6],
+                             f"perturb_{explore}_and_commit_noise_free": r[7], f"perturb_{explore}_and_commit": r[8]},
         "candidates": [min(sizes), max(sizes)],
     }
 
@@ -199,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"probe-noise sd of one observed r . delta_s:                        {out['noise_sd_of_one_observed_gain']:.3f}")
             print("final utility / w = r:")
             for name, value in out["over_task_static"].items():
-                print(f"  {name:<30}{value:.4f}")
+                print(f"  {name:<46}{value:.4f}")
             low, high = out["candidates"]
             print(f"(the allocator's candidate set at the first decision: {low if low == high else f'{low}-{high}'} mixtures)")
         print(json.dumps(out))
