@@ -76,6 +76,10 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
         assert float(r["spent_tokens"]) == json.loads((run_dir / "ledger.json").read_text())["spent"]
         final = json.loads((run_dir / "summary.json").read_text())["CapabilityProbeCallback"]["history"][-1]
         assert float(r["probe/math"]) == pytest.approx(final["profile"]["math"])
+        # The run's report, written by fit before the test score existed, now shows that score.
+        report = (run_dir / "report" / "report.md").read_text()
+        assert f"(test split, scored by `read-train compare` after training, `task_eval.json`): " \
+               f"{float(r['task_utility']):.2f}" in report
     for alloc in ("read", "uniform"):
         seeds = [float(r["task_utility"]) for r in runs if r["allocator"] == alloc]
         mean = next(float(r["task_utility"]) for r in rows if r["allocator"] == alloc and r["seed"] == "mean")

@@ -81,6 +81,20 @@ def test_report_writes_valid_pngs_and_a_markdown_that_names_them(tmp_path):
     assert text.count("\n| 12 | 11000 |") == 1
 
 
+def test_a_compared_runs_test_score_is_reported(tmp_path):
+    # read-train compare scores the student on the test split after fit wrote the report
+    write_run(tmp_path, n=3)
+    assert "Task utility: not evaluated in this run" in write_report(tmp_path, tensorboard=False).read_text()
+    result = {"task_utility": 61.234, "task_agreement": 12.5}
+    (tmp_path / "task_eval.json").write_text(json.dumps({"key": {}, "result": result, "details": {}}))
+    text = write_report(tmp_path, tensorboard=False).read_text()
+    assert "Task utility (test split, scored by `read-train compare`" in text and "61.23" in text
+    assert "agreement with the teacher 12.5%" in text and "not evaluated" not in text
+    (tmp_path / "task_eval.json").write_text(json.dumps({"result": {"task_utility": "high"}}))
+    with pytest.raises(ValueError, match=r"task_eval.json: field 'result' must hold a number 'task_utility'"):
+        load_run(tmp_path)
+
+
 def test_reward_parts_are_read_back_exactly(tmp_path):
     write_run(tmp_path, n=4, beta=0.5)
     for d in load_run(tmp_path).observed:

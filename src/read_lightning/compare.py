@@ -58,6 +58,7 @@ from typing import Any
 import yaml
 
 from read_lightning.jsonl import read_json, write_json_atomic, write_text_atomic
+from read_lightning.report import report_after_fit
 
 __all__ = [
     "DEFAULT_ALLOCATORS",
@@ -684,7 +685,10 @@ def compare_main(argv: list[str] | None = None) -> int:
                     say(f"[{i}/{len(specs)}] {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
                         "--keep-checkpoints keeps them)")
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
+        scored_before = (spec.run_dir / "task_eval.json").is_file()
         row.update(scorer(spec.run_dir))
+        if not scored_before:
+            report_after_fit(spec.run_dir)  # fit wrote the report before the test score existed
         row.update(run_metrics(spec.run_dir, setup.k))
         say(f"[{i}/{len(specs)}] {spec.label}: task utility {row['task_utility']:.2f}, "
             f"spent {int(row['spent_tokens'])} tokens")

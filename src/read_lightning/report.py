@@ -93,6 +93,7 @@ class RunRecord:
     requirement: dict[str, float] | None = None
     allocator: str | None = None
     baseline_utility: float | None = None
+    test_result: dict[str, Any] | None = None  # task_eval.json: the test-split score read-train compare wrote
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -242,6 +243,12 @@ def load_run(run_dir: str | Path) -> RunRecord:
     requirement = bandit_summary.get("requirement") or bandit_config.get("requirement")
     task_history = ((summary or {}).get("TaskEvaluationCallback") or {}).get("history") or []
     baseline = task_history[0].get("utility") if task_history and isinstance(task_history[0], dict) else None
+    test_result = None
+    if (run_dir / "task_eval.json").is_file():
+        test_result = read_json(run_dir / "task_eval.json", required=["result"])["result"]
+        if not isinstance(test_result, dict) or not isinstance(test_result.get("task_utility"), (int, float)):
+            raise ValueError(f"{run_dir / 'task_eval.json'}: field 'result' must hold a number 'task_utility', "
+                             f"got {test_result!r}")
     return RunRecord(
         run_dir=run_dir,
         capabilities=list(capabilities),
@@ -252,6 +259,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
         requirement={str(k): float(v) for k, v in requirement.items()} if isinstance(requirement, dict) else None,
         allocator=bandit_summary.get("allocator") or bandit_config.get("allocator"),
         baseline_utility=float(baseline) if isinstance(baseline, (int, float)) else None,
+        test_result=test_result,
         notes=notes,
     )
 
@@ -522,7 +530,12 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     if utility:
         lines += [f"Task utility (dev split, 0-100): {utility[0][1]:.1f} at {int(utility[0][0])} tokens, "
                   f"{utility[-1][1]:.1f} at {int(utility[-1][0])} tokens ({len(utility)} checkpoints).", ""]
-    else:
+    if record.test_result:
+        agreement = record.test_result.get("task_agreement")
+        extra = f", greedy agreement with the teacher {agreement:.1f}%" if isinstance(agreement, (int, float)) else ""
+        lines += [f"Task utility (test split, scored by `read-train compare` after training, `task_eval.json`): "
+                  f"{float(record.test_result['task_utility']):.2f}{extra}.", ""]
+    if not utility and not record.test_result:
         lines += ["Task utility: not evaluated in this run (add a `TaskEvaluationCallback`).", ""]
 
     lines += ["## Decisions", "",
