@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import math
 import shutil
 from pathlib import Path
 
+import lightning
 import pytest
 import yaml
 from conftest import build_tiny_model
 
 from read_lightning.compare import _finished, aggregate, compare_main, run_metrics, verdict
+from read_lightning.module import DistillationModule
 
 ROOT = Path(__file__).parent.parent
 BUDGET = 1200
@@ -61,6 +64,10 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     # The checkpoints are kept here only because the test fakes interruptions from them below.
     assert compare_main(_args(tiny_recipe, out, "--keep-checkpoints")) == 0
     captured = capsys.readouterr()
+    # In-process runs give their student, optimizer and data back when they end: jsonargparse's
+    # context variable would otherwise keep the last run's CLI and everything it built alive.
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, (DistillationModule, lightning.Trainer))]
     root = out / "tiny-recipe"
     rows = _csv(root / "compare.csv")
     runs = [r for r in rows if r["seed"] in ("0", "1")]

@@ -248,9 +248,12 @@ def test_fit_through_the_cli_ends_with_a_report_and_survives_a_broken_one(tmp_pa
 
     run = tmp_path / "run"
     write_run(run, n=2)
-    fake = SimpleNamespace(trainer=SimpleNamespace(is_global_zero=True, log_dir=str(run)))
+    def fake(args=None, run=True):
+        return SimpleNamespace(trainer=SimpleNamespace(is_global_zero=True, log_dir=str(run_dir)))
+
+    run_dir = run
     monkeypatch.setattr(cli, "check_config_files", lambda argv: None)
-    monkeypatch.setattr(cli, "lightning_main", lambda args=None, run=True: fake)
+    monkeypatch.setattr(cli, "lightning_main", fake)
     assert cli.main(["fit", "--config", "any.yaml"]) == 0
     assert (run / "report" / "report.md").is_file()
     (run / "allocations.jsonl").write_text("{broken\n")  # the report fails; the fit still succeeds

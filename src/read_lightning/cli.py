@@ -8,6 +8,7 @@ around a run and dispatch to their own ``main`` functions.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import warnings
@@ -180,7 +181,19 @@ def main(argv: list[str] | None = None) -> int:
         from read_lightning.report import report_after_fit
 
         report_after_fit(log_dir)
+    _release(cli)
     return 0
+
+
+def _release(cli: LightningCLI) -> None:
+    """Let go of a finished run's student, teacher, optimizer and data. jsonargparse keeps the
+    last parser in a context variable, and through it this CLI, so in a process that goes on
+    (``read-train compare --launcher inprocess``, a notebook) they would stay alive until the
+    next run had been parsed."""
+    for name in ("trainer", "model", "datamodule", "config_init"):
+        if hasattr(cli, name):
+            setattr(cli, name, None)
+    gc.collect()
 
 
 if __name__ == "__main__":  # pragma: no cover
