@@ -262,5 +262,26 @@ def test_data_module_builds_the_teacher_auto_resolves_to(monkeypatch, tmp_path, 
         assert isinstance(teacher, FakeVLLM)
         assert built["vllm"][0] == str(tmp_path / "teacher") and built["vllm"][1]["dtype"] == "bfloat16"
         assert built["vllm"][1]["seed"] == 4
+        # the student trains on the same GPU: vLLM must not claim its default 90% of it
+        assert built["vllm"][1]["gpu_memory_utilization"] == 0.3
+        dm = CapabilityDataModule(teacher=str(tmp_path / "teacher"), student=str(tmp_path / "teacher"),
+                                  teacher_backend="auto", budget_tokens=10_000,
+                                  teacher_engine_kwargs={"gpu_memory_utilization": 0.5, "tensor_parallel_size": 2})
+        dm._build_teacher()
+        assert built["vllm"][1]["gpu_memory_utilization"] == 0.5 and built["vllm"][1]["tensor_parallel_size"] == 2
     else:
         assert isinstance(teacher, HFTeacher) and teacher.seed == 4
+
+
+@pytest.mark.parametrize(("engine", "message"), [
+    ({"seed": 3}, r"teacher_engine_kwargs sets 'seed'=3; use data.seed instead"),
+    ({"dtype": "half"}, r"sets 'dtype'='half'; use data.teacher_dtype instead"),
+    ({"temperature": 0.0}, r"sets 'temperature'=0.0; use data.temperature instead"),
+    ({"gpu_memory_utilization": 1.5}, r"teacher_engine_kwargs.gpu_memory_utilization must be .*1.5"),
+    (["gpu_memory_utilization", 0.5], r"teacher_engine_kwargs must map vllm.LLM argument names .*gpu_memory"),
+])
+def test_bad_vllm_engine_arguments_are_named(engine, message):
+    from read_lightning.data import CapabilityDataModule
+
+    with pytest.raises(ValueError, match=message):
+        CapabilityDataModule(budget_tokens=10_000, teacher_backend="vllm", teacher_engine_kwargs=engine)

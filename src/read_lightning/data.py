@@ -58,6 +58,12 @@ from read_lightning.models import EMBEDDED
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+# vLLM claims 90% of the GPU by default, but here the student trains on the same device in the
+# same process; the teacher is built first (in setup), so without a limit training would be left
+# with a tenth. A 135M teacher needs well under 1% of an 80 GB card, a 7B one about 25%.
+VLLM_MEMORY_SHARE = 0.3
+_OWN_ENGINE_KEYS = {"model": "teacher", "seed": "seed", "dtype": "teacher_dtype", "temperature": "temperature",
+                    "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
 
 __all__ = [
     "CapabilityDataModule",
@@ -245,6 +251,10 @@ class CapabilityDataModule(L.LightningDataModule):
             ``http`` (an OpenAI-compatible server at ``teacher_url``; ``teacher`` is then the
             served model's name) or ``auto`` (``vllm`` if installed and a GPU is visible, else ``hf``).
         teacher_url, teacher_timeout: the HTTP endpoint and its per-request timeout in seconds.
+        teacher_engine_kwargs: extra ``vllm.LLM`` arguments for the ``vllm`` backend
+            (``tensor_parallel_size``, ``max_model_len``, ...); ``gpu_memory_utilization``
+            defaults to ``VLLM_MEMORY_SHARE`` (0.3), since the student trains on the same GPU.
+            Ignored by the other backends.
         prompt_source: ``"templates"`` for the built-in capability template library, or a JSONL
             file of ``{"capability": ..., "prompt": ...}`` rows.
         extra_templates: YAML/JSONL file(s) of user templates, e.g. for a user-defined capability.
@@ -274,6 +284,7 @@ class CapabilityDataModule(L.LightningDataModule):
         teacher_backend: str = "hf",
         teacher_url: str | None = None,
         teacher_timeout: float = 120.0,
+        teacher_engine_kwargs: dict[str, Any] | None = None,
         prompt_source: str = "templates",
         extra_templates: str | None = None,
         leakage_hashes: str | None = None,
@@ -320,6 +331,17 @@ class CapabilityDataModule(L.LightningDataModule):
             raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose one of {list(TEACHER_BACKENDS)}")
         if teacher_backend == "http" and not teacher_url:
             raise ValueError("teacher_backend 'http' needs teacher_url (an OpenAI-compatible server)")
+        engine = teacher_engine_kwargs or {}
+        if not isinstance(engine, dict) or not all(isinstance(k, str) for k in engine):
+            raise ValueError(f"teacher_engine_kwargs must map vllm.LLM argument names to values, "
+                             f"got {teacher_engine_kwargs!r}")
+        for key, option in _OWN_ENGINE_KEYS.items():
+            if key in engine:
+                raise ValueError(f"teacher_engine_kwargs sets {key!r}={engine[key]!r}; use data.{option} instead")
+        if "gpu_memory_utilization" in engine:
+            check_number("teacher_engine_kwargs.gpu_memory_utilization", engine["gpu_memory_utilization"],
+                         low=0.0, high=1.0, open_low=True)
+        self.teacher_engine_kwargs = {"gpu_memory_utilization": VLLM_MEMORY_SHARE, **engine}
         for name, path in (("extra_templates", extra_templates), ("leakage_hashes", leakage_hashes)):
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"{name} file {path!r} does not exist")
@@ -462,7 +484,7 @@ class CapabilityDataModule(L.LightningDataModule):
                                tokenizer=self.tokenizer, seed=self.seed, **sampling)
         if backend == "vllm":
             path = resolve_model_path(self.teacher_name, self.cache_dir)
-            return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **sampling)
+            return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **self.teacher_engine_kwargs, **sampling)
 
         model = load_model(self.teacher_name, dtype=self.teacher_dtype, cache_dir=self.cache_dir, shared=True)
         if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
