@@ -143,21 +143,27 @@ def test_read_beats_uniform_and_random_and_stays_near_task_static():
     assert mean["read"] > 0.993 * mean["task_static"]  # measured 0.997-0.998; before the shrunk anchor 0.996-0.999
 
 
-def test_allocation_benchmark_prints_every_figure(capsys, monkeypatch):
-    # smoke run of benchmarks/allocation.py on one tiny environment: the table and the JSON agree
+def _allocation_benchmark(monkeypatch):
+    """benchmarks/allocation.py as a module."""
     import importlib.util
-    import json
     import os
     from pathlib import Path
 
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         # the module setdefault()s these; through monkeypatch they are undone after the test
         monkeypatch.setenv(var, os.environ.get(var, "1"))
-
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
     spec = importlib.util.spec_from_file_location("allocation_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_allocation_benchmark_prints_every_figure(capsys, monkeypatch):
+    # smoke run of benchmarks/allocation.py on one tiny environment: the table and the JSON agree
+    import json
+
+    bench = _allocation_benchmark(monkeypatch)
     out = bench.main(["--envs", "1", "--decisions", "3", "--seed", "7"])
     printed = capsys.readouterr().out
     assert json.loads(printed.strip().splitlines()[-1])["read_over_task_static"] == out["read_over_task_static"]
@@ -171,17 +177,7 @@ def test_allocation_benchmark_prints_every_figure(capsys, monkeypatch):
 def test_allocation_diagnostics_print_every_reference(capsys, monkeypatch):
     # smoke run of --diagnostics on one short environment: every row is printed and ordered as the
     # oracles must be (the best fixed mixture is at least as good as any fixed step from the anchor)
-    import importlib.util
-    import os
-    from pathlib import Path
-
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(var, os.environ.get(var, "1"))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
-    spec = importlib.util.spec_from_file_location("allocation_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    out = bench.main(["--diagnostics", "--envs", "1", "--decisions", "6", "--seed", "3"])
+    out = _allocation_benchmark(monkeypatch).main(["--diagnostics", "--envs", "1", "--decisions", "6", "--seed", "3"])
     printed = capsys.readouterr().out
     ratios = out["over_task_static"]
     for name in ratios:
