@@ -8,6 +8,7 @@ fixed mixture for ``r . s``, scored on the true ``h . s``), ``task_static_h`` (`
 ``myopic_oracle`` (the best true one-step gain each interval). Usage::
 
     python benchmarks/allocation.py [--envs 10] [--decisions 25] [--seed 0] [--json-only]
+    python benchmarks/allocation.py --diagnostics   # where the room to adapt is (docs/allocator.md)
 
 Measured (shared 2-core CPU, one BLAS thread, 6-12 s for 10 environments), default allocator
 settings (``anchor_shrink = 0.1``), mean final utility / best fixed::
