@@ -58,7 +58,7 @@ from typing import Any
 import yaml
 
 from read_lightning.jsonl import read_json, write_json_atomic, write_text_atomic
-from read_lightning.report import report_after_fit
+from read_lightning.report import TASK_EVAL_FILE, report_after_fit
 
 __all__ = [
     "DEFAULT_ALLOCATORS",
@@ -434,7 +434,7 @@ class _TaskScorer:
         from read_lightning.tasks import evaluate_task
 
         key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
-        cache = run_dir / "task_eval.json"
+        cache = run_dir / TASK_EVAL_FILE
         if cache.is_file():
             saved = read_json(cache)
             if saved.get("key") == key:
@@ -451,6 +451,7 @@ class _TaskScorer:
             result["task_agreement"] = float(got["agreement"])
         # Atomic: a comparison stopped here must not leave a half file that its resume cannot parse.
         write_json_atomic(cache, {"key": key, "result": result, "details": got})
+        report_after_fit(run_dir)  # fit wrote the run's report before this score existed
         del student
         gc.collect()
         return result
@@ -685,10 +686,7 @@ def compare_main(argv: list[str] | None = None) -> int:
                     say(f"[{i}/{len(specs)}] {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
                         "--keep-checkpoints keeps them)")
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
-        scored_before = (spec.run_dir / "task_eval.json").is_file()
         row.update(scorer(spec.run_dir))
-        if not scored_before:
-            report_after_fit(spec.run_dir)  # fit wrote the report before the test score existed
         row.update(run_metrics(spec.run_dir, setup.k))
         say(f"[{i}/{len(specs)}] {spec.label}: task utility {row['task_utility']:.2f}, "
             f"spent {int(row['spent_tokens'])} tokens")

@@ -35,9 +35,11 @@ from read_lightning.jsonl import iter_jsonl, read_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FIGURES", "RunRecord", "estimate_transfer", "load_run", "report_main", "write_report"]
+__all__ = ["FIGURES", "TASK_EVAL_FILE", "RunRecord", "estimate_transfer", "load_run", "report_main", "write_report"]
 
 FIGURES = ("mixture", "profile", "reward", "ledger", "transfer")
+# The test-split task score read-train compare writes next to a run once it has trained.
+TASK_EVAL_FILE = "task_eval.json"
 DEFAULT_RIDGE = 0.1
 _TB_SUFFIX = ".report"
 
@@ -243,12 +245,11 @@ def load_run(run_dir: str | Path) -> RunRecord:
     requirement = bandit_summary.get("requirement") or bandit_config.get("requirement")
     task_history = ((summary or {}).get("TaskEvaluationCallback") or {}).get("history") or []
     baseline = task_history[0].get("utility") if task_history and isinstance(task_history[0], dict) else None
-    test_result = None
-    if (run_dir / "task_eval.json").is_file():
-        test_result = read_json(run_dir / "task_eval.json", required=["result"])["result"]
+    test_result, test_path = None, run_dir / TASK_EVAL_FILE
+    if test_path.is_file():
+        test_result = read_json(test_path, required=["result"])["result"]
         if not isinstance(test_result, dict) or not isinstance(test_result.get("task_utility"), (int, float)):
-            raise ValueError(f"{run_dir / 'task_eval.json'}: field 'result' must hold a number 'task_utility', "
-                             f"got {test_result!r}")
+            raise ValueError(f"{test_path}: field 'result' must hold a number 'task_utility', got {test_result!r}")
     return RunRecord(
         run_dir=run_dir,
         capabilities=list(capabilities),
@@ -533,7 +534,7 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     if record.test_result:
         agreement = record.test_result.get("task_agreement")
         extra = f", greedy agreement with the teacher {agreement:.1f}%" if isinstance(agreement, (int, float)) else ""
-        lines += [f"Task utility (test split, scored by `read-train compare` after training, `task_eval.json`): "
+        lines += [f"Task utility (test split, scored by `read-train compare` after training, `{TASK_EVAL_FILE}`): "
                   f"{float(record.test_result['task_utility']):.2f}{extra}.", ""]
     if not utility and not record.test_result:
         lines += ["Task utility: not evaluated in this run (add a `TaskEvaluationCallback`).", ""]
