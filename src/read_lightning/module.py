@@ -301,7 +301,7 @@ class DistillationModule(L.LightningModule):
         reopen_interval_end(checkpoint)
 
 
-def reopen_interval_end(checkpoint: dict[str, Any]) -> bool:
+def reopen_interval_end(checkpoint: dict[str, Any]) -> None:
     """Make a checkpoint taken after an interval's last step still run the interval's end.
 
     A step-based checkpoint (``ModelCheckpoint(every_n_train_steps=...)``) can land on the last
@@ -313,7 +313,7 @@ def reopen_interval_end(checkpoint: dict[str, Any]) -> bool:
     hooks run. Without a saved loader state the epoch would be replayed from its start, so the
     checkpoint is then left as it is. Called before the loops are restored from ``checkpoint``
     by ``DistillationModule`` and by the probe and bandit callbacks (so it also works with a
-    user's own module); it is idempotent. Returns whether it changed the checkpoint.
+    user's own module); it is idempotent.
     """
     fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
     progress = fit_loop.get("epoch_loop.batch_progress")
@@ -323,8 +323,6 @@ def reopen_interval_end(checkpoint: dict[str, Any]) -> bool:
         # Saved from on_train_batch_end: the batch was processed but not yet counted completed.
         if total.get("processed") == total.get("completed", 0) + 1:
             progress["is_last_batch"] = False
-            return True
-    return False
 
 
 def full_student_state(trainer: L.Trainer) -> dict[str, torch.Tensor]:
