@@ -203,6 +203,89 @@ class PerturbAndCommit:
         pass
 
 
+class SpreadPerturbation(PerturbAndCommit):
+    """Exploration spread over the whole run, for the diagnostics only: every interval is half of
+    an antithetic pair ``centre +- delta u`` (``u`` a random zero-sum unit direction per pair), and
+    after each pair the centre becomes the anchor with ``mass`` moved along the running mean of the
+    pairs' gradient estimates ``(y+ - y-) / (2 delta) u`` (the full ``mass`` from the sixth pair on)."""
+
+    def __init__(self, anchor: np.ndarray, capabilities, requirement, seed: int,
+                 delta: float = 0.05, mass: float = 0.1, full_at: int = 6) -> None:
+        super().__init__(anchor, capabilities, requirement, seed, explore=0, delta=delta, mass=mass)
+        self.full_at, self.sum_grad, self.pairs = full_at, np.zeros(len(anchor)), 0
+
+    def select(self, profile, remaining):
+        self.before = np.array([profile[c] for c in self.names])
+        if len(self.gains) % 2 == 0:  # a new pair: direction and a step both signs leave on the simplex
+            u = self.rng.normal(size=len(self.anchor))
+            self.u = (u - u.mean()) / np.linalg.norm(u - u.mean())
+            self.step = min(self.delta, 0.999 * float(np.min(self.w / np.maximum(np.abs(self.u), 1e-12))))
+            self.sign = 1.0
+        else:
+            self.sign = -1.0
+        self.current = self.w + self.sign * self.step * self.u
+        return dict(zip(self.names, self.current.tolist()))
+
+    def observe(self, profile, cost):
+        gain = float(self.r @ (np.array([profile[c] for c in self.names]) - self.before))
+        self.gains.append(gain)
+        if self.sign < 0 and self.step > 1e-3:
+            self.sum_grad += (self.gains[-2] - gain) / (2.0 * self.step) * self.u
+            self.pairs += 1
+            self.w = _step_along(self.anchor, self.sum_grad / self.pairs, self.mass * min(1.0, self.pairs / self.full_at))
+        return gain
+
+
+class CeilingPlanner:
+    """Given the TRUE ceilings (the teacher's level: information from outside the run, which probing
+    the teacher could give), for the diagnostics only. It fits each capability's rate in
+    ``delta_s_c ~ rho_c g(w_c) (ceiling_c - s_c)`` (the simulator's own saturation form, without
+    transfer; ``g`` with the prior concavity 0.45; ridge toward ``rho = 0.17`` with the weight of one
+    mean observation), each interval finds the fixed mixture on the 1/8 grid that this model says
+    ends best, and plays it ``blend`` of the way from the anchor."""
+
+    def __init__(self, anchor: np.ndarray, capabilities, requirement, ceiling: np.ndarray, decisions: int,
+                 blend: float = 0.3, concavity: float = 0.45, rate_prior: float = 0.17) -> None:
+        self.anchor, self.names, self.ceiling = anchor, list(capabilities), np.asarray(ceiling, dtype=float)
+        self.r = np.array([requirement[c] for c in self.names])
+        self.decisions, self.blend, self.a, self.rate_prior = decisions, blend, concavity, rate_prior
+        self.grid = np.vstack([simplex_grid(len(anchor), 8), anchor[None]])
+        self.x, self.y, self.last_info = [], [], {}
+
+    def _rates(self) -> np.ndarray:
+        if not self.x:
+            return np.full(len(self.anchor), self.rate_prior)
+        x, y = np.array(self.x), np.array(self.y)
+        prior = np.mean(x**2, axis=0) + 1e-6
+        return np.clip(((x * y).sum(0) + prior * self.rate_prior) / ((x**2).sum(0) + prior), 0.005, 2.0)
+
+    def select(self, profile, remaining):
+        self.before = np.array([profile[c] for c in self.names])
+        rates, g = self._rates(), self.a * (1.0 - np.exp(-self.grid / self.a))
+        s = np.repeat(self.before[None], len(self.grid), 0)
+        for _ in range(self.decisions - len(self.y)):
+            s = s + rates * g * (self.ceiling - s)
+        best = self.grid[int(np.argmax(s @ self.r))]
+        self.current = self.blend * best + (1.0 - self.blend) * self.anchor
+        return dict(zip(self.names, self.current.tolist()))
+
+    def observe(self, profile, cost):
+        after = np.array([profile[c] for c in self.names])
+        self.x.append(self.a * (1.0 - np.exp(-self.current / self.a)) * (self.ceiling - self.before))
+        self.y.append(after - self.before)
+        return float(self.r @ (after - self.before))
+
+    def development_checkpoint(self, utility):
+        pass
+
+
+def _headroom_anchor(anchor_shrink: float, requirement: np.ndarray, ceiling: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """``r`` weighted by the square root of the gap to the ceilings, then shrunk toward uniform like the anchor."""
+    gap = np.clip(ceiling - profile, 1.0, None)
+    x = requirement * np.sqrt(gap / gap.mean())
+    return (1.0 - anchor_shrink) * x / x.sum() + anchor_shrink / len(x)
+
+
 def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dict:
     """Why learning a better mixture than the anchor is hard here, from the TRUE dynamics.
 
@@ -216,7 +299,11 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
     TRUE gradient of the final utility, along the TRUE one-step gradient averaged over the whole
     run, and averaged over the first ``explore`` (10) intervals only (the most that exploring
     them could reveal); and what an exploration design that spends those intervals measuring that
-    gradient (``PerturbAndCommit``) reaches, with noise-free probes and with the default noise.
+    gradient (``PerturbAndCommit``) reaches, with noise-free probes and with the default noise, and
+    the same for exploration spread over the whole run (``SpreadPerturbation``). Last, what outside
+    information a run could have is worth: given the TRUE ceilings (the teacher's level), a
+    saturation model and plan (``CeilingPlanner``), and ``r`` weighted by the root of the gap to
+    the ceilings at the first probe, held fixed.
     """
     grid = simplex_grid(8, 8)
     explore = min(10, decisions)
@@ -242,10 +329,17 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
         directions = (final_grad, step_grads.mean(0), step_grads[:explore].mean(0))
         steps = [_step_along(alloc.anchor, g, 0.1) for g in directions]
         designs = []
-        for probe_noise in (0.0, p.probe_noise):
-            noisy = make_environment(seed + e, decisions=decisions, probe_noise=probe_noise)
-            design = PerturbAndCommit(alloc.anchor, env.capabilities, env.requirement, seed + e, explore=explore)
-            designs.append(run_episode(design, noisy, decisions).utility / u_r)
+        for cls in (PerturbAndCommit, SpreadPerturbation):
+            for probe_noise in (0.0, p.probe_noise):
+                noisy = make_environment(seed + e, decisions=decisions, probe_noise=probe_noise)
+                kwargs = {"explore": explore} if cls is PerturbAndCommit else {}
+                design = cls(alloc.anchor, env.capabilities, env.requirement, seed + e, **kwargs)
+                designs.append(run_episode(design, noisy, decisions).utility / u_r)
+        planner = CeilingPlanner(alloc.anchor, env.capabilities, env.requirement, p.ceiling, decisions)
+        designs.append(run_episode(planner, env, decisions).utility / u_r)
+        first_probe = np.array(list(env.reset().values()))  # what a run sees of the start profile
+        headroom = _headroom_anchor(alloc.anchor_shrink, p.requirement, p.ceiling, first_probe)
+        designs.append(float(simulate_fixed(p, headroom)[0]) / u_r)
         ratios.append([float(simulate_fixed(p, alloc.anchor)[0]) / u_r, myopic_oracle(p, candidates)[1] / u_r,
                        myopic_oracle(p)[1] / u_r, best / u_r, *(simulate_fixed(p, np.array(steps)) / u_r), *designs])
     r = np.mean(ratios, axis=0)
@@ -258,23 +352,26 @@ def run_diagnostics(envs: int = 30, decisions: int = 25, seed: int = 100) -> dic
                              "myopic_oracle_on_grid": r[2], "best_fixed": r[3],
                              "anchor_step_true_final_gradient": r[4], "anchor_step_true_one_step_gradient": r[5],
                              f"anchor_step_true_one_step_gradient_first_{explore}": r[6],
-                             f"perturb_{explore}_and_commit_noise_free": r[7], f"perturb_{explore}_and_commit": r[8]},
+                             f"perturb_{explore}_and_commit_noise_free": r[7], f"perturb_{explore}_and_commit": r[8],
+                             "spread_perturbation_noise_free": r[9], "spread_perturbation": r[10],
+                             "given_true_ceilings_saturation_planner": r[11],
+                             "given_true_ceilings_headroom_anchor": r[12]},
         "candidates": [min(sizes), max(sizes)],
     }
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", type=int, default=10)
+    parser.add_argument("--envs", type=int, default=None, help="default 10 (30 with --diagnostics)")
     parser.add_argument("--decisions", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="first seed; default 0 (100 with --diagnostics)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true",
                         help="print where the room to adapt is and how noisy it looks instead (default seeds 100-129)")
     args = parser.parse_args(argv)
     if args.diagnostics:
-        seed = 100 if args.seed == 0 else args.seed
-        envs = 30 if args.envs == 10 else args.envs
+        seed = 100 if args.seed is None else args.seed
+        envs = 30 if args.envs is None else args.envs
         out = run_diagnostics(envs, args.decisions, seed)
         if not args.json_only:
             print(f"{out['envs']} environments (seeds {seed}-{seed + envs - 1}), {out['decisions']} decisions, TRUE dynamics")
@@ -288,7 +385,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"(the allocator's candidate set at the first decision: {low if low == high else f'{low}-{high}'} mixtures)")
         print(json.dumps(out))
         return out
-    out = run_benchmark(args.envs, args.decisions, args.seed, progress=not args.json_only)
+    out = run_benchmark(10 if args.envs is None else args.envs, args.decisions, args.seed or 0,
+                        progress=not args.json_only)
     if not args.json_only:
         best = out["final_utility"]["best_fixed"]["mean"]
         print(f"final true task utility over {out['envs']} environments, {out['decisions']} decisions (mean ± std)")

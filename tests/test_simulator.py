@@ -183,5 +183,6 @@ def test_allocation_diagnostics_print_every_reference(capsys, monkeypatch):
     for name in ratios:
         assert name in printed
     assert "perturb_6_and_commit_noise_free" in ratios
+    assert {"spread_perturbation", "given_true_ceilings_saturation_planner", "given_true_ceilings_headroom_anchor"} <= set(ratios)
     steps = [v for k, v in ratios.items() if k.startswith("anchor_step")]
     assert len(steps) == 3 and max(steps) <= ratios["best_fixed"] + 1e-6
