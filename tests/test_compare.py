@@ -169,6 +169,12 @@ def test_overrides_that_compare_owns_are_refused(tiny_recipe, tmp_path, flag):
         compare_main(_args(tiny_recipe, tmp_path, flag, "1"))
 
 
+def test_a_refused_recipe_value_is_named_before_any_run(tiny_recipe, tmp_path):
+    with pytest.raises(SystemExit, match=r"refused: CapabilityDataModule: budget_tokens=10 is too small"):
+        compare_main(_args(tiny_recipe, tmp_path, "--data.budget_tokens", "10"))
+    assert not list(tmp_path.rglob("summary.json"))
+
+
 def test_unknown_allocator_is_named(tiny_recipe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare_main(["--config", str(tiny_recipe), "--allocators", "read,bogus", "--out", str(tmp_path)])

@@ -91,6 +91,61 @@ def test_malformed_yaml_is_reported(tmp_path, capsys):
     assert "broken.yaml" in str(exit_info.value.code)
 
 
+def _default_recipe_with(tmp_path, name: str, edit) -> str:
+    doc = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
+    edit(doc)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_a_value_a_class_refuses_is_one_line_naming_the_class(tmp_path, capsys, monkeypatch):
+    # jsonargparse would bury the class's own message in ~80 lines of union-type reasons
+    def bad_requirement(doc):
+        _bandit_args(doc)["requirement"] = {"math": 0.5, "reasoning": 0.3, "steerability": 0.1,
+                                            "general_knowledge": 0.3}
+
+    config = _default_recipe_with(tmp_path, "requirement.yaml", bad_requirement)
+    args = ["fit", "--config", config, "--trainer.default_root_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    message = str(exit_info.value.code)
+    assert message.startswith("read-train: the configuration was refused: BanditAllocationCallback: ")
+    assert "must sum to 1 (a distribution), but sums to 1.2" in message and "\n" not in message
+    assert "Traceback" not in capsys.readouterr().err
+
+    small = _default_recipe_with(tmp_path, "budget.yaml", lambda doc: doc["data"].update(budget_tokens=100))
+    with pytest.raises(SystemExit, match=r"CapabilityDataModule: budget_tokens=100 is too small .*\(data\.py:\d+\)"):
+        main(["fit", "--config", small, "--trainer.default_root_dir", str(tmp_path)])
+
+    # the objects' own callers (compare, tests, notebooks) get an exception they can catch and read
+    from read_lightning.cli import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="BanditAllocationCallback: requirement vector must sum to 1"):
+        lightning_main(args[1:], run=False)
+    monkeypatch.setenv("READ_TRAIN_TRACEBACK", "1")
+    with pytest.raises(ConfigurationError):
+        main(args)
+
+
+def test_a_refusal_during_the_run_is_one_line_other_errors_keep_their_traceback(monkeypatch):
+    from read_lightning import cli
+    from read_lightning.capabilities import validate_distribution
+
+    def refused(*args, **kwargs):
+        validate_distribution({"math": 2.0}, ["math"], name="mixture")
+
+    def broken(*args, **kwargs):
+        raise ValueError("not from read_lightning")
+
+    monkeypatch.setattr(cli, "lightning_main", refused)
+    with pytest.raises(SystemExit, match=r"^read-train: mixture must sum to 1 .*\(capabilities\.py:\d+\)$"):
+        cli.main(["fit"])
+    monkeypatch.setattr(cli, "lightning_main", broken)
+    with pytest.raises(ValueError, match="not from read_lightning"):
+        cli.main(["fit"])
+
+
 def test_top_level_help_lists_tools(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -21,7 +22,54 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from read_lightning.data import CapabilityDataModule
 from read_lightning.module import DistillationModule
 
-__all__ = ["ReadCLI", "main"]
+__all__ = ["ConfigurationError", "ReadCLI", "main"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+class ConfigurationError(ValueError):
+    """A class named in the configuration refused its arguments while the run was being built.
+
+    The message is ``"<Class>: <its own message, naming the bad value> (<file>:<line>)"``.
+    ``read-train`` prints it as one line; raised as it is, jsonargparse would bury it among ~80
+    lines of traceback and union-type alternatives.
+    """
+
+
+def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)) -> str | None:
+    """``"<Class>: <message> (<file>:<line>)"`` for an exception of one of ``kinds`` that
+    read_lightning itself raised (outside this module) somewhere in ``err``'s chain; ``Class`` is
+    that of the outermost read_lightning method on its way. None when there is none: then the
+    error is not a refusal of bad input, and its traceback is the useful part."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [err]
+    while todo:
+        exc = todo.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        tb, last = exc.__traceback__, None
+        while tb is not None:
+            last, tb = tb, tb.tb_next
+        if last is not None and isinstance(exc, kinds) and not isinstance(exc, ConfigurationError):
+            path = Path(last.tb_frame.f_code.co_filename).resolve()
+            if path.parent == _PACKAGE and path.name != "cli.py":
+                owner = _owner(exc.__traceback__)
+                where = f"{path.name}:{last.tb_lineno}"
+                return f"{owner}: {exc} ({where})" if owner else f"{exc} ({where})"
+        todo.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+    return None
+
+
+def _owner(tb: Any) -> str | None:
+    """The class of the outermost read_lightning method in traceback ``tb`` (its ``self``)."""
+    while tb is not None:
+        frame = tb.tb_frame
+        path = Path(frame.f_code.co_filename).resolve()
+        if path.parent == _PACKAGE and path.name != "cli.py" and "self" in frame.f_locals:
+            return type(frame.f_locals["self"]).__name__
+        tb = tb.tb_next
+    return None
 
 
 class ReadCLI(LightningCLI):
@@ -37,6 +85,15 @@ class ReadCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
             resume_latest_version(self.config["fit"])
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as err:
+            refusal = _refusal(err, (ValueError, TypeError, FileNotFoundError))
+            if refusal is None:
+                raise
+            raise ConfigurationError(refusal) from err
 
 
 def resume_latest_version(config: Any) -> None:
@@ -172,8 +229,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<10} {help_text}")
         return 0
     check_config_files(argv)
-    # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
-    cli = lightning_main(None if from_command_line else argv)
+    try:
+        # LightningCLI reads sys.argv itself; passing it again would trigger its "args and argv" warning.
+        cli = lightning_main(None if from_command_line else argv)
+    except Exception as err:
+        # Bad input that read_lightning refused, by name: the message says what and where, a
+        # traceback through Lightning and jsonargparse adds nothing (READ_TRAIN_TRACEBACK=1 shows it).
+        if os.environ.get("READ_TRAIN_TRACEBACK"):
+            raise
+        if isinstance(err, ConfigurationError):
+            raise SystemExit(f"read-train: the configuration was refused: {err}") from None
+        refusal = _refusal(err)
+        if refusal is None:
+            raise
+        raise SystemExit(f"read-train: {refusal}") from None
     # log_dir is broadcast from rank 0: every rank must ask for it, not rank 0 alone.
     log_dir = cli.trainer.log_dir if argv[0] == "fit" else None
     if argv[0] == "fit" and cli.trainer.is_global_zero:

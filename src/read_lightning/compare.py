@@ -342,11 +342,14 @@ class _Setup:
 
 def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None, metric: str) -> _Setup:
     """Build (not run) the first run's objects to read its task card, teacher and probe settings."""
-    from read_lightning.cli import lightning_main
+    from read_lightning.cli import ConfigurationError, lightning_main
     from read_lightning.requirement import load_card
 
-    with _quiet_cli_args():
-        cli = lightning_main(["--config", str(config), *overrides], run=False)
+    try:
+        with _quiet_cli_args():
+            cli = lightning_main(["--config", str(config), *overrides], run=False)
+    except ConfigurationError as err:
+        raise SystemExit(f"read-train compare: the configuration was refused: {err}") from None
     callbacks = {type(cb).__name__: cb for cb in cli.trainer.callbacks}
     probe, bandit = callbacks.get(PROBE), callbacks.get(BANDIT)
     if probe is None:
