@@ -141,6 +141,15 @@ def test_a_refusal_during_the_run_is_one_line_other_errors_keep_their_traceback(
     monkeypatch.setattr(cli, "lightning_main", refused)
     with pytest.raises(SystemExit, match=r"^read-train: mixture must sum to 1 .*\(capabilities\.py:\d+\)$"):
         cli.main(["fit"])
+    def unreachable_teacher(*args, **kwargs):
+        from read_lightning.generation import HTTPTeacher
+
+        HTTPTeacher("http://127.0.0.1:9", "any", timeout=0.5, max_retries=0).generate(["x"])
+
+    monkeypatch.setattr(cli, "lightning_main", unreachable_teacher)
+    with pytest.raises(SystemExit, match=r"^read-train: HTTPTeacher: teacher endpoint http://127\.0\.0\.1:9/v1/\S+ "
+                                         r"failed after 1 attempt\(s\)"):
+        cli.main(["fit"])
     monkeypatch.setattr(cli, "lightning_main", broken)
     with pytest.raises(ValueError, match="not from read_lightning"):
         cli.main(["fit"])

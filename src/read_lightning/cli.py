@@ -20,6 +20,7 @@ from typing import Any
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from read_lightning.data import CapabilityDataModule
+from read_lightning.generation import TeacherError
 from read_lightning.module import DistillationModule
 
 __all__ = ["ConfigurationError", "ReadCLI", "main"]
@@ -36,7 +37,13 @@ class ConfigurationError(ValueError):
     """
 
 
-def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)) -> str | None:
+# What read_lightning raises for bad input or an unusable teacher, while a run is being built
+# (_BUILD_REFUSALS) and while it runs (_RUN_REFUSALS); other exceptions keep their traceback.
+_RUN_REFUSALS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TeacherError)
+_BUILD_REFUSALS = (*_RUN_REFUSALS, TypeError)
+
+
+def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] = _RUN_REFUSALS) -> str | None:
     """``"<Class>: <message> (<file>:<line>)"`` for an exception of one of ``kinds`` that
     read_lightning itself raised (outside this module) somewhere in ``err``'s chain; ``Class`` is
     that of the outermost read_lightning method on its way. None when there is none: then the
@@ -90,7 +97,7 @@ class ReadCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except Exception as err:
-            refusal = _refusal(err, (ValueError, TypeError, FileNotFoundError))
+            refusal = _refusal(err, _BUILD_REFUSALS)
             if refusal is None:
                 raise
             raise ConfigurationError(refusal) from err
