@@ -183,6 +183,25 @@ def test_missing_probe_score_is_named(tiny_tokenizer, tmp_path):
         run(tiny_tokenizer, tmp_path, 2, [LedgerProbe(drop="code"), BanditAllocationCallback(requirement=REQ)])
 
 
+def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_checkpoints(tiny_tokenizer, tmp_path):
+    from read_lightning.callbacks import TaskEvaluationCallback
+
+    task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", cache_dir=str(tmp_path / "cache"))
+    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
+    trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), task, bandit])
+    # the start, then the ends of intervals 1 and 3: each scored against the teacher's answers
+    assert [h["epoch"] for h in task.history] == [0, 1, 3]
+    assert all(0.0 <= h["utility"] <= 100.0 and 0.0 <= h["agreement"] <= 100.0 for h in task.history)
+    assert {"task/utility", "task/agreement"} <= set(trainer.logged_metrics)
+    cached = list((tmp_path / "cache" / "task_references").glob("*.jsonl"))
+    assert len(cached) == 1 and len(cached[0].read_text().splitlines()) == len(task.card.rows("dev"))
+    # two development checkpoints reached the allocator, not one per interval with a stale utility
+    assert [u for _, u in bandit.allocator.checkpoints] == [task.history[1]["utility"], task.history[2]["utility"]]
+    assert task.state_dict()["evaluated_epoch"] == 3
+    with pytest.raises(ValueError, match="task references must be 'gold' or 'teacher', got 'oracle'"):
+        TaskEvaluationCallback("arith_word", references="oracle")
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="unknown allocator 'bandit9'"):
         BanditAllocationCallback(allocator="bandit9", requirement=REQ)

@@ -71,6 +71,27 @@ def _evaluation_student(trainer: L.Trainer, pl_module: L.LightningModule) -> tup
     return whole.to(device=pl_module.device, dtype=dtype).eval(), tokenizer
 
 
+def _teacher_source(trainer: L.Trainer) -> tuple[Any, Any] | None:
+    """``(source, tokenizer)`` to ask the data module's teacher for greedy reference answers:
+    the model itself when it runs in process, else the backend (vLLM, HTTP or a user's), asked
+    through ``generate()``; None when the data module has no teacher."""
+    teacher = getattr(trainer.datamodule, "teacher", None)
+    model, tokenizer = getattr(teacher, "model", None), getattr(teacher, "tokenizer", None)
+    if isinstance(model, torch.nn.Module) and tokenizer is not None:
+        return model, tokenizer
+    if callable(getattr(teacher, "generate", None)):
+        return teacher, tokenizer
+    return None
+
+
+def _teacher_cache(trainer: L.Trainer, cache_dir: str | None, kind: str) -> Path:
+    """``<cache>/<kind>/<teacher>.jsonl``: one file of reference answers per teacher (keyed rows)."""
+    from read_lightning.models import default_cache_dir
+
+    name = getattr(trainer.datamodule, "teacher_name", "teacher").replace("/", "--").replace(":", "-")
+    return Path(cache_dir or default_cache_dir()) / kind / f"{name}.jsonl"
+
+
 class _TimedEvaluation(Callback):
     """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
     spent evaluating (part of the run summary), all saved in checkpoints.
@@ -205,20 +226,12 @@ class CapabilityProbeCallback(_TimedEvaluation):
         if self.references != "teacher":
             self.probe.load_references(self.references)
             return
-        teacher = getattr(trainer.datamodule, "teacher", None)
-        model, tokenizer = getattr(teacher, "model", None), getattr(teacher, "tokenizer", None)
-        if isinstance(model, torch.nn.Module) and tokenizer is not None:
-            source: Any = model  # in process: greedy decoding on the model itself
-        elif callable(getattr(teacher, "generate", None)):
-            source = teacher  # vLLM, HTTP or a user's backend, asked greedily through generate()
-        else:
+        found = _teacher_source(trainer)
+        if found is None:
             log.warning("the data module has no teacher to ask; probes score the gold answers instead")
             return
-        from read_lightning.models import default_cache_dir
-
-        name = getattr(trainer.datamodule, "teacher_name", "teacher").replace("/", "--").replace(":", "-")
-        cache = Path(self.cache_dir or default_cache_dir()) / "probe_references" / f"{name}.jsonl"
-        self.probe.build_references(source, tokenizer, cache, max_new_tokens=self.reference_max_new_tokens)
+        cache = _teacher_cache(trainer, self.cache_dir, "probe_references")
+        self.probe.build_references(*found, cache, max_new_tokens=self.reference_max_new_tokens)
 
     def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         profile: dict[str, float] | None = None
@@ -243,41 +256,86 @@ class CapabilityProbeCallback(_TimedEvaluation):
 class TaskEvaluationCallback(_TimedEvaluation):
     """Evaluates the real task utility on the task card's dev split at coarse checkpoints.
 
-    Logs ``task/utility`` (0-100), which ``BanditAllocationCallback`` uses for kappa decay and
-    reward calibration. ``every_n_epochs`` sets the development-checkpoint spacing.
+    Args:
+        task_card: a card path or the name of a packaged example task (``arith_word``).
+        every_n_epochs: the spacing of development checkpoints, in intervals.
+        limit, batch_size: dev rows scored (default all) and the scoring batch size.
+        references: ``"gold"`` scores the card's own metric against its answers; ``"teacher"``
+            scores fidelity to the teacher's greedy answers (generated once and cached, as the
+            probes do), which is the utility to use where the teacher is itself mostly wrong
+            (the embedded default) and what ``read-train compare`` scores on the test split.
+        cache_dir: where teacher references are cached; default the models' cache.
+
+    Logs ``task/utility`` (0-100), and ``task/agreement`` (greedy agreement, %) with teacher
+    references. ``BanditAllocationCallback`` uses the utility for kappa decay and reward
+    calibration.
     """
 
     _latest = "latest_utility"
     latest_utility: float | None
 
-    def __init__(self, task_card: str, every_n_epochs: int = 1, limit: int | None = None, batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        task_card: str,
+        every_n_epochs: int = 1,
+        limit: int | None = None,
+        batch_size: int = 8,
+        references: str = "gold",
+        cache_dir: str | None = None,
+    ) -> None:
         super().__init__()
+        from read_lightning.requirement import resolve_card
         from read_lightning.tasks import TaskCard
 
         check_number("every_n_epochs", every_n_epochs, low=1, integer=True)
         check_number("task batch_size", batch_size, low=1, integer=True)
         if limit is not None:
             check_number("task limit", limit, low=1, integer=True)
-        self.card = TaskCard.load(task_card)
+        if references not in ("gold", "teacher"):
+            raise ValueError(f"task references must be 'gold' or 'teacher', got {references!r}")
+        self.card = TaskCard.load(resolve_card(task_card))
         self.every_n_epochs, self.limit, self.batch_size = every_n_epochs, limit, batch_size
+        self.references, self.cache_dir = references, cache_dir
+        self._reference_rows: list[dict[str, Any]] | None = None
+        self.evaluated_epoch: int | None = None  # the interval whose end was last evaluated
 
-    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "evaluated_epoch": self.evaluated_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.evaluated_epoch = state.get("evaluated_epoch")
+
+    def _prepare_references(self, trainer: L.Trainer) -> None:
+        from read_lightning.tasks import task_references
+
+        found = _teacher_source(trainer)
+        if found is None:
+            log.warning("the data module has no teacher to ask; the task is scored on the card's gold answers")
+            return
+        cache = _teacher_cache(trainer, self.cache_dir, "task_references")
+        self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         from read_lightning.tasks import evaluate_task
 
-        utility = None
+        scores: dict[str, float] | None = None
         student, tokenizer = _evaluation_student(trainer, pl_module)
         if trainer.is_global_zero:
             was_training = student.training
-            result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit, batch_size=self.batch_size)
+            result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit,
+                                   batch_size=self.batch_size, references=self._reference_rows)
             student.train(was_training)
-            utility = float(result["utility"])
-        utility = float(trainer.strategy.broadcast(utility, src=0))
-        self.latest_utility = utility
-        self.history.append({"epoch": trainer.current_epoch, "utility": utility})
-        return utility
+            scores = {k: float(result[k]) for k in ("utility", "agreement") if k in result}
+        scores = dict(trainer.strategy.broadcast(scores, src=0))
+        self.latest_utility = scores["utility"]
+        self.history.append({"epoch": trainer.current_epoch, **scores})
+        return scores
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_started = time.perf_counter()
+        if self.references == "teacher" and trainer.is_global_zero:
+            self._timed(self._prepare_references, trainer)  # cached: a resumed run reads the file
         if self.latest_utility is not None:
             return  # restored from a checkpoint: the checkpointed student's utility is known
         self._timed(self._evaluate, trainer, pl_module)
@@ -285,10 +343,11 @@ class TaskEvaluationCallback(_TimedEvaluation):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        utility = self._timed(self._evaluate, trainer, pl_module)
-        pl_module.log("task/utility", utility, rank_zero_only=True)
+        scores = self._timed(self._evaluate, trainer, pl_module)
+        self.evaluated_epoch = trainer.current_epoch
+        for name, value in scores.items():
+            pl_module.log(f"task/{name}", value, rank_zero_only=True)
         pl_module.log("time/task_fraction", self._fraction(), rank_zero_only=True)
-
 
 
 class BanditAllocationCallback(Callback):
@@ -444,7 +503,7 @@ class BanditAllocationCallback(Callback):
         reward = None
         if trainer.is_global_zero:
             reward = self.allocator.observe(profile=profile, cost=cost)
-            utility = _find(trainer, "latest_utility")
+            utility = _new_dev_utility(trainer)
             if utility is not None:
                 self.allocator.development_checkpoint(utility)
         reward = trainer.strategy.broadcast(reward, src=0)
@@ -568,6 +627,19 @@ def _find(trainer: L.Trainer, attribute: str) -> Any:
         value = getattr(cb, attribute, None)
         if value is not None:
             return value
+    return None
+
+
+def _new_dev_utility(trainer: L.Trainer) -> float | None:
+    """The task utility measured at the end of this interval, if one was. A callback that says
+    which interval it last evaluated (``evaluated_epoch``, as ``TaskEvaluationCallback`` does)
+    counts only then: with ``every_n_epochs > 1`` the utility of an earlier checkpoint is not a
+    new development checkpoint (it would add a duplicate calibration point and shrink kappa)."""
+    for cb in trainer.callbacks:
+        utility = getattr(cb, "latest_utility", None)
+        if utility is not None:
+            fresh = getattr(cb, "evaluated_epoch", trainer.current_epoch) == trainer.current_epoch
+            return float(utility) if fresh else None
     return None
 
 
