@@ -19,6 +19,8 @@ def test_default_recipe_runs_end_to_end(tmp_path):
     for cb in recipe["trainer"]["callbacks"]:
         if cb["class_path"].endswith("CapabilityProbeCallback"):
             cb["init_args"].update(limit=2, reference_max_new_tokens=12, cache_dir=str(tmp_path / "cache"))
+        if cb["class_path"].endswith("TaskEvaluationCallback"):
+            cb["init_args"].update(limit=4, cache_dir=str(tmp_path / "cache"))
     recipe["data"].update(budget_tokens=2400, num_intervals=2, max_new_tokens=24, max_length=128,
                           max_tokens_per_batch=1024, generation_batch_size=8)
     config = tmp_path / "tiny.yaml"
@@ -39,6 +41,10 @@ def test_default_recipe_runs_end_to_end(tmp_path):
     probe = summary["CapabilityProbeCallback"]
     assert 0 < probe["fraction_of_wall_clock"] < 1 and len(probe["history"]) == 3  # baseline + 2 intervals
     assert summary["BanditAllocationCallback"]["decisions"] == 2
+    task = summary["TaskEvaluationCallback"]["history"]  # fidelity to the teacher on the dev split
+    assert len(task) == 3 and all(0 <= h["utility"] <= 100 and "agreement" in h for h in task)
+    assert [r["info"].get("dev_utility") for r in rows if r["event"] == "observe"] == [h["utility"] for h in task[1:]]
+    assert "Task utility (dev split" in (run / "report" / "report.md").read_text()
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
