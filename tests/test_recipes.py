@@ -135,17 +135,17 @@ def test_a_refusal_during_the_run_is_one_line_other_errors_keep_their_traceback(
     def refused(*args, **kwargs):
         validate_distribution({"math": 2.0}, ["math"], name="mixture")
 
+    def unreachable_teacher(*args, **kwargs):
+        from read_lightning.generation import HTTPTeacher
+
+        HTTPTeacher("http://127.0.0.1:9", "any", timeout=0.5, max_retries=0).generate(["x"])
+
     def broken(*args, **kwargs):
         raise ValueError("not from read_lightning")
 
     monkeypatch.setattr(cli, "lightning_main", refused)
     with pytest.raises(SystemExit, match=r"^read-train: mixture must sum to 1 .*\(capabilities\.py:\d+\)$"):
         cli.main(["fit"])
-    def unreachable_teacher(*args, **kwargs):
-        from read_lightning.generation import HTTPTeacher
-
-        HTTPTeacher("http://127.0.0.1:9", "any", timeout=0.5, max_retries=0).generate(["x"])
-
     monkeypatch.setattr(cli, "lightning_main", unreachable_teacher)
     with pytest.raises(SystemExit, match=r"^read-train: HTTPTeacher: teacher endpoint http://127\.0\.0\.1:9/v1/\S+ "
                                          r"failed after 1 attempt\(s\)"):
