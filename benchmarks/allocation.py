@@ -173,14 +173,22 @@ class PerturbAndCommit:
         self.explore, self.delta, self.mass = explore, delta, mass
         self.w, self.offsets, self.gains, self.last_info = anchor, [], [], {}
 
+    def _direction(self) -> np.ndarray:
+        """A random zero-sum unit direction."""
+        u = self.rng.normal(size=len(self.anchor))
+        return (u - u.mean()) / np.linalg.norm(u - u.mean())
+
+    def _gain(self, profile) -> float:
+        """The observed ``r . delta_s`` of the interval since ``select``."""
+        return float(self.r @ (np.array([profile[c] for c in self.names]) - self.before))
+
     def select(self, profile, remaining):
         self.before = np.array([profile[c] for c in self.names])
         if len(self.gains) >= self.explore:
             self.current = self.w
         else:
             if len(self.gains) % 2 == 0:
-                u = self.rng.normal(size=len(self.anchor))
-                self.u = (u - u.mean()) / np.linalg.norm(u - u.mean())
+                self.u = self._direction()
             else:
                 self.u = -self.u
             room = np.min(np.where(self.u < 0, self.anchor / np.maximum(-self.u, 1e-12), np.inf))
@@ -188,7 +196,7 @@ class PerturbAndCommit:
         return dict(zip(self.names, self.current.tolist()))
 
     def observe(self, profile, cost):
-        gain = float(self.r @ (np.array([profile[c] for c in self.names]) - self.before))
+        gain = self._gain(profile)
         if len(self.gains) < self.explore:
             self.offsets.append(self.current - self.anchor)
             self.gains.append(gain)
@@ -217,8 +225,7 @@ class SpreadPerturbation(PerturbAndCommit):
     def select(self, profile, remaining):
         self.before = np.array([profile[c] for c in self.names])
         if len(self.gains) % 2 == 0:  # a new pair: direction and a step both signs leave on the simplex
-            u = self.rng.normal(size=len(self.anchor))
-            self.u = (u - u.mean()) / np.linalg.norm(u - u.mean())
+            self.u = self._direction()
             self.step = min(self.delta, 0.999 * float(np.min(self.w / np.maximum(np.abs(self.u), 1e-12))))
             self.sign = 1.0
         else:
@@ -227,7 +234,7 @@ class SpreadPerturbation(PerturbAndCommit):
         return dict(zip(self.names, self.current.tolist()))
 
     def observe(self, profile, cost):
-        gain = float(self.r @ (np.array([profile[c] for c in self.names]) - self.before))
+        gain = self._gain(profile)
         self.gains.append(gain)
         if self.sign < 0 and self.step > 1e-3:
             self.sum_grad += (self.gains[-2] - gain) / (2.0 * self.step) * self.u
