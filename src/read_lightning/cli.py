@@ -28,6 +28,12 @@ __all__ = ["ConfigurationError", "ReadCLI", "main"]
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def _ours(filename: str) -> bool:
+    """Whether code in ``filename`` is read_lightning's own, outside this module."""
+    path = Path(filename).resolve()
+    return path.parent == _PACKAGE and path.name != "cli.py"
+
+
 class ConfigurationError(ValueError):
     """A class named in the configuration refused its arguments while the run was being built.
 
@@ -59,10 +65,10 @@ def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] = _RUN_R
         while tb is not None:
             last, tb = tb, tb.tb_next
         if last is not None and isinstance(exc, kinds) and not isinstance(exc, ConfigurationError):
-            path = Path(last.tb_frame.f_code.co_filename).resolve()
-            if path.parent == _PACKAGE and path.name != "cli.py":
+            filename = last.tb_frame.f_code.co_filename
+            if _ours(filename):
                 owner = _owner(exc.__traceback__)
-                where = f"{path.name}:{last.tb_lineno}"
+                where = f"{Path(filename).name}:{last.tb_lineno}"
                 return f"{owner}: {exc} ({where})" if owner else f"{exc} ({where})"
         todo.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
     return None
@@ -72,8 +78,7 @@ def _owner(tb: Any) -> str | None:
     """The class of the outermost read_lightning method in traceback ``tb`` (its ``self``)."""
     while tb is not None:
         frame = tb.tb_frame
-        path = Path(frame.f_code.co_filename).resolve()
-        if path.parent == _PACKAGE and path.name != "cli.py" and "self" in frame.f_locals:
+        if _ours(frame.f_code.co_filename) and "self" in frame.f_locals:
             return type(frame.f_locals["self"]).__name__
         tb = tb.tb_next
     return None
