@@ -1,4 +1,5 @@
 import json
+import logging
 import random
 
 import pytest
@@ -178,6 +179,34 @@ def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
         dm._build_prompt_source()
     dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(tmp_path / "nope.jsonl"))
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        dm._build_prompt_source()
+    bad.write_text(json.dumps({"capability": ["math"], "prompt": "x"}) + "\n")
+    dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(bad))
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: unknown capability \['math'\]"):
+        dm._build_prompt_source()
+    dm = CapabilityDataModule(capabilities=["math", "code"], prompt_source=str(good))
+    with pytest.raises(ValueError, match=r"p.jsonl.* has no usable prompts for capabilities \['code'\]"):
+        dm._build_prompt_source()
+
+
+def test_jsonl_prompt_source_drops_probe_and_evaluation_prompts(tmp_path, caplog):
+    # the probes measure what the bandit learns from: a probe prompt in the user's training file, or
+    # one whose hash is in leakage_hashes, must never reach the teacher or the student
+    from read_lightning.leakage import prompt_hash
+    from read_lightning.probes import probe_items
+
+    probe_prompt, eval_prompt = probe_items("math")[0]["prompt"], "What is 40 plus 2?"
+    (tmp_path / "hashes.txt").write_text(prompt_hash(eval_prompt) + "\n")
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"capability": "math", "prompt": p}) + "\n"
+                            for p in (probe_prompt, eval_prompt, "3+4?")))
+    dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(path), leakage_hashes=str(tmp_path / "hashes.txt"))
+    with caplog.at_level(logging.WARNING, logger="read_lightning.data"):
+        source = dm._build_prompt_source()
+    assert source.pools == {"math": ["3+4?"]}
+    assert "dropped 2 prompt(s)" in caplog.text and "lines 1, 2" in caplog.text
+    path.write_text(json.dumps({"capability": "math", "prompt": probe_prompt}) + "\n")
+    with pytest.raises(ValueError, match=r"no usable prompts for capabilities \['math'\] \(1 held-out"):
         dm._build_prompt_source()
 
 

@@ -172,16 +172,40 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "capability_tokens": dict(tokens)}
 
 
-def _jsonl_prompt_source(path: str, capabilities: Sequence[str]) -> StaticPromptSource:
+def _jsonl_prompt_source(
+    path: str, capabilities: Sequence[str], held_out: set[str] | frozenset[str] = frozenset()
+) -> StaticPromptSource:
+    """Per-capability pools from a JSONL file of ``{"capability", "prompt"}`` rows.
+
+    Rows whose prompt hash is in ``held_out`` (probe and evaluation prompts) are dropped with a
+    warning, as the template library drops them. Every capability must keep at least one prompt:
+    a mixture may put weight on any of them.
+    """
+    from read_lightning.leakage import prompt_hash
+
     pools: dict[str, list[str]] = {c: [] for c in capabilities}
+    dropped: list[int] = []
     for lineno, row in iter_jsonl(path):
         cap, text = row.get("capability"), row.get("prompt")
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{path}:{lineno}: row has no 'prompt' string")
-        if cap not in pools:
+        if not isinstance(cap, str) or cap not in pools:
             raise ValueError(f"{path}:{lineno}: unknown capability {cap!r}; expected one of {list(pools)}")
+        if prompt_hash(text) in held_out:
+            dropped.append(lineno)
+            continue
         pools[cap].append(text)
-    return StaticPromptSource({c: p for c, p in pools.items() if p})
+    if dropped:
+        log.warning("%s: dropped %d prompt(s) that are probe or evaluation prompts (lines %s); training never sees them",
+                    path, len(dropped), ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else ""))
+    empty = [c for c, pool in pools.items() if not pool]
+    if empty:
+        raise ValueError(
+            f"prompt_source {path!r} has no usable prompts for capabilities {empty}"
+            + (f" ({len(dropped)} held-out prompt(s) were dropped)" if dropped else "")
+            + "; add rows for them or leave them out of `capabilities`"
+        )
+    return StaticPromptSource(pools)
 
 
 class _BatchStream(IterableDataset):
@@ -256,7 +280,8 @@ class CapabilityDataModule(L.LightningDataModule):
             defaults to ``VLLM_MEMORY_SHARE`` (0.3), since the student trains on the same GPU.
             Ignored by the other backends.
         prompt_source: ``"templates"`` for the built-in capability template library, or a JSONL
-            file of ``{"capability": ..., "prompt": ...}`` rows.
+            file of ``{"capability": ..., "prompt": ...}`` rows with at least one prompt for every
+            capability; rows that are held out (probe prompts, ``leakage_hashes``) are dropped.
         extra_templates: YAML/JSONL file(s) of user templates, e.g. for a user-defined capability.
         leakage_hashes: file of evaluation-prompt hashes (``read-train leakage``) never to train on.
         probe_data_dir: directory of user probe sets (``<capability>.jsonl``, see
@@ -451,7 +476,7 @@ class CapabilityDataModule(L.LightningDataModule):
             raise FileNotFoundError(
                 f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
             )
-        return _jsonl_prompt_source(self.prompt_source_name, self.capabilities)
+        return _jsonl_prompt_source(self.prompt_source_name, self.capabilities, self._held_out_hashes())
 
     def _held_out_hashes(self) -> set[str]:
         """Prompts training must never see: the packaged probe items, plus the user's hash file.
