@@ -187,6 +187,8 @@ def _outcome(run: Path) -> dict:
 
     generated = {p.name: p.read_text() for p in sorted((run / "generated").iterdir())}
     states = {p.name: json.loads(p.read_text()) for p in sorted((run / "generation_state").iterdir())}
+    run_ids = {state.pop("run_id") for state in states.values()}  # a run's own id, so compared apart
+    assert len(run_ids) == 1, run_ids  # every interval written by one run, resumed or not
     rows = [json.loads(line) for line in (run / "allocations.jsonl").read_text().splitlines()]
     return {
         "ledger": json.loads((run / "ledger.json").read_text()),
