@@ -292,8 +292,8 @@ class CapabilityDataModule(L.LightningDataModule):
             generation tokens are still charged: they were paid for).
         run_dir: where per-interval generated data is written; defaults to the trainer's log dir.
             A resumed run reuses its own interval files there; a fresh run refuses files that
-            another run wrote. Without one, an interval's data lives in memory only, so a run can
-            be resumed only from the end of an interval.
+            another run wrote. Without one, an interval's data lives in memory only, and resuming
+            from a checkpoint taken inside an interval is refused.
     """
 
     def __init__(
