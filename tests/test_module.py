@@ -54,10 +54,36 @@ def test_lean_logits_equal_full_forward(tiny_tokenizer):
         tiny_tokenizer.pad_token_id,
     )
     keep = batch["labels"][:, 1:] != -100
-    lean = DistillationModule(lean_logits=True)._logits_at(model, batch, keep)
+    module = DistillationModule(lean_logits=True)
+    lean = module._logits_at(model, batch, keep)
     full = DistillationModule(lean_logits=False)._logits_at(model, batch, keep)
     assert lean.shape == (int(keep.sum()), len(tiny_tokenizer))
     assert torch.allclose(lean, full, atol=1e-5)
+    assert module._lean_checked == {id(model): True}  # the lean path is kept for a plain decoder
+
+
+def test_lean_logits_keep_a_models_own_logit_post_processing(tiny_tokenizer, caplog):
+    # Gemma-2 soft-caps its logits inside forward: the lean projection alone would train the
+    # student on uncapped logits, so the module notices and uses the full forward for it
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from read_lightning.data import collate, encode_example
+
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=128,
+                          final_logit_softcapping=3.0, pad_token_id=tiny_tokenizer.pad_token_id,
+                          eos_token_id=tiny_tokenizer.eos_token_id, bos_token_id=tiny_tokenizer.bos_token_id)
+    model = Gemma2ForCausalLM(config)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(20)  # logits as large as a trained model's, so capping matters
+    batch = collate([encode_example(tiny_tokenizer, "What is 1+1?", "two", "math", 64)], tiny_tokenizer.pad_token_id)
+    keep = batch["labels"][:, 1:] != -100
+    with caplog.at_level("WARNING", logger="read_lightning.module"):
+        lean = DistillationModule(lean_logits=True)._logits_at(model, batch, keep)
+    full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
+    assert full.abs().max() <= 3.0 and torch.allclose(lean, full, atol=1e-5)
+    assert "Gemma2ForCausalLM post-processes its logits" in caplog.text
 
 
 def test_logit_kd_trains_with_a_teacher_in_process(tiny_tokenizer, tmp_path):

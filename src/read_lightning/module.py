@@ -60,7 +60,8 @@ class DistillationModule(L.LightningModule):
         lr, weight_decay, betas: AdamW.
         warmup_fraction, min_lr_ratio: schedule over the fraction of the budget spent.
         gradient_checkpointing: trade compute for activation memory.
-        lean_logits: compute the vocabulary projection only at labelled positions.
+        lean_logits: compute the vocabulary projection only at labelled positions (checked once
+            per model against its full forward; a model that post-processes its logits keeps it).
     """
 
     def __init__(
@@ -107,6 +108,7 @@ class DistillationModule(L.LightningModule):
         self._frozen: dict[str, torch.nn.Module | None] = {"teacher": None}
         self.tokenizer: Any = None
         self.tokens_seen = 0
+        self._lean_checked: dict[int, bool] = {}  # id(model) -> lean path gives its own logits
         self._fit_started = time.perf_counter()
         self._wall_before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
         self._outputs_written = False
@@ -172,11 +174,39 @@ class DistillationModule(L.LightningModule):
         With ``lean_logits`` the decoder runs once and the vocabulary projection, the largest
         matmul of a small LM, is applied only at labelled positions.
         """
-        if self.hparams.lean_logits and hasattr(model, "model") and model.get_output_embeddings() is not None:
+        if self._lean(model, batch):
             hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             return model.get_output_embeddings()(hidden[:, :-1][keep])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return logits[:, :-1][keep]
+
+    def _lean(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> bool:
+        """Whether the lean path gives ``model``'s own logits, checked once per model.
+
+        Some families post-process the projection inside ``forward`` (Gemma-2's final logit
+        soft-capping, Cohere's ``logit_scale``, Granite's ``logits_scaling``); for them the lean
+        path would train on another distribution. The first batch's first row is run both ways
+        (eval mode, no grad) and a model whose logits differ keeps the full forward.
+        """
+        if not self.hparams.lean_logits or not hasattr(model, "model") or model.get_output_embeddings() is None:
+            return False
+        key = id(model)
+        if key not in self._lean_checked:
+            row = {k: batch[k][:1] for k in ("input_ids", "attention_mask")}
+            training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    full = model(**row).logits.float()
+                    lean = model.get_output_embeddings()(model.model(**row).last_hidden_state).float()
+            finally:
+                model.train(training)
+            tolerance = 1e-2 * float(full.abs().max()) + 1e-3
+            self._lean_checked[key] = float((lean - full).abs().max()) <= tolerance
+            if not self._lean_checked[key]:
+                log.warning("lean_logits: %s post-processes its logits in forward (max difference %.3g); "
+                            "using its full forward", type(model).__name__, float((lean - full).abs().max()))
+        return self._lean_checked[key]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         targets = batch["labels"][:, 1:]
