@@ -241,3 +241,30 @@ def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
     probe.load_state_dict({"latest_profile": None, "history": [], "seconds": 40.0, "wall_seconds": 100.0})
     assert probe._fraction() == pytest.approx(0.4, abs=0.05)
     assert probe.state_dict()["wall_seconds"] >= 100.0
+
+
+def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer, tmp_path, monkeypatch):
+    # Lightning runs the callbacks' on_fit_start (baseline evaluation, teacher references) before the
+    # module's: every clock must start at the first of them, or the run's wall clock misses that work
+    # and each evaluation's fraction is taken over a different, shorter total
+    import time
+
+    from read_lightning.callbacks import TaskEvaluationCallback
+
+    slow = TaskEvaluationCallback._prepare_references
+
+    def prepare(self, trainer):
+        time.sleep(1.0)  # the teacher answering the dev split, as slow as it is in a real run
+        return slow(self, trainer)
+
+    monkeypatch.setattr(TaskEvaluationCallback, "_prepare_references", prepare)
+    task = TaskEvaluationCallback("arith_word", references="teacher", limit=2, cache_dir=str(tmp_path / "cache"))
+    started = time.perf_counter()
+    trainer, _ = run(tiny_tokenizer, tmp_path, 1, [task])
+    elapsed = time.perf_counter() - started
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
+    assert task.seconds >= 1.0 and summary["wall_clock_seconds"] >= task.seconds
+    assert summary["wall_clock_seconds"] <= elapsed
+    fraction = summary["TaskEvaluationCallback"]["fraction_of_wall_clock"]
+    assert fraction == pytest.approx(task.seconds / summary["wall_clock_seconds"], abs=0.02)
+    assert not hasattr(trainer, "_read_fit_started")  # cleared for the trainer's next fit

@@ -124,6 +124,16 @@ class _TimedEvaluation(Callback):
 
         reopen_interval_end(checkpoint)  # so the interval's evaluation runs with a user's own module too
 
+    def _start_clock(self, trainer: L.Trainer) -> None:
+        from read_lightning.module import fit_started
+
+        self._fit_started = fit_started(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from read_lightning.module import clear_fit_started
+
+        clear_fit_started(trainer)
+
     def _wall_clock(self) -> float:
         return self._wall_before + time.perf_counter() - self._fit_started
 
@@ -193,7 +203,7 @@ class CapabilityProbeCallback(_TimedEvaluation):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from read_lightning.probes import CapabilityProbe
 
-        self._fit_started = time.perf_counter()
+        self._start_clock(trainer)
         caps = self.capabilities or getattr(trainer.datamodule, "capabilities", None)
         work = Path(trainer.log_dir) / "probes" if trainer.log_dir else None
         self.probe = CapabilityProbe(caps, batch_size=self.batch_size, limit=self.limit,
@@ -333,7 +343,7 @@ class TaskEvaluationCallback(_TimedEvaluation):
         return scores
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_started = time.perf_counter()
+        self._start_clock(trainer)
         if self.references == "teacher" and trainer.is_global_zero:
             self._timed(self._prepare_references, trainer)  # cached: a resumed run reads the file
         if self.latest_utility is not None:

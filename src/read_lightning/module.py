@@ -311,10 +311,14 @@ class DistillationModule(L.LightningModule):
         log.info("student saved to %s; run summary in %s", out, Path(log_dir) / "summary.json")
 
     def on_fit_start(self) -> None:
-        self._fit_started = time.perf_counter()
+        self._fit_started = fit_started(self.trainer)
         self._outputs_written = False
         if self.teacher is not None:
             self.teacher.to(self.device)
+
+    def teardown(self, stage: str) -> None:
+        if self._trainer is not None:
+            clear_fit_started(self._trainer)
 
     def wall_clock_seconds(self) -> float:
         """Seconds spent in ``fit`` by this run, summed over the processes a resumed run went
@@ -329,6 +333,25 @@ class DistillationModule(L.LightningModule):
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
         self._wall_before = float(checkpoint.get("wall_clock_seconds", 0.0))
         reopen_interval_end(checkpoint)
+
+
+def fit_started(trainer: Any) -> float:
+    """When this process's ``fit`` started, one clock for the module and every timing callback.
+
+    Lightning runs the callbacks' ``on_fit_start`` before the module's, and those do timed work
+    (the baseline probe, the teacher's references), so each hook asks here and the first one to
+    ask starts the clock; ``teardown`` clears it (:func:`clear_fit_started`) for the next ``fit``.
+    """
+    started = getattr(trainer, "_read_fit_started", None)
+    if started is None:
+        started = time.perf_counter()
+        trainer._read_fit_started = started
+    return started
+
+
+def clear_fit_started(trainer: Any) -> None:
+    if hasattr(trainer, "_read_fit_started"):
+        del trainer._read_fit_started
 
 
 def reopen_interval_end(checkpoint: dict[str, Any]) -> None:
