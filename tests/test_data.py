@@ -463,3 +463,22 @@ def test_a_teacher_that_returns_nothing_ends_the_interval_instead_of_looping(tin
     with caplog.at_level(logging.WARNING, logger="read_lightning.data"):
         assert list(dm.train_dataloader()) == []
     assert len(teacher.prompts) == 4 and "produced no token and no training example" in caplog.text
+
+
+def test_training_progress_spreads_an_intervals_generation_over_its_steps(tiny_tokenizer):
+    # the learning-rate schedule reads it: fraction_spent jumps by a whole interval's generation when
+    # the loader is built, which made the warm-up one optimiser step long
+    dm = make_dm(tiny_tokenizer)
+    seen = []
+    for epoch in range(2):
+        dm.interval = epoch
+        batches = list(dm.train_dataloader())
+        seen.append(dm.training_progress)
+        assert dm.ledger.fraction_spent - dm.training_progress > 0.02  # the interval's generation, not yet spread
+        for batch in batches:
+            dm.on_before_batch_transfer(batch, 0)
+            seen.append(dm.training_progress)
+        assert dm.training_progress == pytest.approx(dm.ledger.fraction_spent)
+    assert seen[0] == 0.0 and seen == sorted(seen)
+    steps = [b - a for a, b in zip(seen, seen[1:]) if b != a]
+    assert max(steps) < 3 * min(steps)  # no jump at an interval's start

@@ -113,6 +113,23 @@ def test_constructor_rejects_bad_values():
         DistillationModule(warmup_fraction=1.0)
 
 
+def test_the_warm_up_spans_its_share_of_the_budget_not_one_step(tiny_tokenizer, tmp_path):
+    from test_data import CountingTeacher
+
+    trainer, module, dm = tiny_run(tiny_tokenizer, tmp_path, epochs=1)
+    dm._interval_plan, dm.interval_steps = (200, 4), 1  # as if a new interval's first step were done
+    # the schedule reads the spread progress, not the fraction spent
+    assert module._budget_progress() == dm.training_progress < dm.ledger.fraction_spent
+    # an interval whose generation is a third of its cost, warm-up over 20% of the budget: the
+    # fraction spent puts the first step at 81% of the peak, the spread progress at about a third
+    dm = make_dm(tiny_tokenizer, CountingTeacher(num_tokens=16), budget_tokens=2400 * 2, num_intervals=2)
+    factors = []
+    for batch in list(dm.train_dataloader()):
+        dm.on_before_batch_transfer(batch, 0)
+        factors.append(lr_factor(dm.training_progress, 0.2, 0.1))
+    assert factors[0] < 0.4 and factors[1] < 0.7 and max(factors) > 0.95
+
+
 def test_lr_schedule_warms_up_then_decays_to_floor():
     assert lr_factor(0.0, 0.1, 0.1) == pytest.approx(1e-3)
     assert lr_factor(0.05, 0.1, 0.1) == pytest.approx(0.5)

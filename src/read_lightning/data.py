@@ -414,6 +414,7 @@ class CapabilityDataModule(L.LightningDataModule):
         # a teacher that is built after the state is loaded.
         self._teacher_calls: int | None = None
         self.interval_stats: dict[str, Any] = {}
+        self._interval_plan = (0, 0)  # the current interval's generation tokens and steps on this rank
         self.teacher: Teacher | None = None
         self.tokenizer: Any = None
         self.prompt_source: PromptSource | None = None
@@ -535,6 +536,15 @@ class CapabilityDataModule(L.LightningDataModule):
     def set_mixture_weights(self, weights: dict[str, float]) -> None:
         """Set the data mixture used from the next interval on (a distribution over capabilities)."""
         self.mixture = validate_distribution(weights, self.capabilities, name="mixture")
+
+    @property
+    def training_progress(self) -> float:
+        """The fraction of the budget spent, with the current interval's generation spread over its
+        steps: it is charged at once when the interval's loader is built, so ``fraction_spent``
+        jumps there, and a learning-rate schedule that read it would warm up in one step."""
+        generated, steps = self._interval_plan
+        pending = generated * (1.0 - min(self.interval_steps, steps) / steps) if steps else 0.0
+        return max(self.ledger.spent - pending, 0.0) / self.ledger.budget
 
     @property
     def budget_exhausted(self) -> bool:
@@ -780,6 +790,7 @@ class CapabilityDataModule(L.LightningDataModule):
         world_size, rank = self._world()
         mine = shard_batches(batches, world_size)[rank]
         self.interval_steps = 0
+        self._interval_plan = (sum(int(r["gen_tokens"]) for r in rows), len(mine))
         self.interval_stats = {
             "interval": self.interval,
             "examples": len(examples),

@@ -31,8 +31,9 @@ __all__ = ["DistillationModule", "full_student_state", "lr_factor"]
 
 def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
     """Linear warm-up over the first ``warmup`` fraction of the budget, then cosine decay to
-    ``min_ratio``. ``progress`` is the fraction of the token budget spent, so the schedule is
-    defined even though the number of optimiser steps is only known once the budget is spent.
+    ``min_ratio``. ``progress`` is the fraction of the token budget spent (the data module's
+    ``training_progress``, which spreads each interval's generation over its steps), so the schedule
+    is defined even though the number of optimiser steps is only known once the budget is spent.
     """
     progress = min(max(progress, 0.0), 1.0)
     if warmup > 0 and progress < warmup:
@@ -241,7 +242,10 @@ class DistillationModule(L.LightningModule):
 
     # ----------------------------------------------------------------- optimisation
     def _budget_progress(self) -> float:
-        ledger = getattr(getattr(self.trainer, "datamodule", None), "ledger", None)
+        dm = getattr(self.trainer, "datamodule", None)
+        if isinstance(getattr(dm, "training_progress", None), float):
+            return dm.training_progress
+        ledger = getattr(dm, "ledger", None)
         if ledger is not None:
             return ledger.fraction_spent
         total = self.trainer.estimated_stepping_batches
