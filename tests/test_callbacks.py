@@ -99,6 +99,24 @@ def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
     assert part_dm.ledger.summary() == full_dm.ledger.summary()
 
 
+def test_resuming_a_run_that_spent_its_budget_ends_cleanly(tiny_tokenizer, tmp_path):
+    # the stop is not checkpointed: with max_epochs above the intervals (the Trainer's default is
+    # 1000) a resumed finished run starts one more epoch, which has no decision to score
+    kw = {"warmup": 1, "refit_steps": 5}
+
+    def callbacks():
+        return [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
+                ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)]
+
+    _, first = run(tiny_tokenizer, tmp_path, 2, callbacks(), max_epochs=10, enable_checkpointing=True)
+    assert first.budget_exhausted
+    log = tmp_path / "lightning_logs" / "version_0" / "allocations.jsonl"
+    events = log.read_text()
+    _, resumed = run(tiny_tokenizer, tmp_path, 2, callbacks(), max_epochs=10, enable_checkpointing=True,
+                     ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert resumed.ledger.summary() == first.ledger.summary() and log.read_text() == events
+
+
 class UserModule(L.LightningModule):
     """A user's own module: plain cross-entropy, none of DistillationModule's resume hooks."""
 

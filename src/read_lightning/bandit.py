@@ -321,6 +321,11 @@ class Allocator:
         self.last_info: dict[str, Any] = {}
 
     # ---- protocol -----------------------------------------------------------------------------
+    @property
+    def awaiting_observation(self) -> bool:
+        """True between ``select`` and the ``observe`` that scores its choice."""
+        return self._pending is not None
+
     def select(self, profile: Vector, remaining: float) -> list[float]:
         """Choose the mixture for the next interval.
 

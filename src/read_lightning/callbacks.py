@@ -444,8 +444,17 @@ class BanditAllocationCallback(Callback):
         if self._restored is not None:
             self._apply_restored()
             self._truncate_log(trainer)
+            if not self._awaiting(trainer) and getattr(dm, "budget_exhausted", False):
+                # The checkpoint is of a run that had observed its last interval and spent its
+                # budget (the stop itself is not checkpointed): nothing is left to train.
+                trainer.should_stop = True
             return
         self._decide(trainer, pl_module, self._profile(trainer))
+
+    def _awaiting(self, trainer: L.Trainer) -> bool:
+        """Whether a choice is waiting for its interval's observation (rank 0 decides for all)."""
+        awaiting = self.allocator.awaiting_observation if trainer.is_global_zero else None
+        return bool(trainer.strategy.broadcast(awaiting, src=0))
 
     def _infer_requirement(self, trainer: L.Trainer, capabilities: list[str]) -> dict[str, float]:
         from read_lightning.requirement import infer_requirement, load_card
@@ -508,6 +517,11 @@ class BanditAllocationCallback(Callback):
                      "info": _jsonable(self.allocator.last_info)}, trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._awaiting(trainer):
+            # An epoch that had no decision to score: one more after a resumed run that had spent
+            # its budget (its data module trains on nothing then).
+            trainer.should_stop = True
+            return
         profile = self._profile(trainer)
         cost = self._spent(trainer) - self._spent_at_decision
         reward = None
