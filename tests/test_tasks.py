@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,6 +146,9 @@ def test_extract_answer(text, expected):
 
 
 def test_answers_match():
+    assert answers_match("Paris", "Paris") and answers_match("Reasoning first.\nParis.", "paris")
+    assert not answers_match("The capital is Paris.", "Paris")  # a bare answer is the last line, whole
+    assert extract_answer("İstanbul İzmir: Answer: 12") == "12"  # lower() lengthens "İ"
     assert answers_match("so the total is 21", "12 + 9 = 21 #### 21")
     assert not answers_match("Answer: 20", "#### 21")
     assert not answers_match("I do not know", "#### 21")
@@ -225,10 +229,22 @@ _TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
 
 def test_build_program_and_code_extraction():
     assert extract_code("Here:\n```python\nx = 1\n```\nbye") == "x = 1\n"
-    standalone = build_program(_PROMPT, "```python\ndef add(a, b):\n    return a + b\n```", _TEST, "add")
-    assert standalone.count("def add") == 1 and standalone.rstrip().endswith("check(add)")
+    restated = build_program(_PROMPT, "```python\ndef add(a, b):\n    return a + b\n```", _TEST, "add")
+    # the prompt is code: it stays (its imports and helpers), the restated function replaces its stub
+    assert restated.startswith(_PROMPT) and restated.count("def add") == 2 and restated.rstrip().endswith("check(add)")
+    assert run_python(restated, timeout_s=10) == "passed"
+    prose = "Write a function add(a, b) that returns their sum."
+    standalone = build_program(prose, "def add(a, b):\n    return a + b\n", _TEST, "add")
+    assert standalone.count("def add") == 1 and prose not in standalone
     continued = build_program(_PROMPT, "    return a + b\n", _TEST, "add")
     assert continued.startswith(_PROMPT)
+
+
+def test_a_restated_function_keeps_the_prompts_imports():
+    prompt = 'from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    """Sum of xs."""\n'
+    test = "def check(candidate):\n    assert candidate([1, 2]) == 3\n"
+    restated = "```python\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n```"
+    assert run_python(build_program(prompt, restated, test, "total"), timeout_s=10) == "passed"
 
 
 @pytest.mark.parametrize(
@@ -255,6 +271,23 @@ def test_pass_at_1_correct_solution_scores_100(tiny_tokenizer, tmp_path, monkeyp
     _CannedTeacher.answer = "```python\ndef add(a, b):\n    return a + b\n```"
     res = evaluate_task(_pass_card(tmp_path), build_tiny_model(tiny_tokenizer), tiny_tokenizer)
     assert res["utility"] == 100.0 and res["pass_at_1"] == 100.0
+
+
+def test_pass_at_1_keeps_the_indentation_of_a_completion_that_continues_the_prompt(tiny_tokenizer, tmp_path):
+    # the real greedy path: an answer stripped of its leading spaces lands at module level
+    class Continues(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.answer = tiny_tokenizer("    return a + b\n", add_special_tokens=False)["input_ids"]
+            self.generation_config = types.SimpleNamespace(eos_token_id=tiny_tokenizer.eos_token_id)
+
+        def generate(self, input_ids, attention_mask, **kw):
+            new = torch.tensor([self.answer + [tiny_tokenizer.eos_token_id]] * len(input_ids))
+            return torch.cat([input_ids, new], 1)
+
+    assert tiny_tokenizer.decode(Continues().answer) == "    return a + b\n"
+    assert evaluate_task(_pass_card(tmp_path), Continues(), tiny_tokenizer)["pass_at_1"] == 100.0
 
 
 def test_pass_at_1_hang_and_crash_count_as_failures(tiny_tokenizer, tmp_path, monkeypatch):

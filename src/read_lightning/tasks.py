@@ -15,8 +15,9 @@ test JSONL splits next to it. :func:`evaluate_task` measures the student's utili
   separate ``python -I`` process in a temporary directory with a stripped environment, a time
   limit, a memory limit and sockets disabled; hangs and crashes count as failures.
   Rows: ``prompt``, ``test``, ``entry_point``.
-* ``fidelity`` (the embedded default, METHOD.md): ``100 * exp(mean per-token log-prob)`` of the
-  reference answer after the prompt, plus exact greedy agreement. Rows: ``question``,
+* ``fidelity`` (the embedded default, METHOD.md): the probes' linear fidelity,
+  ``100 * (1 + mean per-token log-prob / 20)`` clipped to [0, 100], of the reference answer
+  after the prompt, plus exact greedy agreement. Rows: ``question``,
   ``answer``. Any card can be scored this way against the teacher's cached greedy answers
   (:func:`task_references`, then ``evaluate_task(..., references=...)``).
 
@@ -207,28 +208,39 @@ def extract_answer(text: str) -> str | None:
     a zero fraction (``"$1,250.00"`` -> ``"1250"``). A marker followed by no number yields the
     rest of that line, lowercased and stripped of punctuation (for non-numeric answers).
     """
-    lower = text.lower()
     for marker in _MARKERS:
-        idx = lower.rfind(marker)
-        if idx < 0:
+        # searched in ``text`` itself: ``lower()`` can change a string's length ("İ" -> "i̇"),
+        # so an index found in the lowered copy need not point at the same place in ``text``
+        found = list(re.finditer(re.escape(marker), text, re.IGNORECASE))
+        if not found:
             continue
-        tail = text[idx + len(marker) :]
+        tail = text[found[-1].end() :]
         match = _NUMBER.search(tail)
         if match:
             return _normalise_number(match.group())
-        word = tail.strip().split("\n")[0].strip(" .*:\"'").lower()
+        word = _normalise_word(tail.strip().split("\n")[0])
         if word:
             return word
     numbers = _NUMBER.findall(text)
     return _normalise_number(numbers[-1]) if numbers else None
 
 
+def _normalise_word(text: str) -> str:
+    return text.strip().strip(" .*:\"'").lower()
+
+
 def answers_match(prediction: str, gold: str) -> bool:
-    """Whether the final answer of ``prediction`` equals the final answer of ``gold``."""
+    """Whether the final answer of ``prediction`` equals the final answer of ``gold``.
+
+    A non-numeric answer given bare, with no marker ("Paris"), is the prediction's last line.
+    """
     want = extract_answer(gold)
     if want is None:
-        want = gold.strip().strip(" .\"'").lower()
+        want = _normalise_word(gold)
     got = extract_answer(prediction)
+    if got is None:
+        lines = [line for line in prediction.splitlines() if line.strip()]
+        got = _normalise_word(lines[-1]) if lines else None
     return got is not None and got == want
 
 
@@ -265,13 +277,25 @@ def build_program(prompt: str, completion: str, test: str, entry_point: str) -> 
     """Prompt + completion + tests, HumanEval style.
 
     Chat models usually restate the whole function; if the completion defines ``entry_point``
-    it stands alone, otherwise it continues the prompt. ``check(entry_point)`` is called when
-    the tests define ``check``.
+    it follows the prompt when the prompt is code (its imports and helpers stay defined, the
+    restated function replaces the stub) and stands alone when the prompt is prose; otherwise
+    it continues the prompt. ``check(entry_point)`` is called when the tests define ``check``.
     """
     code = extract_code(completion)
-    body = code if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M) else prompt + code
+    if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+        body = f"{prompt}\n{code}" if _is_python(prompt) else code
+    else:
+        body = prompt + code
     call = f"\n\ncheck({entry_point})\n" if re.search(r"^def\s+check\s*\(", test, re.M) else "\n"
     return f"{body}\n\n{test}{call}"
+
+
+def _is_python(text: str) -> bool:
+    try:
+        compile(text, "<prompt>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def run_python(program: str, timeout_s: float = 5.0, memory_mb: int = 2048) -> str:
@@ -391,9 +415,10 @@ def evaluate_task(
             targets = [reference_target(str(r["answer"]), bool(r.get("complete", True)), eos) for r in refs]
             return _fidelity(model, tokenizer, messages, targets, batch_size)
         if card.evaluation in ("exact_match", "pass_at_1"):
-            teacher = HFTeacher(
-                model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens, temperature=0.0
-            )
+            # pass@1 keeps the answer's leading indentation: a completion that continues the
+            # prompt's function body starts with it
+            teacher = HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens,
+                                temperature=0.0, strip=card.evaluation == "exact_match")
             answers = [g.text for g in teacher.generate(messages)]
             if card.evaluation == "exact_match":
                 hits = [answers_match(a, str(r["answer"])) for a, r in zip(answers, rows)]
