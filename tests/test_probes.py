@@ -207,6 +207,28 @@ class RemoteTeacher:
         return [Generation(text=f"ans {len(p)}", num_tokens=3) for p in prompts]
 
 
+def test_stale_reference_rows_are_neither_reused_nor_scored(tiny_tokenizer, tmp_path):
+    from read_lightning.jsonl import write_jsonl_atomic
+    from read_lightning.probes import cached_teacher_answers
+
+    teacher, cache, prompts = RemoteTeacher(tiny_tokenizer), tmp_path / "refs.jsonl", {("math", "ma-01"): "1+1?"}
+    cached_teacher_answers(teacher, None, prompts, cache, max_new_tokens=8)
+    rows = read_jsonl(cache)
+    write_jsonl_atomic(cache, [{**r, "format": 0, "answer": "old meaning"} for r in rows])
+    again = cached_teacher_answers(teacher, None, prompts, cache, max_new_tokens=8)
+    assert again[("math", "ma-01")]["answer"] == "ans 4" and len(teacher.asked) == 2  # format 0: regenerated
+    probe = _probe(tmp_path, limit=1)
+    item = probe.items["math"][0]
+    other = tmp_path / "other.jsonl"
+    write_jsonl_atomic(other, [{"capability": c, "id": it["id"], "prompt": it["prompt"], "answer": "x"}
+                               for c, items in probe.items.items() for it in items])
+    probe.load_references(other)
+    write_jsonl_atomic(other, [{**r, "prompt": "another question"} if r["id"] == item["id"] else r
+                               for r in read_jsonl(other)])
+    with pytest.raises(ValueError, match=rf"references for probe items \['math/{item['id']}'\].*another prompt"):
+        probe.load_references(other)
+
+
 def test_a_teacher_backend_without_a_local_model_still_gives_teacher_references(tiny_tokenizer, tmp_path):
     from types import SimpleNamespace
 

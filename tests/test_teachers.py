@@ -41,6 +41,32 @@ def test_hf_teacher_one_answer_per_prompt_in_order(tiny_model, tiny_tokenizer):
     assert [g.num_tokens for g in gens] == [g.num_tokens for g in singles]
 
 
+def test_an_answer_that_ends_its_turn_on_the_last_allowed_token_is_complete(tiny_tokenizer, tmp_path):
+    # the end-of-turn token is counted in num_tokens, so "fewer tokens than the budget" called such
+    # an answer cut, and its reference lost the end-of-turn the teacher did produce
+    import torch
+
+    from read_lightning.probes import cached_teacher_answers
+
+    answer = tiny_tokenizer("The answer is 19.", add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+
+    class Scripted(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.generation_config = types.SimpleNamespace(eos_token_id=tiny_tokenizer.eos_token_id)
+
+        def generate(self, input_ids, attention_mask, max_new_tokens, **kw):
+            return torch.cat([input_ids, torch.tensor([answer[:max_new_tokens]] * len(input_ids))], 1)
+
+    model, budget = Scripted(), len(answer)
+    gen = HFTeacher(model, tiny_tokenizer, max_new_tokens=budget, temperature=0.0).generate(["q"])[0]
+    assert (gen.text, gen.num_tokens, gen.finished) == ("The answer is 19.", budget, True)
+    assert HFTeacher(model, tiny_tokenizer, max_new_tokens=budget - 1, temperature=0.0).generate(["q"])[0].finished is False
+    rows = cached_teacher_answers(model, tiny_tokenizer, {("math", "1"): "q"}, tmp_path / "refs.jsonl", max_new_tokens=budget)
+    assert rows[("math", "1")]["complete"] is True
+
+
 def test_hf_teacher_sampling_is_reproducible_per_seed(tiny_model, tiny_tokenizer):
     a = HFTeacher(tiny_model, tiny_tokenizer, max_new_tokens=8, temperature=1.0, top_p=1.0, seed=3)
     b = HFTeacher(tiny_model, tiny_tokenizer, max_new_tokens=8, temperature=1.0, top_p=1.0, seed=3)
@@ -71,8 +97,17 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b"<html>definitely not json</html>")
         if mode == "bad_request":
             return self._send(400, b'{"error": "model not found"}')
+        if mode == "dropped" and n <= 1:  # promises 500 bytes, sends 19, closes: IncompleteRead
+            self.send_response(200)
+            self.send_header("Content-Length", "500")
+            self.end_headers()
+            self.wfile.write(b'{"choices": [{"mes')
+            self.close_connection = True
+            return
         prompt = body["messages"][-1]["content"]
         reply = {"choices": [{"message": {"role": "assistant", "content": f" echo: {prompt} "}}]}
+        if mode == "cut":
+            reply["choices"][0]["finish_reason"] = "length"
         if mode != "no_usage":
             reply["usage"] = {"completion_tokens": 7, "prompt_tokens": 3}
         if mode == "slow":
@@ -174,6 +209,22 @@ def test_http_teacher_concurrency_overlaps_requests(server):
     assert time.monotonic() - start < 0.6  # four 0.2 s requests in parallel, not 0.8 s in a row
 
 
+def test_http_teacher_retries_a_reply_cut_off_mid_body(server):
+    server.mode = "dropped"
+    gen = HTTPTeacher(server.url, "tiny", max_retries=2, backoff=0.01).generate(["again"])[0]
+    assert gen.text == "echo: again" and len(server.requests) == 2
+
+
+def test_http_teacher_reports_a_cut_answer_and_seeds_each_request(server):
+    server.mode = "cut"
+    teacher = HTTPTeacher(server.url, "tiny", seed=5, temperature=0.7, concurrency=1)
+    assert [g.finished for g in teacher.generate(["a", "b"])] == [False, False]
+    server.mode = "ok"
+    assert teacher.generate(["c"])[0].finished is None  # no finish_reason: the backend cannot tell
+    seeds = [r["body"]["seed"] for r in server.requests]
+    assert len(set(seeds)) == 3 and teacher.calls == 3  # the same prompt twice would not repeat a sample
+
+
 def test_http_teacher_validates_arguments():
     with pytest.raises(ValueError, match="http"):
         HTTPTeacher("localhost:8000", "m")
@@ -205,16 +256,21 @@ def test_vllm_teacher_applies_chat_template_and_counts_tokens(monkeypatch, tiny_
             return tiny_tokenizer
 
         def generate(self, inputs, params, use_tqdm=False):
-            seen["inputs"], seen["params"] = inputs, params.kw
+            seen["inputs"], seen["params"] = inputs, [p.kw for p in params]
             out = types.SimpleNamespace
-            return [out(outputs=[out(text=f" a{i} ", token_ids=list(range(i + 1)))]) for i in range(len(inputs))]
+            return [out(outputs=[out(text=f" a{i} ", token_ids=list(range(i + 1)), finish_reason=("stop", "length")[i])])
+                    for i in range(len(inputs))]
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
     teacher = VLLMTeacher("m", temperature=0.0, max_new_tokens=5, seed=2, gpu_memory_utilization=0.5)
     gens = teacher.generate(["hello", "world"], max_new_tokens=3)
-    assert [(g.text, g.num_tokens) for g in gens] == [("a0", 1), ("a1", 2)]
+    assert [(g.text, g.num_tokens, g.finished) for g in gens] == [("a0", 1, True), ("a1", 2, False)]
     assert seen["init"] == ("m", 2, {"gpu_memory_utilization": 0.5})
-    assert seen["params"]["max_tokens"] == 3 and seen["params"]["top_p"] == 1.0
+    assert all(p["max_tokens"] == 3 and p["top_p"] == 1.0 for p in seen["params"])
+    # one seed per prompt (vLLM seeds each request from its own params), and new ones every call
+    first = [p["seed"] for p in seen["params"]]
+    teacher.generate(["hello", "world"])
+    assert len(set(first)) == 2 and not set(first) & {p["seed"] for p in seen["params"]}
     chat = tiny_tokenizer.decode(seen["inputs"][0]["prompt_token_ids"])
     assert "<|im_start|>user\nhello<|im_end|>" in chat and chat.endswith("<|im_start|>assistant\n")
 

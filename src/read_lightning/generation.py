@@ -13,6 +13,7 @@ max_new_tokens=...)`` with one ``Generation`` per prompt, in order.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -58,10 +59,16 @@ class Prompt:
 
 @dataclass
 class Generation:
-    """A teacher answer and how many tokens producing it cost."""
+    """A teacher answer and how many tokens producing it cost.
+
+    ``finished``: whether the teacher ended its turn itself (end-of-turn token, or the server's
+    ``finish_reason`` was not ``"length"``) rather than being cut at ``max_new_tokens``; ``None``
+    when the backend cannot tell.
+    """
 
     text: str
     num_tokens: int
+    finished: bool | None = None
 
 
 @runtime_checkable
@@ -146,6 +153,7 @@ class HFTeacher:
         temperature: float = 0.2,
         top_p: float = 0.95,
         seed: int = 0,
+        strip: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"teacher batch_size must be >= 1, got {batch_size}")
@@ -157,6 +165,7 @@ class HFTeacher:
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
+        self.strip = strip  # False keeps leading indentation (a code completion continuing a prompt)
         self.calls = 0
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -199,13 +208,13 @@ class HFTeacher:
         eos_ids = _eos_ids(self.tokenizer, self.model)
         gens = []
         for row in new.tolist():
-            n = len(row)
+            n, finished = len(row), False
             for j, tok in enumerate(row):
                 if tok in eos_ids:
-                    n = j + 1  # the end-of-turn token was generated, so it is paid for
+                    n, finished = j + 1, True  # the end-of-turn token was generated, so it is paid for
                     break
-            text = self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
-            gens.append(Generation(text=text, num_tokens=n))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            gens.append(Generation(text=text.strip() if self.strip else text, num_tokens=n, finished=finished))
         return gens
 
 
@@ -263,17 +272,26 @@ class VLLMTeacher:
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[Generation]:
         if not prompts:
             return []
-        params = self._sampling_params(
-            max_tokens=max_new_tokens or self.max_new_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p if self.temperature > 0 else 1.0,
-            seed=self.seed * 1_000_003 + self.calls,  # reproducible per call, like HFTeacher
-        )
+        # One seed per prompt, reproducible per call like HFTeacher's: vLLM seeds each request's
+        # generator with its own params' seed, so one shared seed would give duplicate prompts of
+        # a call identical answers.
+        base = (self.seed * 1_000_003 + self.calls) * 10_007
+        params = [
+            self._sampling_params(
+                max_tokens=max_new_tokens or self.max_new_tokens,
+                temperature=self.temperature,
+                top_p=self.top_p if self.temperature > 0 else 1.0,
+                seed=base + i,
+            )
+            for i in range(len(prompts))
+        ]
         self.calls += 1
         inputs = [{"prompt_token_ids": chat_prompt_ids(self.tokenizer, p)} for p in prompts]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         return [
-            Generation(text=o.outputs[0].text.strip(), num_tokens=len(o.outputs[0].token_ids)) for o in outputs
+            Generation(text=o.outputs[0].text.strip(), num_tokens=len(o.outputs[0].token_ids),
+                       finished=getattr(o.outputs[0], "finish_reason", None) == "stop")
+            for o in outputs
         ]
 
 
@@ -336,15 +354,18 @@ class HTTPTeacher:
         self.top_p = top_p
         self.seed = seed
         self.tokenizer = tokenizer
+        self.calls = 0  # requests sent, so each gets its own sampling seed (restored on resume)
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[Generation]:
         max_new = max_new_tokens or self.max_new_tokens
+        first, self.calls = self.calls, self.calls + len(prompts)
+        seeds = [None if self.seed is None else self.seed * 1_000_003 + first + i for i in range(len(prompts))]
         if len(prompts) <= 1 or self.concurrency == 1:
-            return [self._one(p, max_new) for p in prompts]
+            return [self._one(p, max_new, s) for p, s in zip(prompts, seeds)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
-            return list(pool.map(lambda p: self._one(p, max_new), prompts))  # map keeps the order
+            return list(pool.map(lambda ps: self._one(ps[0], max_new, ps[1]), zip(prompts, seeds)))  # keeps the order
 
-    def _one(self, prompt: str, max_new: int) -> Generation:
+    def _one(self, prompt: str, max_new: int, seed: int | None) -> Generation:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
@@ -352,8 +373,8 @@ class HTTPTeacher:
             "temperature": self.temperature,
             "top_p": self.top_p,
         }
-        if self.seed is not None:
-            body["seed"] = self.seed
+        if seed is not None:
+            body["seed"] = seed
         reply = self._post(body)
         try:
             choice = reply["choices"][0]
@@ -366,7 +387,9 @@ class HTTPTeacher:
         count = usage.get("completion_tokens") if isinstance(usage, dict) else None
         if not isinstance(count, int) or count < 0:
             count = self._count(text)
-        return Generation(text=text.strip(), num_tokens=count)
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        finished = None if not isinstance(reason, str) else reason != "length"
+        return Generation(text=text.strip(), num_tokens=count, finished=finished)
 
     def _count(self, text: str) -> int:
         if self.tokenizer is not None:
@@ -393,7 +416,8 @@ class HTTPTeacher:
                     raise TeacherError(f"teacher endpoint {self.url} answered HTTP {err.code}: {detail}") from None
                 last = f"HTTP {err.code}: {detail}"
                 continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException) as err:
+                # HTTPException: the connection dropped mid-reply (IncompleteRead, BadStatusLine)
                 reason = getattr(err, "reason", err)
                 last = f"timed out after {self.timeout:g}s" if "timed out" in str(reason) else f"unreachable ({reason})"
                 continue

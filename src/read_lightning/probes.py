@@ -18,11 +18,12 @@ On a weak teacher (the embedded SmolLM2-135M) the teacher is the ceiling, so the
 measured as *fidelity to the teacher* (METHOD.md, "Measuring on the embedded default"). Per
 capability the probe reports
 
-* ``fidelity`` (primary): ``100 * exp(mean_i logprob_i / n_i)``, the geometric-mean probability
-  the student gives each target token, averaged in log space over items (each item weighs the
-  same, whatever its length). 100 means the student puts all its mass on the target; it is
-  smooth in the weights, so small training steps move it, and comparable across epochs because
-  the items and targets are fixed.
+* ``fidelity`` (primary): ``100 * (1 + mean log-prob / 20)``, clipped to [0, 100]
+  (:func:`fidelity_score`): linear in the mean per-token log-probability the student gives each
+  target, averaged over items (each item weighs the same, whatever its length). 100 means the
+  student puts all its mass on the target, 0 means 20 nats per token or worse; it is smooth in
+  the weights, so small training steps move it, and comparable across epochs because the items
+  and targets are fixed.
 * ``agreement``: the share (0-100) of items whose whole target, end-of-turn included, is the
   student's greedy continuation: exact agreement of greedy answers, read off the same forward
   pass (teacher-forced argmax everywhere on the target equals free-running greedy decoding
@@ -30,11 +31,11 @@ capability the probe reports
 * ``logprob``: the mean per-token log-probability itself, and ``n``: the number of items.
 
 Teacher answers cut at the token budget get no end-of-turn, so the student is not asked to stop
-where the teacher did not. Measured on the embedded default (48-token references, all items):
-the teacher scores fidelity 44-61 on its own greedy answers (its distribution is not one-hot)
-with agreement 94-100 (the rest: decoded text that re-tokenizes differently); the untrained
-10-layer student scores about 1e-4 (logprob -13 to -15 nats/token). The exp map compresses that
-broken start towards 0; ``logprob`` in ``last_details`` is the linear view of the same measurement.
+where the teacher did not. On the embedded default the untrained 10-layer student sits near -14
+nats per token (fidelity about 30) and the teacher on its own greedy answers near 95, with
+agreement 94-100 (the rest: decoded text that re-tokenizes differently) (:func:`fidelity_score`
+says why the map is linear, not ``100 * exp(.)``). ``logprob`` in ``last_details`` is the raw
+measurement.
 
 Chat formatting
 ---------------
@@ -405,7 +406,7 @@ def cached_teacher_answers(
     todo: list[tuple[str, str]] = []
     for key, prompt in prompts.items():
         hit = cached.get(key)
-        if hit and hit["prompt"] == prompt and hit["settings"] == settings:
+        if hit and hit["prompt"] == prompt and hit["settings"] == settings and hit.get("format") == _REFERENCE_FORMAT:
             rows[key] = hit
         else:
             todo.append(key)
@@ -427,7 +428,8 @@ def cached_teacher_answers(
                 "id": key[1],
                 "prompt": prompts[key],
                 "answer": gen.text,
-                "complete": gen.num_tokens < max_new_tokens,
+                # ended its turn itself; backends that cannot tell: it stopped short of the budget
+                "complete": gen.finished if gen.finished is not None else gen.num_tokens < max_new_tokens,
                 "num_tokens": gen.num_tokens,
                 "settings": settings,
                 "format": _REFERENCE_FORMAT,
@@ -569,6 +571,11 @@ class CapabilityProbe:
         missing = [f"{c}/{it['id']}" for c, items in self.items.items() for it in items if (c, it["id"]) not in rows]
         if missing:
             raise ValueError(f"{path}: no teacher reference for probe items {missing[:5]!r} ({len(missing)} missing)")
+        stale = [f"{c}/{it['id']}" for c, items in self.items.items() for it in items
+                 if rows[(c, it["id"])]["prompt"] != it["prompt"]]
+        if stale:
+            raise ValueError(f"{path}: the teacher references for probe items {stale[:5]!r} ({len(stale)} in all) answer "
+                             "another prompt than the item's; regenerate them (prepare_references)")
         self._set_references(rows, source=str(path))
         return self.references  # type: ignore[return-value]
 
