@@ -87,6 +87,30 @@ def test_collection_resumes_and_keeps_the_base_student(setup, tmp_path, capsys):
     assert fit_identifier(rows, CAPS, steps=5).info["rows"] == 3
 
 
+def test_a_row_depends_on_its_key_alone_and_leaves_no_student_on_disk(tiny_tokenizer, tmp_path):
+    # one teacher serves every row of a process: its sampling counter must not carry from row to
+    # row, or a resumed collection trains a row on other answers than an uninterrupted one
+    from read_lightning.generation import HFTeacher
+
+    student, teacher = build_tiny_model(tiny_tokenizer), build_tiny_model(tiny_tokenizer, seed=1)
+
+    def fresh():  # what a new process builds
+        return InterventionSetup(student=student, tokenizer=tiny_tokenizer, probe=WeightProbe(), utility=head_utility,
+                                 teacher=HFTeacher(teacher, tiny_tokenizer, temperature=1.0, max_new_tokens=16, seed=3),
+                                 capabilities=CAPS, prompt_source=StaticPromptSource(POOLS))
+
+    full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
+    work = tmp_path / "work"
+    interventions_main([*ARGS, "--output", str(full), "--num-allocations", "2", "--work-dir", str(work)], setup=fresh())
+    interventions_main([*ARGS, "--output", str(part), "--num-allocations", "1"], setup=fresh())
+    interventions_main([*ARGS, "--output", str(part), "--num-allocations", "2"], setup=fresh())  # resumed
+    keys = ("allocation", "training_tokens", "tokens_spent", "delta_s", "delta_u")
+    assert [{k: r[k] for k in keys} for r in read_interventions(part)] == [
+        {k: r[k] for k in keys} for r in read_interventions(full)]
+    kept = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+    assert kept and all("/generated/" in p or "/generation_state/" in p for p in kept), kept
+
+
 def test_corrupt_row_is_an_error_naming_file_and_line(setup, tmp_path):
     out = tmp_path / "rows.jsonl"
     out.write_text('{"card": "x"}\n{not json\n')

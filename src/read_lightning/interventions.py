@@ -119,6 +119,20 @@ class InterventionSetup:
     prompt_source: PromptSource | None = None
     description: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Every intervention starts the prompt source from this state (see run_intervention).
+        state = getattr(self.prompt_source, "state_dict", None)
+        self._source_state = copy.deepcopy(state()) if callable(state) else None
+
+    def reset(self) -> None:
+        """Put the shared teacher and prompt source back to their starting state, so that an
+        intervention's data depends on its own seed alone, not on how many ran before it in
+        this process (a resumed collection must reproduce the rows an uninterrupted one wrote)."""
+        if hasattr(self.teacher, "calls"):
+            self.teacher.calls = 0  # the teacher's sampling seed is its seed and this counter
+        if self._source_state is not None:
+            self.prompt_source.load_state_dict(copy.deepcopy(self._source_state))  # type: ignore[union-attr]
+
 
 # --------------------------------------------------------------------------- allocations
 
@@ -156,8 +170,8 @@ def _allocation_rng(seed: int, card_name: str, index: int) -> np.random.Generato
 class _InterventionModule(DistillationModule):
     """``DistillationModule`` that keeps no student on disk: an intervention only needs its scores."""
 
-    def on_train_end(self) -> None:
-        pass
+    def _write_outputs(self) -> None:
+        self._outputs_written = True  # neither at train end nor at fit end: no student, ledger or summary
 
 
 @contextlib.contextmanager
@@ -210,6 +224,7 @@ def run_intervention(
     temporary directory, removed). The caller's RNG state is left as it was.
     """
     start = time.perf_counter()
+    setup.reset()
     student = copy.deepcopy(setup.student).train().requires_grad_(True)
     # Quiet: one short fit per row, so Lightning's device banner and its "few batches / no
     # validation loop" hints would only bury the progress lines.
