@@ -272,6 +272,15 @@ def test_ckpt_path_last_picks_the_newest_version_with_a_last_checkpoint(tmp_path
     resume_latest_version(explicit)
     assert pinned.trainer.logger.init_args.version == 0 and explicit.trainer.logger.init_args.version is None
 
+    # a logger named "" or null keeps its runs in save_dir/version_N itself
+    (tmp_path / "version_4" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "version_4" / "checkpoints" / "last.ckpt").touch()
+    for name in ("", None):
+        unnamed = config()
+        unnamed.trainer.logger.init_args.name = name
+        resume_latest_version(unnamed)
+        assert unnamed.trainer.logger.init_args.version == 4
+
 
 if __name__ == "__main__":
     if os.environ.get("READ_KILL_AT"):

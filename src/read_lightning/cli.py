@@ -121,7 +121,8 @@ def resume_latest_version(config: Any) -> None:
     init_args = logger.get("init_args") if hasattr(logger, "get") else None
     if init_args is None or init_args.get("version") is not None or not init_args.get("save_dir"):
         return
-    root = Path(init_args["save_dir"]) / (init_args.get("name") or "lightning_logs")
+    # An empty or null name is no folder (Lightning uses ``name or ""``); unset is the default name.
+    root = Path(init_args["save_dir"]) / (init_args.get("name", "lightning_logs") or "")
     versions = [
         int(d.name.split("_", 1)[1])
         for d in root.glob("version_*")
