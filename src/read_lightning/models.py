@@ -82,6 +82,7 @@ def embedded_model_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
         try:
             _convert_gguf(gguf_dir / _GGUF_FILE, tmp)
+            tmp.chmod(0o755)  # mkdtemp made it private; the cache may be shared
             if target.exists():
                 shutil.rmtree(target)  # an incomplete leftover: a complete one returned above
             tmp.rename(target)
