@@ -139,6 +139,15 @@ def test_hashed_encoder_is_deterministic_and_normalised():
         HashedNgramEncoder(ngram_range=(2, 1))
 
 
+def test_identifier_fits_rows_that_name_their_card_on_a_capability_subset():
+    # arith_word's requirement names reasoning and more; fitting math and code reads its text anyway
+    from read_lightning.tasks import list_example_tasks
+
+    card = next(str(p) for p in list_example_tasks() if p.parent.name == "arith_word")
+    rows = [{"card": card, "delta_s": {"math": 1.0, "code": 0.0}, "delta_u": 1.0}]
+    assert fit_identifier(rows, ["math", "code"], steps=2).info["rows"] == 1
+
+
 def test_untrained_identifier_is_uniform():
     model = RequirementIdentifier(HashedNgramEncoder(dim=32), CAPS)
     assert all(abs(v - 1 / len(CAPS)) < 1e-6 for v in model.predict("anything").values())
