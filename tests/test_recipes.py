@@ -91,6 +91,15 @@ def test_malformed_yaml_is_reported(tmp_path, capsys):
     assert "broken.yaml" in str(exit_info.value.code)
 
 
+def test_a_missing_config_file_is_named_and_inline_yaml_is_a_config(capsys):
+    with pytest.raises(SystemExit, match=r"config file 'recipes/nope.yaml' does not exist"):
+        main(["fit", "--config", "recipes/nope.yaml"])
+    recipe = str(Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", recipe, "--config", "{data: {budget_tokens: 12345}}", "--print_config"])
+    assert exit_info.value.code in (0, None) and "budget_tokens: 12345" in capsys.readouterr().out
+
+
 def _default_recipe_with(tmp_path, name: str, edit) -> str:
     doc = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
     edit(doc)

@@ -172,11 +172,22 @@ def check_config_files(argv: list[str]) -> None:
             with open(path, encoding="utf-8") as fh:
                 doc = yaml.safe_load(fh)
         except FileNotFoundError:
+            if _inline_yaml(path):
+                continue  # --config also takes the YAML itself, as LightningCLI does
             raise SystemExit(f"read-train: config file {path!r} does not exist") from None
         except yaml.YAMLError as err:
             raise SystemExit(f"read-train: config file {path!r} is not valid YAML:\n{err}") from None
         if doc is not None and not isinstance(doc, dict):
             raise SystemExit(f"read-train: config file {path!r} must hold a mapping, not {type(doc).__name__}")
+
+
+def _inline_yaml(text: str) -> bool:
+    import yaml
+
+    try:
+        return isinstance(yaml.safe_load(text), dict)
+    except yaml.YAMLError:
+        return False
 
 
 def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
