@@ -255,7 +255,8 @@ def run_intervention(
             enable_model_summary=False,
             num_sanity_val_steps=0,
         )
-        with torch.random.fork_rng(devices=[]):
+        # manual_seed seeds every CUDA device too, so their states are forked with the CPU's
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []):
             torch.manual_seed(seed)
             trainer.fit(module, datamodule=dm)
         summary = dm.ledger.summary()
