@@ -166,6 +166,32 @@ def test_a_killed_run_reports_what_it_logged(tmp_path):
     assert all((tmp_path / "report" / f"{name}.png").is_file() for name in FIGURES)
 
 
+def test_decisions_logged_again_after_a_rollback_are_counted_once(tmp_path):
+    # a log that was not truncated (a fixed log_file, or a run from before truncation): a process
+    # resumed from the checkpoint after decision 1 logs decisions 2-4 again, and a run started
+    # again into the same log logs from decision 1; the token axis counts each interval once
+    caps = ["math", "code"]
+
+    def select(n):
+        return {"event": "select", "decision": n, "profile": dict.fromkeys(caps, float(n)), "mixture": {"math": 0.5, "code": 0.5}}
+
+    def observe(n, cost, dev=None):
+        info = {} if dev is None else {"dev_utility": dev}
+        return {"event": "observe", "decision": n, "cost": cost, "reward": 0.0, "profile": dict.fromkeys(caps, n + 1.0),
+                "info": info}
+
+    first = [select(1), observe(1, 100), select(2), observe(2, 100, dev=50.0), select(3), observe(3, 100), select(4)]
+    for rows, expected in ((first + [observe(2, 120), select(3), observe(3, 100), select(4), observe(4, 100)],
+                            [0, 100, 220, 320]),
+                           (first + [select(1), observe(1, 100)], [0])):
+        (tmp_path / "allocations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        record = load_run(tmp_path)
+        assert [d.spent_before for d in record.decisions] == expected
+        assert any("logged again" in note for note in record.notes)
+    (tmp_path / "allocations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first[:4] + [observe(2, 100)]))
+    assert load_run(tmp_path).decisions[1].dev_utility is None  # the later observation replaces the earlier whole
+
+
 def test_bad_input_is_named(tmp_path, capsys):
     from read_lightning.cli import main
 

@@ -72,6 +72,7 @@ class Decision:
         self.cost = int(_number(row["cost"], where, "cost"))
         self.reward = None if row["reward"] is None else _number(row["reward"], where, "reward")
         self.profile_after = profile
+        self.parts, self.dev_utility = {}, None  # a later observation replaces the earlier one whole
         if self.reward is not None and all(isinstance(info.get(k), (int, float)) for k in ("gain", "spill", "cost_penalty")):
             # beta is not logged, but R = gain - beta * spill - cost_penalty fixes beta * spill
             # (exactly 0 without spill, rather than rounding noise).
@@ -201,7 +202,6 @@ def load_run(run_dir: str | Path) -> RunRecord:
     notes: list[str] = []
     capabilities: list[str] | None = None
     by_number: dict[int, Decision] = {}
-    spent = 0  # cumulative interval costs: the ledger's spend at each decision, read from the log
     for lineno, row in _allocation_rows(path, notes):
         where = f"{path}:{lineno}"
         number = row["decision"]
@@ -210,12 +210,20 @@ def load_run(run_dir: str | Path) -> RunRecord:
         profile = _scores(row, "profile", where, capabilities)
         capabilities = capabilities or list(profile)
         info = row.get("info") if isinstance(row.get("info"), dict) else {}
+        later = [n for n in by_number if n > number]
+        if later and row["event"] in ("select", "observe"):
+            # A run resumed from an earlier checkpoint (or started again into the same log) logs
+            # from this decision on again: what the earlier rows said after it is superseded.
+            notes.append(f"decisions {later[0]}-{later[-1]} were logged again from decision {number} on "
+                         "(a resumed or repeated run); the later rows are used.")
+            for n in later:
+                del by_number[n]
         if row["event"] == "select":
             if "mixture" not in row:
                 raise ValueError(f"{where}: select row lacks required field 'mixture'")
             if number in by_number:
                 notes.append(f"decision {number} was logged twice (a resumed run); the later row is used.")
-            by_number[number] = Decision(number, spent, profile, _scores(row, "mixture", where, capabilities))
+            by_number[number] = Decision(number, 0, profile, _scores(row, "mixture", where, capabilities))
         elif row["event"] == "observe":
             decision = by_number.get(number)
             if decision is None:
@@ -224,14 +232,16 @@ def load_run(run_dir: str | Path) -> RunRecord:
                 raise ValueError(f"{where}: observe row lacks required field(s) 'cost' and/or 'reward'")
             if decision.observed:
                 notes.append(f"decision {number} was observed twice (a resumed run); the later row is used.")
-                spent -= decision.cost
             decision.record_outcome(row, profile, info, where)
-            spent += decision.cost
         else:
             raise ValueError(f"{where}: unknown event {row['event']!r} (expected 'select' or 'observe')")
     if not by_number:
         raise ValueError(f"{path}: no decisions logged yet, nothing to report")
     decisions = [by_number[n] for n in sorted(by_number)]
+    spent = 0  # cumulative interval costs of the decisions kept: the ledger's spend at each decision
+    for decision in decisions:
+        decision.spent_before = spent
+        spent += decision.cost or 0
     if not decisions[-1].observed:
         notes.append(f"decision {decisions[-1].number} was chosen but its interval never finished "
                      "(the run stopped, or is still running); it is shown but not scored.")
