@@ -157,6 +157,18 @@ def test_round_trip_mid_decision_keeps_pending_choice():
     assert drive(a, 3, start=4) == drive(b, 3, start=4)
 
 
+def test_a_refused_state_leaves_the_allocator_as_it_was():
+    other = UCBEnsembleAllocator(CAPS, R, seed=4, warmup=1, **{**FAST, "members": FAST.get("members", 5) + 1})
+    drive(other, 3)
+    a, twin = (UCBEnsembleAllocator(CAPS, R, seed=4, warmup=1, **FAST) for _ in range(2))
+    drive(a, 2)
+    drive(twin, 2)
+    with pytest.raises(ValueError, match="ensemble shapes"):
+        a.load_state_dict(other.state_dict())  # its ensemble has another size: refused after the common fields
+    assert a.state_dict() == twin.state_dict()
+    assert drive(a, 3, start=2) == drive(twin, 3, start=2)
+
+
 def test_different_seeds_give_different_sequences():
     a = UCBEnsembleAllocator(CAPS, R, seed=0, **FAST)
     b = UCBEnsembleAllocator(CAPS, R, seed=1, **FAST)

@@ -445,6 +445,14 @@ class Allocator:
             raise ValueError(f"state is for {state['class']!r}, not {type(self).__name__!r}")
         if list(state["capabilities"]) != list(self.capabilities):
             raise ValueError(f"state is for capabilities {state['capabilities']!r}, not {list(self.capabilities)!r}")
+        backup = _from_plain(self.state_dict())
+        try:
+            self._apply_state(state)
+        except (KeyError, TypeError, ValueError):
+            self._apply_state(backup)  # all or nothing: a refused state leaves this allocator as it was
+            raise
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self._pending = state["pending"]
         self.steps = int(state["steps"])
