@@ -117,6 +117,19 @@ def test_resuming_a_run_that_spent_its_budget_ends_cleanly(tiny_tokenizer, tmp_p
     assert resumed.ledger.summary() == first.ledger.summary() and log.read_text() == events
 
 
+def test_resuming_drops_the_rows_logged_after_the_checkpoint_and_keeps_them_if_it_cannot_tell(tmp_path):
+    from types import SimpleNamespace
+
+    log_file = tmp_path / "allocations.jsonl"
+    callback = BanditAllocationCallback(requirement=REQ, log_file=str(log_file))
+    rank_zero = SimpleNamespace(is_global_zero=True)
+    for rows_written, kept in ((2, 2), (None, 3)):  # None: a checkpoint saved before the count was kept
+        log_file.write_text("".join(f'{{"row": {i}}}\n' for i in range(3)))
+        callback._rows_written = rows_written
+        callback._truncate_log(rank_zero)
+        assert len(log_file.read_text().splitlines()) == kept and callback._rows_written == kept
+
+
 class UserModule(L.LightningModule):
     """A user's own module: plain cross-entropy, none of DistillationModule's resume hooks."""
 

@@ -418,7 +418,7 @@ class BanditAllocationCallback(Callback):
         self.allocator: Any = None
         self.decisions = 0
         self._spent_at_decision = 0
-        self._rows_written = 0  # rows of log_file that belong to the state in the last checkpoint
+        self._rows_written: int | None = 0  # rows of log_file that belong to the state in the last checkpoint
         self._restored: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- setup
@@ -553,7 +553,8 @@ class BanditAllocationCallback(Callback):
                 pl_module.log(f"bandit/{key}", float(value), rank_zero_only=True)
 
     def _write(self, row: dict[str, Any], trainer: L.Trainer) -> None:
-        self._rows_written += 1
+        if self._rows_written is not None:  # None only on the ranks that do not write the log
+            self._rows_written += 1
         if not trainer.is_global_zero or not self.log_file:
             return
         Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -569,6 +570,13 @@ class BanditAllocationCallback(Callback):
         if not trainer.is_global_zero or not self.log_file or not Path(self.log_file).is_file():
             return
         lines = Path(self.log_file).read_text(encoding="utf-8").splitlines(keepends=True)
+        if self._rows_written is None:
+            # A checkpoint from before the row count was kept: keep every row (the report reads
+            # decisions logged again as superseding the earlier ones) rather than guess.
+            log.warning("resuming from a checkpoint that does not say how many rows of %s it had written; "
+                        "keeping all %d (decisions after it will be logged again)", self.log_file, len(lines))
+            self._rows_written = len(lines)
+            return
         if len(lines) < self._rows_written:
             raise ValueError(
                 f"{self.log_file} has {len(lines)} rows but the checkpoint being resumed from had written "
@@ -619,7 +627,8 @@ class BanditAllocationCallback(Callback):
             self.allocator.load_state_dict(_torch_to_numpy(state["allocator"]))
         self.decisions = int(state["decisions"])
         self._spent_at_decision = int(state["spent_at_decision"])
-        self._rows_written = int(state.get("rows_written", 0))
+        rows = state.get("rows_written")  # None: a checkpoint saved before it was kept
+        self._rows_written = None if rows is None else int(rows)
 
 
 def _numpy_to_torch(obj: Any) -> Any:
