@@ -57,6 +57,8 @@ def test_build_hash_set_auto_detects_fields_and_writes_a_file(tmp_path):
     assert out.read_text().splitlines() == sorted(hashes)
     c = _write(tmp_path / "c.jsonl", [{"input": "x", "text": "y"}])
     assert list(iter_prompts(c)) == ["x"] and list(iter_prompts(c, field="text")) == ["y"]
+    alpaca = _write(tmp_path / "d.jsonl", [{"instruction": "Name three primes.", "input": "", "output": "2, 3, 5"}])
+    assert list(iter_prompts(alpaca)) == ["Name three primes."]  # an empty input is no prompt
 
 
 def test_corrupt_rows_name_file_and_line(tmp_path):

@@ -298,6 +298,53 @@ def test_choice_and_sequence_leniency():
     assert verify_answer({"kind": "contains", "values": ["Bogota", "Kyiv|Kiev"]}, "Bogotá and Kiev.")
 
 
+def test_an_answer_that_restates_the_prompt_before_its_conclusion_is_read_by_its_conclusion(lib):
+    # "If today is Monday, in 3 days it is Thursday" names the given day first; "False or True
+    # evaluates to True" names both options before its verdict
+    rng, seen = random.Random(0), set()
+    for name in ("reason_weekday", "reason_boolean"):
+        template = next(t for t in lib._templates["reasoning"] if t.name == name)
+        for _ in range(60):
+            prompt = lib._fill_tier(template, "medium", rng)
+            check = prompt.meta["check"]
+            want, given = check["value"].title(), [g.title() for g in check["given"]]
+            other = next(o.title() for o in check["options"] if o.title() != want and o.title() in given + [o.title()])
+            if want not in given and given:
+                seen.add("given first")
+                assert lib.verify(prompt, f"Starting from {given[0]}, the answer comes out as {want}.")
+                wrong = next(o.title() for o in check["options"] if o.title() not in (want, *given))
+                assert not lib.verify(prompt, f"Starting from {given[0]}, the answer comes out as {wrong}.")
+                assert not lib.verify(prompt, f"From {given[0]} it is {given[0]} again.")
+            elif want in given and other in given:
+                seen.add("all given")
+                assert lib.verify(prompt, f"{other} and {want} combine; the result is {want}.")
+                assert not lib.verify(prompt, f"{want} and {other} combine; the result is {other}.")
+    assert seen == {"given first", "all given"}
+
+
+def test_true_false_answers_are_read_in_order_and_symbols_by_case():
+    claims = {"kind": "sequence", "values": ["true"], "vocab": ["true", "false"]}
+    assert not verify_answer(claims, "False. The true capital of Germany is Berlin, not Bonn.")
+    assert verify_answer(claims, "True: Berlin is the capital of Germany.")
+    two = {"kind": "sequence", "values": ["false", "false"], "vocab": ["true", "false"]}
+    assert not verify_answer(two, "(1) True (2) False") and verify_answer(two, "(1) False (2) False, as both are wrong.")
+    symbol = {"kind": "contains", "values": ["S"], "case_sensitive": True}
+    assert not verify_answer(symbol, "Sulfur's chemical symbol is Su.") and verify_answer(symbol, "Sulfur: S")
+    assert not verify_answer({**symbol, "values": ["I"]}, "i believe iodine's symbol is Io.")
+    assert not verify_answer({**symbol, "values": ["Co"]}, "Cobalt: Cb (a co-worker told me).")
+
+
+def test_a_sentence_cap_leaves_room_for_the_bullets_or_paragraphs_asked_for():
+    from read_lightning.templates import _constraints
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        _, items = _constraints(rng, 6)
+        cap = next((i["n"] for i in items if i["type"] == "max_sentences"), None)
+        layout = sum(i["n"] for i in items if i["type"] in ("bullets", "paragraphs"))
+        assert cap is None or cap >= layout
+
+
 def test_constraint_checks():
     c = lambda *items: {"kind": "constraints", "items": list(items)}  # noqa: E731
     assert verify_answer(c({"type": "lowercase"}, {"type": "no_commas"}), "all quiet here")

@@ -83,7 +83,8 @@ def iter_prompts(path: str | os.PathLike[str], field: str | None = None) -> Iter
     """
     for lineno, row in iter_jsonl(path):
         names = [field] if field else [f for f in PROMPT_FIELDS if f in row]
-        text = next((t for t in (_field_text(row.get(n)) for n in names) if t is not None), None)
+        # an empty field is no prompt: Alpaca-style rows carry an empty "input" beside the instruction
+        text = next((t for t in (_field_text(row.get(n)) for n in names) if t is not None and t.strip()), None)
         if text is None:
             wanted = repr(field) if field else f"one of {list(PROMPT_FIELDS)!r}"
             raise ValueError(f"{path}:{lineno}: no text field {wanted}; the row has keys {sorted(row)!r}")

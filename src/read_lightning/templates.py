@@ -248,11 +248,16 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().replace("ß", "ss")
 
 
-def _has(haystack_folded: str, needle: str) -> bool:
-    """Whole-word (or whole-phrase) containment; ``needle`` may list alternatives as 'a|b'."""
+def _has(haystack_folded: str, needle: str, exact: bool = False) -> bool:
+    """Whole-word (or whole-phrase) containment; ``needle`` may list alternatives as 'a|b'.
+
+    ``exact``: case-sensitive on the raw text, and ``'`` and ``-`` do not end a word, so a
+    chemical symbol ("He", "I", "S") is not found in "he", "I believe" or "sulfur's".
+    """
     for alt in str(needle).split("|"):
-        alt = _fold(alt).strip()
-        if alt and re.search(rf"(?<!\w){re.escape(alt)}(?!\w)", haystack_folded):
+        alt = alt.strip() if exact else _fold(alt).strip()
+        edge = r"[\w'-]" if exact else r"\w"
+        if alt and re.search(rf"(?<!{edge}){re.escape(alt)}(?!{edge})", haystack_folded):
             return True
     return False
 
@@ -298,16 +303,18 @@ def _close(a: float, b: float, rel: float = 1e-6, abs_: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rel, abs_tol=abs_)
 
 
-def _pick_option(answer: str, options: Mapping[str, Sequence[str]]) -> str | None:
+def _pick_option(answer: str, options: Mapping[str, Sequence[str]], given: Sequence[str] = ()) -> str | None:
     """Which option the answer chooses: the one after an 'answer:' marker, else the only one
-    mentioned, else the first mentioned in the last sentence that mentions any."""
+    mentioned, else in the last sentence that mentions any: the first it mentions that the prompt
+    did not already name (``given``: "Monday plus 3 days is Thursday"), or, when it names only
+    given ones, the last it mentions ("False or True evaluates to True")."""
 
-    def found(segment: str) -> list[tuple[int, str]]:
+    def found(segment: str) -> list[tuple[int, int, str]]:
         hits = []
         for canon, alts in options.items():
             pos = [m.start() for a in alts for m in re.finditer(rf"(?<!\w){re.escape(_fold(a))}(?!\w)", segment)]
             if pos:
-                hits.append((min(pos), canon))
+                hits.append((min(pos), max(pos), canon))
         return sorted(hits)
 
     text = _fold(answer)
@@ -315,14 +322,15 @@ def _pick_option(answer: str, options: Mapping[str, Sequence[str]]) -> str | Non
     if markers:
         hits = found(text[markers[-1].end() :].split("\n")[0])
         if hits:
-            return hits[0][1]
+            return hits[0][2]
     hits = found(text)
-    if len({c for _, c in hits}) <= 1:
-        return hits[0][1] if hits else None
+    if len({c for *_, c in hits}) <= 1:
+        return hits[0][2] if hits else None
     for sentence in reversed(re.split(r"(?<=[.!?\n])\s+", text)):
         hits = found(sentence)
         if hits:
-            return hits[0][1]
+            fresh = [h for h in hits if h[2] not in given]
+            return fresh[0][2] if fresh else max(hits, key=lambda h: h[1])[2]
     return None
 
 
@@ -546,10 +554,15 @@ def _check_sequence(answer: str, check: Mapping[str, Any]) -> bool:
         same = lambda g, w: _close(g, w)  # noqa: E731
     else:
         text = _fold(answer)
-        alts = sorted({_fold(v) for v in want}, key=len, reverse=True)
+        # every word the answer could give (``vocab``), not only the wanted ones: with all claims
+        # true, a "false" among the answers would otherwise be invisible
+        alts = sorted({_fold(v) for v in (*want, *check.get("vocab", ()))}, key=len, reverse=True)
         got = [m.group(0) for m in re.finditer("|".join(rf"(?<!\w){re.escape(a)}(?!\w)" for a in alts), text)]
         same = lambda g, w: g == _fold(w)  # noqa: E731
     n = len(want)
+    if check.get("vocab") and not check.get("numeric"):
+        # a fixed vocabulary (true/false): the answer's first n verdicts, in order, are its answers
+        return len(got) >= n and all(same(g, w) for g, w in zip(got[:n], want))
     return any(all(same(g, w) for g, w in zip(got[i : i + n], want)) for i in range(len(got) - n + 1))
 
 
@@ -581,11 +594,21 @@ def _check_number(answer: str, check: Mapping[str, Any]) -> bool:
     return got is not None and _close(got, float(check["value"]), check.get("rel_tol", 1e-6), check.get("abs_tol", 1e-6))
 
 
+def _with_given(check: dict[str, Any], prompt_text: str) -> dict[str, Any]:
+    """A choice check with the options its prompt names itself (``given``): an answer that
+    restates them before its conclusion still chooses the conclusion (see ``_pick_option``)."""
+    options = check.get("options")
+    if check.get("kind") != "choice" or not isinstance(options, Mapping) or "given" in check:
+        return check
+    text = _fold(prompt_text)
+    return {**check, "given": [c for c, alts in options.items() if any(_has(text, a) for a in alts)]}
+
+
 def _check_choice(answer: str, check: Mapping[str, Any]) -> bool:
     options = check.get("options") or {check["value"]: [check["value"]]}
     if isinstance(options, list):
         options = {o: [o] for o in options}
-    return _pick_option(answer, options) == check["value"]
+    return _pick_option(answer, options, check.get("given", ())) == check["value"]
 
 
 def _check_json(answer: str, check: Mapping[str, Any]) -> bool:
@@ -602,7 +625,8 @@ def _check_tool_call(answer: str, check: Mapping[str, Any]) -> bool:
 _VERIFIERS: dict[str, Callable[[str, Mapping[str, Any]], bool]] = {
     "number": _check_number,
     "choice": _check_choice,
-    "contains": lambda a, c: all(_has(_fold(a), v) for v in c["values"]),
+    "contains": lambda a, c: all(_has(a, v, exact=True) if c.get("case_sensitive") else _has(_fold(a), v)
+                                 for v in c["values"]),
     "regex": lambda a, c: re.search(c["pattern"], a, flags=re.I | re.M) is not None,
     "sequence": _check_sequence,
     "time": _check_time,
@@ -988,7 +1012,7 @@ class TemplateLibrary:
             self.stats["tier_misses"] += 1
         meta: dict[str, Any] = {"difficulty_score": round(score, 6), "factors": factors}
         if check is not None:
-            meta["check"] = check
+            meta["check"] = _with_given(check, text)
         return Prompt(text=text, capability=template.capability, template=template.name, difficulty=got, meta=meta)
 
     def sample(self, capability: str, rng: random.Random, progress: float) -> Prompt:
@@ -1286,7 +1310,7 @@ def _gk_elements(rng: random.Random, h: float) -> Fill:
     picked, k = _gk_lookup(rng, h, _ELEMENTS, 1, 6)
     fmt = rng.choice(("Symbols only.", "Reply as 'element: symbol'.", "Also give the atomic number.",
                       "One per line.", "Mention which are metals."))
-    return {"ask": rng.choice(_ASK), "what": _fmt_list([e for e, _ in picked]), "fmt": fmt}, {"kind": "contains", "values": [s for _, s in picked]}, {"items": k}
+    return {"ask": rng.choice(_ASK), "what": _fmt_list([e for e, _ in picked]), "fmt": fmt}, {"kind": "contains", "values": [s for _, s in picked], "case_sensitive": True}, {"items": k}
 
 
 @_template("gk_planet_order", _GK, "Order these planets by their {by}: {planets}. {fmt}", "sequence")
@@ -1312,7 +1336,7 @@ def _gk_true_false(rng: random.Random, h: float) -> Fill:
         claims.append(f"({i + 1}) The capital of {country} is {shown}.")
         truth.append("true" if ok else "false")
     fmt = rng.choice(("Answer each with true or false, in order.", "Reply 'true' or 'false' for each statement, one per line."))
-    return {"claims": " ".join(claims), "fmt": fmt}, {"kind": "sequence", "values": truth}, {"items": k}
+    return {"claims": " ".join(claims), "fmt": fmt}, {"kind": "sequence", "values": truth, "vocab": ["true", "false"]}, {"items": k}
 
 
 @_template("gk_odd_one_out", _GK, "Which of these is not one of the {cat}: {items}? {fmt}", "choice")
@@ -1460,6 +1484,16 @@ def _constraints(rng: random.Random, k: int) -> tuple[list[str], list[dict[str, 
             n = rng.randint(1, 4)
             texts.append(f"Include at least {n} placeholder(s) in square brackets, such as [address].")
             items.append({"type": kind, "n": n})
+    kinds = [item["type"] for item in items]
+    if "max_sentences" in kinds:
+        # n bullets or paragraphs take at least n sentences, and a title, a closing sentence or a
+        # postscript one more each: raise the cap so the constraints can all be met
+        layout = sum(item["n"] for item in items if item["type"] in ("bullets", "paragraphs"))
+        floor = layout + sum(kind in kinds for kind in ("title", "ends_with", "postscript")) if layout else 0
+        i = kinds.index("max_sentences")
+        if items[i]["n"] < floor:
+            items[i]["n"] = floor
+            texts[i] = f"Use no more than {floor} sentences."
     return texts, items
 
 
