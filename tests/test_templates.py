@@ -473,6 +473,10 @@ def test_few_templates_warn_and_fall_back(tmp_path):
     assert library.stats["share_cap_fallbacks"] > 0
 
 
+_USER_VERIFIER_ROW = ('{"name": "a", "capability": "c", "scaffold": "Pick {c} and {n}", "slots": {"c": {"type": "choice", '
+                      '"values": ["red", "blue"]}, "n": {"type": "int", "min": 100, "max": 999}}, "verifier": %s}\n')
+
+
 @pytest.mark.parametrize(
     ("suffix", "content", "pattern"),
     [
@@ -487,6 +491,12 @@ def test_few_templates_warn_and_fall_back(tmp_path):
         (".jsonl", '{"name": "a", "capability": "c", "scafold": "x"}\n', r"bad\.jsonl:1: unknown field\(s\) \['scafold'\]"),
         (".jsonl", '{"name": "a", "capability": "c", "scaffold": "x"}\n{"name": "a", "capability": "c", "scaffold": "y"}\n',
          r"bad\.jsonl:2: field 'name'.*already defined at .*bad\.jsonl:1"),
+        # verifiers are checked when loaded, not when the first prompt is drawn mid-run
+        (".jsonl", _USER_VERIFIER_ROW % '{"type": "regex", "value": "^\\\\d{3}$"}', r"bad\.jsonl:1: field 'verifier\.value'.*positional.*\{\{3\}\}"),
+        (".jsonl", _USER_VERIFIER_ROW % '{"type": "contains", "value": "{answr}"}', r"'verifier\.value' uses placeholder \{answr\}"),
+        (".jsonl", _USER_VERIFIER_ROW % '{"type": "choice", "value": "{c}", "options": ["Red", "Blue"]}',
+         r"'verifier\.value' '\{c\}' can be \['red', 'blue'\].*never verify"),
+        (".jsonl", _USER_VERIFIER_ROW % '{"type": "number", "value": "{n}", "tolerance": "tight"}', r"'verifier\.tolerance'"),
     ],
 )
 def test_malformed_user_files_name_file_line_and_field(tmp_path, suffix, content, pattern):
@@ -513,3 +523,13 @@ def test_library_never_returns_leaked_prompts(tmp_path):
         out = [library.sample("math", rng, 0.5).text for _ in range(60)]
         assert not {prompt_hash(t) for t in out} & leaked
         assert library.stats["leakage_rejects"] >= 1
+
+
+def test_slot_values_are_literal_text_in_a_regex_verifier(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"name": "echo", "capability": "c", "scaffold": "Repeat exactly: {w}",
+                                "slots": {"w": {"type": "choice", "values": ["a+b"]}},
+                                "verifier": {"type": "regex", "value": "^{w}$"}}) + "\n")
+    template = load_templates(path)[0]
+    _, check, _ = template.filler(random.Random(0), 0.5)
+    assert verify_answer(check, "a+b") and not verify_answer(check, "aab")

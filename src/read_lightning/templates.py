@@ -685,7 +685,9 @@ class _UserFiller:
             elif kind == "contains":
                 check = {"kind": "contains", "values": [value]}
             elif kind == "regex":
-                check = {"kind": "regex", "pattern": value}
+                # slot values are literal text inside the user's pattern
+                pattern = str(self.verifier["value"]).format(**{k: re.escape(str(v)) for k, v in values.items()})
+                check = {"kind": "regex", "pattern": pattern}
             else:
                 opts = [str(o).format(**values) for o in self.verifier.get("options", [])] or [value]
                 check = {"kind": "choice", "value": value, "options": {o: [o] for o in opts}}
@@ -726,6 +728,43 @@ def _parse_slot(spec: Any, where: str) -> Slot:
         raise ValueError(f"{where}: {err}") from None
 
 
+_USER_VERIFIER_KEYS = {"type", "value", "options", "tolerance"}
+
+
+def _check_user_verifier(verifier: Mapping[str, Any], slots: Mapping[str, Slot], where: str) -> None:
+    """Refuse at load time what would fail, or never verify, only once prompts are drawn."""
+    extra = set(verifier) - _USER_VERIFIER_KEYS
+    if extra:
+        raise ValueError(f"{where}: field 'verifier' has unknown key(s) {sorted(extra)!r}; "
+                         f"allowed keys are {sorted(_USER_VERIFIER_KEYS)!r}")
+    options = verifier.get("options")
+    if options is not None and (not isinstance(options, list) or not all(isinstance(o, (str, int, float)) for o in options)):
+        raise ValueError(f"{where}: field 'verifier.options' must be a list of strings, got {options!r}")
+    tolerance = verifier.get("tolerance")
+    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0):
+        raise ValueError(f"{where}: field 'verifier.tolerance' must be a number >= 0, got {tolerance!r}")
+    for key, text in [("value", verifier["value"]), *((f"options[{i}]", o) for i, o in enumerate(options or []))]:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(str(text)) if f is not None]
+        except ValueError as err:
+            raise ValueError(f"{where}: field 'verifier.{key}' is not a valid format string: {err}") from None
+        for name in fields:
+            if not name or name.isdigit():
+                raise ValueError(f"{where}: field 'verifier.{key}' has a positional placeholder {{{name}}}; "
+                                 f"write literal braces doubled, e.g. {{{{{name or 3}}}}} in a regex")
+            if name.split(".")[0].split("[")[0] not in slots:
+                raise ValueError(f"{where}: field 'verifier.{key}' uses placeholder {{{name}}} with no slot defined "
+                                 f"(slots: {sorted(slots)!r})")
+    value = str(verifier["value"])
+    single = re.fullmatch(r"\{(\w+)\}", value)
+    if verifier["type"] == "choice" and options and single and isinstance(slots.get(single.group(1)), ChoiceSlot):
+        fixed = {str(o) for o in options if "{" not in str(o)}
+        outside = [v for v in slots[single.group(1)].values if str(v) not in fixed]
+        if len(fixed) == len(options) and outside:
+            raise ValueError(f"{where}: field 'verifier.value' {value!r} can be {outside!r}, which 'verifier.options' "
+                             f"{options!r} does not list, so such prompts could never verify")
+
+
 def _parse_template(entry: Any, where: str) -> Template:
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: a template must be a mapping, got {type(entry).__name__}")
@@ -758,6 +797,7 @@ def _parse_template(entry: Any, where: str) -> Template:
             raise ValueError(
                 f"{where}: field 'verifier' must be a mapping with 'type' in {sorted(_USER_VERIFIERS)!r} and 'value'"
             )
+        _check_user_verifier(verifier, slots, where)
     difficulty = entry.get("difficulty")
     if difficulty is None:
         difficulty = [k for k, s in slots.items() if not isinstance(s, ChoiceSlot)]
