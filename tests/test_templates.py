@@ -278,10 +278,23 @@ def test_verifiers_accept_right_answers_and_reject_wrong_ones(lib):
         ("It costs $12.50 in total.", 12.5),
         ("3/4", 0.75),
         ("Final answer is 0.5\nThen 3 more notes.", 0.5),
+        ("So \\boxed{\\frac{7}{2}}.", 3.5),  # nested braces in the box
+        ("\\boxed{1{,}234}", 1234),
+        ("Paragraph 4 mentions the word K7PQ2M.", 4),  # the digits of a code word are no number
+        ("Answer: 23 + 19 = 42", 42),
+        ("Answer: 12 (because 3 * 4 = 12, and 12 = 2 * 6)", 12),
     ],
 )
 def test_final_number_is_lenient_about_format(answer, value):
     assert final_number(answer) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(("want", "answer", "ok"), [
+    ("15:30", "3:30 pm", True), ("15:30", "3:30", True), ("15:30", "03:30", False), ("12:30", "00:30", False),
+    ("14:30", "14:30, i.e. after 2.50 hours", True), ("09:05", "9h05", True), ("14:30", "2.30", False),
+])
+def test_time_answers(want, answer, ok):
+    assert verify_answer({"kind": "time", "value": want}, answer) is ok
 
 
 def test_choice_and_sequence_leniency():

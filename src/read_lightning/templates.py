@@ -264,7 +264,7 @@ def _has(haystack_folded: str, needle: str, exact: bool = False) -> bool:
 
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]])(?P<sign>[-\u2212\u2013]))?\$?"
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"(?<![A-Za-z\d])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"  # not the digits of a word (K7PQ2M)
     r"(?:\s*/\s*(?P<den>\d+(?:\.\d+)?)(?![\d.]))?"
 )
 _MARKER = re.compile(r"(?:final answer|answer|result)\s*(?:is|=|:)\s*", re.IGNORECASE)
@@ -283,16 +283,34 @@ def _numbers(text: str) -> list[float]:
     return out
 
 
+def _boxed(answer: str) -> list[str]:
+    """The contents of every ``\\boxed{...}`` (nested braces matched), LaTeX numbers made plain."""
+    out = []
+    for start in (m.end() for m in re.finditer(r"\\boxed\{", answer)):
+        depth, end = 1, start
+        while end < len(answer) and depth:
+            depth += {"{": 1, "}": -1}.get(answer[end], 0)
+            end += 1
+        if depth == 0:
+            inner = re.sub(r"\\[dt]?frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2", answer[start : end - 1])
+            out.append(inner.replace("{,}", ",").replace("\\,", "").replace("\\!", ""))
+    return out
+
+
 def final_number(answer: str) -> float | None:
-    """The answer's final number: inside ``\\boxed{}``, else after the last 'answer:'/'answer is',
-    else the last number in the text. Thousands separators, '$', unicode minus and 'p/q' are read."""
-    boxed = re.findall(r"\\boxed\{([^{}]*)\}", answer)
+    """The answer's final number: inside ``\\boxed{}``, else after the last 'answer:'/'answer is'
+    (after the '=' when the line works a sum out first, "Answer: 23 + 19 = 42"), else the last number in the
+    text. Thousands separators, '$', unicode minus, 'p/q' and LaTeX ``\\frac{p}{q}``, ``1{,}234``
+    are read."""
+    boxed = _boxed(answer)
     if boxed and _numbers(boxed[-1]):
         return _numbers(boxed[-1])[0]
     markers = list(_MARKER.finditer(answer))
     if markers:
         tail = answer[markers[-1].end() :]
-        nums = _numbers(tail.split("\n")[0]) or _numbers(tail)
+        line = tail.split("\n")[0]
+        worked = re.match(r"[\d.,\s+\-*/\u00d7\u00f7()^$]+=", line)  # "Answer: 23 + 19 = 42": the result
+        nums = (_numbers(line[worked.end():]) if worked else []) or _numbers(line) or _numbers(tail)
         if nums:
             return nums[0]
     nums = _numbers(answer)
@@ -568,7 +586,8 @@ def _check_sequence(answer: str, check: Mapping[str, Any]) -> bool:
 
 def _check_time(answer: str, check: Mapping[str, Any]) -> bool:
     want_h, want_m = (int(x) for x in check["value"].split(":"))
-    hits = list(re.finditer(r"(\d{1,2})\s*[:h.]\s*(\d{2})\s*(a\.?\s?m\.?|p\.?\s?m\.?)?", answer, re.I))
+    # ':' or 'h' between hours and minutes ("2.50 hours" is a duration, not a time)
+    hits = list(re.finditer(r"(?<![\d.])(\d{1,2})\s*[:h]\s*(\d{2})\s*(a\.?\s?m\.?|p\.?\s?m\.?)?", answer, re.I))
     if not hits:
         return False
     h, m, ampm = int(hits[-1].group(1)), int(hits[-1].group(2)), hits[-1].group(3)
@@ -577,7 +596,9 @@ def _check_time(answer: str, check: Mapping[str, Any]) -> bool:
     if ampm:
         h = h % 12 + (12 if ampm.lower().startswith("p") else 0)
         return h == want_h
-    return h == want_h or (h % 12 == want_h % 12 and h <= 12)
+    # a 12-hour reading ("3:30" for 15:30) only when the hour is written unpadded: "03:30" is 24-hour
+    unpadded = not hits[-1].group(1).startswith("0") or len(hits[-1].group(1)) == 1
+    return h == want_h or (unpadded and 1 <= h <= 12 and h % 12 == want_h % 12)
 
 
 def _check_pairs(answer: str, check: Mapping[str, Any]) -> bool:
