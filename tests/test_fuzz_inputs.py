@@ -175,3 +175,10 @@ def test_model_and_callback_values_are_validated_with_the_key_named(tmp_path, ta
 def test_data_values_are_validated_with_the_key_named(tmp_path, key, value):
     message = _recipe_error(tmp_path, "data", key, value)
     assert message is None or key in message or repr(value) in message or str(value) in message, message
+
+
+def test_an_integer_too_large_for_a_float_is_refused_by_name():
+    from read_lightning.checks import check_number
+
+    with pytest.raises(ValueError, match=r"^k must be an integer in \[1, inf\]"):
+        check_number("k", 10**400, low=1, integer=True)

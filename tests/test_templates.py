@@ -297,6 +297,14 @@ def test_time_answers(want, answer, ok):
     assert verify_answer({"kind": "time", "value": want}, answer) is ok
 
 
+def test_a_romance_answer_counts_in_its_language_on_a_stopword_tie():
+    french = "La photosynthèse permet aux plantes de transformer la lumière en énergie."
+    def in_(lang):
+        return {"kind": "constraints", "items": [{"type": "language", "lang": lang}]}
+
+    assert verify_answer(in_("french"), french) and not verify_answer(in_("german"), french)
+
+
 def test_choice_and_sequence_leniency():
     yes_no = {"kind": "choice", "value": "yes", "options": {"yes": ["yes", "true"], "no": ["no", "false"]}}
     assert verify_answer(yes_no, "Yes.")

@@ -31,7 +31,11 @@ def check_number(
     kind = "an integer" if integer else "a number"
     bounds = ("(" if open_low else "[") + f"{'-inf' if low is None else low}, {'inf' if high is None else high}" + (
         ")" if open_high else "]")
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float)) and math.isfinite(value)
+    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+    try:
+        ok = ok and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float (10**400): out of any bounds here
+        ok = False
     if ok and low is not None:
         ok = value > low if open_low else value >= low
     if ok and high is not None:

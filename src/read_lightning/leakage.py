@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from read_lightning.jsonl import iter_jsonl
+from read_lightning.jsonl import iter_jsonl, write_text_atomic
 
 __all__ = [
     "PROMPT_FIELDS",
@@ -103,9 +103,7 @@ def build_hash_set(
     if out_path is not None:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        tmp.write_text("".join(h + "\n" for h in sorted(hashes)), encoding="utf-8")
-        os.replace(tmp, out)  # a crash never leaves a half-written hash file behind
+        write_text_atomic(out, "".join(h + "\n" for h in sorted(hashes)))  # never a half-written hash file
     return hashes
 
 
