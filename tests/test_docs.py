@@ -3,7 +3,7 @@ README.md or docs/*.md must run.
 
 A command is checked without training anything:
 
-- ``fit``/``validate``: the documented command plus ``--print_config``, which makes LightningCLI
+- ``fit``: the documented command plus ``--print_config``, which makes LightningCLI
   parse every flag and config file and resolve the configuration, then exit (an unknown key,
   a bad value or a missing recipe fails);
 - a tool (``report``, ``leakage``, ...): the documented command plus ``--help``, which reaches the
@@ -29,7 +29,7 @@ from read_lightning.cli import _tools, main
 
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-LIGHTNING_SUBCOMMANDS = ("fit", "validate")
+LIGHTNING_SUBCOMMANDS = ("fit",)
 
 
 SHELL = ("", "bash", "sh", "shell", "console")

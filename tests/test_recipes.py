@@ -167,7 +167,12 @@ def test_a_refusal_during_the_run_is_one_line_other_errors_keep_their_traceback(
 def test_top_level_help_lists_tools(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "fit" in out and "leakage" in out
+    assert "fit" in out and "leakage" in out and "validate" not in out
+    # the module has no validation step: the subcommand is refused, not run into a traceback
+    recipe = str(Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--config", recipe])
+    assert exit_info.value.code == 2 and "invalid choice: 'validate' (choose from 'fit')" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("tool", ["leakage", "interventions", "identifier", "compare"])

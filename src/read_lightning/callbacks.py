@@ -364,8 +364,8 @@ class BanditAllocationCallback(Callback):
     """Re-weights the data mixture after every probe-evaluation epoch.
 
     Works with any LightningDataModule that has ``set_mixture_weights(dict)``; a ``ledger``
-    (``spent``, ``budget``, ``fraction_spent``) on it gives the bandit its cost signal and stops
-    training once the budget is spent (``budget_exhausted``).
+    (``spent``, ``fraction_spent``) on it gives the bandit its cost signal, and a
+    ``budget_exhausted`` property stops training once the budget is spent.
 
     Args:
         allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,

@@ -1,6 +1,6 @@
 """``read-train``: the command line.
 
-``read-train fit|validate --config recipes/X.yaml`` is a LightningCLI over
+``read-train fit --config recipes/X.yaml`` is a LightningCLI over
 :class:`DistillationModule` and :class:`CapabilityDataModule`, so every constructor argument is a
 YAML key and ``--print_config`` shows the resolved configuration. Other subcommands are tools
 around a run and dispatch to their own ``main`` functions.
@@ -85,6 +85,12 @@ def _owner(tb: Any) -> str | None:
 
 
 class ReadCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # Only fit: the module has no validation, test or predict step, so those would fail later
+        # with a traceback; unknown to the parser they are refused with its list of choices.
+        return {"fit": LightningCLI.subcommands()["fit"]}
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The models are named once, on the module; the data module needs the same names to
         # load the student's tokenizer and the teacher.
@@ -246,9 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in tools:
         return int(tools[argv[0]][1](argv[1:]) or 0)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: read-train {fit,validate," + ",".join(tools) + "} ...\n")
+        print("usage: read-train {fit," + ",".join(tools) + "} ...\n")
         print("  fit        distil a student under a token budget (LightningCLI; see fit --help)")
-        print("  validate   run the validation loop of a configured run")
         for name, (help_text, _) in tools.items():
             print(f"  {name:<10} {help_text}")
         return 0
