@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from read_lightning.generation import HFTeacher
+from read_lightning.generation import HFTeacher, chat_prompt_ids
 from read_lightning.templates import TemplateLibrary
 
 
@@ -69,13 +69,14 @@ def bench_teacher(n_prompts: int, max_new_tokens: int, seed: int) -> dict[str, A
 
     tok_b, tok_s = sum(g.num_tokens for g in out_b), sum(g.num_tokens for g in out_s)
     return {
-        "teacher": "SmolLM2-135M-Instruct Q4_1 (fp32 on " + ("cuda" if torch.cuda.is_available() else "cpu") + ")",
+        "teacher": f"SmolLM2-135M-Instruct Q4_1 (fp32 on {next(model.parameters()).device.type})",  # where it ran
         "loader": how,
         "load_s": round(load_s, 1),
         "torch_threads": torch.get_num_threads(),
         "prompts": n_prompts,
         "max_new_tokens": max_new_tokens,
-        "mean_prompt_tokens": round(sum(len(tokenizer(p)["input_ids"]) for p in prompts) / n_prompts, 1),
+        # what the teacher reads: the chat-formatted prompt, as HFTeacher encodes it
+        "mean_prompt_tokens": round(sum(len(chat_prompt_ids(tokenizer, p)) for p in prompts) / n_prompts, 1),
         "batched": {"seconds": round(batched_s, 2), "tokens": tok_b, "tokens_per_s": round(tok_b / batched_s, 1)},
         "one_by_one": {"seconds": round(single_s, 2), "tokens": tok_s, "tokens_per_s": round(tok_s / single_s, 1)},
         "speedup_batched_over_single": round((tok_b / batched_s) / (tok_s / single_s), 2),

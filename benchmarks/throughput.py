@@ -60,6 +60,7 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("H100", 989.0),
     ("A100", 312.0),
     ("L40S", 362.0),
+    ("L40", 181.0),  # before "L4", which it contains
     ("L4", 121.0),
 )
 

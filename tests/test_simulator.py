@@ -183,7 +183,8 @@ def test_allocation_diagnostics_print_every_reference(capsys, monkeypatch):
     for name in ratios:
         assert name in printed
     assert "perturb_6_and_commit_noise_free" in ratios
-    assert {"spread_perturbation", "given_true_ceilings_saturation_planner", "given_true_ceilings_headroom_anchor"} <= set(ratios)
+    assert {"spread_perturbation", "given_true_ceilings_saturation_planner", "given_true_ceilings_headroom_anchor",
+            "myopic_oracle_on_own_candidates"} <= set(ratios)
     steps = [v for k, v in ratios.items() if k.startswith("anchor_step")]
     assert len(steps) == 5 and max(steps) <= ratios["best_fixed"] + 1e-6
 
@@ -203,3 +204,20 @@ def test_intervention_data_recovers_the_one_step_gradient_at_the_anchor(monkeypa
         true = bench._true_gradients(env.params, anchor, 6)[1][0]
         fitted = bench._intervention_gradient(env.params, anchor, 200, np.random.default_rng(0))
         assert np.corrcoef(fitted - fitted.mean(), true - true.mean())[0, 1] > 0.9, seed
+
+
+def test_the_allocators_candidates_move_with_its_previous_choice(monkeypatch):
+    # the diagnostics' myopic chooser must take the candidate set the allocator has at each interval
+    # (it follows the previous choice), not the first decision's: the frozen set read 1.0074, a cap it was not
+    from read_lightning.bandit import make_allocator
+    from read_lightning.simulator import make_environment
+
+    bench = _allocation_benchmark(monkeypatch)
+    env = make_environment(100, decisions=25)
+    alloc = make_allocator("read", env.capabilities, env.requirement)
+    first = alloc.candidates()
+    u_r = float(bench.simulate_fixed(env.params, env.params.requirement)[0])
+    frozen = bench.myopic_oracle(env.params, first)[1] / u_r
+    moving = bench._myopic_on_own_candidates(env.params, alloc, 25) / u_r
+    assert alloc.previous_w is None  # the allocator is left as it was
+    assert moving > frozen + 0.005

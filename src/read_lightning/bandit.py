@@ -549,10 +549,10 @@ class UCBEnsembleAllocator(Allocator):
 
     Measured limit, stated plainly (``benchmarks/allocation.py``; ``docs/allocator.md``): on the
     simulator the allocator stays within the seed spread of ``w = r`` and does not beat it, nor
-    its own anchor held fixed; the issue's targets are not met. A myopic chooser with the TRUE
-    dynamics restricted to these candidates reaches only 1.0074 x ``w = r`` (the best fixed
-    mixture: 1.0256), and one observed reward's noise (sd 0.36) exceeds the whole one-step
-    advantage of the best action (0.22).
+    its own anchor held fixed; the issue's targets are not met. The candidates are not the limit
+    (a myopic chooser with the TRUE dynamics among them, as they are at each interval, reaches
+    1.0199 x ``w = r``; the best fixed mixture 1.0256): the model is, since one observed reward's
+    noise (sd 0.36) exceeds the whole one-step advantage of the best action (0.22).
     """
 
     def __init__(

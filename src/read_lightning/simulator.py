@@ -8,9 +8,10 @@ method is built around, so that an allocator has something real to learn:
   ``ceiling_j - s_j`` (the teacher's level is the ceiling), so returns shrink as ``s_j`` rises.
   Within one interval returns are also concave in the share ``w_j`` (``g(x) = a(1 - e^{-x/a})``),
   so spreading a step over several capabilities beats pouring it into one.
-* **Budget-dependent transfer.** Training on ``i`` moves ``j`` through a transfer matrix whose
-  sign depends on how much budget has already gone to ``i``: early exposure helps related
-  capabilities (``pos``), late over-exposure makes the student forget them (``neg``).
+* **Budget-dependent transfer.** Training on ``i`` moves ``j`` through two sparse matrices
+  weighted by how much budget has already gone to ``i``: early exposure helps (``pos``), late
+  over-exposure makes the student forget (``neg``). Each is drawn on its own (35% of pairs each),
+  so a pair may have help that fades, forgetting that grows, or both, where the sign turns.
 * **Noisy probes.** ``step`` returns the true profile plus Gaussian probe noise.
 
 How hard this is (``python benchmarks/allocation.py``, 25 decisions, seeds 0-9 / 140-149): the
@@ -20,7 +21,8 @@ reaches 0.994 / 0.996. Where the 2.6% between ``w = r`` and the best fixed mixtu
 (seeds 100-115, oracle searches with the true dynamics, ratios to ``w = r``): not from ``r != h``
 (the best fixed mixture for ``r . s``, scored on ``h``, is 1.0238 vs 1.0251; ``w = h`` is 1.0036),
 and mostly not from the per-capability rates and ceilings (the best fixed mixture for the
-dynamics with ``pos = neg = 0``, scored on the true ones, is 1.0047): it is transfer. Reading it
+dynamics with ``pos = neg = 0``, found for ``r . s`` and scored on the true dynamics and ``h``, is
+1.0047; found for ``h . s``, 1.0081): it is mostly transfer. Reading it
 off the data is the hard part (seeds 100-129): a linearised one-step chooser given the TRUE
 per-source value ``V_i`` of ``g(w_i)`` (utility gain per unit of effective exposure to ``i``,
 transfer included) reaches 1.021, but only 1.0045 when ``V_i`` carries N(0, 0.3) error, less
@@ -76,7 +78,7 @@ class EnvParams:
     concavity: np.ndarray  # (K,) a in g(x) = a (1 - exp(-x / a)), exposure units
     pos: np.ndarray  # (K, K) early positive transfer i -> j, relative to direct training
     neg: np.ndarray  # (K, K) late forgetting i -> j, fraction of s_j per unit exposure
-    flip: np.ndarray  # (K,) cumulative exposure of i at which transfer is 1/e of the way to negative
+    flip: np.ndarray  # (K,) cumulative exposure of i at which the weight on pos has fallen to 1/e (on neg: 1 - 1/e)
     token_cost: np.ndarray  # (K,) tokens counted per student token (teacher answer + training)
     probe_noise: float  # sd of probe noise, profile points
     dev_noise: float  # sd of the development-set utility estimate, utility points
@@ -322,8 +324,9 @@ def myopic_oracle(
 
     The chooser knows the noise-free dynamics and the current true state, and maximises
     ``requirement . s_next`` (default: the true ``h``) over ``candidates`` ``(A, K)`` (default: the
-    simplex grid at 1/8 plus ``r``). No allocator can do this; it bounds what a perfect one-step
-    reward model (the bandit's kind) could reach. Returns ``(allocations (T, K), final true utility)``.
+    simplex grid at 1/8 plus ``r``). No allocator can do this; it is a reference for a perfect
+    one-step model, not a bound (greedy choices are not monotone in the final utility, and the
+    bandit's reward is not ``h . s_next``). Returns ``(allocations (T, K), final true utility)``.
     """
     decisions = params.decisions if decisions is None else decisions
     weights = _weights(params, requirement)
