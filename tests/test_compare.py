@@ -163,10 +163,18 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     assert capsys.readouterr().err.count("finished earlier, reused") == 4
 
 
-@pytest.mark.parametrize("flag", ["--seed_everything", "--trainer.logger.init_args.save_dir", "--ckpt_path"])
+@pytest.mark.parametrize("flag", ["--seed_everything", "--trainer.logger.init_args.save_dir", "--ckpt_path",
+                                  "--data.run_dir", "--trainer.callbacks+", "--data"])
 def test_overrides_that_compare_owns_are_refused(tiny_recipe, tmp_path, flag):
-    with pytest.raises(SystemExit, match=flag.split(".")[0]):
-        compare_main(_args(tiny_recipe, tmp_path, flag, "1"))
+    # "--data={seed: 5}" set one data seed for every run: the "seeds" trained on the same data
+    with pytest.raises(SystemExit, match=rf"{flag.rstrip('+')} cannot be passed through"):
+        compare_main(_args(tiny_recipe, tmp_path, f"{flag}={{seed: 5}}" if flag == "--data" else flag, "1"))
+
+
+def test_a_negative_first_seed_is_refused(tiny_recipe, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        compare_main(_args(tiny_recipe, tmp_path, "--first-seed", "-1"))
+    assert "--first-seed must be in [0," in capsys.readouterr().err
 
 
 def test_a_refused_recipe_value_is_named_before_any_run(tiny_recipe, tmp_path):
@@ -253,6 +261,27 @@ def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
     assert derived("uniform")[1]["allocator_kwargs"] == {"beta": 0.7}  # a static mixture has no warm-up
     assert derived("greedy")[1]["allocator_kwargs"] == {"warmup": 2, "beta": 0.7}  # greedy is kappa = 0
     assert bandit["init_args"]["allocator"] == "read"  # the recipe itself is left alone
+
+    # a typo the recipe's own allocator does not take either is refused, as fit refuses it, not dropped
+    bandit["init_args"]["allocator_kwargs"] = {"warmup": 2, "kapa": 4.0}
+    with pytest.raises(ValueError, match=r"allocator_kwargs \['kapa'\] are not options of the recipe's allocator 'read'"):
+        derived("uniform")
+
+
+@pytest.mark.parametrize("pin", ["log_file", "dirpath", "run_dir"])
+def test_a_path_every_run_would_share_is_refused(tmp_path, pin):
+    from read_lightning.compare import RunSpec, derive_recipe
+
+    recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
+    callbacks = recipe["trainer"]["callbacks"]
+    if pin == "log_file":
+        next(cb for cb in callbacks if cb["class_path"].endswith("BanditAllocationCallback"))["init_args"]["log_file"] = "a.jsonl"
+    elif pin == "dirpath":
+        callbacks.append({"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": {"dirpath": "ckpt"}})
+    else:
+        recipe["data"]["run_dir"] = "runs/shared"
+    with pytest.raises(ValueError, match=rf"{pin} would be shared by every run"):
+        derive_recipe(recipe, RunSpec("read", 0, tmp_path / "read" / "seed_0"), tmp_path)
 
 
 def test_the_task_card_is_found_from_the_requirement_vector_or_asked_for():

@@ -76,7 +76,7 @@ PROBE = "CapabilityProbeCallback"
 TASK_EVAL = "TaskEvaluationCallback"
 # compare owns these: each run gets its own seed and run directory, so overriding them would
 # put runs on top of each other or make the seeds identical.
-_RESERVED = ("--seed_everything", "--data.seed", "--trainer.logger", "--trainer.default_root_dir",
+_RESERVED = ("--seed_everything", "--data.seed", "--data.run_dir", "--trainer.logger", "--trainer.default_root_dir",
              "--trainer.callbacks", "--ckpt_path", "--print_config")
 METRICS = ("auto", "card", "teacher_fidelity")
 
@@ -119,12 +119,20 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
     if bandit is None:
         raise ValueError(f"{path}: trainer.callbacks has no {BANDIT}; compare needs one to set the allocator")
     init = bandit.setdefault("init_args", {})
-    init.update(allocator=spec.allocator, seed=spec.seed)
+    _refuse_pinned_paths(derived, init, path)
     # A recipe tuned for ``read`` carries its options (warmup, kappa, ...); a static baseline
     # takes none of them, and would fail on them, so each run keeps only what its allocator takes.
+    # What the recipe's own allocator does not take either is a typo, refused as fit refuses it.
     kwargs = dict(init.get("allocator_kwargs") or {})
     from read_lightning.bandit import allocator_options
 
+    own = init.get("allocator", "read")
+    own_options = allocator_options(own)
+    unknown = sorted(set(kwargs) - own_options) if own_options is not None else []
+    if unknown:
+        raise ValueError(f"{path}: allocator_kwargs {unknown} are not options of the recipe's allocator {own!r}; "
+                         f"it takes {sorted(own_options)}")
+    init.update(allocator=spec.allocator, seed=spec.seed)
     accepted = allocator_options(spec.allocator)
     if accepted is not None:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
@@ -143,12 +151,31 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
     return derived
 
 
+def _refuse_pinned_paths(recipe: Mapping[str, Any], bandit_init: Mapping[str, Any], path: str) -> None:
+    """Every run writes into its own directory: a path the recipe fixes would be shared by all of
+    them (one decision log for every run, checkpoints renamed ``last-v1.ckpt`` and not resumed)."""
+    pinned = []
+    if bandit_init.get("log_file"):
+        pinned.append(f"{BANDIT}.init_args.log_file")
+    for cb in (recipe.get("trainer") or {}).get("callbacks") or []:
+        if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith("ModelCheckpoint") \
+                and (cb.get("init_args") or {}).get("dirpath"):
+            pinned.append("ModelCheckpoint.init_args.dirpath")
+    if (recipe.get("data") or {}).get("run_dir"):
+        pinned.append("data.run_dir")
+    if pinned:
+        raise ValueError(f"{path}: {', '.join(pinned)} would be shared by every run of the comparison; leave "
+                         "them unset so each run uses its own directory")
+
+
 def _check_overrides(overrides: Sequence[str]) -> None:
     for arg in overrides:
         if not arg.startswith("-"):
             continue
-        key = arg.split("=", 1)[0]
-        if any(key == r or key.startswith(r + ".") for r in _RESERVED) or key in ("-c", "--config"):
+        key = arg.split("=", 1)[0].rstrip("+")  # "--trainer.callbacks+=X" appends to a reserved key
+        # a reserved key, a key inside one, or a group holding one ("--data={seed: 5}")
+        if any(key == r or key.startswith(r + ".") or r.startswith(key + ".") for r in _RESERVED) \
+                or key in ("-c", "--config"):
             raise SystemExit(
                 f"read-train compare: {key} cannot be passed through; compare sets it for every run "
                 f"(reserved: {', '.join(_RESERVED)})"
@@ -628,6 +655,8 @@ def compare_main(argv: list[str] | None = None) -> int:
         parser.error(f"--allocators names an allocator twice: {args.allocators!r}")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 <= args.first_seed <= 2**32 - args.seeds:
+        parser.error(f"--first-seed must be in [0, {2**32 - args.seeds}] (seeds are 32-bit), got {args.first_seed}")
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
     _check_overrides(overrides)
@@ -636,7 +665,10 @@ def compare_main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     # Seed-major order: a comparison stopped part-way has every allocator on its first seeds.
     specs = [RunSpec(a, s, root / a / f"seed_{s}") for s in seeds for a in allocators]
-    derived = {(sp.allocator, sp.seed): derive_recipe(recipe, sp, root, args.config) for sp in specs}
+    try:
+        derived = {(sp.allocator, sp.seed): derive_recipe(recipe, sp, root, args.config) for sp in specs}
+    except ValueError as err:
+        raise SystemExit(f"read-train compare: the recipe was refused: {err}") from None
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
