@@ -202,11 +202,11 @@ class DistillationModule(L.LightningModule):
                     lean = model.get_output_embeddings()(model.model(**row).last_hidden_state).float()
             finally:
                 model.train(training)
-            tolerance = 1e-2 * float(full.abs().max()) + 1e-3
-            self._lean_checked[key] = float((lean - full).abs().max()) <= tolerance
+            difference = float((lean - full).abs().max())
+            self._lean_checked[key] = difference <= 1e-2 * float(full.abs().max()) + 1e-3
             if not self._lean_checked[key]:
                 log.warning("lean_logits: %s post-processes its logits in forward (max difference %.3g); "
-                            "using its full forward", type(model).__name__, float((lean - full).abs().max()))
+                            "using its full forward", type(model).__name__, difference)
         return self._lean_checked[key]
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -243,8 +243,9 @@ class DistillationModule(L.LightningModule):
     # ----------------------------------------------------------------- optimisation
     def _budget_progress(self) -> float:
         dm = getattr(self.trainer, "datamodule", None)
-        if isinstance(getattr(dm, "training_progress", None), float):
-            return dm.training_progress
+        progress = getattr(dm, "training_progress", None)
+        if isinstance(progress, float):
+            return progress
         ledger = getattr(dm, "ledger", None)
         if ledger is not None:
             return ledger.fraction_spent
