@@ -1,6 +1,6 @@
 """Allocation benchmark: ReAD's bandit against static baselines on synthetic transfer environments.
 
-Runs every allocator on ``--envs`` seeded environments from ``read_lightning.simulator`` (same
+Runs every allocator on ``--envs`` seeded environments from ``read_lightning.allocation.simulator`` (same
 environment and probe noise for every allocator), plus the best fixed mixture found by grid
 search with the TRUE dynamics (an oracle no allocator can use), and prints a table and one JSON
 object. Further references with the true dynamics locate the gap: ``best_fixed_for_r`` (the best
@@ -48,8 +48,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from read_lightning.bandit import make_allocator  # noqa: E402
-from read_lightning.simulator import (  # noqa: E402
+from read_lightning.allocation.bandit import make_allocator  # noqa: E402
+from read_lightning.allocation.simulator import (  # noqa: E402
     advance,
     grid_search_best_fixed,
     make_environment,

@@ -22,13 +22,13 @@ from typing import Any
 
 import torch
 
-from read_lightning.generation import HFTeacher, chat_prompt_ids
-from read_lightning.templates import TemplateLibrary
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
+from read_lightning.prompts.library import TemplateLibrary
 
 
 def load_teacher() -> tuple[Any, Any, str]:
     """(model, tokenizer, how): the lead's cached loader when present, else the GGUF directly."""
-    from read_lightning import models
+    from read_lightning.teachers import models
 
     if hasattr(models, "load_embedded_teacher"):
         model, tokenizer = models.load_embedded_teacher()

@@ -36,18 +36,18 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from read_lightning.data import CapabilityDataModule, collate, encode_example
-from read_lightning.generation import HFTeacher, chat_prompt_ids
-from read_lightning.jsonl import read_jsonl, write_jsonl_atomic
-from read_lightning.models import (
+from read_lightning.training.data import CapabilityDataModule, collate, encode_example
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
+from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
+from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
     default_cache_dir,
     load_model,
     load_tokenizer,
 )
-from read_lightning.module import DistillationModule
-from read_lightning.templates import TemplateLibrary
+from read_lightning.training.module import DistillationModule
+from read_lightning.prompts.library import TemplateLibrary
 
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets; matched

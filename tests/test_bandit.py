@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from read_lightning.bandit import (
+from read_lightning.allocation.bandit import (
     ALLOCATORS,
     BootstrapEnsemble,
     GreedyAllocator,
@@ -17,7 +17,7 @@ from read_lightning.bandit import (
     compute_reward,
     make_allocator,
 )
-from read_lightning.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
 CAPS = list(DEFAULT_CAPABILITIES)
 R = [0.4, 0.05, 0.25, 0.15, 0.05, 0.04, 0.03, 0.03]  # top-3: general_knowledge, reasoning, math

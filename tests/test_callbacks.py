@@ -7,8 +7,8 @@ from conftest import build_tiny_model
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from test_data import POOLS, make_dm
 
-from read_lightning.callbacks import BanditAllocationCallback
-from read_lightning.module import DistillationModule
+from read_lightning.training.callbacks import BanditAllocationCallback
+from read_lightning.training.module import DistillationModule
 
 REQ = {"math": 0.6, "code": 0.3, "reasoning": 0.1}
 
@@ -178,7 +178,7 @@ def test_checkpoint_on_an_intervals_last_batch_resumes_into_its_decision_with_a_
 
     full_dm = fit(tmp_path / "full", [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
     if not reopen:  # the control: without the fix the interval's end is skipped on resume
-        import read_lightning.module as module
+        import read_lightning.training.module as module
 
         monkeypatch.setattr(module, "reopen_interval_end", lambda checkpoint: False)
     part, ckpt = tmp_path / "part", tmp_path / "part" / "interval_1_last_batch.ckpt"
@@ -215,7 +215,7 @@ def test_missing_probe_score_is_named(tiny_tokenizer, tmp_path):
 
 
 def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_checkpoints(tiny_tokenizer, tmp_path):
-    from read_lightning.callbacks import TaskEvaluationCallback
+    from read_lightning.training.callbacks import TaskEvaluationCallback
 
     task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", cache_dir=str(tmp_path / "cache"))
     bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
@@ -245,7 +245,7 @@ def test_bad_arguments_are_named():
 def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
     from types import SimpleNamespace
 
-    from read_lightning.capabilities import DEFAULT_CAPABILITIES
+    from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
     bandit = BanditAllocationCallback(task_card="arith_word", requirement_method="card")
     trainer = SimpleNamespace(datamodule=SimpleNamespace(teacher=None), callbacks=[])
@@ -259,7 +259,7 @@ def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
 
 
 def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
-    from read_lightning.callbacks import CapabilityProbeCallback
+    from read_lightning.training.callbacks import CapabilityProbeCallback
 
     module = DistillationModule()
     module.on_load_checkpoint({"wall_clock_seconds": 100.0})  # the process before the kill ran 100 s
@@ -280,7 +280,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     # and each evaluation's fraction is taken over a different, shorter total
     import time
 
-    from read_lightning.callbacks import TaskEvaluationCallback
+    from read_lightning.training.callbacks import TaskEvaluationCallback
 
     slow = TaskEvaluationCallback._prepare_references
 

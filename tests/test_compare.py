@@ -14,8 +14,8 @@ import pytest
 import yaml
 from conftest import build_tiny_model
 
-from read_lightning.compare import _finished, aggregate, compare_main, run_metrics, verdict
-from read_lightning.module import DistillationModule
+from read_lightning.reporting.compare import _finished, aggregate, compare_main, run_metrics, verdict
+from read_lightning.training.module import DistillationModule
 
 ROOT = Path(__file__).parent.parent
 BUDGET = 1200
@@ -243,7 +243,7 @@ def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, tmp_path, c
 
 
 def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
-    from read_lightning.compare import RunSpec, derive_recipe
+    from read_lightning.reporting.compare import RunSpec, derive_recipe
 
     recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
     bandit = next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))
@@ -270,7 +270,7 @@ def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
 
 @pytest.mark.parametrize("pin", ["log_file", "dirpath", "run_dir"])
 def test_a_path_every_run_would_share_is_refused(tmp_path, pin):
-    from read_lightning.compare import RunSpec, derive_recipe
+    from read_lightning.reporting.compare import RunSpec, derive_recipe
 
     recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
     callbacks = recipe["trainer"]["callbacks"]
@@ -285,8 +285,8 @@ def test_a_path_every_run_would_share_is_refused(tmp_path, pin):
 
 
 def test_the_task_card_is_found_from_the_requirement_vector_or_asked_for():
-    from read_lightning.capabilities import DEFAULT_CAPABILITIES
-    from read_lightning.compare import _card_for_requirement
+    from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+    from read_lightning.reporting.compare import _card_for_requirement
 
     card, reason = _card_for_requirement(
         {"math": 0.5, "reasoning": 0.3, "steerability": 0.1, "general_knowledge": 0.1}, DEFAULT_CAPABILITIES)

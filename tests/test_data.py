@@ -6,15 +6,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from read_lightning.data import (
+from read_lightning.training.data import (
     IGNORE_INDEX,
     CapabilityDataModule,
     collate,
     encode_example,
     length_grouped_batches,
 )
-from read_lightning.generation import Generation, StaticPromptSource
-from read_lightning.jsonl import read_jsonl
+from read_lightning.teachers.generation import Generation, StaticPromptSource
+from read_lightning.core.jsonl import read_jsonl
 
 POOLS = {
     "math": ["What is 12 plus 7?", "Add 3 and 4 and 5."],
@@ -192,8 +192,8 @@ def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
 def test_jsonl_prompt_source_drops_probe_and_evaluation_prompts(tmp_path, caplog):
     # the probes measure what the bandit learns from: a probe prompt in the user's training file, or
     # one whose hash is in leakage_hashes, must never reach the teacher or the student
-    from read_lightning.leakage import prompt_hash
-    from read_lightning.probes import probe_items
+    from read_lightning.prompts.leakage import prompt_hash
+    from read_lightning.evaluation.probes import probe_items
 
     probe_prompt, eval_prompt = probe_items("math")[0]["prompt"], "What is 40 plus 2?"
     (tmp_path / "hashes.txt").write_text(prompt_hash(eval_prompt) + "\n")
@@ -201,7 +201,7 @@ def test_jsonl_prompt_source_drops_probe_and_evaluation_prompts(tmp_path, caplog
     path.write_text("".join(json.dumps({"capability": "math", "prompt": p}) + "\n"
                             for p in (probe_prompt, eval_prompt, "3+4?")))
     dm = CapabilityDataModule(capabilities=["math"], prompt_source=str(path), leakage_hashes=str(tmp_path / "hashes.txt"))
-    with caplog.at_level(logging.WARNING, logger="read_lightning.data"):
+    with caplog.at_level(logging.WARNING, logger="read_lightning.training.data"):
         source = dm._build_prompt_source()
     assert source.pools == {"math": ["3+4?"]}
     assert "dropped 2 prompt(s)" in caplog.text and "lines 1, 2" in caplog.text
@@ -236,7 +236,7 @@ def test_no_configuration_spends_more_than_budget(tiny_tokenizer, budget, interv
 
 
 def test_teacher_backend_is_chosen_by_config(tiny_tokenizer):
-    from read_lightning.generation import HTTPTeacher
+    from read_lightning.teachers.generation import HTTPTeacher
 
     dm = CapabilityDataModule(teacher="served-model", teacher_backend="http", teacher_url="http://127.0.0.1:9")
     dm.tokenizer = tiny_tokenizer
@@ -379,7 +379,7 @@ def test_bad_interval_row_names_file_line_and_field(tiny_tokenizer, tmp_path, fi
 @settings(max_examples=200, deadline=None)
 @given(sizes=st.lists(st.integers(1, 6), max_size=12), world_size=st.integers(1, 4))
 def test_shards_have_equal_steps_and_cover_each_example_at_most_once(sizes, world_size):
-    from read_lightning.data import shard_batches
+    from read_lightning.training.data import shard_batches
 
     batches, start = [], 0
     for n in sizes:
@@ -460,7 +460,7 @@ def test_a_teacher_that_returns_nothing_ends_the_interval_instead_of_looping(tin
     teacher = EmptyTeacher()
     dm = make_dm(tiny_tokenizer, teacher, drop_unverified=True)
     dm.attach(prompt_source=RejectAll(POOLS))
-    with caplog.at_level(logging.WARNING, logger="read_lightning.data"):
+    with caplog.at_level(logging.WARNING, logger="read_lightning.training.data"):
         assert list(dm.train_dataloader()) == []
     assert len(teacher.prompts) == 4 and "produced no token and no training example" in caplog.text
 

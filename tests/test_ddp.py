@@ -65,7 +65,7 @@ def _config(root: Path, name: str) -> Path:
                        "init_args": {"save_dir": str(root / name), "name": "ddp"}},
             "callbacks": [
                 PROBE,  # on rank 0, the profile broadcast
-                {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
+                {"class_path": "read_lightning.training.callbacks.BanditAllocationCallback",
                  # Random mixtures: they differ between intervals, so "the same on every rank"
                  # is not true by accident.
                  "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
@@ -124,7 +124,7 @@ def test_two_process_ddp_shares_mixture_ledger_and_budget(root, full):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from read_lightning.models import compress_layers
+    from read_lightning.teachers.models import compress_layers
 
     saved = load_file(run / "student" / "model.safetensors")
     initial = compress_layers(AutoModelForCausalLM.from_pretrained(root / "tiny"), "0").state_dict()

@@ -195,7 +195,7 @@ def test_documented_yaml_is_valid(path, lineno, text, tmp_path):
     doc = yaml.safe_load(text)
     assert isinstance(doc, dict), f"{path}:{lineno}: a YAML example should be a mapping"
     if "templates" in doc:  # a user template file: it must load as one
-        from read_lightning.templates import load_templates
+        from read_lightning.prompts.user_templates import load_templates
 
         (tmp_path / "templates.yaml").write_text(text)
         assert load_templates(tmp_path / "templates.yaml")

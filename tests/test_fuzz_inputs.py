@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_data import consume_interval, make_dm
 
-from read_lightning.jsonl import read_json, read_jsonl
-from read_lightning.tasks import TaskCard
+from read_lightning.core.jsonl import read_json, read_jsonl
+from read_lightning.evaluation.tasks import TaskCard
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -178,7 +178,7 @@ def test_data_values_are_validated_with_the_key_named(tmp_path, key, value):
 
 
 def test_an_integer_too_large_for_a_float_is_refused_by_name():
-    from read_lightning.checks import check_number
+    from read_lightning.core.checks import check_number
 
     with pytest.raises(ValueError, match=r"^k must be an integer in \[1, inf\]"):
         check_number("k", 10**400, low=1, integer=True)

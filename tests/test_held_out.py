@@ -2,10 +2,10 @@
 
 import random
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.data import CapabilityDataModule
-from read_lightning.leakage import normalize_prompt, prompt_hash
-from read_lightning.probes import probe_items
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.training.data import CapabilityDataModule
+from read_lightning.prompts.leakage import normalize_prompt, prompt_hash
+from read_lightning.evaluation.probes import probe_items
 
 
 def test_generated_prompts_never_equal_a_probe_prompt():
@@ -33,7 +33,7 @@ def test_user_probe_prompts_are_held_out_and_the_probe_callback_follows_the_data
 
     import pytest
 
-    from read_lightning.callbacks import CapabilityProbeCallback
+    from read_lightning.training.callbacks import CapabilityProbeCallback
 
     user = tmp_path / "probes"
     user.mkdir()

@@ -8,15 +8,15 @@ import torch
 from conftest import build_tiny_model
 from test_data import POOLS, CountingTeacher
 
-from read_lightning.generation import StaticPromptSource
-from read_lightning.interventions import (
+from read_lightning.teachers.generation import StaticPromptSource
+from read_lightning.requirement.interventions import (
     InterventionSetup,
     _allocation_rng,
     interventions_main,
     read_interventions,
     sample_allocation,
 )
-from read_lightning.requirement import fit_identifier
+from read_lightning.requirement.inference import fit_identifier
 
 CAPS = list(POOLS)
 ARGS = ["arith_word", "--budget-tokens", "400", "--max-new-tokens", "16", "--max-length", "64",
@@ -90,7 +90,7 @@ def test_collection_resumes_and_keeps_the_base_student(setup, tmp_path, capsys):
 def test_a_row_depends_on_its_key_alone_and_leaves_no_student_on_disk(tiny_tokenizer, tmp_path):
     # one teacher serves every row of a process: its sampling counter must not carry from row to
     # row, or a resumed collection trains a row on other answers than an uninterrupted one
-    from read_lightning.generation import HFTeacher
+    from read_lightning.teachers.generation import HFTeacher
 
     student, teacher = build_tiny_model(tiny_tokenizer), build_tiny_model(tiny_tokenizer, seed=1)
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from read_lightning.leakage import (
+from read_lightning.prompts.leakage import (
     LeakageFilter,
     build_hash_set,
     iter_prompts,

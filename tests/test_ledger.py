@@ -5,8 +5,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_data import POOLS, consume_interval, make_dm
 
-from read_lightning.jsonl import read_jsonl
-from read_lightning.ledger import BudgetExceeded, TokenLedger
+from read_lightning.core.jsonl import read_jsonl
+from read_lightning.core.ledger import BudgetExceeded, TokenLedger
 
 
 def test_charges_are_split_by_kind_and_capability():
@@ -70,7 +70,7 @@ class ScriptedTeacher:
         self.lengths, self.i = lengths, 0
 
     def generate(self, prompts, *, max_new_tokens=None):
-        from read_lightning.generation import Generation
+        from read_lightning.teachers.generation import Generation
 
         out = []
         for p in prompts:

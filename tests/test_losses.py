@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from read_lightning.losses import distillation_loss, kd_divergence, masked_cross_entropy
+from read_lightning.training.losses import distillation_loss, kd_divergence, masked_cross_entropy
 
 
 def test_masked_ce_matches_reference_on_kept_tokens():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import build_tiny_model
 
-from read_lightning import models
-from read_lightning.models import compress_layers, load_model, parse_layer_spec
+from read_lightning.teachers import models
+from read_lightning.teachers.models import compress_layers, load_model, parse_layer_spec
 
 
 def test_layer_specs():

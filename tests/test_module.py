@@ -6,7 +6,7 @@ import torch
 from conftest import build_tiny_model
 from test_data import make_dm
 
-from read_lightning.module import DistillationModule, lr_factor
+from read_lightning.training.module import DistillationModule, lr_factor
 
 
 def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, **module_kw):
@@ -45,7 +45,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_student(tiny_tokenizer, 
 
 
 def test_lean_logits_equal_full_forward(tiny_tokenizer):
-    from read_lightning.data import collate, encode_example
+    from read_lightning.training.data import collate, encode_example
 
     model = build_tiny_model(tiny_tokenizer)
     batch = collate(
@@ -67,7 +67,7 @@ def test_lean_logits_keep_a_models_own_logit_post_processing(tiny_tokenizer, cap
     # student on uncapped logits, so the module notices and uses the full forward for it
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from read_lightning.data import collate, encode_example
+    from read_lightning.training.data import collate, encode_example
 
     torch.manual_seed(0)
     config = Gemma2Config(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -79,7 +79,7 @@ def test_lean_logits_keep_a_models_own_logit_post_processing(tiny_tokenizer, cap
         model.model.embed_tokens.weight.mul_(20)  # logits as large as a trained model's, so capping matters
     batch = collate([encode_example(tiny_tokenizer, "What is 1+1?", "two", "math", 64)], tiny_tokenizer.pad_token_id)
     keep = batch["labels"][:, 1:] != -100
-    with caplog.at_level("WARNING", logger="read_lightning.module"):
+    with caplog.at_level("WARNING", logger="read_lightning.training.module"):
         lean = DistillationModule(lean_logits=True)._logits_at(model, batch, keep)
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
     assert full.abs().max() <= 3.0 and torch.allclose(lean, full, atol=1e-5)

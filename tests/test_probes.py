@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import build_tiny_model
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.generation import chat_prompt_ids
-from read_lightning.jsonl import read_jsonl
-from read_lightning.probes import (
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.teachers.generation import chat_prompt_ids
+from read_lightning.core.jsonl import read_jsonl
+from read_lightning.evaluation.probes import (
     PROBE_DATA_DIR,
     CapabilityProbe,
     _probe_lm_class,
@@ -166,7 +166,7 @@ def test_teacher_references_are_generated_once_and_used(tiny_tokenizer, tmp_path
     assert refs["math"]["ma-01"] == next(r["answer"] for r in rows if r["id"] == "ma-01")
 
     # A second probe (e.g. a resumed run) must read the cache, never regenerate.
-    import read_lightning.probes as probes_mod
+    import read_lightning.evaluation.probes as probes_mod
 
     class _Boom:
         def __init__(self, *a, **k):
@@ -200,7 +200,7 @@ class RemoteTeacher:
         self.temperature, self.calls, self.asked = 0.2, 5, []
 
     def generate(self, prompts, *, max_new_tokens=None):
-        from read_lightning.generation import Generation
+        from read_lightning.teachers.generation import Generation
 
         self.asked.append((self.temperature, max_new_tokens, len(prompts)))
         self.calls += 1
@@ -208,8 +208,8 @@ class RemoteTeacher:
 
 
 def test_stale_reference_rows_are_neither_reused_nor_scored(tiny_tokenizer, tmp_path):
-    from read_lightning.jsonl import write_jsonl_atomic
-    from read_lightning.probes import cached_teacher_answers
+    from read_lightning.core.jsonl import write_jsonl_atomic
+    from read_lightning.evaluation.probes import cached_teacher_answers
 
     teacher, cache, prompts = RemoteTeacher(tiny_tokenizer), tmp_path / "refs.jsonl", {("math", "ma-01"): "1+1?"}
     cached_teacher_answers(teacher, None, prompts, cache, max_new_tokens=8)
@@ -232,7 +232,7 @@ def test_stale_reference_rows_are_neither_reused_nor_scored(tiny_tokenizer, tmp_
 def test_a_teacher_backend_without_a_local_model_still_gives_teacher_references(tiny_tokenizer, tmp_path):
     from types import SimpleNamespace
 
-    from read_lightning.callbacks import CapabilityProbeCallback
+    from read_lightning.training.callbacks import CapabilityProbeCallback
 
     remote = RemoteTeacher(tiny_tokenizer)
     callback = CapabilityProbeCallback(references="teacher", reference_max_new_tokens=9, cache_dir=str(tmp_path))
@@ -327,7 +327,7 @@ def test_embedded_teacher_is_the_ceiling_for_a_cut_student(tmp_path, request):
 
 
 def test_fidelity_score_is_linear_in_log_likelihood_and_clipped():
-    from read_lightning.probes import fidelity_score
+    from read_lightning.evaluation.probes import fidelity_score
 
     assert fidelity_score(0.0) == 100.0
     assert fidelity_score(-10.0) == pytest.approx(50.0)

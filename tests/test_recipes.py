@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from read_lightning.bandit import allocator_options
+from read_lightning.allocation.bandit import allocator_options
 from read_lightning.cli import lightning_main, main
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -66,7 +66,7 @@ def test_baseline_recipes_differ_from_default_only_in_allocator(allocator):
 
 
 def test_allocator_options_a_baseline_does_not_take_are_refused_when_the_recipe_is_parsed():
-    from read_lightning.callbacks import BanditAllocationCallback
+    from read_lightning.training.callbacks import BanditAllocationCallback
 
     with pytest.raises(ValueError, match=r"allocator_kwargs \['warmup'\] are not options of allocator 'single'"):
         BanditAllocationCallback(allocator="single", requirement={"math": 1.0}, allocator_kwargs={"warmup": 2})
@@ -139,13 +139,13 @@ def test_a_value_a_class_refuses_is_one_line_naming_the_class(tmp_path, capsys, 
 
 def test_a_refusal_during_the_run_is_one_line_other_errors_keep_their_traceback(monkeypatch):
     from read_lightning import cli
-    from read_lightning.capabilities import validate_distribution
+    from read_lightning.core.capabilities import validate_distribution
 
     def refused(*args, **kwargs):
         validate_distribution({"math": 2.0}, ["math"], name="mixture")
 
     def unreachable_teacher(*args, **kwargs):
-        from read_lightning.generation import HTTPTeacher
+        from read_lightning.teachers.generation import HTTPTeacher
 
         HTTPTeacher("http://127.0.0.1:9", "any", timeout=0.5, max_retries=0).generate(["x"])
 
@@ -241,3 +241,20 @@ def test_read_train_drops_lightning_noise_and_nothing_else(caplog, recwarn):
         warnings.warn("The number of training batches (4) is smaller than the logging interval", UserWarning)
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
     assert [str(w.message) for w in recwarn] == ["The number of training batches (4) is smaller than the logging interval"]
+
+
+def test_a_class_path_of_the_old_flat_layout_names_its_new_path(tmp_path):
+    recipe = Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml"
+    old = tmp_path / "old.yaml"
+    old.write_text(recipe.read_text().replace("read_lightning.training.callbacks.", "read_lightning.callbacks."))
+    with pytest.raises(SystemExit, match=r"^read-train: the configuration was refused: "
+                                         r"read_lightning\.callbacks\.CapabilityProbeCallback has moved: "
+                                         r"use read_lightning\.training\.\S*CapabilityProbeCallback$"):
+        main(["fit", "--config", str(old), "--print_config"])
+    with pytest.raises(SystemExit, match=r"read_lightning\.data\.CapabilityDataModule has moved: "
+                                         r"use read_lightning\.training\.data\.CapabilityDataModule$"):
+        main(["fit", "--config", str(recipe), "--data", "read_lightning.data.CapabilityDataModule"])
+    # the current paths, including a subpackage that shares an old module's name, pass
+    from read_lightning.cli import check_moved_paths
+
+    check_moved_paths(["--config", str(recipe), "--x", "read_lightning.requirement.inference.load_card"])

@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from read_lightning.bandit import compute_reward
-from read_lightning.report import FIGURES, estimate_transfer, load_run, report_after_fit, write_report
+from read_lightning.allocation.bandit import compute_reward
+from read_lightning.reporting.report import FIGURES, estimate_transfer, load_run, report_after_fit, write_report
 
 CAPS = ["math", "reasoning", "code"]
 REQ = {"math": 0.6, "reasoning": 0.3, "code": 0.1}
@@ -241,7 +241,7 @@ def test_the_cli_writes_the_report(tmp_path, capsys):
 def test_report_after_fit_never_raises(tmp_path, caplog):
     assert report_after_fit(None) is None and report_after_fit(tmp_path) is None  # nothing to report
     (tmp_path / "allocations.jsonl").write_text("{broken\n")
-    with caplog.at_level(logging.WARNING, logger="read_lightning.report"):
+    with caplog.at_level(logging.WARNING, logger="read_lightning.reporting.report"):
         assert report_after_fit(tmp_path) is None
     assert "allocations.jsonl:1" in caplog.text and "read-train report" in caplog.text
 
@@ -251,7 +251,7 @@ def test_a_real_tiny_run_reports(tiny_tokenizer, tmp_path):
     from test_callbacks import REQ as RUN_REQ
     from test_callbacks import LedgerProbe, run
 
-    from read_lightning.callbacks import BanditAllocationCallback
+    from read_lightning.training.callbacks import BanditAllocationCallback
 
     bandit = BanditAllocationCallback(requirement=RUN_REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
     run(tiny_tokenizer, tmp_path, 3, [LedgerProbe(), bandit])

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.generation import Generation
-from read_lightning.requirement import (
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.teachers.generation import Generation
+from read_lightning.requirement.inference import (
     HashedNgramEncoder,
     RequirementIdentifier,
     card_requirement,
@@ -20,7 +20,7 @@ from read_lightning.requirement import (
     parse_importance,
     zero_shot_prompt,
 )
-from read_lightning.tasks import TaskCard, list_example_tasks
+from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
 
 CAPS = list(DEFAULT_CAPABILITIES)
 
@@ -141,7 +141,7 @@ def test_hashed_encoder_is_deterministic_and_normalised():
 
 def test_identifier_fits_rows_that_name_their_card_on_a_capability_subset():
     # arith_word's requirement names reasoning and more; fitting math and code reads its text anyway
-    from read_lightning.tasks import list_example_tasks
+    from read_lightning.evaluation.tasks import list_example_tasks
 
     card = next(str(p) for p in list_example_tasks() if p.parent.name == "arith_word")
     rows = [{"card": card, "delta_s": {"math": 1.0, "code": 0.0}, "delta_u": 1.0}]
@@ -271,7 +271,7 @@ def test_zero_shot_prompt_and_card_text_leave_out_the_answer():
 
 
 def test_embedding_encoder_fits_and_round_trips(tmp_path, tiny_tokenizer, tiny_model):
-    from read_lightning.requirement import ModelEmbeddingEncoder
+    from read_lightning.requirement.inference import ModelEmbeddingEncoder
 
     tiny_model.save_pretrained(tmp_path / "lm")
     tiny_tokenizer.save_pretrained(tmp_path / "lm")

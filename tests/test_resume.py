@@ -34,14 +34,14 @@ PROMPTS = {
 # The real lm-eval probe, scoring the shipped answers: cheap on tiny models, and its profile (so
 # every bandit decision) depends on the student's weights, so a batch trained twice or not at all
 # after a resume would change the decisions.
-PROBE = {"class_path": "read_lightning.callbacks.CapabilityProbeCallback",
+PROBE = {"class_path": "read_lightning.training.callbacks.CapabilityProbeCallback",
          "init_args": {"references": "gold", "limit": 2, "batch_size": 4}}
 
 
 def _install_kill_point(spec: str) -> None:
     """Patch the named point of the run so that the process SIGKILLs itself there."""
-    from read_lightning.data import CapabilityDataModule
-    from read_lightning.module import DistillationModule
+    from read_lightning.training.data import CapabilityDataModule
+    from read_lightning.training.module import DistillationModule
 
     kind, _, at = spec.partition(":")
     at_int = int(at)
@@ -76,7 +76,7 @@ def _install_kill_point(spec: str) -> None:
 
         DistillationModule.training_step = training_step
     elif kind == "probe":  # in the interval's probe evaluation, before its result is returned
-        from read_lightning.callbacks import CapabilityProbeCallback
+        from read_lightning.training.callbacks import CapabilityProbeCallback
 
         original_end = CapabilityProbeCallback.on_train_epoch_end
 
@@ -143,7 +143,7 @@ def _config(root: Path, prompts: Path, name: str) -> Path:
                        "init_args": {"save_dir": str(root / name), "name": "tiny"}},
             "callbacks": [
                 PROBE,
-                {"class_path": "read_lightning.callbacks.BanditAllocationCallback",
+                {"class_path": "read_lightning.training.callbacks.BanditAllocationCallback",
                  "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
                                "allocator_kwargs": {"warmup": 1, "refit_steps": 5}}},
                 # Both write checkpoints/last.ckpt: at every interval's end, and every 2 steps

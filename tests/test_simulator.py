@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from read_lightning.bandit import make_allocator
-from read_lightning.simulator import (
+from read_lightning.allocation.bandit import make_allocator
+from read_lightning.allocation.simulator import (
     advance,
     grid_search_best_fixed,
     make_environment,
@@ -194,8 +194,8 @@ def test_intervention_data_recovers_the_one_step_gradient_at_the_anchor(monkeypa
     # it is applied: with noise-free probes it points where the TRUE one-step gradient at the anchor does
     import numpy as np
 
-    from read_lightning.bandit import make_allocator
-    from read_lightning.simulator import make_environment
+    from read_lightning.allocation.bandit import make_allocator
+    from read_lightning.allocation.simulator import make_environment
 
     bench = _allocation_benchmark(monkeypatch)
     for seed in (4, 5, 6, 7):
@@ -209,8 +209,8 @@ def test_intervention_data_recovers_the_one_step_gradient_at_the_anchor(monkeypa
 def test_the_allocators_candidates_move_with_its_previous_choice(monkeypatch):
     # the diagnostics' myopic chooser must take the candidate set the allocator has at each interval
     # (it follows the previous choice), not the first decision's: the frozen set read 1.0074, a cap it was not
-    from read_lightning.bandit import make_allocator
-    from read_lightning.simulator import make_environment
+    from read_lightning.allocation.bandit import make_allocator
+    from read_lightning.allocation.simulator import make_environment
 
     bench = _allocation_benchmark(monkeypatch)
     env = make_environment(100, decisions=25)

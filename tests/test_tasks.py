@@ -14,18 +14,11 @@ import pytest
 import torch
 from conftest import build_tiny_model
 
-import read_lightning.tasks as tasks_mod
-from read_lightning.generation import Generation
-from read_lightning.tasks import (
-    TaskCard,
-    answers_match,
-    build_program,
-    evaluate_task,
-    extract_answer,
-    extract_code,
-    list_example_tasks,
-    run_python,
-)
+import read_lightning.evaluation.tasks as tasks_mod
+from read_lightning.teachers.generation import Generation
+from read_lightning.evaluation.answers import answers_match, extract_answer, extract_code
+from read_lightning.evaluation.sandbox import run_python
+from read_lightning.evaluation.tasks import TaskCard, build_program, evaluate_task, list_example_tasks
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -310,7 +303,7 @@ def test_task_references_cached_and_scored_by_fidelity(tiny_tokenizer, tmp_path,
     cache = tmp_path / "task_refs.jsonl"
     refs = tasks_mod.task_references(card, teacher, tiny_tokenizer, cache)
     assert len(refs) == 2 and all({"answer", "complete"} <= set(r) for r in refs)
-    monkeypatch.setattr("read_lightning.probes.HFTeacher", None)  # any regeneration would crash
+    monkeypatch.setattr("read_lightning.evaluation.probes.HFTeacher", None)  # any regeneration would crash
     assert tasks_mod.task_references(card, teacher, tiny_tokenizer, cache) == refs
     res = evaluate_task(card, teacher, tiny_tokenizer, references=refs)
     assert {"fidelity", "agreement", "logprob"} <= set(res) and 0.0 < res["utility"] <= 100.0

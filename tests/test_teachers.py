@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from read_lightning.generation import (
+from read_lightning.teachers.generation import (
     Generation,
     HFTeacher,
     HTTPTeacher,
@@ -46,7 +46,7 @@ def test_an_answer_that_ends_its_turn_on_the_last_allowed_token_is_complete(tiny
     # an answer cut, and its reference lost the end-of-turn the teacher did produce
     import torch
 
-    from read_lightning.probes import cached_teacher_answers
+    from read_lightning.evaluation.probes import cached_teacher_answers
 
     answer = tiny_tokenizer("The answer is 19.", add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
 
@@ -282,7 +282,7 @@ def test_vllm_teacher_applies_chat_template_and_counts_tokens(monkeypatch, tiny_
 def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, has_vllm, has_cuda, expected):
     import torch
 
-    from read_lightning.generation import resolve_teacher_backend
+    from read_lightning.teachers.generation import resolve_teacher_backend
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -297,8 +297,8 @@ def test_auto_backend_is_vllm_only_with_vllm_and_a_gpu(monkeypatch, has_vllm, ha
 
 @pytest.mark.parametrize("backend", ["vllm", "hf"])
 def test_data_module_builds_the_teacher_auto_resolves_to(monkeypatch, tmp_path, tiny_model, tiny_tokenizer, backend):
-    import read_lightning.generation as generation
-    from read_lightning.data import CapabilityDataModule
+    import read_lightning.teachers.generation as generation
+    from read_lightning.training.data import CapabilityDataModule
 
     tiny_model.save_pretrained(tmp_path / "teacher")
     tiny_tokenizer.save_pretrained(tmp_path / "teacher")
@@ -309,7 +309,7 @@ def test_data_module_builds_the_teacher_auto_resolves_to(monkeypatch, tmp_path, 
             built["vllm"] = (model, kw)
 
     monkeypatch.setattr(generation, "VLLMTeacher", FakeVLLM)
-    monkeypatch.setattr("read_lightning.data.resolve_teacher_backend",
+    monkeypatch.setattr("read_lightning.training.data.resolve_teacher_backend",
                         lambda name: backend if name == "auto" else name)
     dm = CapabilityDataModule(teacher=str(tmp_path / "teacher"), student=str(tmp_path / "teacher"),
                               teacher_backend="auto", teacher_dtype="bfloat16", budget_tokens=10_000, seed=4)
@@ -337,7 +337,7 @@ def test_data_module_builds_the_teacher_auto_resolves_to(monkeypatch, tmp_path, 
     (["gpu_memory_utilization", 0.5], r"teacher_engine_kwargs must map vllm.LLM argument names .*gpu_memory"),
 ])
 def test_bad_vllm_engine_arguments_are_named(engine, message):
-    from read_lightning.data import CapabilityDataModule
+    from read_lightning.training.data import CapabilityDataModule
 
     with pytest.raises(ValueError, match=message):
         CapabilityDataModule(budget_tokens=10_000, teacher_backend="vllm", teacher_engine_kwargs=engine)

@@ -10,19 +10,15 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.generation import Prompt, PromptSource
-from read_lightning.leakage import prompt_hash
-from read_lightning.templates import (
-    TIERS,
-    Curriculum,
-    TemplateLibrary,
-    _sum_multiples,
-    _to_base,
-    final_number,
-    load_templates,
-    verify_answer,
-)
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+from read_lightning.teachers.generation import Prompt, PromptSource
+from read_lightning.prompts.leakage import prompt_hash
+from read_lightning.evaluation.answers import final_number
+from read_lightning.prompts.banks.code import _sum_multiples, _to_base
+from read_lightning.prompts.curriculum import TIERS, Curriculum
+from read_lightning.prompts.library import TemplateLibrary
+from read_lightning.prompts.user_templates import load_templates
+from read_lightning.prompts.verifiers import verify_answer
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +352,7 @@ def test_true_false_answers_are_read_in_order_and_symbols_by_case():
 
 
 def test_a_sentence_cap_leaves_room_for_the_bullets_or_paragraphs_asked_for():
-    from read_lightning.templates import _constraints
+    from read_lightning.prompts.banks.steerability import _constraints
 
     rng = random.Random(0)
     for _ in range(3000):
@@ -384,6 +380,14 @@ def test_constraint_checks():
     assert not verify_answer(c({"type": "language", "lang": "spanish"}), "The cat is nice and the house is big.")
     with pytest.raises(ValueError, match="unknown verifier kind"):
         verify_answer({"kind": "telepathy"}, "x")
+
+
+def test_code_verifier_does_not_pass_an_answer_that_prints_pass_and_exits_at_import():
+    check = {"kind": "code", "entry": "add", "tests": [[[1, 2], 3]], "timeout": 5.0}
+    gaming = "```python\nimport sys\ndef add(a, b):\n    return 0\nprint('PASS')\nsys.exit(0)\n```"
+    assert not verify_answer(check, gaming)
+    gaming_hard = "```python\nimport os\ndef add(a, b):\n    return 0\nprint('PASS', flush=True)\nos._exit(0)\n```"
+    assert not verify_answer(check, gaming_hard)
 
 
 def test_code_verifier_runs_in_a_subprocess_with_a_timeout():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -19,9 +20,9 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from read_lightning.data import CapabilityDataModule
-from read_lightning.generation import TeacherError
-from read_lightning.module import DistillationModule
+from read_lightning.training.data import CapabilityDataModule
+from read_lightning.teachers.generation import TeacherError
+from read_lightning.training.module import DistillationModule
 
 __all__ = ["ConfigurationError", "ReadCLI", "main"]
 
@@ -31,7 +32,7 @@ _PACKAGE = Path(__file__).resolve().parent
 def _ours(filename: str) -> bool:
     """Whether code in ``filename`` is read_lightning's own, outside this module."""
     path = Path(filename).resolve()
-    return path.parent == _PACKAGE and path.name != "cli.py"
+    return path.is_relative_to(_PACKAGE) and path != _PACKAGE / "cli.py"
 
 
 class ConfigurationError(ValueError):
@@ -149,6 +150,7 @@ TRAINER_DEFAULTS = {
 
 
 def lightning_main(args: list[str] | None = None, run: bool = True) -> ReadCLI:
+    check_moved_paths(sys.argv[1:] if args is None else args)
     return ReadCLI(
         DistillationModule,
         CapabilityDataModule,
@@ -160,6 +162,41 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> ReadCLI:
     )
 
 
+# Where the modules of the old flat layout went (``read_lightning.<old>`` -> ``read_lightning.<new>``).
+_MOVED = {
+    "capabilities": "core.capabilities", "checks": "core.checks", "jsonl": "core.jsonl", "ledger": "core.ledger",
+    "bandit": "allocation.bandit", "simulator": "allocation.simulator", "templates": "prompts",
+    "leakage": "prompts.leakage", "generation": "teachers", "models": "teachers.models",
+    "probes": "evaluation.probes", "tasks": "evaluation.tasks", "requirement": "requirement.inference",
+    "interventions": "requirement.interventions", "module": "training.module", "data": "training.data",
+    "callbacks": "training", "losses": "training.losses", "report": "reporting.report",
+    "compare": "reporting.compare",
+}
+_DOTTED = re.compile(r"\bread_lightning\.(\w+)\.(\w+)")
+
+
+def moved_path(old: str, name: str) -> str | None:
+    """The dotted path that ``read_lightning.<old>.<name>`` has now, or None when it is current."""
+    if old not in _MOVED or (_PACKAGE / old / f"{name}.py").exists() or (_PACKAGE / old / name).is_dir():
+        return None
+    from read_lightning import _EXPORTS
+
+    module = _EXPORTS.get(name, _MOVED[old])
+    return f"read_lightning.{module}.{name}"
+
+
+def check_moved_paths(argv: list[str]) -> None:
+    """Refuse, naming the new path, a class path of the old flat layout (``read_lightning.callbacks.X``)
+    given on the command line or in a ``--config`` file; jsonargparse would report only that the
+    import failed, among its union-type alternatives."""
+    texts = list(argv) + [Path(p).read_text(encoding="utf-8") for p in _config_args(argv) if os.path.isfile(p)]
+    for text in texts:
+        for match in _DOTTED.finditer(text):
+            new = moved_path(*match.groups())
+            if new is not None:
+                raise ConfigurationError(f"{match.group(0)} has moved: use {new}")
+
+
 def check_config_files(argv: list[str]) -> None:
     """Fail early, naming the file, when a --config file is missing or not valid YAML.
 
@@ -167,13 +204,7 @@ def check_config_files(argv: list[str]) -> None:
     """
     import yaml
 
-    for i, arg in enumerate(argv):
-        if arg in ("-c", "--config") and i + 1 < len(argv):
-            path = argv[i + 1]
-        elif arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-        else:
-            continue
+    for path in _config_args(argv):
         try:
             with open(path, encoding="utf-8") as fh:
                 doc = yaml.safe_load(fh)
@@ -185,6 +216,17 @@ def check_config_files(argv: list[str]) -> None:
             raise SystemExit(f"read-train: config file {path!r} is not valid YAML:\n{err}") from None
         if doc is not None and not isinstance(doc, dict):
             raise SystemExit(f"read-train: config file {path!r} must hold a mapping, not {type(doc).__name__}")
+
+
+def _config_args(argv: list[str]) -> list[str]:
+    """The values of ``--config`` / ``-c`` in ``argv``: file paths or inline YAML."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            values.append(arg.split("=", 1)[1])
+    return values
 
 
 def _inline_yaml(text: str) -> bool:
@@ -209,15 +251,15 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
         return run
 
     tools["leakage"] = ("build the hash set of evaluation prompts that generation must avoid",
-                        lazy("leakage", "leakage_main"))
+                        lazy("prompts.leakage", "leakage_main"))
     tools["interventions"] = ("collect intervention data (short distillations on random allocations)",
-                              lazy("interventions", "interventions_main"))
+                              lazy("requirement.interventions", "interventions_main"))
     tools["identifier"] = ("fit or apply the learned requirement identifier g_phi(card)",
-                           lazy("requirement", "identifier_main"))
+                           lazy("requirement.inference", "identifier_main"))
     tools["compare"] = ("train a recipe with several allocators and seeds; tabulate task utility and profiles",
-                        lazy("compare", "compare_main"))
+                        lazy("reporting.compare", "compare_main"))
     tools["report"] = ("plot a run: PNGs, a Markdown summary and TensorBoard images",
-                       lazy("report", "report_main"))
+                       lazy("reporting.report", "report_main"))
     return tools
 
 
@@ -276,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = cli.trainer.log_dir if argv[0] == "fit" else None
     if argv[0] == "fit" and cli.trainer.is_global_zero:
         # The run's outputs are saved by now; the report never raises (see report_after_fit).
-        from read_lightning.report import report_after_fit
+        from read_lightning.reporting.report import report_after_fit
 
         report_after_fit(log_dir)
     _release(cli)

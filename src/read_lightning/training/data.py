@@ -37,13 +37,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from read_lightning.capabilities import (
+from read_lightning.core.capabilities import (
     DEFAULT_CAPABILITIES,
     check_capabilities,
     validate_distribution,
 )
-from read_lightning.checks import check_number
-from read_lightning.generation import (
+from read_lightning.core.checks import check_number
+from read_lightning.teachers.generation import (
     TEACHER_BACKENDS,
     Prompt,
     PromptSource,
@@ -52,9 +52,9 @@ from read_lightning.generation import (
     chat_prompt_ids,
     resolve_teacher_backend,
 )
-from read_lightning.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
-from read_lightning.ledger import TokenLedger
-from read_lightning.models import EMBEDDED
+from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
+from read_lightning.core.ledger import TokenLedger
+from read_lightning.teachers.models import EMBEDDED
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _jsonl_prompt_source(
     warning, as the template library drops them. Every capability must keep at least one prompt:
     a mixture may put weight on any of them.
     """
-    from read_lightning.leakage import prompt_hash
+    from read_lightning.prompts.leakage import prompt_hash
 
     pools: dict[str, list[str]] = {c: [] for c in capabilities}
     dropped: list[int] = []
@@ -438,7 +438,7 @@ class CapabilityDataModule(L.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.tokenizer is None:
-            from read_lightning.models import load_tokenizer
+            from read_lightning.teachers.models import load_tokenizer
 
             self.tokenizer = load_tokenizer(self.student_name, self.cache_dir)
         if self.prompt_source is None:
@@ -474,7 +474,7 @@ class CapabilityDataModule(L.LightningDataModule):
 
     def _build_prompt_source(self) -> PromptSource:
         if self.prompt_source_name == "templates":
-            from read_lightning.templates import TemplateLibrary
+            from read_lightning.prompts.library import TemplateLibrary
 
             return TemplateLibrary(
                 capabilities=self.capabilities,
@@ -494,8 +494,8 @@ class CapabilityDataModule(L.LightningDataModule):
         Probes measure the profile the bandit learns from; a probe prompt in the training data
         would reward memorisation instead of capability.
         """
-        from read_lightning.leakage import load_hash_set, prompt_hash
-        from read_lightning.probes import probe_file, probe_items
+        from read_lightning.prompts.leakage import load_hash_set, prompt_hash
+        from read_lightning.evaluation.probes import probe_file, probe_items
 
         hashes = {
             prompt_hash(item["prompt"])
@@ -508,8 +508,8 @@ class CapabilityDataModule(L.LightningDataModule):
         return hashes
 
     def _build_teacher(self) -> Teacher:
-        from read_lightning.generation import HFTeacher, HTTPTeacher, VLLMTeacher
-        from read_lightning.models import load_model, load_tokenizer, resolve_model_path
+        from read_lightning.teachers.generation import HFTeacher, HTTPTeacher, VLLMTeacher
+        from read_lightning.teachers.models import load_model, load_tokenizer, resolve_model_path
 
         sampling = dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
         backend = resolve_teacher_backend(self.teacher_backend)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from read_lightning.jsonl import iter_jsonl, write_text_atomic
+from read_lightning.core.jsonl import iter_jsonl, write_text_atomic
 
 __all__ = [
     "PROMPT_FIELDS",
@@ -149,7 +149,7 @@ def leakage_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="read-train leakage",
         description="Hash evaluation prompts so generated training prompts never repeat them "
-        "(see read_lightning.leakage for the normalisation).",
+        "(see read_lightning.prompts.leakage for the normalisation).",
     )
     parser.add_argument("files", nargs="+", help="evaluation JSONL files")
     parser.add_argument("--out", required=True, help="where to write the hash file (one SHA-256 per line)")

@@ -12,10 +12,10 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
-from read_lightning.checks import check_number
-from read_lightning.jsonl import write_json_atomic
-from read_lightning.losses import DIVERGENCES, distillation_loss
-from read_lightning.models import (
+from read_lightning.core.checks import check_number
+from read_lightning.core.jsonl import write_json_atomic
+from read_lightning.training.losses import DIVERGENCES, distillation_loss
+from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
     load_model,

@@ -7,7 +7,7 @@ three ways to get one, behind one entry point, :func:`infer_requirement`:
   unknown names rejected).
 * ``"identifier"``: a learned identifier ``g_phi(card)`` (:class:`RequirementIdentifier`): a
   fixed text encoder, a small MLP and a softmax, fitted offline on intervention data
-  (``read_lightning.interventions``) by :func:`fit_identifier`::
+  (``read_lightning.requirement.interventions``) by :func:`fit_identifier`::
 
       min_phi  sum_m (dU_m - a * g_phi(card_m) . ds_m)^2  +  lambda_ent * H(g_phi(card_m))
 
@@ -55,11 +55,11 @@ from typing import Any, Literal
 
 import torch
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
-from read_lightning.generation import Teacher
-from read_lightning.jsonl import read_jsonl
-from read_lightning.models import EMBEDDED
-from read_lightning.tasks import TaskCard
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, validate_distribution
+from read_lightning.teachers.generation import Teacher
+from read_lightning.core.jsonl import read_jsonl
+from read_lightning.teachers.models import EMBEDDED
+from read_lightning.evaluation.tasks import TaskCard
 
 __all__ = [
     "METHODS",
@@ -208,7 +208,7 @@ class ModelEmbeddingEncoder:
 
     def _load(self) -> None:
         if self._table is None:
-            from read_lightning.models import load_model, load_tokenizer
+            from read_lightning.teachers.models import load_model, load_tokenizer
 
             model = load_model(self.model_name, cache_dir=self.cache_dir, shared=True)
             self._table = model.get_input_embeddings().weight.detach().float().cpu()  # [V, H]
@@ -632,7 +632,7 @@ def infer_requirement(
 
 def resolve_card(name_or_path: str) -> Path:
     """A card path, or the name of a shipped example task (``arith_word``)."""
-    from read_lightning.tasks import list_example_tasks
+    from read_lightning.evaluation.tasks import list_example_tasks
 
     path = Path(name_or_path)
     if path.is_file():

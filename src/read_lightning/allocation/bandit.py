@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from read_lightning.capabilities import (
+from read_lightning.core.capabilities import (
     DEFAULT_CAPABILITIES,
     check_capabilities,
     top_k,

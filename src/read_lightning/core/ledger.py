@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from read_lightning.checks import check_number
+from read_lightning.core.checks import check_number
 
 __all__ = ["BudgetExceeded", "TokenLedger"]
 

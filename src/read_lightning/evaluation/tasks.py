@@ -31,10 +31,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import secrets
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -45,10 +41,12 @@ from typing import Any
 import torch
 import yaml
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, validate_distribution
-from read_lightning.generation import HFTeacher, chat_prompt_ids
-from read_lightning.jsonl import read_jsonl
-from read_lightning.probes import (
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, validate_distribution
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
+from read_lightning.core.jsonl import read_jsonl
+from read_lightning.evaluation.answers import answers_match, extract_code
+from read_lightning.evaluation.sandbox import run_python
+from read_lightning.evaluation.probes import (
     cached_teacher_answers,
     fidelity_score,
     preserved_state,
@@ -60,13 +58,9 @@ __all__ = [
     "EVALUATION_TYPES",
     "TASK_DATA_DIR",
     "TaskCard",
-    "answers_match",
     "build_program",
     "evaluate_task",
-    "extract_answer",
-    "extract_code",
     "list_example_tasks",
-    "run_python",
     "task_references",
 ]
 
@@ -185,92 +179,7 @@ class TaskCard:
         return f"{self.instruction.strip()}\n\n{body}" if self.instruction.strip() else body
 
 
-# --------------------------------------------------------------------------- exact match
-
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-_MARKERS = ("####", "answer:", "answer is")
-
-
-def _normalise_number(text: str) -> str:
-    text = text.replace("$", "").replace(",", "").rstrip(".")
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return str(int(value)) if value == int(value) else repr(value)
-
-
-def extract_answer(text: str) -> str | None:
-    """The final answer in ``text``, GSM8K style, normalised; ``None`` when there is none.
-
-    The first number after the last ``####``, ``Answer:`` or ``answer is`` (case-insensitive)
-    wins; otherwise the last number in the text. Numbers lose ``$``, thousands separators and
-    a zero fraction (``"$1,250.00"`` -> ``"1250"``). A marker followed by no number yields the
-    rest of that line, lowercased and stripped of punctuation (for non-numeric answers).
-    """
-    for marker in _MARKERS:
-        # searched in ``text`` itself: ``lower()`` can change a string's length ("İ" -> "i̇"),
-        # so an index found in the lowered copy need not point at the same place in ``text``
-        found = list(re.finditer(re.escape(marker), text, re.IGNORECASE))
-        if not found:
-            continue
-        tail = text[found[-1].end() :]
-        match = _NUMBER.search(tail)
-        if match:
-            return _normalise_number(match.group())
-        word = _normalise_word(tail.strip().split("\n")[0])
-        if word:
-            return word
-    numbers = _NUMBER.findall(text)
-    return _normalise_number(numbers[-1]) if numbers else None
-
-
-def _normalise_word(text: str) -> str:
-    return text.strip().strip(" .*:\"'").lower()
-
-
-def answers_match(prediction: str, gold: str) -> bool:
-    """Whether the final answer of ``prediction`` equals the final answer of ``gold``.
-
-    A non-numeric answer given bare, with no marker ("Paris"), is the prediction's last line.
-    """
-    want = extract_answer(gold)
-    if want is None:
-        want = _normalise_word(gold)
-    got = extract_answer(prediction)
-    if got is None:
-        lines = [line for line in prediction.splitlines() if line.strip()]
-        got = _normalise_word(lines[-1]) if lines else None
-    return got is not None and got == want
-
-
 # --------------------------------------------------------------------------- pass@1
-
-_FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
-
-# Runs before the candidate program: resource limits and no sockets. A best-effort guard for
-# model-written code, not a security boundary (use a container for untrusted models).
-_SANDBOX_PREAMBLE = """\
-import socket as _socket
-def _no_network(*_a, **_k):
-    raise OSError("network access is disabled while running generated code")
-_socket.socket = _no_network
-_socket.create_connection = _no_network
-_socket.getaddrinfo = _no_network
-try:
-    import resource as _resource
-    _resource.setrlimit(_resource.RLIMIT_AS, ({mem}, {mem}))
-    _resource.setrlimit(_resource.RLIMIT_FSIZE, (1 << 24, 1 << 24))
-except (ImportError, ValueError, OSError):
-    pass
-del _socket, _no_network
-"""
-
-
-def extract_code(completion: str) -> str:
-    """The code in a model answer: the first fenced block if there is one, else the whole text."""
-    match = _FENCE.search(completion)
-    return match.group(1) if match else completion
 
 
 def build_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
@@ -296,58 +205,6 @@ def _is_python(text: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
-
-
-def run_python(program: str, timeout_s: float = 5.0, memory_mb: int = 2048) -> str:
-    """Run ``program`` in a fresh ``python -I`` process; returns "passed", "failed" or "timeout".
-
-    The child runs in a temporary directory with an environment holding only ``PATH`` and a
-    private ``HOME``/``TMPDIR``, sockets disabled and address space capped at ``memory_mb``;
-    it gets its own session so a timeout kills everything it started. A pass needs exit code 0
-    *and* a random token printed after the program's last line, so code that calls
-    ``sys.exit(0)``/``os._exit(0)`` before the tests does not pass. Nothing raised by the
-    program, a hang or a crash, escapes: they are "failed" or "timeout".
-    """
-    nonce = secrets.token_hex(8)  # os.urandom: leaves the global RNGs alone
-    with tempfile.TemporaryDirectory(prefix="read_exec_") as tmp:
-        script = Path(tmp) / "program.py"
-        out_file = Path(tmp) / "stdout.txt"
-        script.write_text(
-            _SANDBOX_PREAMBLE.format(mem=memory_mb << 20) + program + f"\nprint({nonce!r}, flush=True)\n",
-            encoding="utf-8",
-        )
-        env = {"PATH": os.defpath, "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8", "no_proxy": "*"}
-        # Output goes to a file, not a pipe: a chatty program cannot block on a full pipe.
-        with out_file.open("wb") as out:
-            try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-I", str(script)],
-                    cwd=tmp,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            except OSError:
-                return "failed"
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_session(proc)
-                return "timeout"
-        with out_file.open("rb") as fh:
-            fh.seek(max(0, out_file.stat().st_size - 256))
-            tail = fh.read().decode("utf-8", "replace")
-        return "passed" if code == 0 and nonce in tail else "failed"
-
-
-def _kill_session(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, 9)  # the program's whole process group, children included
-    except (ProcessLookupError, PermissionError, AttributeError):
-        proc.kill()
-    proc.wait()
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -78,10 +78,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
-from read_lightning.checks import check_number
-from read_lightning.generation import HFTeacher, chat_prompt_ids
-from read_lightning.jsonl import read_jsonl, write_jsonl_atomic
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
+from read_lightning.core.checks import check_number
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
+from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
 
 __all__ = [
     "CapabilityProbe",
@@ -113,7 +113,7 @@ log = logging.getLogger(__name__)
 def render_chat_prompt(tokenizer: Any, user_text: str) -> str:
     """``user_text`` as one chat turn plus the assistant header, as a string.
 
-    The string twin of :func:`read_lightning.generation.chat_prompt_ids`: tokenizing it without
+    The string twin of :func:`read_lightning.teachers.generation.chat_prompt_ids`: tokenizing it without
     extra special tokens gives the ids the student is trained on (checked by the probe).
     """
     if getattr(tokenizer, "chat_template", None):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from read_lightning.jsonl import iter_jsonl, read_json
+from read_lightning.core.jsonl import iter_jsonl, read_json
 
 log = logging.getLogger(__name__)
 

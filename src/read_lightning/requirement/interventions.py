@@ -49,14 +49,14 @@ import lightning as L
 import numpy as np
 import torch
 
-from read_lightning.capabilities import DEFAULT_CAPABILITIES, check_capabilities
-from read_lightning.data import CapabilityDataModule
-from read_lightning.generation import PromptSource, Teacher
-from read_lightning.jsonl import read_jsonl
-from read_lightning.models import EMBEDDED
-from read_lightning.module import DistillationModule
-from read_lightning.requirement import card_text, load_card
-from read_lightning.tasks import TaskCard
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
+from read_lightning.training.data import CapabilityDataModule
+from read_lightning.teachers.generation import PromptSource, Teacher
+from read_lightning.core.jsonl import read_jsonl
+from read_lightning.teachers.models import EMBEDDED
+from read_lightning.training.module import DistillationModule
+from read_lightning.requirement.inference import card_text, load_card
+from read_lightning.evaluation.tasks import TaskCard
 
 log = logging.getLogger(__name__)
 
@@ -467,10 +467,10 @@ def embedded_setup(
     way the training callbacks do on the embedded default; ``utility="reference"`` scores the
     task the same way on its dev split, ``"native"`` with the card's own evaluation type.
     """
-    from read_lightning.generation import HFTeacher
-    from read_lightning.models import compress_layers, load_model, load_tokenizer
-    from read_lightning.probes import CapabilityProbe
-    from read_lightning.tasks import evaluate_task, task_references
+    from read_lightning.teachers.generation import HFTeacher
+    from read_lightning.teachers.models import compress_layers, load_model, load_tokenizer
+    from read_lightning.evaluation.probes import CapabilityProbe
+    from read_lightning.evaluation.tasks import evaluate_task, task_references
 
     if utility not in ("reference", "native"):
         raise ValueError(f"utility must be 'reference' or 'native', got {utility!r}")

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from read_lightning.capabilities import (
+from read_lightning.core.capabilities import (
     DEFAULT_CAPABILITIES,
     check_capabilities,
     validate_distribution,

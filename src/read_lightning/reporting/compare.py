@@ -57,8 +57,8 @@ from typing import Any
 
 import yaml
 
-from read_lightning.jsonl import read_json, write_json_atomic, write_text_atomic
-from read_lightning.report import TASK_EVAL_FILE, report_after_fit
+from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
+from read_lightning.reporting.report import TASK_EVAL_FILE, report_after_fit
 
 __all__ = [
     "DEFAULT_ALLOCATORS",
@@ -124,7 +124,7 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
     # takes none of them, and would fail on them, so each run keeps only what its allocator takes.
     # What the recipe's own allocator does not take either is a typo, refused as fit refuses it.
     kwargs = dict(init.get("allocator_kwargs") or {})
-    from read_lightning.bandit import allocator_options
+    from read_lightning.allocation.bandit import allocator_options
 
     own = init.get("allocator", "read")
     own_options = allocator_options(own)
@@ -370,7 +370,7 @@ class _Setup:
 def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None, metric: str) -> _Setup:
     """Build (not run) the first run's objects to read its task card, teacher and probe settings."""
     from read_lightning.cli import ConfigurationError, lightning_main
-    from read_lightning.requirement import load_card
+    from read_lightning.requirement.inference import load_card
 
     try:
         with _quiet_cli_args():
@@ -408,8 +408,8 @@ def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None
 def _card_for_requirement(requirement: Mapping[str, float] | None, capabilities: Sequence[str]) -> tuple[Any, str]:
     """The packaged example card whose requirement vector is the recipe's (the default recipe
     writes arith_word's vector out instead of naming the card)."""
-    from read_lightning.capabilities import validate_distribution
-    from read_lightning.tasks import TaskCard, list_example_tasks
+    from read_lightning.core.capabilities import validate_distribution
+    from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
 
     hint = "name the task with --task-card PATH_OR_NAME (or task_card on the BanditAllocationCallback)"
     if not requirement:
@@ -443,8 +443,8 @@ class _TaskScorer:
             return
         import torch
 
-        from read_lightning.models import load_model, load_tokenizer
-        from read_lightning.tasks import task_references
+        from read_lightning.teachers.models import load_model, load_tokenizer
+        from read_lightning.evaluation.tasks import task_references
 
         teacher = load_model(self.setup.teacher, dtype=self.setup.teacher_dtype, cache_dir=self.setup.cache_dir)
         if torch.cuda.is_available():
@@ -460,8 +460,8 @@ class _TaskScorer:
         ``task_eval.json`` next to it."""
         import torch
 
-        from read_lightning.models import load_model, load_tokenizer
-        from read_lightning.tasks import evaluate_task
+        from read_lightning.teachers.models import load_model, load_tokenizer
+        from read_lightning.evaluation.tasks import evaluate_task
 
         key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
         cache = run_dir / TASK_EVAL_FILE
@@ -492,7 +492,7 @@ class _TaskScorer:
 
 def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
     """Profile, gains, tokens and wall time of one finished run, from its summary and ledger."""
-    from read_lightning.capabilities import top_k
+    from read_lightning.core.capabilities import top_k
 
     summary = read_json(run_dir / "summary.json", required=["wall_clock_seconds"])
     ledger = read_json(run_dir / "ledger.json", required=["spent", "generation", "training"])
@@ -617,7 +617,7 @@ def _git_commit() -> str | None:
 
 def compare_main(argv: list[str] | None = None) -> int:
     """``read-train compare --config RECIPE [--allocators ...] [--seeds N] [fit overrides ...]``."""
-    from read_lightning.bandit import ALLOCATORS
+    from read_lightning.allocation.bandit import ALLOCATORS
 
     parser = argparse.ArgumentParser(
         prog="read-train compare",

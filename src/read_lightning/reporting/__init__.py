@@ -1,0 +1,1 @@
+"""Run reports (plots, summary, estimates) and the allocator comparison (``read-train compare``)."""

@@ -1,0 +1,1 @@
+"""The Lightning adapters: the distillation module, the data module, the callbacks, the loss."""

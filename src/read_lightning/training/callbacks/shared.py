@@ -1,0 +1,138 @@
+"""What the evaluation callbacks share: the student to evaluate, the teacher to ask for references,
+and ``TimedEvaluation`` (latest result, history, time spent, saved in checkpoints)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["TimedEvaluation", "evaluation_student", "teacher_cache", "teacher_source"]
+
+
+def _student_and_tokenizer(pl_module: L.LightningModule) -> tuple[torch.nn.Module, Any]:
+    student = getattr(pl_module, "student", None)
+    tokenizer = getattr(pl_module, "tokenizer", None)
+    if student is None or tokenizer is None:
+        raise AttributeError(
+            f"{type(pl_module).__name__} needs `student` (a Hugging Face causal LM) and `tokenizer` "
+            "attributes to be probed"
+        )
+    return student, tokenizer
+
+
+def _shards_parameters(trainer: L.Trainer) -> bool:
+    from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
+
+    return trainer.world_size > 1 and isinstance(trainer.strategy, (FSDPStrategy, ModelParallelStrategy))
+
+
+def evaluation_student(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[torch.nn.Module | None, Any]:
+    """The student rank 0 evaluates and its tokenizer; ``(None, None)`` on the other ranks.
+
+    Call it on every rank. Under a strategy that shards parameters (FSDP) rank 0 cannot run the
+    student alone, since each forward gathers shards from every rank; so all ranks take part in
+    gathering the full state dict and rank 0 evaluates an unsharded copy built from the config.
+    (Reasoned, not yet run on GPUs: the repository's tests have no FSDP run.)
+    """
+    student, tokenizer = _student_and_tokenizer(pl_module)
+    if not _shards_parameters(trainer):
+        return (student, tokenizer) if trainer.is_global_zero else (None, None)
+    from read_lightning.training.module import full_student_state
+
+    state = full_student_state(trainer)
+    if not trainer.is_global_zero:
+        return None, None
+    from transformers import AutoModelForCausalLM
+
+    whole = AutoModelForCausalLM.from_config(student.config)
+    whole.load_state_dict(state)
+    dtype = next(iter(state.values())).dtype
+    return whole.to(device=pl_module.device, dtype=dtype).eval(), tokenizer
+
+
+def teacher_source(trainer: L.Trainer) -> tuple[Any, Any] | None:
+    """``(source, tokenizer)`` to ask the data module's teacher for greedy reference answers:
+    the model itself when it runs in process, else the backend (vLLM, HTTP or a user's), asked
+    through ``generate()``; None when the data module has no teacher."""
+    teacher = getattr(trainer.datamodule, "teacher", None)
+    model, tokenizer = getattr(teacher, "model", None), getattr(teacher, "tokenizer", None)
+    if isinstance(model, torch.nn.Module) and tokenizer is not None:
+        return model, tokenizer
+    if callable(getattr(teacher, "generate", None)):
+        return teacher, tokenizer
+    return None
+
+
+def teacher_cache(trainer: L.Trainer, cache_dir: str | None, kind: str) -> Path:
+    """``<cache>/<kind>/<teacher>.jsonl``: one file of reference answers per teacher (keyed rows)."""
+    from read_lightning.teachers.models import default_cache_dir
+
+    name = getattr(trainer.datamodule, "teacher_name", "teacher").replace("/", "--").replace(":", "-")
+    return Path(cache_dir or default_cache_dir()) / kind / f"{name}.jsonl"
+
+
+class TimedEvaluation(Callback):
+    """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
+    spent evaluating (part of the run summary), all saved in checkpoints.
+
+    Subclasses name the attribute holding their latest result in ``_latest``.
+    """
+
+    _latest: str
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._fit_started = time.perf_counter()
+        self._wall_before = 0.0  # fit wall clock of earlier processes of a resumed run
+        self.history: list[dict[str, Any]] = []
+        setattr(self, self._latest, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds,
+                "wall_seconds": self._wall_clock()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        setattr(self, self._latest, state[self._latest])
+        self.history = list(state["history"])
+        self.seconds = float(state["seconds"])
+        # Both sums run over the same processes, so the fraction stays a fraction after a resume.
+        self._wall_before = float(state.get("wall_seconds", 0.0))
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        from read_lightning.training.module import reopen_interval_end
+
+        reopen_interval_end(checkpoint)  # so the interval's evaluation runs with a user's own module too
+
+    def _start_clock(self, trainer: L.Trainer) -> None:
+        from read_lightning.training.module import fit_started
+
+        self._fit_started = fit_started(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from read_lightning.training.module import clear_fit_started
+
+        clear_fit_started(trainer)
+
+    def _wall_clock(self) -> float:
+        return self._wall_before + time.perf_counter() - self._fit_started
+
+    def _fraction(self) -> float:
+        total = self._wall_clock()
+        return self.seconds / total if total > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """What this callback contributes to the run's ``summary.json``."""
+        return {"seconds": round(self.seconds, 2), "fraction_of_wall_clock": round(self._fraction(), 4),
+                "history": self.history}
+
+    def _timed(self, fn: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds += time.perf_counter() - start

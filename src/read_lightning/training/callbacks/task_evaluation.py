@@ -1,0 +1,114 @@
+"""``TaskEvaluationCallback``: the real task utility on the card's dev split at coarse checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+
+from read_lightning.core.checks import check_number
+from read_lightning.training.callbacks.shared import (
+    TimedEvaluation, evaluation_student, teacher_cache, teacher_source,
+)
+
+__all__ = ["TaskEvaluationCallback"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskEvaluationCallback(TimedEvaluation):
+    """Evaluates the real task utility on the task card's dev split at coarse checkpoints.
+
+    Args:
+        task_card: a card path or the name of a packaged example task (``arith_word``).
+        every_n_epochs: the spacing of development checkpoints, in intervals.
+        limit, batch_size: dev rows scored (default all) and the scoring batch size.
+        references: ``"gold"`` scores the card's own metric against its answers; ``"teacher"``
+            scores fidelity to the teacher's greedy answers (generated once and cached, as the
+            probes do), which is the utility to use where the teacher is itself mostly wrong
+            (the embedded default) and what ``read-train compare`` scores on the test split.
+        cache_dir: where teacher references are cached; default the models' cache.
+
+    Logs ``task/utility`` (0-100), and ``task/agreement`` (greedy agreement, %) with teacher
+    references. ``BanditAllocationCallback`` uses the utility for kappa decay and reward
+    calibration.
+    """
+
+    _latest = "latest_utility"
+    latest_utility: float | None
+
+    def __init__(
+        self,
+        task_card: str,
+        every_n_epochs: int = 1,
+        limit: int | None = None,
+        batch_size: int = 8,
+        references: str = "gold",
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        from read_lightning.requirement.inference import resolve_card
+        from read_lightning.evaluation.tasks import TaskCard
+
+        check_number("every_n_epochs", every_n_epochs, low=1, integer=True)
+        check_number("task batch_size", batch_size, low=1, integer=True)
+        if limit is not None:
+            check_number("task limit", limit, low=1, integer=True)
+        if references not in ("gold", "teacher"):
+            raise ValueError(f"task references must be 'gold' or 'teacher', got {references!r}")
+        self.card = TaskCard.load(resolve_card(task_card))
+        self.every_n_epochs, self.limit, self.batch_size = every_n_epochs, limit, batch_size
+        self.references, self.cache_dir = references, cache_dir
+        self._reference_rows: list[dict[str, Any]] | None = None
+        self.evaluated_epoch: int | None = None  # the interval whose end was last evaluated
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "evaluated_epoch": self.evaluated_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.evaluated_epoch = state.get("evaluated_epoch")
+
+    def _prepare_references(self, trainer: L.Trainer) -> None:
+        from read_lightning.evaluation.tasks import task_references
+
+        found = teacher_source(trainer)
+        if found is None:
+            log.warning("the data module has no teacher to ask; the task is scored on the card's gold answers")
+            return
+        cache = teacher_cache(trainer, self.cache_dir, "task_references")
+        self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size)
+
+    def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        from read_lightning.evaluation.tasks import evaluate_task
+
+        scores: dict[str, float] | None = None
+        student, tokenizer = evaluation_student(trainer, pl_module)
+        if trainer.is_global_zero:
+            was_training = student.training
+            result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit,
+                                   batch_size=self.batch_size, references=self._reference_rows)
+            student.train(was_training)
+            scores = {k: float(result[k]) for k in ("utility", "agreement") if k in result}
+        scores = dict(trainer.strategy.broadcast(scores, src=0))
+        self.latest_utility = scores["utility"]
+        self.history.append({"epoch": trainer.current_epoch, **scores})
+        return scores
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start_clock(trainer)
+        if self.references == "teacher" and trainer.is_global_zero:
+            self._timed(self._prepare_references, trainer)  # cached: a resumed run reads the file
+        if self.latest_utility is not None:
+            return  # restored from a checkpoint: the checkpointed student's utility is known
+        self._timed(self._evaluate, trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        scores = self._timed(self._evaluate, trainer, pl_module)
+        self.evaluated_epoch = trainer.current_epoch
+        for name, value in scores.items():
+            pl_module.log(f"task/{name}", value, rank_zero_only=True)
+        pl_module.log("time/task_fraction", self._fraction(), rank_zero_only=True)
