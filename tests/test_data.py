@@ -6,15 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from read_lightning.training.data import (
-    IGNORE_INDEX,
-    CapabilityDataModule,
-    collate,
-    encode_example,
-    length_grouped_batches,
-)
-from read_lightning.teachers.generation import Generation, StaticPromptSource
 from read_lightning.core.jsonl import read_jsonl
+from read_lightning.teachers.generation import Generation, StaticPromptSource
+from read_lightning.training.batches import IGNORE_INDEX, collate, encode_example, length_grouped_batches
+from read_lightning.training.data import CapabilityDataModule
 
 POOLS = {
     "math": ["What is 12 plus 7?", "Add 3 and 4 and 5."],
@@ -192,8 +187,8 @@ def test_jsonl_prompt_source_errors_name_row(tiny_tokenizer, tmp_path):
 def test_jsonl_prompt_source_drops_probe_and_evaluation_prompts(tmp_path, caplog):
     # the probes measure what the bandit learns from: a probe prompt in the user's training file, or
     # one whose hash is in leakage_hashes, must never reach the teacher or the student
-    from read_lightning.prompts.leakage import prompt_hash
     from read_lightning.evaluation.probes import probe_items
+    from read_lightning.prompts.leakage import prompt_hash
 
     probe_prompt, eval_prompt = probe_items("math")[0]["prompt"], "What is 40 plus 2?"
     (tmp_path / "hashes.txt").write_text(prompt_hash(eval_prompt) + "\n")
@@ -379,7 +374,7 @@ def test_bad_interval_row_names_file_line_and_field(tiny_tokenizer, tmp_path, fi
 @settings(max_examples=200, deadline=None)
 @given(sizes=st.lists(st.integers(1, 6), max_size=12), world_size=st.integers(1, 4))
 def test_shards_have_equal_steps_and_cover_each_example_at_most_once(sizes, world_size):
-    from read_lightning.training.data import shard_batches
+    from read_lightning.training.batches import shard_batches
 
     batches, start = [], 0
     for n in sizes:

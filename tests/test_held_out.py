@@ -3,9 +3,9 @@
 import random
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.training.data import CapabilityDataModule
-from read_lightning.prompts.leakage import normalize_prompt, prompt_hash
 from read_lightning.evaluation.probes import probe_items
+from read_lightning.prompts.leakage import normalize_prompt, prompt_hash
+from read_lightning.training.data import CapabilityDataModule
 
 
 def test_generated_prompts_never_equal_a_probe_prompt():

@@ -8,7 +8,7 @@ import torch
 from conftest import build_tiny_model
 from test_data import POOLS, CountingTeacher
 
-from read_lightning.teachers.generation import StaticPromptSource
+from read_lightning.requirement.identifier import fit_identifier
 from read_lightning.requirement.interventions import (
     InterventionSetup,
     _allocation_rng,
@@ -16,7 +16,7 @@ from read_lightning.requirement.interventions import (
     read_interventions,
     sample_allocation,
 )
-from read_lightning.requirement.inference import fit_identifier
+from read_lightning.teachers.generation import StaticPromptSource
 
 CAPS = list(POOLS)
 ARGS = ["arith_word", "--budget-tokens", "400", "--max-new-tokens", "16", "--max-length", "64",

@@ -45,7 +45,7 @@ def test_training_lowers_the_loss_and_writes_a_loadable_student(tiny_tokenizer, 
 
 
 def test_lean_logits_equal_full_forward(tiny_tokenizer):
-    from read_lightning.training.data import collate, encode_example
+    from read_lightning.training.batches import collate, encode_example
 
     model = build_tiny_model(tiny_tokenizer)
     batch = collate(
@@ -67,7 +67,7 @@ def test_lean_logits_keep_a_models_own_logit_post_processing(tiny_tokenizer, cap
     # student on uncapped logits, so the module notices and uses the full forward for it
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from read_lightning.training.data import collate, encode_example
+    from read_lightning.training.batches import collate, encode_example
 
     torch.manual_seed(0)
     config = Gemma2Config(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,

@@ -11,16 +11,10 @@ import torch
 from conftest import build_tiny_model
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.teachers.generation import chat_prompt_ids
 from read_lightning.core.jsonl import read_jsonl
-from read_lightning.evaluation.probes import (
-    PROBE_DATA_DIR,
-    CapabilityProbe,
-    _probe_lm_class,
-    probe_items,
-    render_chat_prompt,
-    score_continuations,
-)
+from read_lightning.evaluation.probes import PROBE_DATA_DIR, CapabilityProbe, _probe_lm_class, probe_items
+from read_lightning.evaluation.scoring import render_chat_prompt, score_continuations
+from read_lightning.teachers.generation import chat_prompt_ids
 
 CAPS = ["math", "code"]
 LIMIT = 6
@@ -327,7 +321,7 @@ def test_embedded_teacher_is_the_ceiling_for_a_cut_student(tmp_path, request):
 
 
 def test_fidelity_score_is_linear_in_log_likelihood_and_clipped():
-    from read_lightning.evaluation.probes import fidelity_score
+    from read_lightning.evaluation.scoring import fidelity_score
 
     assert fidelity_score(0.0) == 100.0
     assert fidelity_score(-10.0) == pytest.approx(50.0)

@@ -257,4 +257,4 @@ def test_a_class_path_of_the_old_flat_layout_names_its_new_path(tmp_path):
     # the current paths, including a subpackage that shares an old module's name, pass
     from read_lightning.cli import check_moved_paths
 
-    check_moved_paths(["--config", str(recipe), "--x", "read_lightning.requirement.inference.load_card"])
+    check_moved_paths(["--config", str(recipe), "--x", "read_lightning.requirement.cards.load_card"])

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from read_lightning.allocation.bandit import compute_reward
-from read_lightning.reporting.report import FIGURES, estimate_transfer, load_run, report_after_fit, write_report
+from read_lightning.reporting.records import FIGURES, estimate_transfer, load_run
+from read_lightning.reporting.report import report_after_fit, write_report
 
 CAPS = ["math", "reasoning", "code"]
 REQ = {"math": 0.6, "reasoning": 0.3, "code": 0.1}

@@ -8,19 +8,12 @@ import pytest
 import torch
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.teachers.generation import Generation
-from read_lightning.requirement.inference import (
-    HashedNgramEncoder,
-    RequirementIdentifier,
-    card_requirement,
-    card_text,
-    fit_identifier,
-    identifier_main,
-    infer_requirement,
-    parse_importance,
-    zero_shot_prompt,
-)
 from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
+from read_lightning.requirement.cards import card_requirement, card_text
+from read_lightning.requirement.identifier import HashedNgramEncoder, RequirementIdentifier, fit_identifier
+from read_lightning.requirement.inference import identifier_main, infer_requirement
+from read_lightning.requirement.zero_shot import parse_importance, zero_shot_prompt
+from read_lightning.teachers.generation import Generation
 
 CAPS = list(DEFAULT_CAPABILITIES)
 
@@ -271,7 +264,7 @@ def test_zero_shot_prompt_and_card_text_leave_out_the_answer():
 
 
 def test_embedding_encoder_fits_and_round_trips(tmp_path, tiny_tokenizer, tiny_model):
-    from read_lightning.requirement.inference import ModelEmbeddingEncoder
+    from read_lightning.requirement.identifier import ModelEmbeddingEncoder
 
     tiny_model.save_pretrained(tmp_path / "lm")
     tiny_tokenizer.save_pretrained(tmp_path / "lm")

@@ -15,11 +15,10 @@ import torch
 from conftest import build_tiny_model
 
 import read_lightning.evaluation.tasks as tasks_mod
-from read_lightning.teachers.generation import Generation
 from read_lightning.evaluation.answers import answers_match, extract_answer, extract_code
 from read_lightning.evaluation.sandbox import run_python
 from read_lightning.evaluation.tasks import TaskCard, build_program, evaluate_task, list_example_tasks
-
+from read_lightning.teachers.generation import Generation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,14 +11,14 @@ from collections import Counter, defaultdict
 import pytest
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
-from read_lightning.teachers.generation import Prompt, PromptSource
-from read_lightning.prompts.leakage import prompt_hash
 from read_lightning.evaluation.answers import final_number
 from read_lightning.prompts.banks.code import _sum_multiples, _to_base
 from read_lightning.prompts.curriculum import TIERS, Curriculum
+from read_lightning.prompts.leakage import prompt_hash
 from read_lightning.prompts.library import TemplateLibrary
 from read_lightning.prompts.user_templates import load_templates
 from read_lightning.prompts.verifiers import verify_answer
+from read_lightning.teachers.generation import Prompt, PromptSource
 
 
 @pytest.fixture(scope="module")
@@ -558,3 +558,12 @@ def test_slot_values_are_literal_text_in_a_regex_verifier(tmp_path):
     template = load_templates(path)[0]
     _, check, _ = template.filler(random.Random(0), 0.5)
     assert verify_answer(check, "a+b") and not verify_answer(check, "aab")
+
+
+def test_the_banks_register_in_capability_order():
+    # The registry's order is the library's template order, so it fixes which prompts a seed draws;
+    # it must not follow the order in which something happens to import the bank modules.
+    from read_lightning.prompts.slots import _BUILTIN
+
+    order = [DEFAULT_CAPABILITIES.index(t.capability) for t in _BUILTIN]
+    assert order == sorted(order) and set(order) == set(range(len(DEFAULT_CAPABILITIES)))

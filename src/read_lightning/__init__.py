@@ -43,11 +43,11 @@ _EXPORTS = {
     "TaskCard": "evaluation.tasks",
     "evaluate_task": "evaluation.tasks",
     "infer_requirement": "requirement.inference",
-    "RequirementIdentifier": "requirement.inference",
+    "RequirementIdentifier": "requirement.identifier",
     # run reports
     "write_report": "reporting.report",
-    "load_run": "reporting.report",
-    "estimate_transfer": "reporting.report",
+    "load_run": "reporting.records",
+    "estimate_transfer": "reporting.records",
     # Lightning adapters
     "CapabilityDataModule": "training.data",
     "DistillationModule": "training.module",

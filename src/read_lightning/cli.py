@@ -20,8 +20,8 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from read_lightning.training.data import CapabilityDataModule
 from read_lightning.teachers.generation import TeacherError
+from read_lightning.training.data import CapabilityDataModule
 from read_lightning.training.module import DistillationModule
 
 __all__ = ["ConfigurationError", "ReadCLI", "main"]
@@ -242,6 +242,7 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
     """Subcommands that are not Trainer methods: name -> (help, main(argv) -> exit code)."""
     tools: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
     # Imported on use: each tool pulls in only what it needs.
+
     def lazy(module: str, name: str) -> Callable[[list[str]], int]:
         def run(argv: list[str]) -> int:
             import importlib

@@ -14,7 +14,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["iter_jsonl", "read_json", "read_jsonl", "write_json_atomic", "write_jsonl_atomic", "write_text_atomic"]
+__all__ = [
+    "iter_jsonl",
+    "read_json",
+    "read_jsonl",
+    "write_json_atomic",
+    "write_jsonl_atomic",
+    "write_text_atomic",
+]
 
 
 def _check_object(doc: Any, where: str, required: Sequence[str], what: str) -> dict[str, Any]:

@@ -38,9 +38,6 @@ class TokenLedger:
     def fraction_spent(self) -> float:
         return self.spent / self.budget
 
-    def can_afford(self, tokens: int) -> bool:
-        return tokens <= self.remaining
-
     def _charge(self, book: dict[str, int], kind: str, capability: str, tokens: int) -> None:
         if tokens < 0:
             raise ValueError(f"cannot charge a negative number of {kind} tokens: {tokens}")

@@ -70,9 +70,7 @@ def answers_match(prediction: str, gold: str) -> bool:
     return got is not None and got == want
 
 
-
 # --------------------------------------------------------------------------- final number (verifiers)
-
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]])(?P<sign>[-\u2212\u2013]))?\$?"
     r"(?<![A-Za-z\d])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"  # not the digits of a word (K7PQ2M)
@@ -129,9 +127,7 @@ def final_number(answer: str) -> float | None:
     return nums[-1] if nums else None
 
 
-
 # --------------------------------------------------------------------------- code
-
 _FENCE = re.compile(r"```[ \t]*[\w+-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
 

@@ -15,7 +15,7 @@ Every item is one lm-eval ``loglikelihood`` request: the chat-formatted prompt a
   :meth:`CapabilityProbe.build_references` and cached as JSONL.
 
 On a weak teacher (the embedded SmolLM2-135M) the teacher is the ceiling, so the profile is
-measured as *fidelity to the teacher* (METHOD.md, "Measuring on the embedded default"). Per
+measured as *fidelity to the teacher* (docs/method.md, "Measuring on the embedded default"). Per
 capability the probe reports
 
 * ``fidelity`` (primary): ``100 * (1 + mean log-prob / 20)``, clipped to [0, 100]
@@ -31,11 +31,10 @@ capability the probe reports
 * ``logprob``: the mean per-token log-probability itself, and ``n``: the number of items.
 
 Teacher answers cut at the token budget get no end-of-turn, so the student is not asked to stop
-where the teacher did not. On the embedded default the untrained 10-layer student sits near -14
-nats per token (fidelity about 30) and the teacher on its own greedy answers near 95, with
-agreement 94-100 (the rest: decoded text that re-tokenizes differently) (:func:`fidelity_score`
-says why the map is linear, not ``100 * exp(.)``). ``logprob`` in ``last_details`` is the raw
-measurement.
+where the teacher did not. :func:`fidelity_score` says why the map is linear, not
+``100 * exp(.)``; where the embedded default's student and teacher sit on it is in
+``docs/results.md`` ("Measurements the code relies on"). ``logprob`` in ``last_details`` is the
+raw measurement.
 
 Chat formatting
 ---------------
@@ -63,192 +62,45 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import inspect
 import json
 import logging
 import os
-import random
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.core.checks import check_number
-from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
+from read_lightning.evaluation.scoring import (
+    fidelity_score,
+    preserved_state,
+    render_chat_prompt,
+    score_continuations,
+)
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 
 __all__ = [
     "CapabilityProbe",
-    "ContinuationScore",
     "cached_teacher_answers",
     "reference_target",
     "PROBE_DATA_DIR",
-    "FIDELITY_FLOOR_NATS",
-    "fidelity_score",
-    "preserved_state",
     "probe_capabilities",
     "probe_file",
     "probe_items",
     "process_probe_results",
-    "render_chat_prompt",
-    "score_continuations",
 ]
+
 
 PROBE_DATA_DIR: Path = Path(str(resources.files("read_lightning") / "resources" / "probes"))
 _TASK_PREFIX = "read_probe_"
 _REFERENCE_FORMAT = 1  # bump when the cached reference rows change meaning
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def render_chat_prompt(tokenizer: Any, user_text: str) -> str:
-    """``user_text`` as one chat turn plus the assistant header, as a string.
-
-    The string twin of :func:`read_lightning.teachers.generation.chat_prompt_ids`: tokenizing it without
-    extra special tokens gives the ids the student is trained on (checked by the probe).
-    """
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_text}], add_generation_prompt=True, tokenize=False
-        )
-    return user_text
-
-
-@contextlib.contextmanager
-def preserved_state(model: torch.nn.Module) -> Iterator[None]:
-    """Run a block with ``model`` in eval mode, then restore train/eval modes and all RNGs.
-
-    Evaluation must not change training: every submodule gets its own ``training`` flag back
-    (a frozen submodule kept in eval mode stays so), and the Python, NumPy and torch (CPU and
-    initialised CUDA) generator states are restored, whatever the block consumed or reseeded.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    cpu_state = torch.get_rng_state()
-    cuda_states = (
-        torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    )
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(cpu_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
-
-
-@dataclass(frozen=True)
-class ContinuationScore:
-    """Log-likelihood of one continuation given its context."""
-
-    logprob: float  # sum over continuation tokens of log p(token | prefix)
-    num_tokens: int
-    greedy: bool  # every continuation token is the argmax given its prefix
-
-    @property
-    def mean_logprob(self) -> float:
-        return self.logprob / max(1, self.num_tokens)
-
-
-def _accepts_logits_to_keep(model: torch.nn.Module) -> bool:
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-@torch.no_grad()
-def score_continuations(
-    model: torch.nn.Module,
-    contexts: Sequence[Sequence[int]],
-    continuations: Sequence[Sequence[int]],
-    *,
-    batch_size: int = 8,
-    max_length: int | None = None,
-) -> list[ContinuationScore]:
-    """Batched log-likelihood of ``continuations[i]`` after ``contexts[i]`` under a causal LM.
-
-    Args:
-        model: a Hugging Face causal LM (``model(input_ids, attention_mask).logits``), any device.
-        contexts: token ids per pair, each non-empty.
-        continuations: token ids per pair, each non-empty.
-        batch_size: pairs per forward pass.
-        max_length: if set, a pair longer than ``max_length + 1`` tokens loses context tokens
-            from the left (as lm-eval does).
-
-    Each batch is right-padded to ``[B, W]`` (longest first, so batches hold similar lengths);
-    the model returns logits ``[B, K, V]`` for the last ``K`` positions only, where ``K`` covers
-    the earliest continuation in the batch, which skips the vocabulary projection of the prompt.
-    Log-softmax runs in fp32. Returns one :class:`ContinuationScore` per pair, in input order.
-    """
-    if len(contexts) != len(continuations):
-        raise ValueError(f"{len(contexts)} contexts but {len(continuations)} continuations")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(model.parameters()).device
-    keep_ok = _accepts_logits_to_keep(model)
-    seqs: list[list[int]] = []
-    for i, (ctx, cont) in enumerate(zip(contexts, continuations)):
-        if not ctx or not cont:
-            raise ValueError(f"pair {i}: context and continuation must be non-empty token lists")
-        full = list(ctx) + list(cont)
-        if max_length is not None and len(full) > max_length + 1:
-            full = full[-(max_length + 1) :]
-        seqs.append(full[:-1])  # position p predicts token p + 1
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    out: dict[int, ContinuationScore] = {}
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        width = len(seqs[idx[0]])
-        input_ids = torch.zeros((len(idx), width), dtype=torch.long)
-        attention = torch.zeros((len(idx), width), dtype=torch.long)
-        first = []  # per row: the position whose logits predict the first continuation token
-        for row, i in enumerate(idx):
-            input_ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
-            attention[row, : len(seqs[i])] = 1
-            first.append(len(seqs[i]) - len(continuations[i]))
-        keep = width - min(first)
-        kwargs: dict[str, Any] = {"logits_to_keep": keep} if keep_ok else {}
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
-        offset = width - logits.shape[1]  # logits[:, j] belongs to position offset + j
-        logp = torch.log_softmax(logits.float(), dim=-1)  # [B, K, V]
-        for row, i in enumerate(idx):
-            cont = torch.tensor(list(continuations[i]), device=logp.device)
-            pos = torch.arange(first[row], first[row] + len(cont), device=logp.device) - offset
-            lp = logp[row, pos]  # [n, V]
-            ll = lp.gather(-1, cont[:, None]).sum().item()
-            greedy = bool((lp.argmax(-1) == cont).all().item())
-            out[i] = ContinuationScore(logprob=ll, num_tokens=len(cont), greedy=greedy)
-    return [out[i] for i in range(len(seqs))]
-
-
-FIDELITY_FLOOR_NATS = 20.0
-
-
-def fidelity_score(mean_logprob: float, floor: float = FIDELITY_FLOOR_NATS) -> float:
-    """``100 * (1 + mean_logprob / floor)``, clipped to [0, 100]: linear in log-likelihood.
-
-    ``mean_logprob`` is the average over items of each item's per-token mean log-probability of
-    the target. Linear, not ``100 * exp(.)``: a freshly compressed student sits near -14 nats
-    per token, where the exponential squashes every score to ~1e-4 and the bandit's deltas
-    vanish; on this scale the same student scores ~30, the teacher on its own answers ~95, and
-    equal log-likelihood gains are equal score gains. 0 means ``floor`` nats per token or worse.
-    """
-    return float(100.0 * min(1.0, max(0.0, 1.0 + mean_logprob / floor)))
 
 
 def process_probe_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:

@@ -31,7 +31,6 @@ del _socket, _no_network
 """
 
 
-
 def run_python(
     program: str, timeout_s: float = 5.0, memory_mb: int = 2048, modules: Mapping[str, str] | None = None
 ) -> str:

@@ -15,7 +15,7 @@ test JSONL splits next to it. :func:`evaluate_task` measures the student's utili
   separate ``python -I`` process in a temporary directory with a stripped environment, a time
   limit, a memory limit and sockets disabled; hangs and crashes count as failures.
   Rows: ``prompt``, ``test``, ``entry_point``.
-* ``fidelity`` (the embedded default, METHOD.md): the probes' linear fidelity,
+* ``fidelity`` (the embedded default, docs/method.md): the probes' linear fidelity,
   ``100 * (1 + mean per-token log-prob / 20)`` clipped to [0, 100], of the reference answer
   after the prompt, plus exact greedy agreement. Rows: ``question``,
   ``answer``. Any card can be scored this way against the teacher's cached greedy answers
@@ -42,17 +42,12 @@ import torch
 import yaml
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, validate_distribution
-from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 from read_lightning.core.jsonl import read_jsonl
 from read_lightning.evaluation.answers import answers_match, extract_code
+from read_lightning.evaluation.probes import cached_teacher_answers, reference_target
 from read_lightning.evaluation.sandbox import run_python
-from read_lightning.evaluation.probes import (
-    cached_teacher_answers,
-    fidelity_score,
-    preserved_state,
-    reference_target,
-    score_continuations,
-)
+from read_lightning.evaluation.scoring import fidelity_score, preserved_state, score_continuations
+from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 
 __all__ = [
     "EVALUATION_TYPES",

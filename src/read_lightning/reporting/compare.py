@@ -1,7 +1,6 @@
 """``read-train compare``: every allocator under the same budget, over several seeds, in one table.
 
-    read-train compare --config recipes/smollm2-135m.yaml \\
-        --allocators read,uniform,task_static,single,greedy --seeds 3 [--data.budget_tokens 20000]
+    read-train compare --config recipes/smollm2-135m.yaml         --allocators read,uniform,task_static,single,greedy --seeds 3 [--data.budget_tokens 20000]
 
 For each (allocator, seed) the recipe is copied with the ``BanditAllocationCallback``'s
 ``allocator`` and ``seed``, ``seed_everything`` and ``data.seed`` set, and trained by
@@ -18,7 +17,7 @@ split the run may have used), and the table reports, per allocator, the mean and
 deviation over seeds (sample std, ``n - 1``) of:
 
 * ``task_utility``: the card's metric, or, where the recipe's probes score fidelity to the teacher
-  (the embedded default, METHOD.md "Measuring on the embedded default"), fidelity to the
+  (the embedded default, docs/method.md "Measuring on the embedded default"), fidelity to the
   teacher's greedy test answers (0-100, linear in mean per-token log-likelihood, like the probes);
   ``task_agreement`` is then the rate of exact greedy agreement with the teacher;
 * ``probe/<capability>``: the final capability profile s_T (the probe callback's last entry);
@@ -37,12 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import gc
-import hashlib
-import io
-import json
-import math
 import os
 import shutil
 import subprocess
@@ -58,164 +52,33 @@ from typing import Any
 import yaml
 
 from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
-from read_lightning.reporting.report import TASK_EVAL_FILE, report_after_fit
+from read_lightning.reporting.recipes import (
+    RunSpec,
+    check_overrides,
+    derive_recipe,
+    differences,
+    fingerprint,
+    load_recipe,
+    what_it_measures,
+)
+from read_lightning.reporting.records import TASK_EVAL_FILE
+from read_lightning.reporting.report import report_after_fit
+from read_lightning.reporting.tables import (
+    BANDIT,
+    PROBE,
+    aggregate,
+    git_commit,
+    markdown,
+    run_metrics,
+    write_csv,
+)
 
-__all__ = [
-    "DEFAULT_ALLOCATORS",
-    "RunSpec",
-    "aggregate",
-    "compare_main",
-    "derive_recipe",
-    "run_metrics",
-    "verdict",
-]
+__all__ = ["DEFAULT_ALLOCATORS", "compare_main"]
+
 
 DEFAULT_ALLOCATORS: tuple[str, ...] = ("read", "uniform", "task_static", "single", "greedy")
-BANDIT = "BanditAllocationCallback"
-PROBE = "CapabilityProbeCallback"
 TASK_EVAL = "TaskEvaluationCallback"
-# compare owns these: each run gets its own seed and run directory, so overriding them would
-# put runs on top of each other or make the seeds identical.
-_RESERVED = ("--seed_everything", "--data.seed", "--data.run_dir", "--trainer.logger", "--trainer.default_root_dir",
-             "--trainer.callbacks", "--ckpt_path", "--print_config")
 METRICS = ("auto", "card", "teacher_fidelity")
-
-
-@dataclass
-class RunSpec:
-    """One (allocator, seed) run of the comparison."""
-
-    allocator: str
-    seed: int
-    run_dir: Path
-
-    @property
-    def label(self) -> str:
-        return f"{self.allocator} seed {self.seed}"
-
-
-# --------------------------------------------------------------------------- recipes
-
-
-def _callback(recipe: Mapping[str, Any], name: str, path: str) -> dict[str, Any] | None:
-    """The first ``trainer.callbacks`` entry whose class_path ends with ``name``."""
-    callbacks = (recipe.get("trainer") or {}).get("callbacks") or []
-    if not isinstance(callbacks, list):
-        raise ValueError(f"{path}: trainer.callbacks must be a list, got {type(callbacks).__name__}")
-    for cb in callbacks:
-        if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith(name):
-            return cb
-    return None
-
-
-def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: str = "recipe") -> dict[str, Any]:
-    """A copy of ``recipe`` that trains ``spec``: its allocator, its seed, its run directory.
-
-    The seed goes to ``seed_everything`` (torch), ``data.seed`` (prompt sampling, the teacher's
-    sampling, batch order) and the bandit's own RNG, so two seeds really are two different runs.
-    """
-    derived = json.loads(json.dumps(recipe))  # a deep copy that also rejects non-YAML objects
-    bandit = _callback(derived, BANDIT, path)
-    if bandit is None:
-        raise ValueError(f"{path}: trainer.callbacks has no {BANDIT}; compare needs one to set the allocator")
-    init = bandit.setdefault("init_args", {})
-    _refuse_pinned_paths(derived, init, path)
-    # A recipe tuned for ``read`` carries its options (warmup, kappa, ...); a static baseline
-    # takes none of them, and would fail on them, so each run keeps only what its allocator takes.
-    # What the recipe's own allocator does not take either is a typo, refused as fit refuses it.
-    kwargs = dict(init.get("allocator_kwargs") or {})
-    from read_lightning.allocation.bandit import allocator_options
-
-    own = init.get("allocator", "read")
-    own_options = allocator_options(own)
-    unknown = sorted(set(kwargs) - own_options) if own_options is not None else []
-    if unknown:
-        raise ValueError(f"{path}: allocator_kwargs {unknown} are not options of the recipe's allocator {own!r}; "
-                         f"it takes {sorted(own_options)}")
-    init.update(allocator=spec.allocator, seed=spec.seed)
-    accepted = allocator_options(spec.allocator)
-    if accepted is not None:
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    if spec.allocator == "greedy":
-        kwargs.pop("kappa", None)  # greedy is kappa = 0 by definition; the recipe's kappa is read's
-    init["allocator_kwargs"] = kwargs
-    derived["seed_everything"] = spec.seed
-    derived.setdefault("data", {})["seed"] = spec.seed
-    trainer = derived.setdefault("trainer", {})
-    trainer["default_root_dir"] = str(spec.run_dir)
-    trainer["logger"] = {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        # log_dir = save_dir/name/version = <root>/<allocator>/seed_<n>
-        "init_args": {"save_dir": str(root), "name": spec.allocator, "version": f"seed_{spec.seed}"},
-    }
-    return derived
-
-
-def _refuse_pinned_paths(recipe: Mapping[str, Any], bandit_init: Mapping[str, Any], path: str) -> None:
-    """Every run writes into its own directory: a path the recipe fixes would be shared by all of
-    them (one decision log for every run, checkpoints renamed ``last-v1.ckpt`` and not resumed)."""
-    pinned = []
-    if bandit_init.get("log_file"):
-        pinned.append(f"{BANDIT}.init_args.log_file")
-    for cb in (recipe.get("trainer") or {}).get("callbacks") or []:
-        if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith("ModelCheckpoint") \
-                and (cb.get("init_args") or {}).get("dirpath"):
-            pinned.append("ModelCheckpoint.init_args.dirpath")
-    if (recipe.get("data") or {}).get("run_dir"):
-        pinned.append("data.run_dir")
-    if pinned:
-        raise ValueError(f"{path}: {', '.join(pinned)} would be shared by every run of the comparison; leave "
-                         "them unset so each run uses its own directory")
-
-
-def _check_overrides(overrides: Sequence[str]) -> None:
-    for arg in overrides:
-        if not arg.startswith("-"):
-            continue
-        key = arg.split("=", 1)[0].rstrip("+")  # "--trainer.callbacks+=X" appends to a reserved key
-        # a reserved key, a key inside one, or a group holding one ("--data={seed: 5}")
-        if any(key == r or key.startswith(r + ".") or r.startswith(key + ".") for r in _RESERVED) \
-                or key in ("-c", "--config"):
-            raise SystemExit(
-                f"read-train compare: {key} cannot be passed through; compare sets it for every run "
-                f"(reserved: {', '.join(_RESERVED)})"
-            )
-
-
-def _load_recipe(path: str) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SystemExit(f"read-train compare: config file {path!r} does not exist") from None
-    except yaml.YAMLError as err:
-        raise SystemExit(f"read-train compare: config file {path!r} is not valid YAML:\n{err}") from None
-    if not isinstance(doc, dict):
-        raise SystemExit(f"read-train compare: config file {path!r} must hold a mapping")
-    return doc
-
-
-def _what_it_measures(derived: Mapping[str, Any]) -> dict[str, Any]:
-    """``derived`` without where the run lives (``trainer.default_root_dir`` and the logger, which
-    compare sets from ``--out``): ``--out runs/x`` and its absolute spelling are one comparison."""
-    out = json.loads(json.dumps(derived))
-    trainer = out.get("trainer")
-    if isinstance(trainer, dict):
-        trainer.pop("default_root_dir", None)
-        trainer.pop("logger", None)
-    return out
-
-
-def _fingerprint(derived: Mapping[str, Any], overrides: Sequence[str]) -> str:
-    blob = json.dumps({"recipe": _what_it_measures(derived), "overrides": list(overrides)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys at which two recipes differ (lists compared whole)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in sorted(set(old) | set(new), key=str)
-                for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".")]
 
 
 # --------------------------------------------------------------------------- running
@@ -245,7 +108,7 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
     """
     stamp_path = spec.run_dir / "compare.json"
     stamp = {"allocator": spec.allocator, "seed": spec.seed, "overrides": list(overrides),
-             "fingerprint": _fingerprint(derived, overrides)}
+             "fingerprint": fingerprint(derived, overrides)}
     if stamp_path.is_file():
         old = read_json(stamp_path)
         if old.get("fingerprint") != stamp["fingerprint"]:
@@ -253,8 +116,8 @@ def _prepare(spec: RunSpec, derived: dict[str, Any], overrides: Sequence[str]) -
                 what = f"other overrides (then {old.get('overrides')}, now {list(overrides)})"
             else:
                 before = spec.run_dir / "recipe.yaml"
-                keys = _differences(_what_it_measures(_load_recipe(str(before))),
-                                    _what_it_measures(derived)) if before.is_file() else []
+                keys = differences(what_it_measures(load_recipe(str(before))),
+                                    what_it_measures(derived)) if before.is_file() else []
                 what = f"a different recipe (it differs at {', '.join(keys[:8])})" if keys else "a different recipe"
             raise SystemExit(
                 f"read-train compare: {spec.run_dir} was made with {what}; use another --out or remove that directory"
@@ -370,7 +233,7 @@ class _Setup:
 def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None, metric: str) -> _Setup:
     """Build (not run) the first run's objects to read its task card, teacher and probe settings."""
     from read_lightning.cli import ConfigurationError, lightning_main
-    from read_lightning.requirement.inference import load_card
+    from read_lightning.requirement.cards import load_card
 
     try:
         with _quiet_cli_args():
@@ -443,8 +306,8 @@ class _TaskScorer:
             return
         import torch
 
-        from read_lightning.teachers.models import load_model, load_tokenizer
         from read_lightning.evaluation.tasks import task_references
+        from read_lightning.teachers.models import load_model, load_tokenizer
 
         teacher = load_model(self.setup.teacher, dtype=self.setup.teacher_dtype, cache_dir=self.setup.cache_dir)
         if torch.cuda.is_available():
@@ -460,8 +323,8 @@ class _TaskScorer:
         ``task_eval.json`` next to it."""
         import torch
 
-        from read_lightning.teachers.models import load_model, load_tokenizer
         from read_lightning.evaluation.tasks import evaluate_task
+        from read_lightning.teachers.models import load_model, load_tokenizer
 
         key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
         cache = run_dir / TASK_EVAL_FILE
@@ -485,131 +348,6 @@ class _TaskScorer:
         del student
         gc.collect()
         return result
-
-
-# --------------------------------------------------------------------------- the table
-
-
-def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
-    """Profile, gains, tokens and wall time of one finished run, from its summary and ledger."""
-    from read_lightning.core.capabilities import top_k
-
-    summary = read_json(run_dir / "summary.json", required=["wall_clock_seconds"])
-    ledger = read_json(run_dir / "ledger.json", required=["spent", "generation", "training"])
-    history = (summary.get(PROBE) or {}).get("history") or []
-    requirement = (summary.get(BANDIT) or {}).get("requirement")
-    if len(history) < 2 or not requirement:
-        raise ValueError(f"{run_dir / 'summary.json'}: needs the probe history (baseline and final profile) and "
-                         f"the bandit's requirement vector; found {len(history)} profile(s)")
-    first, last = history[0]["profile"], history[-1]["profile"]
-    delta = {c: float(last[c]) - float(first[c]) for c in last}
-    essential = set(top_k(requirement, k))
-    off = [delta[c] for c in delta if c not in essential]
-    row = {
-        "on_target_gain": sum(float(requirement.get(c, 0.0)) * d for c, d in delta.items()),
-        "off_target_change": sum(off) / len(off) if off else math.nan,
-        "spent_tokens": float(ledger["spent"]),
-        "generation_tokens": float(ledger["generation"]),
-        "training_tokens": float(ledger["training"]),
-        "wall_seconds": float(summary["wall_clock_seconds"]),
-    }
-    row.update({f"probe/{c}": float(s) for c, s in last.items()})
-    return row
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan
-    mean = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return mean, math.nan
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-
-
-def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per allocator (in first-seen order): column -> (mean, sample std) over its seeds."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(row["allocator"], []).append(row)
-    columns = [c for c in rows[0] if c not in ("allocator", "seed")] if rows else []
-    return {a: {c: _mean_std([float(r[c]) for r in rs]) for c in columns} for a, rs in groups.items()}
-
-
-def verdict(stats: Mapping[str, Mapping[str, tuple[float, float]]], ours: str = "read") -> str | None:
-    """One sentence: ReAD's task utility against the best baseline's, and whether the difference
-    is larger than the seed spread (METHOD.md: a smaller difference is not a result)."""
-    baselines = {a: s["task_utility"] for a, s in stats.items() if a != ours}
-    if ours not in stats or not baselines:
-        return None
-    best = max(baselines, key=lambda a: baselines[a][0])
-    (m_ours, s_ours), (m_best, s_best) = stats[ours]["task_utility"], baselines[best]
-    diff = m_ours - m_best
-    spread = max((s for s in (s_ours, s_best) if not math.isnan(s)), default=math.nan)
-    relation = "matches or beats" if diff >= 0 else "is below"
-    noise = ("no seed spread to compare with (one seed)" if math.isnan(spread) else
-             f"the larger seed std is {spread:.2f}, so the difference is "
-             f"{'within' if abs(diff) <= spread else 'larger than'} the seed spread")
-    return f"{ours} {relation} the best baseline ({best}) on task utility by {diff:+.2f} points; {noise}."
-
-
-def _fmt(mean: float, std: float, digits: int) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    text = f"{mean:,.{digits}f}"
-    return text if math.isnan(std) else f"{text} ± {std:,.{digits}f}"
-
-
-def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
-             header: Sequence[str]) -> str:
-    """The comparison as Markdown: a summary table, then the final capability profiles."""
-    main_cols = [("task_utility", "task utility", 2), ("task_agreement", "agreement %", 1),
-                 ("on_target_gain", "on-target gain", 2), ("off_target_change", "off-target change", 2),
-                 ("spent_tokens", "spent tokens", 0), ("wall_seconds", "wall time (s)", 0)]
-    any_stats = next(iter(stats.values()))
-    main_cols = [c for c in main_cols if c[0] in any_stats]
-    caps = [c for c in any_stats if c.startswith("probe/")]
-    lines = [*header, ""]
-    lines.append("| allocator | seeds | " + " | ".join(t for _, t, _ in main_cols) + " |")
-    lines.append("| --- | ---: | " + " | ".join("---:" for _ in main_cols) + " |")
-    for alloc, s in stats.items():
-        lines.append(f"| {alloc} | {counts[alloc]} | " + " | ".join(_fmt(*s[c], d) for c, _, d in main_cols) + " |")
-    lines += ["", "Final capability profile (probe score, 0-100):", ""]
-    lines.append("| allocator | " + " | ".join(c.removeprefix("probe/") for c in caps) + " |")
-    lines.append("| --- | " + " | ".join("---:" for _ in caps) + " |")
-    for alloc, s in stats.items():
-        lines.append(f"| {alloc} | " + " | ".join(_fmt(*s[c], 1) for c in caps) + " |")
-    sentence = verdict(stats)
-    if sentence:
-        lines += ["", sentence]
-    return "\n".join(lines) + "\n"
-
-
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],
-              stats: Mapping[str, Mapping[str, tuple[float, float]]]) -> None:
-    """Per-run rows, then a ``mean`` and a ``std`` row per allocator."""
-    columns = list(rows[0])
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    for alloc, s in stats.items():
-        for i, name in enumerate(("mean", "std")):
-            writer.writerow({"allocator": alloc, "seed": name, **{c: v[i] for c, v in s.items()}})
-    path.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def _git_commit() -> str | None:
-    """The checkout's commit, marked when tracked files differ from it; None outside git."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=30, cwd=here)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0 or not head.stdout.strip():
-        return None
-    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.returncode == 1 else "")
 
 
 # --------------------------------------------------------------------------- the command
@@ -659,8 +397,8 @@ def compare_main(argv: list[str] | None = None) -> int:
         parser.error(f"--first-seed must be in [0, {2**32 - args.seeds}] (seeds are 32-bit), got {args.first_seed}")
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
-    _check_overrides(overrides)
-    recipe = _load_recipe(args.config)
+    check_overrides(overrides)
+    recipe = load_recipe(args.config)
     root = Path(args.out) / Path(args.config).stem
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     # Seed-major order: a comparison stopped part-way has every allocator on its first seeds.
@@ -692,7 +430,7 @@ def compare_main(argv: list[str] | None = None) -> int:
     scorer = _TaskScorer(setup, root / f"task_references_{safe_teacher}.jsonl", args.eval_batch_size)
     scorer.prepare()
 
-    commit = _git_commit()  # now, before other work can land in the checkout during the runs
+    commit = git_commit()  # now, before other work can land in the checkout during the runs
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):

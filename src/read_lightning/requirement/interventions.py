@@ -18,7 +18,7 @@ exactly the allocations a complete run would have.
 ``requirement.fit_identifier`` (``read-train identifier fit``) fits ``g_phi`` on these rows.
 
 Utility on the embedded default is fidelity to the teacher's greedy answers on the card's dev
-split (``--utility reference``, METHOD.md "Measuring on the embedded default"): the small
+split (``--utility reference``, docs/method.md "Measuring on the embedded default"): the small
 student solves almost nothing exactly, so native exact-match/pass@1 would be 0 before and after
 and ``delta_u`` pure zeros. ``--utility native`` uses the card's own evaluation type.
 
@@ -50,13 +50,13 @@ import numpy as np
 import torch
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
-from read_lightning.training.data import CapabilityDataModule
-from read_lightning.teachers.generation import PromptSource, Teacher
 from read_lightning.core.jsonl import read_jsonl
-from read_lightning.teachers.models import EMBEDDED
-from read_lightning.training.module import DistillationModule
-from read_lightning.requirement.inference import card_text, load_card
 from read_lightning.evaluation.tasks import TaskCard
+from read_lightning.requirement.cards import card_text, load_card
+from read_lightning.teachers.generation import PromptSource, Teacher
+from read_lightning.teachers.models import EMBEDDED
+from read_lightning.training.data import CapabilityDataModule
+from read_lightning.training.module import DistillationModule
 
 log = logging.getLogger(__name__)
 
@@ -467,10 +467,10 @@ def embedded_setup(
     way the training callbacks do on the embedded default; ``utility="reference"`` scores the
     task the same way on its dev split, ``"native"`` with the card's own evaluation type.
     """
-    from read_lightning.teachers.generation import HFTeacher
-    from read_lightning.teachers.models import compress_layers, load_model, load_tokenizer
     from read_lightning.evaluation.probes import CapabilityProbe
     from read_lightning.evaluation.tasks import evaluate_task, task_references
+    from read_lightning.teachers.generation import HFTeacher
+    from read_lightning.teachers.models import compress_layers, load_model, load_tokenizer
 
     if utility not in ("reference", "native"):
         raise ValueError(f"utility must be 'reference' or 'native', got {utility!r}")
@@ -559,8 +559,8 @@ def interventions_main(argv: list[str] | None = None, *, setup: InterventionSetu
         "--num-threads",
         type=int,
         default=None,
-        help="torch intra-op threads (default: torch's); on a busy shared CPU 1 thread ran the "
-        "embedded teacher's generation 14x faster than 2",
+        help="torch intra-op threads (default: torch's); on a busy shared CPU one thread can be "
+        "much faster than two (docs/results.md)",
     )
     parser.add_argument("--cache-dir", default=None, help="model cache (embedded model conversion)")
     args = parser.parse_args(argv)

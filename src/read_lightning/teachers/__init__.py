@@ -1,3 +1,4 @@
-"""Model loading (Hugging Face checkpoints, the embedded default) and the teachers that generate answers.
+"""Model loading (Hugging Face checkpoints, the embedded default, layer compression) and the
+teachers that answer prompts (in process, vLLM, HTTP).
 
-Imports only :mod:`read_lightning.core`; vLLM and HTTP clients are imported lazily."""
+Imports nothing else from the package; vLLM and HTTP clients are imported lazily."""

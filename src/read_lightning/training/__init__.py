@@ -1,1 +1,2 @@
-"""The Lightning adapters: the distillation module, the data module, the callbacks, the loss."""
+"""The Lightning adapters: the distillation module, the data module and its batching, the
+callbacks, and the loss (plain torch)."""

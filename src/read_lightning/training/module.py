@@ -14,7 +14,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_json_atomic
-from read_lightning.training.losses import DIVERGENCES, distillation_loss
 from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
@@ -23,6 +22,7 @@ from read_lightning.teachers.models import (
     parse_layer_spec,
     resolve_dtype,
 )
+from read_lightning.training.losses import DIVERGENCES, distillation_loss
 
 log = logging.getLogger(__name__)
 

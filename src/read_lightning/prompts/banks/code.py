@@ -12,7 +12,6 @@ from read_lightning.prompts.banks.steerability import _KEYWORDS
 from read_lightning.prompts.banks.vocabulary import _ADJ, _NOUN, _NUM_FMT, _fmt_list, _nonce, _num
 from read_lightning.prompts.slots import _BUILTIN, Fill, Template, _ri, _template
 
-
 # -- code: function tasks verified by running hidden tests in a subprocess --------------------
 
 _CODE_FMT = (

@@ -6,10 +6,19 @@ import random
 from collections.abc import Sequence
 
 from read_lightning.prompts.banks.vocabulary import (
-    _AUDIENCES, _CATEGORIES, _CONCEPTS, _COUNTRIES, _ELEMENTS, _PLANETS, _PLANETS_BY_SIZE, _TONES, _WORD_FMT, _choice, _fmt_list,
+    _AUDIENCES,
+    _CATEGORIES,
+    _CONCEPTS,
+    _COUNTRIES,
+    _ELEMENTS,
+    _PLANETS,
+    _PLANETS_BY_SIZE,
+    _TONES,
+    _WORD_FMT,
+    _choice,
+    _fmt_list,
 )
 from read_lightning.prompts.slots import Fill, _ri, _template
-
 
 # -- general knowledge ------------------------------------------------------------------------
 

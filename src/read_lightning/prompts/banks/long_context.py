@@ -8,10 +8,17 @@ import random
 from read_lightning.prompts.banks.reasoning import _people
 from read_lightning.prompts.banks.tool_use import _CITIES, _date
 from read_lightning.prompts.banks.vocabulary import (
-    _ADJ, _NAMES, _NOUN, _NUM_FMT, _WORD_FMT, _choice, _document, _nonce, _num,
+    _ADJ,
+    _NAMES,
+    _NOUN,
+    _NUM_FMT,
+    _WORD_FMT,
+    _choice,
+    _document,
+    _nonce,
+    _num,
 )
 from read_lightning.prompts.slots import Fill, _ri, _template
-
 
 # -- long context: look-ups, counts and hops over generated documents -------------------------
 

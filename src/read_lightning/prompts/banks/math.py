@@ -8,7 +8,6 @@ import random
 from read_lightning.prompts.banks.vocabulary import _NAMES, _NUM_FMT, _fmt_list, _num
 from read_lightning.prompts.slots import Fill, _ri, _template
 
-
 # -- math ---------------------------------------------------------------------------------------
 
 _MA = "math"

@@ -5,11 +5,17 @@ from __future__ import annotations
 import random
 
 from read_lightning.prompts.banks.vocabulary import (
-    _AUDIENCES, _CONCEPTS, _NUM_FMT, _WEEKDAYS, _WORD_FMT, _choice, _fmt_list, _num,
+    _AUDIENCES,
+    _CONCEPTS,
+    _NUM_FMT,
+    _WEEKDAYS,
+    _WORD_FMT,
+    _choice,
+    _fmt_list,
+    _num,
 )
 from read_lightning.prompts.slots import Fill, _ri, _template
 from read_lightning.prompts.verifiers import _fold
-
 
 # -- multilingual: a small verified lexicon in five languages ---------------------------------
 

@@ -6,10 +6,16 @@ import math
 import random
 
 from read_lightning.prompts.banks.vocabulary import (
-    _NAMES, _NUM_FMT, _WEEKDAYS, _WORD_FMT, _YES_NO, _choice, _nonce, _num,
+    _NAMES,
+    _NUM_FMT,
+    _WEEKDAYS,
+    _WORD_FMT,
+    _YES_NO,
+    _choice,
+    _nonce,
+    _num,
 )
 from read_lightning.prompts.slots import Fill, _ri, _template
-
 
 # -- reasoning ----------------------------------------------------------------------------------
 

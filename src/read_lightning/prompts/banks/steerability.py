@@ -9,7 +9,6 @@ from typing import Any
 from read_lightning.prompts.banks.vocabulary import _AUDIENCES, _TONES, _TOPICS
 from read_lightning.prompts.slots import _BUILTIN, Fill, Template, _ri
 
-
 # -- steerability: tasks under verifiable format constraints ----------------------------------
 
 _KEYWORDS = ("window", "silver", "promise", "journey", "balance", "garden", "signal", "harvest",

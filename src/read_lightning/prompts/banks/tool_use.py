@@ -12,7 +12,6 @@ from read_lightning.prompts.banks.steerability import _KEYWORDS
 from read_lightning.prompts.banks.vocabulary import _CATEGORIES, _COUNTRIES, _NAMES, _NOUN, _TOPICS, _nonce
 from read_lightning.prompts.slots import _BUILTIN, Fill, Template, _ri, _steer, _template
 
-
 # -- tool use: pick the right tool from generated JSON schemas and fill its arguments ---------
 
 _CITIES = tuple(c[1].split("|")[0] for c in _COUNTRIES)

@@ -6,7 +6,6 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-
 # ============================================================================================
 # Built-in templates. Banks first, then at least 12 templates per capability. Fillers draw every
 # slot from the rng; the hint in [0, 1] steers the control factors (returned as ``factors``).

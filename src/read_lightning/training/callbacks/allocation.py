@@ -119,7 +119,8 @@ class BanditAllocationCallback(Callback):
         return bool(trainer.strategy.broadcast(awaiting, src=0))
 
     def _infer_requirement(self, trainer: L.Trainer, capabilities: list[str]) -> dict[str, float]:
-        from read_lightning.requirement.inference import infer_requirement, load_card
+        from read_lightning.requirement.cards import load_card
+        from read_lightning.requirement.inference import infer_requirement
 
         card = load_card(self.task_card) if self.task_card else _find(trainer, "card")
         if card is None:

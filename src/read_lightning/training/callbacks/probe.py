@@ -10,7 +10,10 @@ import lightning as L
 
 from read_lightning.core.checks import check_number
 from read_lightning.training.callbacks.shared import (
-    TimedEvaluation, evaluation_student, teacher_cache, teacher_source,
+    TimedEvaluation,
+    evaluation_student,
+    teacher_cache,
+    teacher_source,
 )
 
 __all__ = ["CapabilityProbeCallback"]

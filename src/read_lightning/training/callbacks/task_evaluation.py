@@ -9,7 +9,10 @@ import lightning as L
 
 from read_lightning.core.checks import check_number
 from read_lightning.training.callbacks.shared import (
-    TimedEvaluation, evaluation_student, teacher_cache, teacher_source,
+    TimedEvaluation,
+    evaluation_student,
+    teacher_cache,
+    teacher_source,
 )
 
 __all__ = ["TaskEvaluationCallback"]
@@ -48,8 +51,8 @@ class TaskEvaluationCallback(TimedEvaluation):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        from read_lightning.requirement.inference import resolve_card
         from read_lightning.evaluation.tasks import TaskCard
+        from read_lightning.requirement.cards import resolve_card
 
         check_number("every_n_epochs", every_n_epochs, low=1, integer=True)
         check_number("task batch_size", batch_size, low=1, integer=True)

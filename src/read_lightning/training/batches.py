@@ -1,0 +1,140 @@
+"""From teacher answers to training batches: one example per (prompt, answer), length-grouped
+batches under a token cap, their split across ranks, and the padded tensors."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import IterableDataset
+
+from read_lightning.core.checks import check_number
+from read_lightning.teachers.generation import chat_prompt_ids
+
+__all__ = ["IGNORE_INDEX", "BatchStream", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches"]
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class Example:
+    """A tokenised training pair. ``labels`` is ``IGNORE_INDEX`` on prompt tokens."""
+
+    input_ids: list[int]
+    labels: list[int]
+    capability: str
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_example(tokenizer: Any, prompt: str, answer: str, capability: str, max_length: int) -> Example | None:
+    """Chat-format ``prompt`` and ``answer``; only answer tokens (and end-of-turn) are labelled.
+
+    Returns None when the prompt alone leaves no room for a single answer token.
+    """
+    prompt_ids = chat_prompt_ids(tokenizer, prompt)
+    answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
+    if len(prompt_ids) >= max_length:
+        return None
+    answer_ids = answer_ids[: max_length - len(prompt_ids)]
+    return Example(
+        input_ids=prompt_ids + answer_ids,
+        labels=[IGNORE_INDEX] * len(prompt_ids) + answer_ids,
+        capability=capability,
+    )
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], max_tokens: int, rng: random.Random
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length whose padded size fits ``max_tokens``.
+
+    Sorting by length keeps padding small; the order of batches is then shuffled so an epoch
+    does not run from short to long sequences.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending, so lengths[i] is the padded width if i joins the batch.
+        if current and lengths[i] * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def shard_batches(batches: Sequence[Sequence[int]], world_size: int) -> list[list[list[int]]]:
+    """Deal an interval's batches to ``world_size`` ranks, the same number to each.
+
+    DDP ranks must take the same number of optimiser steps per epoch, or the gradient all-reduce
+    waits forever. While the count does not divide evenly, the largest batch of two or more
+    examples is split in half (each half pads to at most the original width, so it still fits
+    the token limit); if none can be split, the remainder is dropped: those examples are neither
+    trained nor charged. Returns one list of batches per rank (rank ``r`` gets every
+    ``world_size``-th batch from ``r``).
+    """
+    check_number("world_size", world_size, low=1, integer=True)
+    planned = [list(b) for b in batches]
+    while len(planned) % world_size:
+        splittable = [i for i, b in enumerate(planned) if len(b) > 1]
+        if not splittable:
+            dropped = len(planned) % world_size
+            log.warning("%d single-example batch(es) cannot be shared evenly over %d ranks; dropping them",
+                        dropped, world_size)
+            planned = planned[: len(planned) - dropped]
+            break
+        i = max(splittable, key=lambda j: len(planned[j]))
+        half = len(planned[i]) // 2
+        planned[i : i + 1] = [planned[i][:half], planned[i][half:]]
+    return [planned[r::world_size] for r in range(world_size)]
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
+    """Right-pad to the longest example.
+
+    Returns ``input_ids``/``attention_mask``/``labels`` of shape ``(B, T)`` and
+    ``capability_tokens``: trained tokens (prompt + label, padding excluded) per capability.
+    """
+    width = max(len(e) for e in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    tokens: Counter[str] = Counter()
+    for row, e in enumerate(examples):
+        input_ids[row, : len(e)] = torch.tensor(e.input_ids)
+        labels[row, : len(e)] = torch.tensor(e.labels)
+        mask[row, : len(e)] = 1
+        tokens[e.capability] += len(e)
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "capability_tokens": dict(tokens)}
+
+
+class BatchStream(IterableDataset):
+    """Yields pre-planned batches; a fresh one is built for every interval.
+
+    ``skip`` leading batches (already trained before a mid-interval checkpoint) are not yielded,
+    but ``len`` stays the interval's full step count: Lightning restores its own count of the
+    steps done and ends the epoch when that count reaches ``len``.
+    """
+
+    def __init__(self, examples: list[Example], batches: list[list[int]], pad_id: int) -> None:
+        self.examples, self.batches, self.pad_id = examples, batches, pad_id
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for idx in self.batches[self.skip :]:
+            yield collate([self.examples[i] for i in idx], self.pad_id)
