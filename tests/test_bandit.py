@@ -232,13 +232,36 @@ def test_after_warmup_choice_is_the_ucb_argmax_among_eligible():
     cands = alloc.candidates()
     assert np.allclose(cands[0], alloc.anchor)  # row 0 is the anchor, r shrunk toward uniform
     assert np.allclose(alloc.anchor, 0.9 * np.array(R) + 0.1 / len(CAPS))  # default anchor_shrink = 0.1
-    rew = alloc.predict_rewards(s, 0.5, cands)  # (J, A)
-    gain = rew - rew[:, :1]
-    eligible = gain.mean(0) - alloc.trust * gain.std(0) > 0
-    eligible[0] = True
-    score = np.where(eligible, rew.mean(0) + alloc.kappa * rew.std(0), -np.inf)
-    assert np.allclose(alloc.select(profile=list(s), remaining=0.5), cands[np.argmax(score)])
-    assert alloc.last_info["eligible"] == int(eligible.sum())
+    assert len(cands) >= 4
+
+    def predicted(table):
+        """Members' rewards (J=3, A): anchor 0, then ``table``'s columns, the rest -1 (worse than the anchor)."""
+        def predict_rewards(s, remaining, cands, inputs=None):
+            out = np.full((3, len(cands)), -1.0)
+            out[:, 0] = 0.0
+            out[:, 1:1 + len(table)] = np.array(table).T
+            return out
+        return predict_rewards
+
+    def chosen_column(table, trust):
+        """The index, among the candidates, of the choice made with these predicted rewards."""
+        alloc.trust, alloc.predict_rewards = trust, predicted(table)
+        now = alloc.candidates()
+        w = alloc.select(profile=list(s), remaining=0.5)
+        alloc.observe(profile=profile(4), cost=1.0)
+        return next(i for i, c in enumerate(now) if np.allclose(c, w))
+
+    # Column 1 is risky: mean gain 1 over the anchor but members disagree (gains 4, -2, 1), so
+    # 1 - 0.5 * std < 0 and it is not eligible, though its optimistic score is the highest.
+    # Column 2 is safe: every member predicts +0.5. The safe one is chosen.
+    risky, safe = [4.0, -2.0, 1.0], [0.5, 0.5, 0.5]
+    assert chosen_column([risky, safe], trust=0.5) == 2
+    assert alloc.last_info["eligible"] == 2 and not alloc.last_info["anchor"]
+    # With no trust margin the risky one is eligible and wins on mean + kappa * std.
+    assert chosen_column([risky, safe], trust=0.0) == 1
+    # Nothing predicted to beat the anchor: the anchor is kept.
+    assert chosen_column([[-0.5, -0.5, -0.5]], trust=0.5) == 0
+    assert alloc.last_info["eligible"] == 1 and alloc.last_info["anchor"]
 
 
 def test_huge_trust_never_leaves_the_anchor_after_warmup():

@@ -1,6 +1,7 @@
 """Malformed input fails with a clear error naming the file, never a traceback from deep inside."""
 
 import json
+from typing import Any
 
 import pytest
 import yaml
@@ -73,6 +74,13 @@ def _recipe_error(tmp_path, section: str, key: str, value) -> str | None:
     """Set ``key`` of the default recipe's ``section`` (``data``, ``model`` or a callback class
     name) to ``value`` and parse it; return the ValueError/FileNotFoundError message, or None
     when the value was accepted or jsonargparse rejected its type (it names the key on stderr)."""
+    return _parse_recipe(tmp_path, section, key, value)[1]
+
+
+def _parse_recipe(tmp_path, section: str, key: str, value) -> tuple[Any, str | None]:
+    """``(cli, None)`` when the recipe with ``section.key = value`` was built, ``(None, message)``
+    when a ValueError/FileNotFoundError refused it, ``(None, None)`` when jsonargparse refused its
+    type (it names the key on stderr)."""
     from pathlib import Path
 
     from read_lightning.cli import lightning_main
@@ -85,12 +93,13 @@ def _recipe_error(tmp_path, section: str, key: str, value) -> str | None:
     config = tmp_path / "fuzzed.yaml"
     config.write_text(yaml.safe_dump(recipe))
     try:
-        lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
+        cli = lightning_main(["--config", str(config), "--trainer.default_root_dir", str(tmp_path)], run=False)
     except SystemExit as err:
         assert err.code != 0
+        return None, None
     except (ValueError, FileNotFoundError) as err:
-        return str(err)
-    return None
+        return None, str(err)
+    return cli, None
 
 
 DATA_INTS = ["budget_tokens", "num_intervals", "max_tokens_per_batch", "max_length", "max_new_tokens",
@@ -100,8 +109,11 @@ DATA_INTS = ["budget_tokens", "num_intervals", "max_tokens_per_batch", "max_leng
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(DATA_INTS), value=st.one_of(st.integers(-10**6, 10**6), st.text(max_size=5), st.none()))
 def test_recipe_values_are_validated_with_the_key_named(tmp_path, key, value):
-    message = _recipe_error(tmp_path, "data", key, value)
+    cli, message = _parse_recipe(tmp_path, "data", key, value)
     assert message is None or key in message or "budget_tokens" in message, message
+    if cli is not None:  # accepted: the data module got a positive integer (the parser reads "5" as 5)
+        used = cli.config["data"][key]
+        assert type(used) is int and used >= 1, f"data.{key}={value!r} was accepted as {used!r}"
 
 
 ROW_FIELDS = {"prompt": st.one_of(st.text(max_size=8), values), "answer": st.one_of(st.text(max_size=8), values),
