@@ -22,7 +22,7 @@ test JSONL splits next to it. :func:`evaluate_task` measures the student's utili
   (:func:`task_references`, then ``evaluate_task(..., references=...)``).
 
 Generation and scoring are batched in torch (``generation.HFTeacher`` greedy,
-``probes.score_continuations``) rather than through lm-eval: task data is small and
+``scoring.score_continuations``) rather than through lm-eval: task data is small and
 per-card, and one code path serves probes and tasks.
 """
 

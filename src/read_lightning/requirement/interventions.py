@@ -15,7 +15,7 @@ already in the file are skipped by their ``(card_name, index)`` key. Allocation 
 card is drawn from an RNG seeded by ``(seed, card name, index)`` alone, so a resumed run draws
 exactly the allocations a complete run would have.
 
-``requirement.fit_identifier`` (``read-train identifier fit``) fits ``g_phi`` on these rows.
+``identifier.fit_identifier`` (``read-train identifier fit``) fits ``g_phi`` on these rows.
 
 Utility on the embedded default is fidelity to the teacher's greedy answers on the card's dev
 split (``--utility reference``, docs/method.md "Measuring on the embedded default"): the small
