@@ -82,3 +82,31 @@ def test_processes_converting_the_embedded_model_at_once_wait_for_one_conversion
     assert all(status == "ok" for status, _ in results), results
     assert len({converter for _, converter in results}) == 1  # one conversion, read by all three
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".smollm2-135m-instruct.lock", "smollm2-135m-instruct"]
+
+
+def test_similarity_spec_drops_the_layers_that_change_their_input_least(tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, num_layers=4).eval()
+    # Layer 2 is made an identity: zero output projections leave its input unchanged.
+    with torch.no_grad():
+        model.model.layers[2].self_attn.o_proj.weight.zero_()
+        model.model.layers[2].mlp.down_proj.weight.zero_()
+    prompts = [tiny_tokenizer("the cat sat on the mat")["input_ids"], tiny_tokenizer("one two three")["input_ids"]]
+    similarity = models.layer_similarity(model, prompts)
+    assert len(similarity) == 4 and similarity[2] == pytest.approx(1.0, abs=1e-5)
+    assert max(similarity[i] for i in (0, 1, 3)) < 0.9999
+    student = compress_layers(model, "similarity:3", prompts)
+    kept = [layer for layer in student.model.layers]
+    assert len(kept) == 3 and student.config.num_hidden_layers == 3
+    # the identity layer is the one left out: the kept layers' weights equal layers 0, 1, 3
+    for new, old in zip(kept, (0, 1, 3)):
+        assert torch.equal(new.mlp.up_proj.weight, model.model.layers[old].mlp.up_proj.weight)
+
+
+def test_similarity_spec_errors_name_the_spec(tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, num_layers=2)
+    with pytest.raises(ValueError, match="similarity:x"):
+        parse_layer_spec("similarity:x", 2)
+    with pytest.raises(ValueError, match="more layers than the model's 2"):
+        parse_layer_spec("similarity:3", 2)
+    with pytest.raises(ValueError, match="needs calibration prompts"):
+        compress_layers(model, "similarity:1")

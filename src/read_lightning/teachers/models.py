@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "compress_layers",
+    "layer_similarity",
+    "most_needed_layers",
+    "similarity_keep",
     "parse_layer_spec",
     "resolve_model_path",
     "resolve_dtype",
@@ -188,8 +191,30 @@ def load_model(
     return model
 
 
+_SIMILARITY = "similarity:"
+
+
+def similarity_keep(spec: str | list[int]) -> int | None:
+    """``N`` for a ``"similarity:N"`` spec (keep the N layers that change their input most), else None."""
+    if not (isinstance(spec, str) and spec.strip().startswith(_SIMILARITY)):
+        return None
+    count = spec.strip()[len(_SIMILARITY) :]
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"layer spec {spec!r} must be 'similarity:N' with N a whole number >= 1")
+    return int(count)
+
+
 def parse_layer_spec(spec: str | list[int], num_layers: int) -> list[int]:
-    """Decoder layers to keep: a slice ``"start:stop:step"`` (e.g. ``"::3"``) or a list of indices."""
+    """Decoder layers to keep: a slice ``"start:stop:step"`` (e.g. ``"::3"``) or a list of indices.
+
+    ``"similarity:N"`` needs the model and calibration text: see :func:`layer_similarity`. Here
+    it is only checked against ``num_layers``, and the first N layers stand in for it.
+    """
+    keep = similarity_keep(spec)
+    if keep is not None:
+        if keep > num_layers:
+            raise ValueError(f"layer spec {spec!r} keeps more layers than the model's {num_layers}")
+        return list(range(keep))
     if isinstance(spec, str) and ":" in spec:
         parts = spec.split(":")
         if len(parts) > 3:
@@ -213,15 +238,65 @@ def parse_layer_spec(spec: str | list[int], num_layers: int) -> list[int]:
     return sorted(layers)
 
 
-def compress_layers(model: torch.nn.Module, spec: str | list[int]) -> torch.nn.Module:
+@torch.no_grad()
+def layer_similarity(model: torch.nn.Module, prompts: Sequence[Sequence[int]]) -> list[float]:
+    """Per decoder layer, the mean cosine similarity between its input and output hidden states.
+
+    ``prompts``: token id lists of calibration text. A layer whose output is nearly its input
+    changes the residual stream least, so it is the cheapest to drop (ShortGPT's "block
+    influence" is one minus this). Measured on the embedded teacher: keeping every third layer
+    leaves a student whose answers are mostly degenerate, while dropping the 6 most similar of
+    30 leaves answers that are coherent text. Returns one float per layer.
+    """
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"cannot rank the layers of {type(model).__name__}: it has no model.layers list")
+    if not prompts:
+        raise ValueError("layer similarity needs at least one calibration prompt")
+    device = next(model.parameters()).device
+    totals = [0.0] * len(layers)
+    was_training = model.training
+    model.eval()
+    try:
+        for ids in prompts:
+            hidden = model(torch.tensor([list(ids)], device=device), output_hidden_states=True).hidden_states
+            for i in range(len(layers)):  # hidden[i] is layer i's input, hidden[i + 1] its output
+                cos = torch.nn.functional.cosine_similarity(hidden[i][0].float(), hidden[i + 1][0].float(), dim=-1)
+                totals[i] += float(cos.mean())
+    finally:
+        model.train(was_training)
+    return [t / len(prompts) for t in totals]
+
+
+def most_needed_layers(similarity: Sequence[float], keep: int) -> list[int]:
+    """The ``keep`` layers whose output differs most from their input, in model order."""
+    if not 1 <= keep <= len(similarity):
+        raise ValueError(f"cannot keep {keep} of {len(similarity)} layers")
+    ranked = sorted(range(len(similarity)), key=lambda i: (similarity[i], i))
+    return sorted(ranked[:keep])
+
+
+def compress_layers(
+    model: torch.nn.Module, spec: str | list[int], calibration: Sequence[Sequence[int]] | None = None
+) -> torch.nn.Module:
     """A deep copy of ``model`` keeping only the decoder layers named by ``spec``.
 
     Works for the usual decoder layout (``model.model.layers``: Llama, Qwen2, Mistral, SmolLM).
+    A ``"similarity:N"`` spec keeps the N layers that change their input most on
+    ``calibration`` (token id lists), which it then needs.
     """
     decoder = getattr(model, "model", None)
     layers = getattr(decoder, "layers", None)
     if layers is None:
         raise ValueError(f"cannot compress {type(model).__name__}: it has no model.layers list")
+    count = similarity_keep(spec)
+    if count is not None:
+        if not calibration:
+            raise ValueError(f"layer spec {spec!r} needs calibration prompts to rank the layers")
+        parse_layer_spec(spec, len(layers))  # N within the model's depth
+        spec = most_needed_layers(layer_similarity(model, calibration), count)
+        log.info("keeping layers %s of %d (least like their input on %d calibration prompts)",
+                 spec, len(layers), len(calibration))
     keep = parse_layer_spec(spec, len(layers))
     student = copy.deepcopy(model)
     student.model.layers = torch.nn.ModuleList([student.model.layers[i] for i in keep])

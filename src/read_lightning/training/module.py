@@ -21,10 +21,28 @@ from read_lightning.teachers.models import (
     load_tokenizer,
     parse_layer_spec,
     resolve_dtype,
+    similarity_keep,
 )
 from read_lightning.training.losses import DIVERGENCES, distillation_loss
 
 log = logging.getLogger(__name__)
+
+
+def calibration_prompts(tokenizer: Any, per_capability: int = 4, max_tokens: int = 256) -> list[list[int]]:
+    """Chat-formatted token ids of a fixed sample of the packaged capability prompts.
+
+    Used to rank a model's layers for ``student_layers: similarity:N``. The sample is drawn
+    with a fixed seed, so a resumed run picks the same layers; it is drawn apart from the
+    training stream, whose RNG it leaves untouched.
+    """
+    import random
+
+    from read_lightning.prompts.library import TemplateLibrary
+    from read_lightning.teachers.generation import chat_prompt_ids
+
+    library, rng = TemplateLibrary.default(), random.Random(0)
+    texts = [library.sample(c, rng, 0.5).text for c in library.capabilities for _ in range(per_capability)]
+    return [chat_prompt_ids(tokenizer, t)[:max_tokens] for t in texts]
 
 __all__ = ["DistillationModule", "full_student_state", "lr_factor"]
 
@@ -52,9 +70,10 @@ class DistillationModule(L.LightningModule):
 
     Args:
         student: Hub id, local directory, or the embedded default.
-        student_layers: keep only these decoder layers of ``student`` (slice ``"::3"`` or
-            indices ``"0,4,8"``); None keeps all. The embedded default student is the teacher
-            compressed this way.
+        student_layers: keep only these decoder layers of ``student``: a slice ``"::3"``,
+            indices ``"0,4,8"``, or ``"similarity:N"`` (the N layers whose output differs most
+            from their input on fixed calibration prompts); None keeps all. The embedded default
+            student is the teacher compressed this way.
         teacher: the teacher, used here only for logit KD.
         kd_weight: weight of the KD term in [0, 1]; 0 is response-only SFT.
         divergence: ``forward_kl``, ``reverse_kl`` or ``jsd``.
@@ -135,7 +154,8 @@ class DistillationModule(L.LightningModule):
             # Compress from the shared copy when the student is the teacher itself, so the
             # teacher's weights are read from disk only once.
             base = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=hp.student == hp.teacher)
-            self.student = compress_layers(base, hp.student_layers)
+            calibration = calibration_prompts(self.tokenizer) if similarity_keep(hp.student_layers) else None
+            self.student = compress_layers(base, hp.student_layers, calibration)
         else:
             self.student = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir)
         self.student.requires_grad_(True).train()
