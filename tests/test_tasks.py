@@ -53,7 +53,7 @@ def test_example_tasks_load_with_all_evaluation_types():
     cards = [TaskCard.load(p) for p in list_example_tasks()]
     assert {c.evaluation for c in cards} >= {"exact_match", "multiple_choice", "pass_at_1"}
     for c in cards:
-        assert 10 <= len(c.rows("dev")) <= 30 and 10 <= len(c.rows("test")) <= 30
+        assert c.rows("dev") and c.rows("test")  # sizes and disjointness: test_task_splits.py
         assert c.requirement is not None and sum(c.requirement.values()) == pytest.approx(1.0)
         assert c.exemplars and c.description
 
