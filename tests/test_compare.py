@@ -14,8 +14,16 @@ import pytest
 import yaml
 from conftest import build_tiny_model
 
-from read_lightning.reporting.compare import _finished, compare_main
-from read_lightning.reporting.tables import aggregate, run_metrics, verdict
+from read_lightning.reporting.compare import ANSWERS_VERSION, _finished, compare_main
+from read_lightning.reporting.tables import (
+    aggregate,
+    paired_against_best,
+    paired_difference_over_seeds,
+    run_metrics,
+    t_quantile,
+    verdict,
+)
+from read_lightning.requirement.cards import load_card
 from read_lightning.training.module import DistillationModule
 
 ROOT = Path(__file__).parent.parent
@@ -72,12 +80,19 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     root = out / "tiny-recipe"
     rows = _csv(root / "compare.csv")
     runs = [r for r in rows if r["seed"] in ("0", "1")]
+    n_test = len(load_card("arith_word", ["math", "reasoning"]).rows("test"))
     assert [(r["allocator"], r["seed"]) for r in runs] == [("read", "0"), ("read", "1"), ("uniform", "0"), ("uniform", "1")]
     assert [(r["allocator"], r["seed"]) for r in rows[4:]] == [
         ("read", "mean"), ("read", "std"), ("uniform", "mean"), ("uniform", "std")]
     for r in runs:
         assert 0 < float(r["spent_tokens"]) <= BUDGET
         assert 0 <= float(r["task_utility"]) <= 100 and 0 <= float(r["task_agreement"]) <= 100
+        # The greedy answers are scored too (arith_word has gold), each item's outcome kept for pairing.
+        assert all(0 <= float(r[f"answer_{m}"]) <= 100 for m in ("agreement", "accuracy", "degenerate"))
+        saved = json.loads((root / r["allocator"] / f"seed_{r['seed']}" / "task_eval.json").read_text())
+        assert [it["index"] for it in saved["items"]] == list(range(n_test))
+        assert all(isinstance(it["agree"], bool) and isinstance(it["correct"], bool) for it in saved["items"])
+        assert float(r["answer_agreement"]) == pytest.approx(100 * sum(it["agree"] for it in saved["items"]) / n_test)
         assert {"probe/math", "probe/reasoning"} <= set(r)
         # The table's numbers are the run's own: ledger and final probe profile.
         run_dir = root / r["allocator"] / f"seed_{r['seed']}"
@@ -103,8 +118,18 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
         assert summary["BanditAllocationCallback"]["allocator"] == alloc
     md = (root / "compare.md").read_text()
     assert md in captured.out and "| read | 2 |" in md and "| uniform | 2 |" in md
-    assert "best baseline (uniform)" in md
+    assert "best baseline (uniform, the highest mean agreement)" in md
+    assert "Paired difference against the best baseline, uniform" in md and "| read | " in md.split("Paired")[1]
     assert "[4/4] uniform seed 1: training" in captured.err
+
+    # A task_eval.json written before the answers were scored (its key lacks them) is scored again.
+    stale = root / "read" / "seed_0" / "task_eval.json"
+    fresh = json.loads(stale.read_text())
+    old_key = {k: v for k, v in fresh["key"].items() if k != "answers"}
+    stale.write_text(json.dumps({"key": old_key, "result": {"task_utility": -1.0}, "details": {}}))
+    assert compare_main(_args(tiny_recipe, out, "--no-train")) == 0
+    again = json.loads(stale.read_text())
+    assert (again["key"], again["result"], again["items"]) == (fresh["key"], fresh["result"], fresh["items"])
 
     # Re-running trains nothing, resumes a run interrupted after its first interval from that
     # interval's checkpoint, and finishes one that died after its last checkpoint but before
@@ -294,3 +319,106 @@ def test_the_task_card_is_found_from_the_requirement_vector_or_asked_for():
     assert card.name == "arith_word" and "requirement vector" in reason
     with pytest.raises(SystemExit, match="--task-card"):
         _card_for_requirement({"math": 0.6, "reasoning": 0.4}, DEFAULT_CAPABILITIES)
+
+
+# --------------------------------------------------------------------------- paired answers
+
+
+def _items(agree: list[int], correct: list[int] | None = None) -> list[dict]:
+    correct = correct if correct is not None else [None] * len(agree)
+    return [{"index": i, "agree": bool(a), "correct": None if c is None else bool(c), "degenerate": False}
+            for i, (a, c) in enumerate(zip(agree, correct))]
+
+
+def _fake_run(run_dir: Path, items: list[dict], key: dict) -> None:
+    """A finished run as compare reads it back, its test answers scored already (``task_eval.json``)."""
+    (run_dir / "student").mkdir(parents=True)
+    (run_dir / "student" / "config.json").write_text("{}")
+    profile = {"math": 10.0, "reasoning": 20.0}
+    (run_dir / "summary.json").write_text(json.dumps({
+        "wall_clock_seconds": 1.0,
+        "CapabilityProbeCallback": {"history": [{"epoch": 0, "profile": profile}, {"epoch": 1, "profile": profile}]},
+        "BanditAllocationCallback": {"requirement": {"math": 0.7, "reasoning": 0.3}},
+    }))
+    (run_dir / "ledger.json").write_text(json.dumps({"spent": 900, "generation": 300, "training": 600, "budget": BUDGET}))
+    rate = {name: 100.0 * sum(bool(it[k]) for it in items) / len(items)
+            for k, name in (("agree", "agreement"), ("correct", "accuracy"), ("degenerate", "degenerate"))}
+    result = {"task_utility": 50.0, "task_agreement": 0.0, **{f"answer_{n}": v for n, v in rate.items()}}
+    (run_dir / "task_eval.json").write_text(json.dumps({"key": key, "result": result, "items": items}))
+
+
+def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, tmp_path, capsys):
+    root = tmp_path / "cmp" / "tiny-recipe"
+    key = {"card": str(load_card("arith_word", ["math", "reasoning"]).path), "metric": "teacher_fidelity",
+           "split": "test", "answers": ANSWERS_VERSION}
+    runs = {  # (agree, correct) per item, per allocator and seed
+        ("read", 0): ([1, 1, 1, 0], [1, 1, 1, 1]), ("read", 1): ([1, 1, 0, 0], [1, 1, 1, 1]),
+        ("uniform", 0): ([1, 0, 0, 0], [0, 0, 0, 0]), ("uniform", 1): ([1, 1, 0, 1], [0, 0, 0, 0]),
+        ("single", 0): ([0, 0, 0, 0], [1, 0, 0, 0]), ("single", 1): ([0, 0, 0, 0], [1, 0, 0, 0]),
+    }
+    for (alloc, seed), (agree, correct) in runs.items():
+        _fake_run(root / alloc / f"seed_{seed}", _items(agree, correct), key)
+    args = ["--config", str(tiny_recipe), "--allocators", "read,uniform,single", "--seeds", "2",
+            "--out", str(tmp_path / "cmp"), "--task-card", "arith_word", "--no-train", "--eval-batch-size", "4"]
+    assert compare_main(args) == 0
+    out = capsys.readouterr().out
+    md = (root / "compare.md").read_text()
+    assert md in out
+    # The per-run rows carry the answer metrics; the table shows them first, mean ± std over seeds.
+    rows = _csv(root / "compare.csv")
+    assert [float(r["answer_agreement"]) for r in rows[:2]] == [75.0, 50.0]
+    assert "| allocator | seeds | agreement % | accuracy % | degenerate % | task utility |" in md
+    assert f"| read | 2 | 62.5 ± {12.5 * math.sqrt(2):.1f} | 100.0 ± 0.0 | 0.0 ± 0.0 |" in md
+    # uniform has the highest mean agreement among the baselines (50 against 0), so it is the best.
+    assert "best baseline, uniform (the highest mean agreement)" in md
+    # read - uniform, agreement: per-seed differences +50 (seed 0) and -25 (seed 1) points; their mean,
+    # with Student's t (df 1) across the two seeds (+-476), wider than the interval over the 4 items, and
+    # clipped to the possible [-100, 100].
+    assert "| read | +12.5 [-100.0, +100.0] | +100.0 [+100.0, +100.0] | 2 | 4 |" in md
+    # single - uniform, agreement: -25 and -75 points a seed, mean -50. Accuracy: +100 for item 0, 0
+    # otherwise, in both seeds: the seeds agree exactly, so the interval is the normal one over the
+    # items (+25 +- 1.96 * 0.5 / 2 = 49.0).
+    assert "| single | -50.0 [-100.0, +100.0] | +25.0 [-24.0, +74.0] | 2 | 4 |" in md
+    # The verdict follows the interval: +12.5 with an interval containing 0 is no result; +100 is.
+    assert ("On agreement, read is not distinguishable from the best baseline (uniform, the highest mean "
+            "agreement): +12.5 points (95% CI -100.0 to +100.0, paired over 4 items x 2 seed(s)).") in md
+    assert "On accuracy, read is above the best baseline (uniform, the highest mean agreement) by +100.0 points" in md
+
+
+def test_paired_difference_intervals_for_one_seed_and_for_identical_seeds():
+    ours = {0: _items([1] * 15 + [1] * 5)}
+    base = {0: _items([0] * 15 + [1] * 5)}
+    one = paired_difference_over_seeds(ours, base, "agree")
+    # One seed: the normal interval of the 20 item differences (15 ones, 5 zeros).
+    sd = math.sqrt(0.75 * 0.25 * 20 / 19)
+    assert one["diff"] == pytest.approx(75.0) and (one["seeds"], one["items"]) == (1, 20)
+    half = 100 * 1.959964 * sd / math.sqrt(20)
+    assert (one["lo"], one["hi"]) == pytest.approx((75 - half, 75 + half))
+    # Two seeds with the same outcomes: no spread across seeds, so the interval is the one over items.
+    two = paired_difference_over_seeds({**ours, 1: ours[0]}, {**base, 1: base[0]}, "agree")
+    assert (two["diff"], two["lo"], two["hi"]) == pytest.approx((one["diff"], one["lo"], one["hi"]))
+    # Two seeds that differ a little: Student's t (df 1) across the per-seed differences, 20/40 and 21/40
+    # items, is wider here than the normal interval over the items.
+    ours40, base40 = {0: _items([1] * 20 + [0] * 20), 1: _items([1] * 21 + [0] * 19)}, {0: _items([0] * 40), 1: _items([0] * 40)}
+    t = paired_difference_over_seeds(ours40, base40, "agree")
+    half = 100 * t_quantile(1) * (0.025 / math.sqrt(2)) / math.sqrt(2)
+    assert (t["diff"], t["lo"], t["hi"]) == pytest.approx((51.25, 51.25 - half, 51.25 + half))
+    assert t_quantile(1) == pytest.approx(12.7062) and t_quantile(60) == pytest.approx(2.0003, abs=1e-3)
+    # A seed run by one allocator only pairs with nothing; no gold means no accuracy difference.
+    assert paired_difference_over_seeds({**ours, 7: ours[0]}, base, "agree") == one
+    assert paired_difference_over_seeds(ours, base, "correct") is None
+
+
+def test_a_paired_interval_containing_zero_is_not_distinguishable():
+    rows = [{"allocator": a, "seed": s, "task_utility": 50.0, "answer_agreement": v}
+            for a, s, v in (("read", 0, 50.0), ("uniform", 0, 40.0), ("greedy", 0, 45.0))]
+    stats = aggregate(rows)
+    ours, base = {0: _items([1, 0, 1, 0])}, {0: _items([0, 1, 1, 0])}
+    paired = paired_against_best({"read": ours, "uniform": base, "greedy": base}, stats)
+    assert paired["best"] == "greedy" and set(paired["rows"]) == {"read", "uniform"}
+    text = verdict(stats, paired=paired)
+    assert text.startswith("On agreement, read is not distinguishable from the best baseline (greedy, the highest "
+                           "mean agreement): +0.0 points")
+    clear = paired_against_best({"read": {0: _items([1] * 20)}, "greedy": {0: _items([0] * 20)}}, stats)
+    assert "read is below" not in verdict(stats, paired=clear)
+    assert "On agreement, read is above the best baseline (greedy" in verdict(stats, paired=clear)

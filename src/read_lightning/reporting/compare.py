@@ -28,6 +28,19 @@ deviation over seeds (sample std, ``n - 1``) of:
 * ``spent_tokens`` (and its ``generation``/``training`` parts) from ``ledger.json``, and
   ``wall_seconds`` from ``summary.json`` (for a resumed run, summed over its processes).
 
+First of all, and first in the table, the student's greedy answers to the test split, scored by
+the card's rule (:func:`~read_lightning.evaluation.task_answers.answer_outcomes`):
+``answer_agreement`` (its final answer is the teacher's, where the teacher's test references
+exist: the ``teacher_fidelity`` metric), ``answer_accuracy`` (against gold, where the card has
+gold) and ``answer_degenerate``, in percent. The per-item outcomes are kept in the run's
+``task_eval.json`` (``items``), and the comparison reports the **paired difference** of every
+allocator against the best baseline (the allocator other than ``read`` with the highest mean
+agreement), paired over test items and seeds, with a 95% interval: the mean over seeds of the
+per-seed item-paired differences, with Student's t across seeds (widened where needed to the
+normal interval over items) for 2 or more seeds and the item-paired normal interval for 1 seed
+(:data:`~read_lightning.reporting.tables.PAIRED_METHOD`). The closing sentence follows that
+interval: one that contains 0 is "not distinguishable from the best baseline".
+
 Outputs: ``compare.md`` and ``compare.csv`` (one row per run, then ``mean`` and ``std`` rows per
 allocator) in ``<out>/<recipe>/``; the Markdown is printed too.
 """
@@ -69,6 +82,7 @@ from read_lightning.reporting.tables import (
     aggregate,
     git_commit,
     markdown,
+    paired_against_best,
     run_metrics,
     write_csv,
 )
@@ -79,6 +93,9 @@ __all__ = ["DEFAULT_ALLOCATORS", "compare_main"]
 DEFAULT_ALLOCATORS: tuple[str, ...] = ("read", "uniform", "task_static", "single", "greedy")
 TASK_EVAL = "TaskEvaluationCallback"
 METRICS = ("auto", "card", "teacher_fidelity")
+# Part of task_eval.json's cache key: a file written before the answers were scored (or scored by
+# another rule) lacks it and is computed again. Bump it when answer_outcomes changes what it stores.
+ANSWERS_VERSION = 1
 
 
 # --------------------------------------------------------------------------- running
@@ -318,20 +335,23 @@ class _TaskScorer:
         del teacher
         gc.collect()
 
-    def __call__(self, run_dir: Path) -> dict[str, float]:
-        """``{"task_utility": ..., "task_agreement"?: ...}`` of the student in ``run_dir``, cached in
-        ``task_eval.json`` next to it."""
+    def __call__(self, run_dir: Path) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """``({"task_utility": ..., "task_agreement"?: ..., "answer_agreement"?: ...,
+        "answer_accuracy"?: ..., "answer_degenerate": ...}, per-item outcomes)`` of the student in
+        ``run_dir``, cached in ``task_eval.json`` next to it (``result`` and ``items``)."""
         import torch
 
+        from read_lightning.evaluation.task_answers import answer_outcomes, answer_report
         from read_lightning.evaluation.tasks import evaluate_task
         from read_lightning.teachers.models import load_model, load_tokenizer
 
-        key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test"}
+        key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test",
+               "answers": ANSWERS_VERSION}
         cache = run_dir / TASK_EVAL_FILE
         if cache.is_file():
             saved = read_json(cache)
             if saved.get("key") == key:
-                return saved["result"]
+                return saved["result"], saved["items"]
         config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
         student = load_model(str(run_dir / "student"), dtype=str(config["model"].get("dtype") or "float32"))
         if torch.cuda.is_available():
@@ -342,12 +362,20 @@ class _TaskScorer:
         result = {"task_utility": float(got["utility"])}
         if "agreement" in got:
             result["task_agreement"] = float(got["agreement"])
+        outcomes = answer_outcomes(self.setup.card, student, tok, split="test", teacher_answers=self.references,
+                                   batch_size=self.batch_size)
+        answers = answer_report(outcomes)
+        for name in ("agreement", "accuracy", "degenerate"):
+            if name in answers:
+                result[f"answer_{name}"] = float(answers[name])
+        items = [{"index": i, "agree": o["agree"], "correct": o["correct"], "degenerate": o["degenerate"],
+                  "final": o["final"], "answer": o["answer"]} for i, o in enumerate(outcomes)]
         # Atomic: a comparison stopped here must not leave a half file that its resume cannot parse.
-        write_json_atomic(cache, {"key": key, "result": result, "details": got})
+        write_json_atomic(cache, {"key": key, "result": result, "details": got, "answers": answers, "items": items})
         report_after_fit(run_dir)  # fit wrote the run's report before this score existed
         del student
         gc.collect()
-        return result
+        return result, items
 
 
 # --------------------------------------------------------------------------- the command
@@ -432,6 +460,7 @@ def compare_main(argv: list[str] | None = None) -> int:
 
     commit = git_commit()  # now, before other work can land in the checkout during the runs
     rows: list[dict[str, Any]] = []
+    outcomes: dict[str, dict[int, list[dict[str, Any]]]] = {}  # allocator -> seed -> per-item outcomes
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):
         if args.no_train and not _finished(spec.run_dir):
@@ -459,9 +488,13 @@ def compare_main(argv: list[str] | None = None) -> int:
                     say(f"[{i}/{len(specs)}] {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
                         "--keep-checkpoints keeps them)")
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
-        row.update(scorer(spec.run_dir))
+        result, items = scorer(spec.run_dir)
+        row.update(result)
         row.update(run_metrics(spec.run_dir, setup.k))
-        say(f"[{i}/{len(specs)}] {spec.label}: task utility {row['task_utility']:.2f}, "
+        outcomes.setdefault(spec.allocator, {})[spec.seed] = items
+        answers = "".join(f"{name} {row[f'answer_{name}']:.1f}%, " for name in ("agreement", "accuracy", "degenerate")
+                          if f"answer_{name}" in row)
+        say(f"[{i}/{len(specs)}] {spec.label}: {answers}task utility {row['task_utility']:.2f}, "
             f"spent {int(row['spent_tokens'])} tokens")
         rows.append(row)
 
@@ -469,6 +502,7 @@ def compare_main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"read-train compare: no finished run under {root} to tabulate")
     rows.sort(key=lambda r: (allocators.index(r["allocator"]), r["seed"]))
     stats = aggregate(rows)
+    paired = paired_against_best(outcomes, stats)
     counts = {a: sum(r["allocator"] == a for r in rows) for a in stats}
     command = "read-train compare " + " ".join(argv if argv is not None else sys.argv[2:])
     budget = _budget(root / rows[0]["allocator"] / f"seed_{rows[0]['seed']}")
@@ -477,7 +511,8 @@ def compare_main(argv: list[str] | None = None) -> int:
         f"## Allocator comparison: {Path(args.config).name}",
         "",
         f"- command: `{command.strip()}`",
-        f"- task: {setup.card.name}, test split, metric: {setup.metric} (0-100)",
+        f"- task: {setup.card.name}, test split, metric: {setup.metric} (0-100); answers: greedy, scored by the "
+        f"card's rule ({_answer_scope(setup)})",
         f"- budget: {budget} tokens per run; "
         f"seeds: {', '.join(map(str, seeds))}; mean ± sample std over seeds",
         f"- off-target change: mean profile change outside the top-{setup.k} required capabilities",
@@ -486,12 +521,23 @@ def compare_main(argv: list[str] | None = None) -> int:
         header.append(f"- code: {commit}")
     if missing:
         header.append(f"- not finished, left out: {', '.join(missing)}")
-    text = markdown(stats, counts, header)
+    text = markdown(stats, counts, header, paired)
     (root / "compare.md").write_text(text, encoding="utf-8")
     write_csv(root / "compare.csv", rows, stats)
     print(text, end="")
     say(f"compare: wrote {root / 'compare.md'} and {root / 'compare.csv'}")
     return 0
+
+
+def _answer_scope(setup: _Setup) -> str:
+    """What the answer columns can say for this task and metric, in words."""
+    from read_lightning.evaluation.task_answers import has_gold
+
+    parts = ["agreement with the teacher's greedy test answers" if setup.metric == "teacher_fidelity" else
+             "no agreement: the teacher's test answers are made only for --task-metric teacher_fidelity",
+             "accuracy against gold" if has_gold(setup.card) else "no accuracy: the card has no gold answers",
+             "degenerate share"]
+    return "; ".join(parts)
 
 
 def _budget(run_dir: Path) -> str:

@@ -1,5 +1,6 @@
 """The comparison's table: per-run metrics from a run directory, mean and spread over seeds, the
-verdict against the seed spread, Markdown and CSV."""
+paired difference of each allocator against the best baseline over test items and seeds, the
+verdict it drives, Markdown and CSV."""
 
 from __future__ import annotations
 
@@ -12,8 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from read_lightning.core.jsonl import read_json
+from read_lightning.evaluation.answer_metrics import Z95, mean_interval, paired_difference
 
-__all__ = ["BANDIT", "PROBE", "aggregate", "git_commit", "markdown", "run_metrics", "verdict", "write_csv"]
+__all__ = [
+    "BANDIT",
+    "PAIRED_METHOD",
+    "PROBE",
+    "aggregate",
+    "git_commit",
+    "markdown",
+    "paired_against_best",
+    "paired_difference_over_seeds",
+    "run_metrics",
+    "t_quantile",
+    "verdict",
+    "write_csv",
+]
 
 
 BANDIT = "BanditAllocationCallback"
@@ -68,9 +83,146 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[fl
     return {a: {c: _mean_std([float(r[c]) for r in rs]) for c in columns} for a, rs in groups.items()}
 
 
-def verdict(stats: Mapping[str, Mapping[str, tuple[float, float]]], ours: str = "read") -> str | None:
-    """One sentence: ReAD's task utility against the best baseline's, and whether the difference
-    is larger than the seed spread (docs/method.md: a smaller difference is not a result)."""
+# --------------------------------------------------------------------------- paired differences
+
+# Per-item outcome key in task_eval.json -> the metric's name (its row column is ``answer_<name>``).
+PAIRED_METRICS: tuple[tuple[str, str], ...] = (("agree", "agreement"), ("correct", "accuracy"))
+
+PAIRED_METHOD = (
+    "paired over test items and seeds: for each seed run by both allocators and each test item, the "
+    "difference of the 0/1 outcomes; the estimate is the mean over seeds of the per-seed item-paired mean "
+    "difference, in points. 95% interval: with 2 or more seeds, Student's t across the per-seed differences "
+    "(df = seeds - 1), widened where needed to the normal interval over items (each item's difference "
+    "averaged over seeds), so that neither seed nor item variation is left out; with 1 seed, the normal "
+    "interval of the item-paired differences; clipped to [-100, 100]"
+)
+
+# Two-sided 95% Student t quantiles, df 1..30; above 30 the Cornish-Fisher expansion (error < 1e-4).
+_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
+         2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+         2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+
+
+def t_quantile(df: int) -> float:
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = Z95
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def _outcome(item: Mapping[str, Any], key: str) -> float | None:
+    value = item.get(key)
+    return None if value is None else float(bool(value))
+
+
+def paired_difference_over_seeds(
+    ours: Mapping[int, Sequence[Mapping[str, Any]]],
+    base: Mapping[int, Sequence[Mapping[str, Any]]],
+    key: str,
+) -> dict[str, float] | None:
+    """The paired difference ``ours - base`` of the per-item outcome ``key`` ("agree", "correct").
+
+    ``ours``/``base``: seed -> per-item outcomes (dicts with ``index`` and ``key``, as in
+    ``task_eval.json``'s ``items``). Only seeds run by both and items scored in both count.
+    Returns ``{"diff", "lo", "hi"}`` in points (percent of items) and the ``seeds`` and ``items``
+    paired, or None when nothing pairs; the interval is :data:`PAIRED_METHOD`.
+    """
+    per_seed: list[float] = []
+    by_item: dict[int, list[float]] = {}
+    pairs: list[tuple[float, float]] = []
+    for seed in sorted(set(ours) & set(base)):
+        theirs = {int(it.get("index", i)): _outcome(it, key) for i, it in enumerate(base[seed])}
+        diffs = []
+        for i, it in enumerate(ours[seed]):
+            index = int(it.get("index", i))
+            a, b = _outcome(it, key), theirs.get(index)
+            if a is None or b is None:
+                continue
+            diffs.append(a - b)
+            pairs.append((a, b))
+            by_item.setdefault(index, []).append(a - b)
+        if diffs:
+            per_seed.append(sum(diffs) / len(diffs))
+    if not per_seed:
+        return None
+    if len(per_seed) == 1:
+        mean, lo, hi = paired_difference([a for a, _ in pairs], [b for _, b in pairs])
+    else:
+        mean, lo, hi = mean_interval(per_seed, z=t_quantile(len(per_seed) - 1))
+        _, item_lo, item_hi = mean_interval([sum(d) / len(d) for d in by_item.values()])
+        half = max(hi - mean, (item_hi - item_lo) / 2)
+        lo, hi = mean - half, mean + half
+    # A difference of two rates lies in [-100, 100] points; t with few seeds reaches far beyond.
+    return {"diff": 100.0 * mean, "lo": max(-100.0, 100.0 * lo), "hi": min(100.0, 100.0 * hi),
+            "seeds": float(len(per_seed)), "items": float(len(by_item))}
+
+
+def paired_against_best(
+    outcomes: Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]],
+    stats: Mapping[str, Mapping[str, tuple[float, float]]],
+    ours: str = "read",
+) -> dict[str, Any] | None:
+    """Every allocator's paired difference against the best baseline, per answer metric.
+
+    ``outcomes``: allocator -> seed -> per-item outcomes. The best baseline is the allocator other
+    than ``ours`` with the highest mean agreement over seeds (accuracy where there is no
+    agreement). Returns ``{"best", "by", "rows": {allocator: {metric: difference}}}`` (see
+    :func:`paired_difference_over_seeds`), or None with fewer than two allocators or no answers.
+    """
+    by = next((name for _, name in PAIRED_METRICS if all(f"answer_{name}" in s for s in stats.values())), None)
+    baselines = [a for a in stats if a != ours] if ours in stats else list(stats)
+    if by is None or len(stats) < 2 or not baselines:
+        return None
+    best = max(baselines, key=lambda a: stats[a][f"answer_{by}"][0])
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    for alloc in stats:
+        if alloc == best:
+            continue
+        got = {name: paired_difference_over_seeds(outcomes.get(alloc, {}), outcomes.get(best, {}), key)
+               for key, name in PAIRED_METRICS}
+        rows[alloc] = {name: d for name, d in got.items() if d is not None}
+    return {"best": best, "by": by, "rows": rows}
+
+
+def _contains_zero(d: Mapping[str, float]) -> bool:
+    return d["lo"] <= 0.0 <= d["hi"]
+
+
+def _interval(d: Mapping[str, float]) -> str:
+    return f"{d['diff']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]"
+
+
+def verdict(stats: Mapping[str, Mapping[str, tuple[float, float]]], ours: str = "read",
+            paired: Mapping[str, Any] | None = None) -> str | None:
+    """One sentence per answer metric: ``ours`` against the best baseline, by the paired interval.
+
+    A difference whose 95% interval (see :func:`paired_against_best`) contains 0 is "not
+    distinguishable from the best baseline". Without per-item answers (``paired`` None), the
+    task utility against the seed spread, as before answers were scored.
+    """
+    if paired is None or ours not in paired["rows"] or not paired["rows"][ours]:
+        return _spread_verdict(stats, ours)
+    best, by = paired["best"], paired["by"]
+    sentences = []
+    for name, d in paired["rows"][ours].items():
+        pairs = f"paired over {int(d['items'])} items x {int(d['seeds'])} seed(s)"
+        ci = f"{d['diff']:+.1f} points (95% CI {d['lo']:+.1f} to {d['hi']:+.1f}, {pairs})"
+        if _contains_zero(d):
+            sentences.append(f"On {name}, {ours} is not distinguishable from the best baseline ({best}, the "
+                             f"highest mean {by}): {ci}.")
+        else:
+            side = "above" if d["diff"] > 0 else "below"
+            sentences.append(f"On {name}, {ours} is {side} the best baseline ({best}, the highest mean {by}) by "
+                             f"{ci}; the interval excludes 0.")
+    return " ".join(sentences)
+
+
+def _spread_verdict(stats: Mapping[str, Mapping[str, tuple[float, float]]], ours: str) -> str | None:
+    """ReAD's task utility against the best baseline's, and whether the difference is larger than
+    the seed spread (docs/method.md: a smaller difference is not a result)."""
     baselines = {a: s["task_utility"] for a, s in stats.items() if a != ours}
     if ours not in stats or not baselines:
         return None
@@ -93,9 +245,13 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 
 def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
-             header: Sequence[str]) -> str:
-    """The comparison as Markdown: a summary table, then the final capability profiles."""
-    main_cols = [("task_utility", "task utility", 2), ("task_agreement", "agreement %", 1),
+             header: Sequence[str], paired: Mapping[str, Any] | None = None) -> str:
+    """The comparison as Markdown: a summary table (answer metrics first), the paired differences
+    against the best baseline (``paired``, from :func:`paired_against_best`), then the final
+    capability profiles."""
+    main_cols = [("answer_agreement", "agreement %", 1), ("answer_accuracy", "accuracy %", 1),
+                 ("answer_degenerate", "degenerate %", 1),
+                 ("task_utility", "task utility", 2), ("task_agreement", "whole-answer match %", 1),
                  ("on_target_gain", "on-target gain", 2), ("off_target_change", "off-target change", 2),
                  ("spent_tokens", "spent tokens", 0), ("wall_seconds", "wall time (s)", 0)]
     any_stats = next(iter(stats.values()))
@@ -106,12 +262,22 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
     lines.append("| --- | ---: | " + " | ".join("---:" for _ in main_cols) + " |")
     for alloc, s in stats.items():
         lines.append(f"| {alloc} | {counts[alloc]} | " + " | ".join(_fmt(*s[c], d) for c, _, d in main_cols) + " |")
+    if paired and paired["rows"]:
+        metrics = [name for _, name in PAIRED_METRICS if any(name in r for r in paired["rows"].values())]
+        lines += ["", f"Paired difference against the best baseline, {paired['best']} (the highest mean "
+                      f"{paired['by']}), in points with a 95% interval; {PAIRED_METHOD}:", ""]
+        lines.append("| allocator | " + " | ".join(f"{m} - {paired['best']}" for m in metrics) + " | seeds | items |")
+        lines.append("| --- | " + " | ".join("---:" for _ in metrics) + " | ---: | ---: |")
+        for alloc, row in paired["rows"].items():
+            cells = [_interval(row[m]) if m in row else "n/a" for m in metrics]
+            first = next(iter(row.values()), {"seeds": 0, "items": 0})
+            lines.append(f"| {alloc} | " + " | ".join(cells) + f" | {int(first['seeds'])} | {int(first['items'])} |")
     lines += ["", "Final capability profile (probe score, 0-100):", ""]
     lines.append("| allocator | " + " | ".join(c.removeprefix("probe/") for c in caps) + " |")
     lines.append("| --- | " + " | ".join("---:" for _ in caps) + " |")
     for alloc, s in stats.items():
         lines.append(f"| {alloc} | " + " | ".join(_fmt(*s[c], 1) for c in caps) + " |")
-    sentence = verdict(stats)
+    sentence = verdict(stats, paired=paired)
     if sentence:
         lines += ["", sentence]
     return "\n".join(lines) + "\n"
