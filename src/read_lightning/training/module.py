@@ -61,6 +61,30 @@ def lr_factor(progress: float, warmup: float, min_ratio: float) -> float:
     return min_ratio + (1.0 - min_ratio) * cosine
 
 
+def _greedy_generation_config(student: torch.nn.Module, tokenizer: Any) -> Any:
+    """The saved student's generation defaults: greedy, stopping at the end of a chat turn.
+
+    A ``pipeline`` or ``generate`` call on ``student/`` then answers as the module's own greedy
+    path (``HFTeacher`` with temperature 0) does, instead of sampling by surprise with settings
+    inherited from the teacher's config; a user who wants sampling asks for it.
+    """
+    from transformers import GenerationConfig
+
+    base = getattr(student, "generation_config", None)
+    eos: list[int] = []
+    for value in (getattr(base, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        for token in [value] if isinstance(value, int) else list(value or []):
+            if token not in eos:
+                eos.append(token)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return GenerationConfig(
+        do_sample=False,
+        bos_token_id=getattr(base, "bos_token_id", None),
+        eos_token_id=eos[0] if len(eos) == 1 else eos or None,
+        pad_token_id=pad if pad is not None else getattr(base, "pad_token_id", None),
+    )
+
+
 class DistillationModule(L.LightningModule):
     """Trains the student on teacher answers.
 
@@ -317,7 +341,11 @@ class DistillationModule(L.LightningModule):
         out = Path(log_dir) / "student"
         self.student.save_pretrained(out, state_dict=student_state)
         if self.tokenizer is not None:
+            # the chat template travels with the tokenizer (tokenizer_config.json / chat_template.jinja)
             self.tokenizer.save_pretrained(out)
+            if not getattr(self.tokenizer, "chat_template", None):
+                log.warning("the tokenizer has no chat template: %s cannot be used with chat messages", out)
+        _greedy_generation_config(self.student, self.tokenizer).save_pretrained(out)
         dm = getattr(self.trainer, "datamodule", None)
         ledger = getattr(dm, "ledger", None)
         summary: dict[str, Any] = {
