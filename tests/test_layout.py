@@ -18,6 +18,8 @@ DRIVERS = {"read_lightning.requirement.interventions": {"training"}, "read_light
 def _modules() -> dict[str, ast.Module]:
     out = {}
     for path in sorted(PACKAGE.rglob("*.py")):
+        if "resources" in path.relative_to(PACKAGE).parts:
+            continue  # packaged data, with the scripts that write it: not part of the package's code
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         out[name] = ast.parse(path.read_text(encoding="utf-8"))
