@@ -299,3 +299,31 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     fraction = summary["TaskEvaluationCallback"]["fraction_of_wall_clock"]
     assert fraction == pytest.approx(task.seconds / summary["wall_clock_seconds"], abs=0.02)
     assert not hasattr(trainer, "_read_fit_started")  # cleared for the trainer's next fit
+
+
+def test_task_evaluation_answers_the_test_split_before_and_after_training(tiny_tokenizer, tmp_path):
+    from read_lightning.training.callbacks import TaskEvaluationCallback
+
+    task = TaskEvaluationCallback("arith_word", references="teacher", limit=2, test_limit=5,
+                                  cache_dir=str(tmp_path / "cache"))
+    trainer, _ = run(tiny_tokenizer, tmp_path, 2, [task])
+    before, after = task.answers["before"], task.answers["after"]
+    for rates in (before, after):
+        assert rates["n"] == 5
+        for key in ("agreement", "accuracy", "degenerate"):
+            assert 0.0 <= rates[key] <= 100.0
+            lo, hi = rates[f"{key}_ci"]
+            assert lo <= rates[key] <= hi
+        assert rates["usable"] in (True, False)
+    # the teacher's test answers are cached apart from its dev references
+    test_refs = (tmp_path / "cache" / "task_test_references").glob("*.jsonl")
+    assert [len(p.read_text().splitlines()) for p in test_refs] == [5]
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text()) \
+        if (tmp_path / "lightning_logs").exists() else json.loads(next(tmp_path.rglob("summary.json")).read_text())
+    assert summary["TaskEvaluationCallback"]["answers"]["after"]["n"] == 5
+    logged = (next(tmp_path.rglob("metrics.csv"))).read_text().splitlines()[0]
+    assert "task/test_agreement" in logged and "task/test_degenerate" in logged
+    # a resumed state keeps the measurement made before training
+    restored = TaskEvaluationCallback("arith_word", references="teacher")
+    restored.load_state_dict(task.state_dict())
+    assert restored.answers["before"] == before

@@ -79,10 +79,13 @@ def answer_outcomes(
     comes back in its train/eval mode with every RNG state unchanged.
     """
     rows = card.rows(split)
-    if teacher_answers is not None and len(teacher_answers) != len(rows):
+    scored = rows if limit is None else rows[:limit]
+    # teacher answers for the whole split, or for just the rows answered (the same limit)
+    if teacher_answers is not None and len(teacher_answers) not in (len(rows), len(scored)):
         raise ValueError(f"{len(teacher_answers)} teacher answers for {len(rows)} rows of {card.name!r}/{split}")
-    if limit is not None:
-        rows, teacher_answers = rows[:limit], None if teacher_answers is None else teacher_answers[:limit]
+    rows = scored
+    if teacher_answers is not None:
+        teacher_answers = teacher_answers[: len(rows)]
     with preserved_state(model):
         generator = HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens,
                               temperature=0.0, strip=card.evaluation != "pass_at_1")

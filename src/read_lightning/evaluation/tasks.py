@@ -214,15 +214,17 @@ def task_references(
     *,
     max_new_tokens: int | None = None,
     batch_size: int = 16,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The teacher's greedy answers to every row of ``split``, generated once and cached.
+    """The teacher's greedy answers to the rows of ``split`` (the first ``limit``, default all),
+    generated once and cached.
 
     ``teacher``: an in-process model with its ``tokenizer``, or any ``Teacher`` backend (see
     :func:`cached_teacher_answers`). For the embedded default, where utility is fidelity to the
     teacher: pass the result to :func:`evaluate_task` as ``references``. Rows carry ``answer``
     and ``complete``.
     """
-    rows = card.rows(split)
+    rows = card.rows(split)[:limit]
     prompts = {(f"task:{card.name}:{split}", str(i)): card.user_message(r) for i, r in enumerate(rows)}
     got = cached_teacher_answers(
         teacher,
@@ -249,16 +251,20 @@ def evaluate_task(
     Greedy and deterministic; the model comes back in its train/eval modes with every RNG
     state unchanged. Extra keys per type: ``exact_match``; ``acc``/``acc_norm``;
     ``pass_at_1``/``timeouts``/``failures``; ``fidelity``/``agreement``/``logprob``.
-    With ``references`` (one row per split row, e.g. from :func:`task_references`), utility is
+    With ``references`` (one row per split row, or per scored row; e.g. from :func:`task_references`), utility is
     fidelity to those answers whatever the card's evaluation type (the embedded default).
     """
     rows = card.rows(split)
-    if references is not None and len(references) != len(rows):
-        raise ValueError(f"{len(references)} references for {len(rows)} rows of {card.name!r}/{split}")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"limit must be None or >= 1, got {limit}")
-        rows = rows[:limit]
+        scored = rows[:limit]
+    else:
+        scored = rows
+    # references for the whole split, or for just the rows scored (task_references with the same limit)
+    if references is not None and len(references) not in (len(rows), len(scored)):
+        raise ValueError(f"{len(references)} references for {len(rows)} rows of {card.name!r}/{split}")
+    rows = scored
     messages = [card.user_message(r) for r in rows]
     with preserved_state(model):
         if references is not None or card.evaluation == "fidelity":

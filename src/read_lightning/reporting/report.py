@@ -59,6 +59,51 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _rate(rates: dict[str, Any] | None, key: str) -> str:
+    if not rates or key not in rates:
+        return "-"
+    lo, hi = rates.get(f"{key}_ci", (math.nan, math.nan))
+    return f"{rates[key]:.1f}% [{lo:.1f}, {hi:.1f}]"
+
+
+def _answer_lines(answers: dict[str, Any] | None) -> list[str]:
+    """The headline: does the student answer the task, before and after, with 95% intervals."""
+    from read_lightning.evaluation.task_answers import MAX_DEGENERATE, USEFUL_AGREEMENT
+
+    if not answers or not (answers.get("before") or answers.get("after")):
+        return ["## Does the student answer the task?", "",
+                "Not measured in this run (a `TaskEvaluationCallback` with `test_answers: true` measures it).", ""]
+    before, after = answers.get("before"), answers.get("after")
+    n = (after or before or {}).get("n", "?")
+    lines = ["## Does the student answer the task?", "",
+             f"Greedy answers to the {n} items of the task's {answers.get('split', 'test')} split, scored by the "
+             "card's rule (final number, named option, pass@1 verdict, or normalised answer line); "
+             "95% Wilson intervals in brackets.", "",
+             "| metric | before distillation | after distillation |", "| --- | --- | --- |"]
+    for key, label in (("agreement", "agrees with the teacher's answer"), ("accuracy", "correct (gold answers)"),
+                       ("degenerate", "degenerate (empty, or one token over half the answer)")):
+        if key in (before or {}) or key in (after or {}):
+            lines.append(f"| {label} | {_rate(before, key)} | {_rate(after, key)} |")
+    lines.append("")
+    note = (after or before or {}).get("note")
+    if note:
+        lines += [f"Note: {note}.", ""]
+    verdicts = []
+    if before and after:
+        for key, label in (("agreement", "agreement with the teacher"), ("accuracy", "accuracy")):
+            if key in before and key in after and after[key] < before[key]:
+                verdicts.append(f"**The student got worse at the task: {label} fell from {before[key]:.1f}% "
+                                f"to {after[key]:.1f}%.**")
+    if after and after.get("usable") is False:
+        verdicts.append(f"**Below the usefulness level: a usable student agrees with its teacher on at least "
+                        f"{USEFUL_AGREEMENT:.0f}% of items with at most {MAX_DEGENERATE:.0f}% degenerate answers; "
+                        f"this one agrees on {after.get('agreement', 0.0):.1f}% with "
+                        f"{after.get('degenerate', 0.0):.1f}% degenerate.**")
+    elif after and after.get("usable"):
+        verdicts.append("The student meets the usefulness level (see docs/guide.md).")
+    return lines + verdicts + ([""] if verdicts else [])
+
+
 def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     caps = record.capabilities
     x, S = record.profile_series()
@@ -81,6 +126,7 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     if bandit.get("requirement_explanation"):
         facts.append(f"requirement vector: {bandit['requirement_explanation']}")
     lines += [f"- {f}" for f in facts] + [""]
+    lines += _answer_lines((summary.get("TaskEvaluationCallback") or {}).get("answers"))
 
     lines += ["## Capability profile", "", "| capability | r | start | end | change |", "| --- | --- | --- | --- | --- |"]
     r = record.requirement or {}
@@ -94,7 +140,9 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     utility = record.utility_series()
     if utility:
         lines += [f"Task utility (dev split, 0-100): {utility[0][1]:.1f} at {int(utility[0][0])} tokens, "
-                  f"{utility[-1][1]:.1f} at {int(utility[-1][0])} tokens ({len(utility)} checkpoints).", ""]
+                  f"{utility[-1][1]:.1f} at {int(utility[-1][0])} tokens ({len(utility)} checkpoints). With teacher "
+                  "references this is a log-likelihood fidelity: a diagnostic that can rise while no answer "
+                  "agrees; the answers above are the measure to act on.", ""]
     if record.test_result:
         agreement = record.test_result.get("task_agreement")
         extra = f", greedy agreement with the teacher {agreement:.1f}%" if isinstance(agreement, (int, float)) else ""

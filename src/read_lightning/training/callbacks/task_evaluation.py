@@ -32,9 +32,14 @@ class TaskEvaluationCallback(TimedEvaluation):
             probes do), which is the utility to use where the teacher is itself mostly wrong
             (the embedded default) and what ``read-train compare`` scores on the test split.
         cache_dir: where teacher references are cached; default the models' cache.
+        test_answers: before training and after it, have the student answer the card's test
+            split greedily and score the answers (agreement with the teacher's answers by the
+            card's rule, accuracy against gold, degenerate answers; 95% intervals). This is the
+            run's headline: ``summary.json``, the report and ``task/test_*`` in TensorBoard.
+        test_limit: test rows answered (default all).
 
-    Logs ``task/utility`` (0-100), and ``task/agreement`` (greedy agreement, %) with teacher
-    references. ``BanditAllocationCallback`` uses the utility for kappa decay and reward
+    Logs ``task/utility`` (0-100), and ``task/agreement`` (teacher-forced whole-answer match, %)
+    with teacher references. ``BanditAllocationCallback`` uses the utility for kappa decay and reward
     calibration.
     """
 
@@ -49,6 +54,8 @@ class TaskEvaluationCallback(TimedEvaluation):
         batch_size: int = 8,
         references: str = "gold",
         cache_dir: str | None = None,
+        test_answers: bool = True,
+        test_limit: int | None = None,
     ) -> None:
         super().__init__()
         from read_lightning.evaluation.tasks import TaskCard
@@ -58,6 +65,8 @@ class TaskEvaluationCallback(TimedEvaluation):
         check_number("task batch_size", batch_size, low=1, integer=True)
         if limit is not None:
             check_number("task limit", limit, low=1, integer=True)
+        if test_limit is not None:
+            check_number("task test_limit", test_limit, low=1, integer=True)
         if references not in ("gold", "teacher"):
             raise ValueError(f"task references must be 'gold' or 'teacher', got {references!r}")
         self.card = TaskCard.load(resolve_card(task_card))
@@ -65,13 +74,61 @@ class TaskEvaluationCallback(TimedEvaluation):
         self.references, self.cache_dir = references, cache_dir
         self._reference_rows: list[dict[str, Any]] | None = None
         self.evaluated_epoch: int | None = None  # the interval whose end was last evaluated
+        self.test_answers, self.test_limit = test_answers, test_limit
+        # rates of the test answers before and after training (see answer_report)
+        self.answers: dict[str, Any] = {"split": "test", "before": None, "after": None}
+        self._outcomes: dict[str, list[dict[str, Any]]] = {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "evaluated_epoch": self.evaluated_epoch}
+        return {**super().state_dict(), "evaluated_epoch": self.evaluated_epoch, "answers": self.answers,
+                "outcomes": self._outcomes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.evaluated_epoch = state.get("evaluated_epoch")
+        self.answers = dict(state.get("answers") or self.answers)
+        self._outcomes = dict(state.get("outcomes") or {})
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "answers": self.answers}
+
+    def _answer_test(self, trainer: L.Trainer, pl_module: L.LightningModule, when: str) -> None:
+        """Score the student's greedy test answers (rank 0), log them, keep them for the report."""
+        from read_lightning.evaluation.task_answers import answer_outcomes, answer_report, has_gold
+        from read_lightning.evaluation.tasks import task_references
+
+        rates = None
+        student, tokenizer = evaluation_student(trainer, pl_module)
+        if trainer.is_global_zero:
+            found = teacher_source(trainer)
+            teacher_rows = None
+            if found is not None:
+                cache = teacher_cache(trainer, self.cache_dir, "task_test_references")
+                teacher_rows = task_references(self.card, *found, cache, split="test", batch_size=self.batch_size,
+                                               limit=self.test_limit)
+            was_training = student.training
+            outcomes = answer_outcomes(self.card, student, tokenizer, "test", teacher_answers=teacher_rows,
+                                       limit=self.test_limit, batch_size=self.batch_size)
+            student.train(was_training)
+            rates = answer_report(outcomes)
+            if not has_gold(self.card):
+                rates["note"] = "the card has no gold answers: agreement with the teacher only"
+            self._outcomes[when] = [{k: o[k] for k in ("agree", "correct", "degenerate", "final")} for o in outcomes]
+        rates = trainer.strategy.broadcast(rates, src=0)
+        self.answers[when] = rates
+        if trainer.is_global_zero and trainer.logger is not None:
+            metrics = {f"task/test_{k}": float(rates[k]) for k in ("agreement", "accuracy", "degenerate") if k in rates}
+            trainer.logger.log_metrics(metrics, step=trainer.global_step)
+
+    def _answer_after(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.test_answers and self.answers.get("after") is None:
+            self._timed(self._answer_test, trainer, pl_module, "after")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._answer_after(trainer, pl_module)  # before the module writes summary.json
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._answer_after(trainer, pl_module)  # a resumed run with nothing left to train
 
     def _prepare_references(self, trainer: L.Trainer) -> None:
         from read_lightning.evaluation.tasks import task_references
@@ -81,7 +138,8 @@ class TaskEvaluationCallback(TimedEvaluation):
             log.warning("the data module has no teacher to ask; the task is scored on the card's gold answers")
             return
         cache = teacher_cache(trainer, self.cache_dir, "task_references")
-        self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size)
+        self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size,
+                                               limit=self.limit)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         from read_lightning.evaluation.tasks import evaluate_task
@@ -103,6 +161,8 @@ class TaskEvaluationCallback(TimedEvaluation):
         self._start_clock(trainer)
         if self.references == "teacher" and trainer.is_global_zero:
             self._timed(self._prepare_references, trainer)  # cached: a resumed run reads the file
+        if self.test_answers and self.answers.get("before") is None:
+            self._timed(self._answer_test, trainer, pl_module, "before")
         if self.latest_utility is not None:
             return  # restored from a checkpoint: the checkpointed student's utility is known
         self._timed(self._evaluate, trainer, pl_module)
