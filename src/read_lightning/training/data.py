@@ -364,12 +364,15 @@ class CapabilityDataModule(L.LightningDataModule):
         return _jsonl_prompt_source(self.prompt_source_name, self.capabilities, self._held_out_hashes())
 
     def _held_out_hashes(self) -> set[str]:
-        """Prompts training must never see: the packaged probe items, plus the user's hash file.
+        """Prompts training must never see: the packaged probe items, the dev and test questions
+        of every packaged task card, plus the user's hash file.
 
-        Probes measure the profile the bandit learns from; a probe prompt in the training data
-        would reward memorisation instead of capability.
+        Probes measure the profile the bandit learns from, and task splits the student a user
+        gets; a held-out prompt in the training data would reward memorisation instead of
+        capability. A user's own card is held out with ``read-train leakage``'s hash file.
         """
         from read_lightning.evaluation.probes import probe_file, probe_items
+        from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
         from read_lightning.prompts.leakage import load_hash_set, prompt_hash
 
         hashes = {
@@ -378,6 +381,9 @@ class CapabilityDataModule(L.LightningDataModule):
             if probe_file(cap, ".jsonl", self.probe_data_dir).is_file()
             for item in probe_items(cap, self.probe_data_dir)
         }
+        for path in list_example_tasks():
+            card = TaskCard.load(path, check_data=False)
+            hashes |= {prompt_hash(card.user_message(row)) for split in ("dev", "test") for row in card.rows(split)}
         if self.leakage_hashes:
             hashes |= set(load_hash_set(self.leakage_hashes))
         return hashes
