@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, Callable
 
 from read_lightning.alloc_core import Allocator, Vector, compute_reward
+from read_lightning.alloc_gain import GainTrackingAllocator
 from read_lightning.alloc_static import (
     FixedAllocator,
     RandomAllocator,
@@ -41,6 +42,7 @@ __all__ = [
     "candidate_actions",
     "BootstrapEnsemble",
     "Allocator",
+    "GainTrackingAllocator",
     "UCBEnsembleAllocator",
     "GreedyAllocator",
     "UniformAllocator",
@@ -54,7 +56,8 @@ __all__ = [
 ]
 
 ALLOCATORS: dict[str, Callable[..., Allocator]] = {
-    "read": UCBEnsembleAllocator,
+    "read": GainTrackingAllocator,  # the default (docs/allocator.md)
+    "read_ucb": UCBEnsembleAllocator,  # the published UCB over a bootstrap ensemble: ReAD's reference
     "uniform": UniformAllocator,
     "task_static": TaskStaticAllocator,
     "single": SingleCapabilityAllocator,
