@@ -1,21 +1,7 @@
 """Allocators: choose the data mixture ``w`` over capabilities at each decision step (the registry).
 
-Pure numpy (no torch, no Lightning) so the decision core is cheap, exact to resume and testable
-without a trainer; the Lightning callback is a thin adapter that calls ``select``/``observe``.
-
-Protocol, shared by every allocator::
-
-    w = alloc.select(profile=s, remaining=b / B)   # list[float] on the simplex, one per capability
-    ...train one interval on w, probe the student...
-    R = alloc.observe(profile=s_next, cost=tokens)  # reward of the last choice; learns from it
-    alloc.development_checkpoint(dev_utility)       # at coarse checkpoints
-
-Units: profiles ``s`` are probe scores on a 0-100 scale, so ``delta_s`` and the reward's
-``gain``/``spill`` are in profile points (requirement-weighted); ``cost`` is in tokens and the
-cost penalty is ``lam * cost / cost_scale`` (``cost_scale=1``: ``lam`` is per token, the
-published convention; pass e.g. the tokens of one interval to make ``lam`` per interval).
-
-The allocators live in ``alloc_core`` (protocol, reward, state), ``alloc_ucb`` (the published
+The protocol (``select`` / ``observe`` / ``development_checkpoint``, units, exact state) is
+``alloc_core``'s. The allocators live in ``alloc_core`` (protocol, reward, state), ``alloc_ucb`` (the published
 UCB-over-ensemble allocator, ``read_ucb``), ``alloc_gain`` (the default ``read``) and
 ``alloc_static`` (baselines); this module names them and re-exports their public names.
 """
