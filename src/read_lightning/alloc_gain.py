@@ -135,10 +135,14 @@ class GainTrackingAllocator(Allocator):
         recent, recent_se = self._fit(slice(None), self.memory)
         return {"early": early, "early_se": early_se, "recent": recent, "recent_se": recent_se}
 
-    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+    def tilt(self) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """``(tilt (K,), info)``: each capability's value relative to ``r`` from its retained share.
+
+        ``tilt`` is None where the rule plays ``w = r`` (warm-up, or a required capability harmed).
+        """
         r = self.requirement
         if self.steps < max(self.warmup, 1):
-            return r.copy(), {"kappa": self.kappa, "warmup": True, "tilted": False}
+            return None, {"kappa": self.kappa, "warmup": True}
         f = self.returns()
         req = r > 0
         # saturation brings a return down to 0, not below: a fall is harm from another capability
@@ -150,11 +154,16 @@ class GainTrackingAllocator(Allocator):
         info: dict[str, Any] = {"kappa": self.kappa, "warmup": False, "retained": ratio.tolist(),
                                 "retained_se": ratio_se.tolist(), "harmed": int(harmed.sum())}
         if mean <= 0.0 or (self.harm_guard and harmed.any()):
-            return r.copy(), {**info, "tilted": False}
+            return None, info
         gap = ratio - mean
         shrunk = np.sign(gap) * np.maximum(np.abs(gap) - self.kappa * ratio_se, 0.0)  # soft threshold
-        tilt = np.clip(np.maximum((mean + shrunk) / mean, 0.0) ** self.foresight, self.floor, self.max_boost)
-        w = r * tilt
+        return np.clip(np.maximum((mean + shrunk) / mean, 0.0) ** self.foresight, self.floor, self.max_boost), info
+
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        tilt, info = self.tilt()
+        if tilt is None:
+            return self.requirement.copy(), {**info, "tilted": False}
+        w = self.requirement * tilt
         return w / w.sum(), {**info, "tilted": bool(np.any(tilt != 1.0))}
 
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
