@@ -75,8 +75,8 @@ def test_a_decision_takes_well_under_50_ms():
 
 def test_it_moves_mass_off_a_saturated_capability():
     # family-B-like: the most required capability saturates within a few intervals
-    # (measured: second-half share / r_top 0.56, 0.42, 0.69, 1.03 on seeds 0-3; the harm guard sends
-    # it back to r on the intervals where another capability's return falls below 0)
+    # (measured: second-half share / r_top 0.29, 0.27, 0.39, 1.04 on seeds 0-3; 0.56, 0.42, 0.69, 1.03
+    # before the harm test got its own, longer window; on seed 3 the rule never finds the fall)
     late, lowest = [], []
     for seed in range(4):
         env = make_family_environment("saturation", seed)
@@ -88,7 +88,7 @@ def test_it_moves_mass_off_a_saturated_capability():
         lowest.append(share.min())
         assert np.allclose(result.allocations[0], r)  # warm-up: w = r
         assert share.min() >= 0.1 - 1e-9  # never below the exploration floor
-    assert np.mean(late) < 0.75, late  # on average well below its r share in the second half
+    assert np.mean(late) < 0.6, late  # on average well below its r share in the second half
     assert sum(m < 0.3 for m in lowest) >= 3, lowest
 
 
@@ -112,8 +112,10 @@ def test_a_required_capability_hurt_while_holding_its_share_sends_it_back_to_r()
     r = np.array([0.5, 0.3, 0.2])
     alloc = GainTrackingAllocator(caps, r.tolist(), warmup=2)
     s = np.array([30.0, 30.0, 30.0])
-    for t in range(10):
-        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 10))
+    # the harm window (harm_memory 0.85) weighs code's early gains for a while: it is seen at t = 12
+    # here (at t = 6 with the short window of 0.5, which the noise of a saturated capability trips)
+    for t in range(14):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 14))
         # math saturates after the warm-up; code keeps falling (spillover) whatever it gets
         gain = np.array([3.0 if t < 2 else 0.0, -0.3 if t >= 2 else 1.0, 1.0]) * np.sqrt(w / r)
         s = s + gain
@@ -125,8 +127,35 @@ def test_a_required_capability_hurt_while_holding_its_share_sends_it_back_to_r()
     assert not np.allclose(unguarded.select(profile=s.tolist(), remaining=0.1), r)  # the guard is what held it
 
 
+def _harm_alarms(harm_memory: float, seeds=range(6)) -> float:
+    """Share of decisions on which the harm rule fires when one capability only saturates (no harm at all)."""
+    caps, r = ["math", "code", "reasoning", "general_knowledge"], np.array([0.4, 0.3, 0.2, 0.1])
+    fired = []
+    for seed in seeds:
+        alloc = GainTrackingAllocator(caps, r.tolist(), harm_memory=harm_memory)
+        rng = np.random.default_rng(seed)
+        true = np.full(4, 30.0)
+        s = true + rng.normal(0, 0.5, 4)
+        for t in range(20):
+            w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 20))
+            if t >= 2:
+                fired.append(alloc.last_info["harmed"] > 0)
+            true = true + np.array([3.0 if t < 3 else 0.0, 1.0, 1.0, 1.0]) * np.sqrt(w / r)  # math saturates at t = 3
+            s = true + rng.normal(0, 0.5, 4)
+            alloc.observe(profile=s.tolist(), cost=1.0)
+    return float(np.mean(fired))
+
+
+def test_a_saturated_capability_noise_does_not_trip_the_harm_rule():
+    # its return is 0 plus noise: over the short trend window (the old rule) the noise crossed the
+    # threshold on 9% of decisions, each sending the mixture back to r; over the harm window, never
+    assert _harm_alarms(0.5) > 0.05
+    assert _harm_alarms(0.85) == 0.0
+
+
 def test_validation_names_the_bad_value():
     for kwargs, match in (({"kappa": -1.0}, "kappa"), ({"memory": 0.0}, "memory"), ({"floor": 1.5}, "floor"),
-                          ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight")):
+                          ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight"),
+                          ({"harm_memory": 0.0}, "harm_memory")):
         with pytest.raises(ValueError, match=match):
             make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)

@@ -22,7 +22,9 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   allocator plays ``w = r`` exactly: that is what keeps it from losing where there is nothing to
   win.
 * **Saturation, not harm.** Saturation brings a return down to 0, not below. A required capability
-  whose recent return is below 0 (by ``harm_z`` standard errors) is being hurt by another capability's training
+  whose return over a longer window (weights ``harm_memory ** age``: a saturated capability's return
+  is 0 plus noise, and over the short window the noise alone crosses 0 too often) is below 0 (by
+  ``harm_z`` standard errors) is being hurt by another capability's training
   (spillover, or transfer that turned negative), not saturated: taking mass off it would make the
   damage worse, and the allocator cannot tell which capability does it. While any is, it plays
   ``w = r``. Boosts are capped (``max_boost``), so no capability's apparent return (a shortcut's
@@ -63,8 +65,12 @@ class GainTrackingAllocator(Allocator):
         foresight: exponent on the retained return: a return that fell to ``q`` of its early value
             over the recent window is read as falling to ``q ** foresight`` over the intervals the
             choice affects (saturation continues).
-        harm_z: a required capability whose recent return is below 0 by more than ``harm_z``
-            standard errors is being hurt (not saturated); then ``w = r``.
+        harm_z: a required capability whose return over the harm window is below 0 by more than
+            ``harm_z`` standard errors is being hurt (not saturated); then ``w = r``.
+        harm_memory: weight of an interval in that harm test, per interval of age. Longer than
+            ``memory``: a saturated capability's return sits at 0, so over a short window its noise
+            alone crosses the threshold often and undoes the tilt; harm (a return that stays below 0)
+            shows over a longer one.
         harm_guard: apply that rule (off only to measure what it is worth).
     Defaults: tuned on the tuning seeds of every family of ``benchmarks/allocation.py`` at once
     (``docs/allocator.md``); none names a family.
@@ -88,6 +94,7 @@ class GainTrackingAllocator(Allocator):
         foresight: float = 2.0,
         harm_z: float = 0.75,
         harm_guard: bool = True,
+        harm_memory: float = 0.85,
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (isinstance(warmup, int) and warmup >= 0):
@@ -106,19 +113,26 @@ class GainTrackingAllocator(Allocator):
         self.warmup, self.kappa, self.memory = warmup, float(kappa), float(memory)
         self.floor, self.max_boost, self.harm_guard = float(floor), float(max_boost), bool(harm_guard)
         self.foresight, self.harm_z = float(foresight), float(harm_z)
+        if not 0 < harm_memory <= 1:
+            raise ValueError(f"harm_memory must be in (0, 1], got {harm_memory!r}")
+        self.harm_memory = float(harm_memory)
         self.history_w: list[np.ndarray] = []  # (K,) mixture of each interval
         self.history_delta: list[np.ndarray] = []  # (K,) observed delta_s of each interval
 
-    def _fit(self, rows: slice, decay: float) -> tuple[np.ndarray, np.ndarray]:
+    def _fit(self, rows: slice, decay: float, per_mass: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(rho, se)``, each ``(K,)``: gain per unit of effective mass over the intervals ``rows``.
 
         Weighted least squares of ``delta_s_c`` on ``x_c = sqrt(w_c)`` through the origin, weights
         ``decay ** age``. ``sqrt`` because returns within an interval are concave: with ``x = w``
         a capability given less mass would look more responsive per unit, only for having less.
         The residual variance is pooled with the capabilities' median by the weight of two
-        intervals, so one lucky fit does not claim a tiny noise.
+        intervals, so one lucky fit does not claim a tiny noise. ``per_mass=False``: the weighted mean
+        change per interval (``x = 1``), for harm, which other capabilities' training causes and
+        which does not scale with the victim's own mass.
         """
         x, d = np.sqrt(np.array(self.history_w[rows])), np.array(self.history_delta[rows])  # (T, K)
+        if not per_mass:
+            x = np.ones_like(x)
         lam = decay ** np.arange(len(x))[::-1][:, None]  # (T, 1), newest weight 1
         sxx = (lam * x * x).sum(0)
         rho = (lam * x * d).sum(0) / np.maximum(sxx, 1e-12)
@@ -146,7 +160,8 @@ class GainTrackingAllocator(Allocator):
         f = self.returns()
         req = r > 0
         # saturation brings a return down to 0, not below: a fall is harm from another capability
-        harmed = req & (f["recent"] + self.harm_z * f["recent_se"] < 0.0)
+        harm, harm_se = self._fit(slice(None), self.harm_memory, per_mass=False)
+        harmed = req & (harm + self.harm_z * harm_se < 0.0)
         known = req & (f["early"] > 2.0 * f["early_se"])  # a start we can measure a decline from
         ratio = np.where(known, f["recent"] / np.where(known, f["early"], 1.0), 1.0)
         ratio_se = np.where(known, np.hypot(f["recent_se"], ratio * f["early_se"]) / np.where(known, f["early"], 1.0), 0.0)
