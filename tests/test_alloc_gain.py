@@ -153,9 +153,33 @@ def test_a_saturated_capability_noise_does_not_trip_the_harm_rule():
     assert _harm_alarms(0.85) == 0.0
 
 
+def _forgotten_run(futile_z):
+    """Math saturates (flat, not falling) at t = 3; code is forgotten whatever mass it gets; (K,) shares / r at the end."""
+    caps, r = ["math", "code", "reasoning", "general_knowledge"], np.array([0.4, 0.3, 0.2, 0.1])
+    alloc = GainTrackingAllocator(caps, r.tolist(), futile_z=futile_z)
+    rng = np.random.default_rng(0)
+    true = np.full(4, 40.0)
+    s = true + rng.normal(0, 0.5, 4)
+    for t in range(12):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 12))
+        true = true + np.array([3.0 if t < 3 else 0.0, -1.0, 1.0, 1.0]) * np.sqrt(w / r) - np.array([0.0, 0.5, 0.0, 0.0])
+        s = true + rng.normal(0, 0.5, 4)
+        alloc.observe(profile=s.tolist(), cost=1.0)
+    return w / r, alloc.last_info
+
+
+def test_a_capability_that_loses_ground_whatever_it_gets_keeps_only_the_floor():
+    share, info = _forgotten_run(0.5)
+    assert info["futile"] == 1 and info["harmed"] >= 1
+    assert share[1] < 0.2  # code keeps about the floor (0.1 of r) after renormalising
+    assert share[0] > 1.0 and share[2] > 1.0  # its mass went to the others (the saturated math is not futile)
+    unruled, _ = _forgotten_run(None)
+    assert np.allclose(unruled, 1.0)  # without the rule, the harm guard holds w = r
+
+
 def test_validation_names_the_bad_value():
     for kwargs, match in (({"kappa": -1.0}, "kappa"), ({"memory": 0.0}, "memory"), ({"floor": 1.5}, "floor"),
                           ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight"),
-                          ({"harm_memory": 0.0}, "harm_memory")):
+                          ({"harm_memory": 0.0}, "harm_memory"), ({"futile_z": float("nan")}, "futile_z")):
         with pytest.raises(ValueError, match=match):
             make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)

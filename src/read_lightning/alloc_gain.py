@@ -25,10 +25,18 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   whose return over a longer window (weights ``harm_memory ** age``: a saturated capability's return
   is 0 plus noise, and over the short window the noise alone crosses 0 too often) is below 0 (by
   ``harm_z`` standard errors) is being hurt by another capability's training
-  (spillover, or transfer that turned negative), not saturated: taking mass off it would make the
-  damage worse, and the allocator cannot tell which capability does it. While any is, it plays
-  ``w = r``. Boosts are capped (``max_boost``), so no capability's apparent return (a shortcut's
+  (spillover, or transfer that turned negative), not saturated: deflating it as if saturated would
+  make the damage worse, and the allocator cannot tell which capability does it. While any is, it
+  plays ``w = r`` (but for futile capabilities, below). Boosts are capped (``max_boost``), so no capability's apparent return (a shortcut's
   early transfer) can draw much more than ``r`` gives it.
+* **Futility.** A required capability that has lost ground over the whole run despite its mass (its
+  return per unit of mass over every interval, ``futile_memory = 1``, below 0 by ``futile_z``
+  standard errors) keeps only the exploration floor, its share going to the others. That is a
+  capability others' training makes the student forget faster than its own can teach it (heavy
+  spillover): its mass buys it nothing and, in a spillover, hurts the rest; the best fixed mixtures
+  of the ``spillover`` family put little or nothing on such capabilities. Saturation does not
+  trigger it (a saturated return is 0, and the early gains stay in the whole-run fit). This rule
+  applies also while the harm rule holds ``w = r`` for the other capabilities.
 * **Exploration that does not stop.** Every capability keeps at least ``floor`` of its ``r`` share,
   so the return of one the rule deflates is still measured and it can win its mass back.
 
@@ -72,6 +80,10 @@ class GainTrackingAllocator(Allocator):
             alone crosses the threshold often and undoes the tilt; harm (a return that stays below 0)
             shows over a longer one.
         harm_guard: apply that rule (off only to measure what it is worth).
+        futile_z: a required capability whose return per unit of mass over the futility window is
+            below 0 by more than ``futile_z`` standard errors keeps only ``floor`` of its share;
+            None: no futility rule.
+        futile_memory: weight of an interval in that test, per interval of age (1: the whole run).
     Defaults: tuned on the tuning seeds of every family of ``benchmarks/allocation.py`` at once
     (``docs/allocator.md``); none names a family.
     """
@@ -95,6 +107,8 @@ class GainTrackingAllocator(Allocator):
         harm_z: float = 0.75,
         harm_guard: bool = True,
         harm_memory: float = 0.85,
+        futile_z: float | None = 0.5,
+        futile_memory: float = 1.0,
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (isinstance(warmup, int) and warmup >= 0):
@@ -116,6 +130,12 @@ class GainTrackingAllocator(Allocator):
         if not 0 < harm_memory <= 1:
             raise ValueError(f"harm_memory must be in (0, 1], got {harm_memory!r}")
         self.harm_memory = float(harm_memory)
+        if futile_z is not None and not math.isfinite(futile_z):
+            raise ValueError(f"futile_z must be finite or None, got {futile_z!r}")
+        self.futile_z = None if futile_z is None else float(futile_z)
+        if not 0 < futile_memory <= 1:
+            raise ValueError(f"futile_memory must be in (0, 1], got {futile_memory!r}")
+        self.futile_memory = float(futile_memory)
         self.history_w: list[np.ndarray] = []  # (K,) mixture of each interval
         self.history_delta: list[np.ndarray] = []  # (K,) observed delta_s of each interval
 
@@ -176,10 +196,14 @@ class GainTrackingAllocator(Allocator):
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
         tilt, info = self.tilt()
-        if tilt is None:
-            return self.requirement.copy(), {**info, "tilted": False}
-        w = self.requirement * tilt
-        return w / w.sum(), {**info, "tilted": bool(np.any(tilt != 1.0))}
+        w = self.requirement.copy() if tilt is None else self.requirement * tilt
+        if self.futile_z is not None and self.steps >= max(self.warmup, 1):
+            whole, whole_se = self._fit(slice(None), self.futile_memory)
+            futile = (self.requirement > 0) & (whole + self.futile_z * whole_se < 0.0)
+            if futile.any() and not futile.all():
+                w = np.where(futile, self.floor * self.requirement, w)
+            info = {**info, "futile": int(futile.sum())}
+        return w / w.sum(), {**info, "tilted": bool(tilt is not None and np.any(tilt != 1.0))}
 
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
         self.history_w.append(np.asarray(pending["w"], dtype=float))
