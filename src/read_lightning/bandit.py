@@ -2,7 +2,7 @@
 
 The protocol (``select`` / ``observe`` / ``development_checkpoint``, units, exact state) is
 ``alloc_core``'s. The allocators live in ``alloc_core`` (protocol, reward, state), ``alloc_ucb`` (the published
-UCB-over-ensemble allocator, ``read_ucb``), ``alloc_gain`` (the default ``read``) and
+UCB-over-ensemble allocator, ``read_ucb``), ``alloc_gain`` (the default ``read``), ``alloc_transfer`` (``read_transfer``) and
 ``alloc_static`` (baselines); this module names them and re-exports their public names.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from read_lightning.alloc_core import Allocator, Vector, compute_reward
 from read_lightning.alloc_gain import GainTrackingAllocator
+from read_lightning.alloc_transfer import TransferAllocator
 from read_lightning.alloc_static import (
     FixedAllocator,
     RandomAllocator,
@@ -29,6 +30,7 @@ __all__ = [
     "BootstrapEnsemble",
     "Allocator",
     "GainTrackingAllocator",
+    "TransferAllocator",
     "UCBEnsembleAllocator",
     "GreedyAllocator",
     "UniformAllocator",
@@ -43,6 +45,7 @@ __all__ = [
 
 ALLOCATORS: dict[str, Callable[..., Allocator]] = {
     "read": GainTrackingAllocator,  # the default (docs/allocator.md)
+    "read_transfer": TransferAllocator,  # read plus a fitted transfer model (opt-in: it did not beat read)
     "read_ucb": UCBEnsembleAllocator,  # the published UCB over a bootstrap ensemble: ReAD's reference
     "uniform": UniformAllocator,
     "task_static": TaskStaticAllocator,
