@@ -1,7 +1,7 @@
 """``read_transfer``: ``alloc_gain``'s choice plus credit for what training one capability does to the others.
 
 Not the default. On the benchmark families it meets no target ``read`` misses (``docs/allocator.md``):
-on the tuning seeds it is ``read``'s equal overall (+0.0-0.1%), better on ``sign_flip`` (probes sd
+on the tuning seeds it is ``read``'s equal overall (-0.1 to +0.1%), better on ``sign_flip`` (probes sd
 0.05, where transfer can be read) and worse on ``saturation`` (the probes cost mass). With the TRUE
 transfer matrix at the start the objective below would take about 80% of the ``additive`` headroom,
 but the matrix cannot be identified from one run's intervals at the suite's probe noise: a probe of
