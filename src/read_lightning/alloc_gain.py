@@ -201,7 +201,9 @@ class GainTrackingAllocator(Allocator):
         pooled with the capabilities' median by the weight of two intervals.
         """
         d = np.array(self.history_delta)  # (T, K)
-        var = d.var(0) * len(d) / max(len(d) - 1, 1)
+        if len(d) < 2:  # one change carries no estimate of its own noise
+            return np.zeros(len(self.requirement), dtype=bool)
+        var = d.var(0) * len(d) / (len(d) - 1)
         var = (len(d) * var + 2.0 * np.median(var)) / (len(d) + 2.0)
         return d.sum(0) < -z * np.sqrt(var)
 
