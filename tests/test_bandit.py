@@ -41,8 +41,10 @@ def drive(alloc, steps: int, start: int = 0) -> list[list[float]]:
 def test_select_returns_simplex_for_every_allocator():
     for name in ALLOCATORS:
         kwargs = {"mixture": [1 / 8] * 8} if name == "fixed" else {}
-        if name in ("read", "greedy"):
+        if name in ("read_ucb", "greedy"):
             kwargs.update(FAST, warmup=2)
+        if name == "read":
+            kwargs.update(warmup=2)
         alloc = make_allocator(name, CAPS, R, seed=1, **kwargs)
         for w in drive(alloc, 4):
             assert len(w) == len(CAPS)
@@ -131,9 +133,9 @@ def test_validation_messages_name_the_bad_value():
         UCBEnsembleAllocator(CAPS, R, anchor_shrink=1.5)
 
 
-@pytest.mark.parametrize("name", ["read", "random", "task_static"])
+@pytest.mark.parametrize("name", ["read", "read_ucb", "random", "task_static"])
 def test_state_dict_round_trip_continues_identically(name):
-    kwargs = dict(FAST, warmup=3) if name == "read" else {}
+    kwargs = {"read_ucb": dict(FAST, warmup=3), "read": {"warmup": 2}}.get(name, {})
     a = make_allocator(name, CAPS, R, seed=3, **kwargs)
     drive(a, 5)
     a.development_checkpoint(40.0)

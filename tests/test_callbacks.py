@@ -62,7 +62,7 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
         def on_train_epoch_start(self, trainer, pl_module):
             seen.append(dict(trainer.datamodule.interval_stats["mixture"]))
 
-    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
+    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
     trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), bandit, Spy()])
     rows = [json.loads(line) for line in open(tmp_path / "lightning_logs" / "version_0" / "allocations.jsonl")]
     selects = [r for r in rows if r["event"] == "select"]
@@ -81,7 +81,7 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
 
 
 def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
-    kw = {"warmup": 1, "refit_steps": 5}
+    kw = {"warmup": 1}
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     _, full_dm = run(tiny_tokenizer, full_dir, 4,
                      [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
@@ -102,7 +102,7 @@ def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
 def test_resuming_a_run_that_spent_its_budget_ends_cleanly(tiny_tokenizer, tmp_path):
     # the stop is not checkpointed: with max_epochs above the intervals (the Trainer's default is
     # 1000) a resumed finished run starts one more epoch, which has no decision to score
-    kw = {"warmup": 1, "refit_steps": 5}
+    kw = {"warmup": 1}
 
     def callbacks():
         return [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
@@ -166,7 +166,7 @@ class CheckpointOnLastBatchThenDie(Callback):
 def test_checkpoint_on_an_intervals_last_batch_resumes_into_its_decision_with_a_users_module(
     tiny_tokenizer, tmp_path, monkeypatch, reopen
 ):
-    kw = {"warmup": 1, "refit_steps": 5}
+    kw = {"warmup": 1}
 
     def fit(root, callbacks, ckpt_path=None):
         dm = make_dm(tiny_tokenizer, budget_tokens=1500 * 3, num_intervals=3)
@@ -218,7 +218,7 @@ def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_che
     from read_lightning.training.callbacks import TaskEvaluationCallback
 
     task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", cache_dir=str(tmp_path / "cache"))
-    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
+    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
     trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), task, bandit])
     # the start, then the ends of intervals 1 and 3: each scored against the teacher's answers
     assert [h["epoch"] for h in task.history] == [0, 1, 3]

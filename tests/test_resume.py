@@ -145,7 +145,7 @@ def _config(root: Path, prompts: Path, name: str) -> Path:
                 PROBE,
                 {"class_path": "read_lightning.training.callbacks.BanditAllocationCallback",
                  "init_args": {"requirement": {"math": 0.6, "code": 0.3, "reasoning": 0.1},
-                               "allocator_kwargs": {"warmup": 1, "refit_steps": 5}}},
+                               "allocator_kwargs": {"warmup": 1}}},
                 # Both write checkpoints/last.ckpt: at every interval's end, and every 2 steps
                 # (so a kill can resume mid-interval).
                 {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0}},

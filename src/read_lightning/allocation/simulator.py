@@ -12,7 +12,12 @@ method is built around, so that an allocator has something real to learn:
   weighted by how much budget has already gone to ``i``: early exposure helps (``pos``), late
   over-exposure makes the student forget (``neg``). Each is drawn on its own (35% of pairs each),
   so a pair may have help that fades, forgetting that grows, or both, where the sign turns.
-* **Noisy probes.** ``step`` returns the true profile plus Gaussian probe noise.
+* **Noisy probes.** ``step`` returns the true profile plus Gaussian probe noise (constant sd, or
+  per capability and shaped like an item-sampling error: ``EnvParams.noise_scale``,
+  ``heteroscedastic``).
+
+This module's ``make_environment`` is one family of the benchmark suite; ``families`` draws
+the others (other transfer, saturation and noise structures) on the same ``EnvParams``.
 
 How hard this is (``python benchmarks/allocation.py``, 25 decisions, seeds 0-9 / 140-149): the
 task-static mixture ``w = r`` reaches 0.974 / 0.976 of the best fixed mixture found with the true
@@ -84,6 +89,10 @@ class EnvParams:
     dev_noise: float  # sd of the development-set utility estimate, utility points
     tokens_per_decision: int
     decisions: int
+    # per-capability probe-noise sd (K,), replacing ``probe_noise``; with ``heteroscedastic`` the sd
+    # is scaled by ``sqrt(s (100 - s)) / 50`` (1 at mid-scale), the shape of an item-sampling error
+    noise_scale: np.ndarray | None = None
+    heteroscedastic: bool = False
 
 
 def advance(params: EnvParams, s: np.ndarray, exposure: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +146,16 @@ class CapabilityTransferEnv:
         self.steps = 0
         return self._probe()
 
+    def probe_sd(self) -> np.ndarray:
+        """``(K,)`` sd of the probe noise at the current true profile, points."""
+        p = self.params
+        sd = np.full(self._s.shape, p.probe_noise) if p.noise_scale is None else np.asarray(p.noise_scale, dtype=float)
+        if p.heteroscedastic:
+            sd = sd * np.sqrt(np.clip(self._s * (100.0 - self._s), 0.0, None)) / 50.0
+        return sd
+
     def _probe(self) -> dict[str, float]:
-        noisy = self._s + self._rng.normal(0.0, self.params.probe_noise, size=self._s.shape)
+        noisy = self._s + self._rng.normal(0.0, 1.0, size=self._s.shape) * self.probe_sd()
         return dict(zip(self.capabilities, noisy.tolist()))
 
     def step(self, w: Sequence[float] | Mapping[str, float], tokens: int | None = None) -> tuple[dict[str, float], float]:

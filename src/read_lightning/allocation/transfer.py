@@ -1,0 +1,205 @@
+"""``read_transfer``: ``gain``'s choice plus credit for what training one capability does to the others.
+
+Not the default. On the benchmark families it meets no target ``read`` misses (``docs/allocator.md``):
+on the tuning seeds it is ``read``'s equal overall (-0.1 to +0.1%), better on ``sign_flip`` (probes sd
+0.05, where transfer can be read) and worse on ``saturation`` (the probes cost mass). With the TRUE
+transfer matrix at the start the objective below would take about 80% of the ``additive`` headroom,
+but the matrix cannot be identified from one run's intervals at the suite's probe noise: a probe of
+0.1 of the mass moves a helped capability by about 0.1 points against a ``delta_s`` noise of about
+0.7. It is kept, by name, as the place a measured transfer prior (``read-train transfer``) would
+enter.
+
+Why this form. ``gain`` credits each capability only with its own change, so it cannot find a
+little-required capability whose training moves a required one (a helper), nor see that one
+required capability's training makes the student forget another. Both need the effect of the mass
+on ``i`` on the score of ``j``. This module estimates it and folds it into the same objective:
+
+* **Model.** Per target ``j``, ``delta_s_j ≈ sum_i T_ij sqrt(w_i)`` (returns within an interval are
+  concave, as in ``gain``): a Bayesian linear regression of the
+  observed changes on the mixtures played, each interval weighted ``transfer_memory ** age`` (below 1, a
+  transfer whose sign turns as the budget is spent is followed; the default 1 was measured no worse
+  on ``sign_flip`` and better on ``spillover``). The prior is *no transfer*:
+  off-diagonal ``T_ij ~ N(0, (prior_sd * scale_j)^2)`` with ``scale_j`` ``j``'s own return per unit
+  of mass, the diagonal nearly free. Noise per target from the residuals (heteroscedastic probes get
+  their own).
+* **Identifiable by design.** A history of near-identical mixtures only identifies each target's
+  total, which the prior then gives to the diagonal. So every interval moves a share ``probe`` of the
+  mass onto one capability in turn (all of them, the little-required ones included: a helper is
+  usually one of those). Deterministic in the step count.
+* **Objective.** ``J(w) = sum_j v_j log(sum_i T_ij sqrt(w_i))`` with ``v`` ``gain``'s choice (the
+  retained-share tilt: a saturating capability is worth less; futile ones keep the floor). With no transfer (``T`` diagonal) its
+  maximiser is ``w ∝ v``, exactly ``gain``'s choice: the log form is the one under which
+  ``w = r`` is right when capabilities do not interact, the method's task-static prior. With
+  transfer the maximiser credits each source with the share of every target's progress it causes
+  (the EM fixed point ``w_i = sum_j v_j T_ij sqrt(w_i) / pred_j``). A hurt capability (negative
+  ``T_ij`` from another's mass) and a saturating one (its own ``T_jj`` shrinking) are told apart by
+  which coefficient moves, but by default only positive transfer earns credit (``credit_harm``):
+  crediting forgetting lost badly on ``spillover`` and ``sign_flip`` even with the true matrix, and
+  harm stays with ``gain``'s rule.
+* **Never lose to the anchor on the noise.** The move from the anchor ``w ∝ v`` towards the
+  maximiser is the step ``lam`` in {0, 1/4, ..., 1} with the best lower bound (``z`` standard
+  deviations over posterior draws of ``T``) of ``J(w_lam) - J(anchor)``; where the posterior does
+  not back a move, the anchor is played.
+
+Pure numpy, deterministic given the state (posterior draws are seeded by ``(seed, step)``): the
+Lightning callback decides on rank 0 and broadcasts, and ``state_dict`` resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from read_lightning.allocation.protocol import Vector
+from read_lightning.allocation.gain import GainTrackingAllocator
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+
+__all__ = ["TransferAllocator", "fit_transfer", "credit_mixture"]
+
+
+def fit_transfer(
+    w: np.ndarray, delta: np.ndarray, memory: float, prior_sd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior of the transfer matrix from a history.
+
+    Args:
+        w: ``(T, K)`` mixtures played. delta: ``(T, K)`` observed profile changes.
+        memory: weight per interval of age (newest 1). prior_sd: off-diagonal prior sd in units of
+            each target's own return per unit of mass.
+    Returns:
+        ``(mean (K, K), cov (K, K, K), scale (K,))``: ``mean[i, j]`` is the change of ``j`` per unit
+        of mass on ``i``; ``cov[j]`` the posterior covariance of column ``j``; ``scale`` each
+        target's own return (diagonal-only fit).
+    """
+    w = np.sqrt(w)  # within-interval returns are concave (gain's feature)
+    t, k = w.shape
+    lam = memory ** np.arange(t)[::-1]  # (T,)
+    sxx = (lam[:, None] * w * w).sum(0)
+    own = (lam[:, None] * w * delta).sum(0) / np.maximum(sxx, 1e-12)  # (K,) diagonal-only slope
+    resid = delta - own * w
+    n_eff = lam.sum() ** 2 / (lam**2).sum()
+    var = (lam[:, None] * resid**2).sum(0) / lam.sum() * n_eff / max(n_eff - 1.0, 1.0)
+    var = (n_eff * var + 2.0 * np.median(var)) / (n_eff + 2.0) + 1e-8  # pooled as in gain
+    scale = np.maximum(np.abs(own), np.sqrt(var))  # (K,) a target's own return, at least its noise
+    xtx = (lam[:, None, None] * w[:, :, None] * w[:, None, :]).sum(0)  # (K, K)
+    xtd = (lam[:, None] * w).T @ delta  # (K, K): [i, j]
+    mean, cov = np.zeros((k, k)), np.zeros((k, k, k))
+    for j in range(k):
+        prior = np.full(k, 1.0 / (prior_sd * scale[j]) ** 2)
+        prior[j] = 1e-6 / scale[j] ** 2  # the own return: nearly free
+        cov[j] = np.linalg.inv(xtx / var[j] + np.diag(prior))
+        mean[:, j] = cov[j] @ xtd[:, j] / var[j]
+    return mean, cov, scale
+
+
+def _objective(t: np.ndarray, w: np.ndarray, v: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``J = sum_j v_j log(max(w @ T, floor))``; ``t`` ``(..., K, K)``, ``w`` ``(M, K)`` -> ``(..., M)``."""
+    pred = np.einsum("mi,...ij->...mj", np.sqrt(w), t)
+    return np.log(np.maximum(pred, floor)) @ v
+
+
+def credit_mixture(t: np.ndarray, v: np.ndarray, start: np.ndarray, floor: np.ndarray, steps: int = 60) -> np.ndarray:
+    """Maximise ``J(w) = sum_j v_j log(sqrt(w) @ t)_j`` over the simplex by the EM (credit) update from ``start``.
+
+    ``w_i <- sum_j v_j sqrt(w_i) t_ij / pred_j``: each source gets the ``v``-weighted share of each
+    target's predicted progress it causes. With ``t`` diagonal the fixed point is ``w = v``.
+    ``t`` ``(K, K)`` [source, target]; ``v``, ``start``, ``floor`` ``(K,)``. Returns ``(K,)``.
+    """
+    w = start.copy()
+    for _ in range(steps):
+        x = np.sqrt(w)
+        pred = np.maximum(x @ t, floor)
+        w = np.maximum((x[:, None] * t / pred[None]) @ v, 0.0) + 1e-9
+        w /= w.sum()
+    return w
+
+
+class TransferAllocator(GainTrackingAllocator):
+    """``read_transfer``: ``gain``'s tilt plus transfer credit (module docstring). Not the default:
+    on the benchmark families it does not beat ``read`` (``docs/allocator.md``).
+
+    Args (besides ``GainTrackingAllocator``'s):
+        probe: share of the mass moved onto one capability per interval, in turn (identifies ``T``).
+        transfer_memory: weight of an interval in the transfer fit per interval of age.
+        prior_sd: off-diagonal prior sd of ``T``, in units of the target's own return.
+        z: posterior standard deviations a move's gain in ``J`` must clear.
+        draws: posterior draws for that test.
+        min_history: intervals before the transfer model is used.
+        credit_harm: count negative off-diagonal ``T_ij`` (forgetting ``i`` causes) in the credit;
+            off by default, only positive transfer moves mass (harm stays with ``gain``'s rule).
+        max_step: the largest step from the anchor towards the credit maximiser.
+    """
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        probe: float = 0.1,
+        transfer_memory: float = 1.0,
+        prior_sd: float = 0.5,
+        z: float = 1.0,
+        draws: int = 32,
+        min_history: int = 4,
+        credit_harm: bool = False,  # let a negative T_ij take credit from i (measured: it loses)
+        max_step: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(capabilities, requirement, seed, **kwargs)
+        if not 0 <= probe < 1:
+            raise ValueError(f"probe must be in [0, 1), got {probe!r}")
+        if not 0 < transfer_memory <= 1:
+            raise ValueError(f"transfer_memory must be in (0, 1], got {transfer_memory!r}")
+        for name, value in (("prior_sd", prior_sd), ("z", z)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+        if not (isinstance(draws, int) and draws >= 2):
+            raise ValueError(f"draws must be an integer >= 2, got {draws!r}")
+        if not (isinstance(min_history, int) and min_history >= 1):
+            raise ValueError(f"min_history must be an integer >= 1, got {min_history!r}")
+        self.probe, self.transfer_memory, self.prior_sd = float(probe), float(transfer_memory), float(max(prior_sd, 1e-6))
+        self.z, self.draws, self.min_history = float(z), draws, min_history
+        self.credit_harm, self.max_step = bool(credit_harm), float(max_step)
+        self._probe_order = np.argsort(-self.requirement, kind="stable")
+
+    def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
+        r = self.requirement
+        v, info = super()._choose(s, remaining)  # the anchor: gain's choice
+        w, step = v.copy(), 0.0
+        if len(self.history_w) >= self.min_history:
+            t_mean, cov, scale = fit_transfer(np.array(self.history_w), np.array(self.history_delta),
+                                              self.transfer_memory, self.prior_sd)
+            floor = 0.05 * scale * np.sqrt(np.maximum(v, 1e-3))
+            off = ~np.eye(len(r), dtype=bool)
+            credit = np.where(off & ~self.credit_harm, np.maximum(t_mean, 0.0), t_mean)
+            target = credit_mixture(credit, v, v, floor)
+            rng = np.random.default_rng([self.seed, self.steps, 104729])
+            k = len(r)
+            noise = rng.standard_normal((self.draws, k, k))
+            chol = np.linalg.cholesky(cov + 1e-12 * np.eye(k))  # (K, K, K): per target column
+            sample = t_mean[None] + np.einsum("jab,dbj->daj", chol, noise)  # (draws, K, K)
+            steps = np.linspace(0.0, self.max_step, 5)
+            cands = v[None] + steps[:, None] * (target - v)[None]  # (5, K)
+            gain = _objective(sample, cands, v, floor)  # (draws, 5)
+            gain = gain - gain[:, :1]
+            bound = gain.mean(0) - self.z * gain.std(0)
+            step = float(steps[int(np.argmax(bound))])
+            w = cands[int(np.argmax(bound))]
+            info = {**info, "transfer_target": target.tolist(), "transfer_bound": bound.tolist()}
+        if self.probe > 0:
+            i = int(self._probe_order[self.steps % len(r)])
+            w = (1.0 - self.probe) * w
+            w[i] += self.probe
+        return w / w.sum(), {**info, "transfer_step": step}
+
+    def _extra_state(self) -> dict[str, Any]:
+        # the posterior draws are seeded by (seed, step): the seed travels with the state
+        return {**super()._extra_state(), "draw_seed": self.seed}
+
+    def _load_extra_state(self, extra: dict[str, Any]) -> None:
+        super()._load_extra_state(extra)
+        self.seed = extra["draw_seed"]

@@ -1,0 +1,205 @@
+"""The default allocator ``read`` (GainTrackingAllocator): exact resume, speed, and what it reacts to."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from read_lightning.allocation.gain import GainTrackingAllocator
+from read_lightning.allocation.bandit import ALLOCATORS, make_allocator
+from read_lightning.allocation.families import make_family_environment
+from read_lightning.allocation.simulator import run_episode
+
+
+def test_read_is_the_gain_tracking_allocator_and_the_published_one_keeps_a_name():
+    from read_lightning.training.callbacks import BanditAllocationCallback
+    from read_lightning.allocation.ucb import UCBEnsembleAllocator
+
+    assert ALLOCATORS["read"] is GainTrackingAllocator and ALLOCATORS["read_ucb"] is UCBEnsembleAllocator
+    assert BanditAllocationCallback(requirement={"math": 1.0}).allocator_name == "read"
+
+
+def _drive(alloc, env, steps: int, profile=None):
+    """``steps`` select/step/observe rounds on ``env`` from ``profile`` (default: its reset); returns mixtures and the last profile."""
+    profile = env.reset() if profile is None else profile
+    out = []
+    for t in range(steps):
+        w = alloc.select(profile=profile, remaining=1.0 - t / 25)
+        out.append(w)
+        profile, cost = env.step(w)
+        alloc.observe(profile=profile, cost=cost)
+    return out, profile
+
+
+def test_state_round_trip_continues_exactly_while_it_tilts():
+    env = make_family_environment("saturation", 3)
+    a = GainTrackingAllocator(env.capabilities, env.requirement, seed=1)
+    _, profile = _drive(a, env, 8)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = GainTrackingAllocator(env.capabilities, env.requirement, seed=7)
+    b.load_state_dict(torch.load(buf, weights_only=True))  # plain python: safe-loading works
+    twin = make_family_environment("saturation", 3)
+    _drive(GainTrackingAllocator(env.capabilities, env.requirement), twin, 8)  # the same environment state
+    seq_a, _ = _drive(a, env, 6, profile)
+    seq_b, _ = _drive(b, twin, 6, profile)
+    assert seq_a == seq_b
+    assert any(not np.allclose(w, env.params.requirement) for w in seq_a)  # it did tilt: not vacuous
+
+
+def test_round_trip_mid_decision_keeps_the_pending_choice():
+    env = make_family_environment("saturation", 4)
+    a = GainTrackingAllocator(env.capabilities, env.requirement)
+    _, profile = _drive(a, env, 5)
+    a.select(profile=profile, remaining=0.5)
+    b = GainTrackingAllocator(env.capabilities, env.requirement)
+    b.load_state_dict(a.state_dict())
+    nxt, cost = env.step([1 / 8] * 8)
+    assert a.observe(profile=nxt, cost=cost) == b.observe(profile=nxt, cost=cost)
+    assert a.state_dict() == b.state_dict()
+
+
+def test_a_decision_takes_well_under_50_ms():
+    env = make_family_environment("noisy", 2, decisions=100)
+    alloc = GainTrackingAllocator(env.capabilities, env.requirement)
+    t0 = time.perf_counter()
+    result = run_episode(alloc, env)
+    assert (time.perf_counter() - t0) / 100 < 0.05
+    assert result.ms_per_decision < 50.0
+
+
+def test_it_moves_mass_off_a_saturated_capability():
+    # family-B-like: the most required capability saturates within a few intervals
+    # (measured: second-half share / r_top 0.29, 0.27, 0.39, 1.04 on seeds 0-3; 0.56, 0.42, 0.69, 1.03
+    # before the harm test got its own, longer window; on seed 3 the rule never finds the fall)
+    late, lowest = [], []
+    for seed in range(4):
+        env = make_family_environment("saturation", seed)
+        r = env.params.requirement
+        top = int(np.argmax(r))
+        result = run_episode(GainTrackingAllocator(env.capabilities, env.requirement), env)
+        share = result.allocations[:, top] / r[top]
+        late.append(share[12:].mean())
+        lowest.append(share.min())
+        assert np.allclose(result.allocations[0], r)  # warm-up: w = r
+        assert share.min() >= 0.1 - 1e-9  # never below the exploration floor
+    assert np.mean(late) < 0.6, late  # on average well below its r share in the second half
+    assert sum(m < 0.3 for m in lowest) >= 3, lowest
+
+
+def test_noise_alone_leaves_it_at_r():
+    # no capability changes at all: every difference between returns is probe noise
+    caps = ["math", "code", "reasoning", "general_knowledge"]
+    r = [0.4, 0.3, 0.2, 0.1]
+    alloc = GainTrackingAllocator(caps, r)
+    rng = np.random.default_rng(0)
+    level = np.array([40.0, 50.0, 30.0, 60.0])
+    profile = level + rng.normal(0, 1.5, 4)
+    for t in range(20):
+        w = alloc.select(profile=profile.tolist(), remaining=1 - t / 20)
+        profile = level + 0.5 * t + rng.normal(0, 1.5, 4)  # all rise alike, plus noise
+        alloc.observe(profile=profile.tolist(), cost=1.0)
+    assert np.allclose(w, r)
+
+
+def test_a_required_capability_hurt_while_holding_its_share_sends_it_back_to_r():
+    caps = ["math", "code", "reasoning"]
+    r = np.array([0.5, 0.3, 0.2])
+    alloc = GainTrackingAllocator(caps, r.tolist(), warmup=2)
+    s = np.array([30.0, 30.0, 30.0])
+    # the harm window (harm_memory 0.85) weighs code's early gains for a while: it is seen at t = 12
+    # here (at t = 6 with the short window of 0.5, which the noise of a saturated capability trips)
+    for t in range(14):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 14))
+        # math saturates after the warm-up; code keeps falling (spillover) whatever it gets
+        gain = np.array([3.0 if t < 2 else 0.0, -0.3 if t >= 2 else 1.0, 1.0]) * np.sqrt(w / r)
+        s = s + gain
+        alloc.observe(profile=s.tolist(), cost=1.0)
+    assert alloc.last_info["harmed"] >= 1
+    assert np.allclose(alloc.select(profile=s.tolist(), remaining=0.1), r)
+    unguarded = GainTrackingAllocator(caps, r.tolist(), warmup=2, harm_guard=False)
+    unguarded.load_state_dict({**alloc.state_dict(), "pending": None})
+    assert not np.allclose(unguarded.select(profile=s.tolist(), remaining=0.1), r)  # the guard is what held it
+
+
+def _harm_alarms(harm_memory: float, seeds=range(6)) -> float:
+    """Share of decisions on which the harm rule fires when one capability only saturates (no harm at all)."""
+    caps, r = ["math", "code", "reasoning", "general_knowledge"], np.array([0.4, 0.3, 0.2, 0.1])
+    fired = []
+    for seed in seeds:
+        alloc = GainTrackingAllocator(caps, r.tolist(), harm_memory=harm_memory)
+        rng = np.random.default_rng(seed)
+        true = np.full(4, 30.0)
+        s = true + rng.normal(0, 0.5, 4)
+        for t in range(20):
+            w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 20))
+            if t >= 2:
+                fired.append(alloc.last_info["harmed"] > 0)
+            true = true + np.array([3.0 if t < 3 else 0.0, 1.0, 1.0, 1.0]) * np.sqrt(w / r)  # math saturates at t = 3
+            s = true + rng.normal(0, 0.5, 4)
+            alloc.observe(profile=s.tolist(), cost=1.0)
+    return float(np.mean(fired))
+
+
+def test_a_saturated_capability_noise_does_not_trip_the_harm_rule():
+    # its return is 0 plus noise: over the short trend window (the old rule) the noise crossed the
+    # threshold on 9% of decisions, each sending the mixture back to r; over the harm window, never
+    assert _harm_alarms(0.5) > 0.05
+    assert _harm_alarms(0.85) == 0.0
+
+
+def _forgotten_run(futile_z):
+    """Math saturates (flat, not falling) at t = 3; code is forgotten whatever mass it gets; (K,) shares / r at the end."""
+    caps, r = ["math", "code", "reasoning", "general_knowledge"], np.array([0.4, 0.3, 0.2, 0.1])
+    alloc = GainTrackingAllocator(caps, r.tolist(), futile_z=futile_z)
+    rng = np.random.default_rng(0)
+    true = np.full(4, 40.0)
+    s = true + rng.normal(0, 0.5, 4)
+    for t in range(12):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 12))
+        true = true + np.array([3.0 if t < 3 else 0.0, -1.0, 1.0, 1.0]) * np.sqrt(w / r) - np.array([0.0, 0.5, 0.0, 0.0])
+        s = true + rng.normal(0, 0.5, 4)
+        alloc.observe(profile=s.tolist(), cost=1.0)
+    return w / r, alloc.last_info
+
+
+def test_a_capability_that_loses_ground_whatever_it_gets_keeps_only_the_floor():
+    share, info = _forgotten_run(0.5)
+    assert info["futile"] == 1 and info["harmed"] >= 1
+    assert share[1] < 0.2  # code keeps about the floor (0.1 of r) after renormalising
+    assert share[0] > 1.0 and share[2] > 1.0  # its mass went to the others (the saturated math is not futile)
+    unruled, _ = _forgotten_run(None)
+    assert np.allclose(unruled, 1.0)  # without the rule, the harm guard holds w = r
+
+
+def test_pure_noise_seldom_makes_a_capability_futile():
+    # all capabilities flat, probes noisy: the level test fires in a few runs in a hundred (measured
+    # 6% at 8 and 25 decisions for 6 capabilities); a slope test at 0.5 standard errors fired in 95-98%
+    caps = ["math", "code", "reasoning", "general_knowledge", "tool_use", "multilingual"]
+    r = [0.3, 0.25, 0.2, 0.1, 0.1, 0.05]
+    fired = 0
+    for seed in range(40):
+        alloc = GainTrackingAllocator(caps, r)
+        rng = np.random.default_rng(seed)
+        profile = (40.0 + rng.normal(0, 1.0, 6)).tolist()
+        hit = False
+        for t in range(12):
+            alloc.select(profile=profile, remaining=1 - t / 12)
+            hit |= bool(alloc.last_info.get("futile"))
+            profile = (40.0 + rng.normal(0, 1.0, 6)).tolist()
+            alloc.observe(profile=profile, cost=1.0)
+        fired += hit
+    assert fired <= 6, fired
+
+
+def test_validation_names_the_bad_value():
+    for kwargs, match in (({"kappa": -1.0}, "kappa"), ({"memory": 0.0}, "memory"), ({"floor": 1.5}, "floor"),
+                          ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight"),
+                          ({"harm_memory": 0.0}, "harm_memory"), ({"futile_z": float("nan")}, "futile_z")):
+        with pytest.raises(ValueError, match=match):
+            make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)
