@@ -254,7 +254,7 @@ def test_a_real_tiny_run_reports(tiny_tokenizer, tmp_path):
 
     from read_lightning.training.callbacks import BanditAllocationCallback
 
-    bandit = BanditAllocationCallback(requirement=RUN_REQ, allocator_kwargs={"warmup": 1, "refit_steps": 5})
+    bandit = BanditAllocationCallback(requirement=RUN_REQ, allocator_kwargs={"warmup": 1})  # refit_steps was read_ucb's
     run(tiny_tokenizer, tmp_path, 3, [LedgerProbe(), bandit])
     run_dir = tmp_path / "lightning_logs" / "version_0"
     record = load_run(run_dir)
