@@ -217,7 +217,8 @@ def test_missing_probe_score_is_named(tiny_tokenizer, tmp_path):
 def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_checkpoints(tiny_tokenizer, tmp_path):
     from read_lightning.training.callbacks import TaskEvaluationCallback
 
-    task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", cache_dir=str(tmp_path / "cache"))
+    task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", limit=12, test_answers=False,
+                                  cache_dir=str(tmp_path / "cache"))
     bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
     trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), task, bandit])
     # the start, then the ends of intervals 1 and 3: each scored against the teacher's answers
@@ -225,7 +226,9 @@ def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_che
     assert all(0.0 <= h["utility"] <= 100.0 and 0.0 <= h["agreement"] <= 100.0 for h in task.history)
     assert {"task/utility", "task/agreement"} <= set(trainer.logged_metrics)
     cached = list((tmp_path / "cache" / "task_references").glob("*.jsonl"))
-    assert len(cached) == 1 and len(cached[0].read_text().splitlines()) == len(task.card.rows("dev"))
+    # one reference per dev row scored, and no test references without test_answers
+    assert len(cached) == 1 and len(cached[0].read_text().splitlines()) == 12
+    assert not (tmp_path / "cache" / "task_test_references").exists()
     # two development checkpoints reached the allocator, not one per interval with a stale utility
     assert [u for _, u in bandit.allocator.checkpoints] == [task.history[1]["utility"], task.history[2]["utility"]]
     assert task.state_dict()["evaluated_epoch"] == 3
@@ -289,7 +292,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
         return slow(self, trainer)
 
     monkeypatch.setattr(TaskEvaluationCallback, "_prepare_references", prepare)
-    task = TaskEvaluationCallback("arith_word", references="teacher", limit=2, cache_dir=str(tmp_path / "cache"))
+    task = TaskEvaluationCallback("arith_word", references="teacher", limit=2, test_limit=2, cache_dir=str(tmp_path / "cache"))
     started = time.perf_counter()
     trainer, _ = run(tiny_tokenizer, tmp_path, 1, [task])
     elapsed = time.perf_counter() - started
