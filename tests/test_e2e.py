@@ -20,7 +20,7 @@ def test_default_recipe_runs_end_to_end(tmp_path):
         if cb["class_path"].endswith("CapabilityProbeCallback"):
             cb["init_args"].update(limit=2, reference_max_new_tokens=12, cache_dir=str(tmp_path / "cache"))
         if cb["class_path"].endswith("TaskEvaluationCallback"):
-            cb["init_args"].update(limit=4, cache_dir=str(tmp_path / "cache"))
+            cb["init_args"].update(limit=4, test_limit=6, cache_dir=str(tmp_path / "cache"))
     recipe["data"].update(budget_tokens=2400, num_intervals=2, max_new_tokens=24, max_length=128,
                           max_tokens_per_batch=1024, generation_batch_size=8)
     config = tmp_path / "tiny.yaml"
@@ -44,10 +44,15 @@ def test_default_recipe_runs_end_to_end(tmp_path):
     task = summary["TaskEvaluationCallback"]["history"]  # fidelity to the teacher on the dev split
     assert len(task) == 3 and all(0 <= h["utility"] <= 100 and "agreement" in h for h in task)
     assert [r["info"].get("dev_utility") for r in rows if r["event"] == "observe"] == [h["utility"] for h in task[1:]]
-    assert "Task utility (dev split" in (run / "report" / "report.md").read_text()
+    report = (run / "report" / "report.md").read_text()
+    assert "Task utility (dev split" in report
+    # the headline: the student's greedy test answers before and after, with intervals
+    answers = summary["TaskEvaluationCallback"]["answers"]
+    assert answers["before"]["n"] == answers["after"]["n"] == 6
+    assert "## Does the student answer the task?" in report and "agrees with the teacher's answer" in report
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     student = AutoModelForCausalLM.from_pretrained(run / "student")
-    assert student.config.num_hidden_layers == 10
+    assert student.config.num_hidden_layers == 24  # similarity:24 of the teacher's 30
     assert AutoTokenizer.from_pretrained(run / "student").eos_token == "<|im_end|>"
