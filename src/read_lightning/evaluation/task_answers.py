@@ -11,21 +11,18 @@ a smooth diagnostic next to it, which can rise while no answer is right.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
 
 from read_lightning.evaluation.answer_metrics import final_answer, is_degenerate, summarise
 from read_lightning.evaluation.answers import answers_match
-from read_lightning.evaluation.sandbox import run_python
 from read_lightning.evaluation.scoring import preserved_state
-from read_lightning.evaluation.tasks import TaskCard, build_program
+from read_lightning.evaluation.tasks import TaskCard, verdicts
 from read_lightning.teachers.generation import HFTeacher
 
-__all__ = ["USEFUL_AGREEMENT", "MAX_DEGENERATE", "answer_outcomes", "answer_report", "has_gold", "verdicts"]
+__all__ = ["USEFUL_AGREEMENT", "MAX_DEGENERATE", "answer_outcomes", "answer_report", "has_gold"]
 
 # A student is called usable when it gives its teacher's answer at least this often (percent)...
 USEFUL_AGREEMENT = 50.0
@@ -36,13 +33,6 @@ MAX_DEGENERATE = 5.0
 def has_gold(card: TaskCard) -> bool:
     """Whether the card's rows carry gold answers (a ``fidelity`` card's answers are references)."""
     return card.evaluation != "fidelity"
-
-
-def verdicts(card: TaskCard, rows: Sequence[Mapping[str, Any]], answers: Sequence[str]) -> list[str]:
-    """pass@1 verdicts ("passed", "failed", "timeout") of ``answers`` to the code ``rows``."""
-    programs = [build_program(r["prompt"], a, r["test"], r["entry_point"]) for a, r in zip(answers, rows)]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        return list(pool.map(lambda p: run_python(p, timeout_s=card.timeout_s), programs))
 
 
 def _scored(card: TaskCard, rows: Sequence[Mapping[str, Any]], answers: Sequence[str]) -> list[str | None]:

@@ -57,6 +57,7 @@ __all__ = [
     "evaluate_task",
     "list_example_tasks",
     "task_references",
+    "verdicts",
 ]
 
 EVALUATION_TYPES: tuple[str, ...] = ("exact_match", "multiple_choice", "pass_at_1", "fidelity")
@@ -205,6 +206,13 @@ def _is_python(text: str) -> bool:
 # --------------------------------------------------------------------------- evaluation
 
 
+def verdicts(card: TaskCard, rows: Sequence[Mapping[str, Any]], answers: Sequence[str]) -> list[str]:
+    """pass@1 verdicts ("passed", "failed", "timeout") of ``answers`` to the code ``rows``."""
+    programs = [build_program(r["prompt"], a, r["test"], r["entry_point"]) for a, r in zip(answers, rows)]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda p: run_python(p, timeout_s=card.timeout_s), programs))
+
+
 def task_references(
     card: TaskCard,
     teacher: Any,
@@ -282,9 +290,7 @@ def evaluate_task(
                 hits = [answers_match(a, str(r["answer"])) for a, r in zip(answers, rows)]
                 em = 100.0 * sum(hits) / len(rows)
                 return {"utility": em, "exact_match": em, "n": float(len(rows))}
-            programs = [build_program(r["prompt"], a, r["test"], r["entry_point"]) for a, r in zip(answers, rows)]
-            with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-                status = list(pool.map(lambda p: run_python(p, timeout_s=card.timeout_s), programs))
+            status = verdicts(card, rows, answers)
             passed = 100.0 * status.count("passed") / len(rows)
             return {
                 "utility": passed,

@@ -106,10 +106,9 @@ class TaskEvaluationCallback(TimedEvaluation):
                 cache = teacher_cache(trainer, self.cache_dir, "task_test_references")
                 teacher_rows = task_references(self.card, *found, cache, split="test", batch_size=self.batch_size,
                                                limit=self.test_limit)
-            was_training = student.training
+            # answer_outcomes gives the student back in its train/eval mode
             outcomes = answer_outcomes(self.card, student, tokenizer, "test", teacher_answers=teacher_rows,
                                        limit=self.test_limit, batch_size=self.batch_size)
-            student.train(was_training)
             rates = answer_report(outcomes)
             if not has_gold(self.card):
                 rates["note"] = "the card has no gold answers: agreement with the teacher only"
