@@ -8,23 +8,28 @@ around a run and dispatch to their own ``main`` functions.
 
 from __future__ import annotations
 
+import difflib
 import gc
+import inspect
 import logging
 import os
 import re
+import shutil
 import sys
+import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from read_lightning.teachers.generation import TeacherError
 from read_lightning.training.data import CapabilityDataModule
 from read_lightning.training.module import DistillationModule
 
-__all__ = ["ConfigurationError", "ReadCLI", "main"]
+__all__ = ["ConfigurationError", "ReadCLI", "UsageError", "main"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -42,6 +47,12 @@ class ConfigurationError(ValueError):
     ``read-train`` prints it as one line; raised as it is, jsonargparse would bury it among ~80
     lines of traceback and union-type alternatives.
     """
+
+
+class UsageError(ConfigurationError):
+    """The command line or a config file does not parse: an unknown key, a value of the wrong
+    type, a missing file. ``read-train`` prints the message (a few lines: what, the bad value,
+    what is accepted) and exits with status 2, as argparse does; the usage is left to ``--help``."""
 
 
 # What read_lightning raises for bad input or an unusable teacher, while a run is being built
@@ -101,8 +112,22 @@ class ReadCLI(LightningCLI):
         # One epoch is one allocation interval.
         parser.link_arguments("data.num_intervals", "trainer.max_epochs")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        if args is None or isinstance(args, list):
+            argv = list(sys.argv[1:] if args is None else args)
+            subparsers = getattr(self, "_subcommand_parsers", None)
+            if subparsers is None:  # run=False: the parser is fit's, with no subcommand word
+                check_config_keys(parser, argv)
+            elif argv and argv[0] in subparsers:
+                check_config_keys(subparsers[argv[0]], argv[1:])
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            raise UsageError(_short_parse_error(str(err))) from None
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand == "fit":
+            check_ckpt_path(self.config["fit"].get("ckpt_path"))
             resume_latest_version(self.config["fit"])
 
     def instantiate_classes(self) -> None:
@@ -113,6 +138,248 @@ class ReadCLI(LightningCLI):
             if refusal is None:
                 raise
             raise ConfigurationError(refusal) from err
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        from read_lightning.training.progress import quiet_default_callbacks
+
+        given = config.get("callbacks") or []
+        given = [*(given if isinstance(given, list) else [given]), *callbacks]
+        return super()._instantiate_trainer(config, [*callbacks, *quiet_default_callbacks(config, given)])
+
+    def before_fit(self) -> None:
+        # Everything checkable without a model, before configure_model loads one and before
+        # the run directory exists.
+        check_capability_names(self.trainer, self.datamodule)
+
+    def fit(self, **kwargs: Any) -> None:
+        """``trainer.fit``; a start that fails leaves no run directory it created but left no
+        checkpoint in (a config.yaml and an events file would pass for a run)."""
+        created = _new_directory(self.trainer.log_dir) if self.trainer.is_global_zero else None
+        try:
+            self.trainer.fit(**kwargs)
+        except BaseException:
+            if created is not None:
+                remove_failed_start(created)
+            raise
+
+
+def _new_directory(path: str | None) -> Path | None:
+    """The topmost of ``path`` and its parents that does not exist yet (what a start would
+    create), or None when ``path`` exists already (a resumed run) or is unset."""
+    if not path or os.path.exists(path):
+        return None
+    top = Path(path).absolute()
+    while not top.parent.exists():
+        top = top.parent
+    return top
+
+
+def remove_failed_start(created: Path) -> None:
+    """Remove ``created``, the directory a failed start made, unless it holds a checkpoint (a run
+    that got that far can be resumed: it stays, with everything in it)."""
+    if not created.is_dir() or any(created.rglob("*.ckpt")):
+        return
+    shutil.rmtree(created, ignore_errors=True)
+    print(f"read-train: removed {created}, made by this failed start (it held no checkpoint)", file=sys.stderr)
+
+
+def check_capability_names(trainer: Any, datamodule: Any) -> None:
+    """Refuse a callback's requirement vector or task card naming a capability the data module
+    does not train, before any model loads (the allocator would refuse it at fit start, after
+    the models load and the baseline probes run)."""
+    from read_lightning.core.capabilities import validate_distribution
+    from read_lightning.requirement.cards import load_card
+
+    known = list(getattr(datamodule, "capabilities", None) or [])
+    if not known:
+        return
+    for cb in trainer.callbacks:
+        owner = type(cb).__name__
+        requirement = getattr(cb, "requirement", None)
+        if isinstance(requirement, dict):
+            unknown = [c for c in requirement if c not in known]
+            if unknown:
+                guess = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+                lines = [f"{owner}: unknown capability {unknown[0]!r} in the requirement vector"]
+                lines += [f"  did you mean {guess[0]!r}?"] if guess else []
+                lines.append(f"  the data module's capabilities: {', '.join(known)}")
+                raise ConfigurationError("\n".join(lines))
+            try:
+                validate_distribution(requirement, known, name="requirement vector")
+            except ValueError as err:
+                raise ConfigurationError(f"{owner}: {err}") from None
+        card = getattr(cb, "task_card", None)
+        if isinstance(card, str) and requirement is None and hasattr(cb, "requirement_method"):
+            try:
+                load_card(card, known)
+            except (ValueError, FileNotFoundError) as err:
+                raise ConfigurationError(f"{owner}: {err}") from None
+
+
+def check_ckpt_path(ckpt_path: str | None) -> None:
+    """Refuse a ``--ckpt_path`` that names no file, before any model loads (Lightning would fail
+    at fit start, after the models load, with a long traceback). ``last``, ``best``, ``hpc``,
+    ``registry`` and remote URLs are Lightning's to resolve."""
+    if not ckpt_path or ckpt_path in ("last", "best", "hpc") or str(ckpt_path).startswith("registry"):
+        return
+    if "://" in str(ckpt_path) or os.path.isfile(ckpt_path):
+        return
+    what = "is a directory, not a checkpoint file" if os.path.isdir(ckpt_path) else "does not exist"
+    raise UsageError(
+        f"--ckpt_path {ckpt_path!r} {what}\n"
+        "  accepted: a .ckpt file, or 'last' to resume the latest run directory of the logger"
+    )
+
+
+# --------------------------------------------------------------------------- configuration keys
+def check_config_keys(parser: LightningArgumentParser, argv: list[str]) -> None:
+    """Refuse, before anything is built, a key of a ``--config`` file or a ``--section.key``
+    override that the run does not accept: its name, where it is, the nearest accepted key
+    ("did you mean") and the keys accepted there. The ``init_args`` of a ``class_path`` entry
+    (callbacks, logger, optimizer) are checked against the class's constructor.
+
+    jsonargparse would refuse them too, but only after printing ~85 lines of usage, and under a
+    union of class types it names the bad key last, with no suggestion.
+    """
+    import argparse
+
+    keys = {a.dest for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")}
+    for source, doc in _config_docs(argv):
+        _check_mapping(doc, "", keys, source)
+    for key in _override_keys(argv):
+        _check_override(key, keys)
+
+
+def _config_docs(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, mapping)`` of each ``--config`` value: a file's path, or the inline YAML."""
+    import yaml
+
+    docs = []
+    for value in _config_args(argv):
+        try:
+            if os.path.isfile(value):
+                doc, where = yaml.safe_load(Path(value).read_text(encoding="utf-8")), value
+            else:
+                doc, where = yaml.safe_load(value), "the inline --config"
+        except yaml.YAMLError:
+            continue  # check_config_files names the file; jsonargparse reports inline YAML
+        if isinstance(doc, dict):
+            docs.append((where, doc))
+    return docs
+
+
+def _override_keys(argv: list[str]) -> list[str]:
+    """The dotted keys of ``--section.key value`` / ``--section.key=value`` / ``--key+=value``."""
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and arg not in ("--", "--help"):
+            key = arg[2:].split("=", 1)[0].rstrip("+")
+            if key:
+                out.append(key)
+    return out
+
+
+def _check_mapping(doc: dict[str, Any], prefix: str, keys: set[str], source: str) -> None:
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        deeper = any(k.startswith(path + ".") for k in keys)
+        if isinstance(value, dict) and deeper and "class_path" not in value:
+            _check_mapping(value, path + ".", keys, source)
+        elif path in keys:
+            _check_init_args(value, path, source)
+        else:
+            raise UsageError(_unknown_key(path, keys, f"in {source}"))
+
+
+def _check_override(key: str, keys: set[str]) -> None:
+    if key in keys:
+        return
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        # a key under a class-typed entry (--trainer.logger.init_args.name) is the class's to check;
+        # a section (model, data, trainer) has keys of its own below it
+        if prefix in keys and not any(k.startswith(prefix + ".") and k != prefix + ".help" for k in keys):
+            return
+    raise UsageError(_unknown_key(key, keys, "on the command line", flag=True))
+
+
+def _check_init_args(value: Any, path: str, source: str) -> None:
+    """Check the ``init_args`` keys of each ``class_path`` entry in ``value`` (one or a list)."""
+    import importlib
+
+    for item in value if isinstance(value, list) else [value]:
+        if not (isinstance(item, dict) and isinstance(item.get("class_path"), str)
+                and isinstance(item.get("init_args"), dict)):
+            continue
+        module, _, name = item["class_path"].rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            continue  # jsonargparse says why the class cannot be found
+        params = inspect.signature(cls).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            continue  # takes **kwargs: only the class knows what it accepts
+        accepted = {n for n, p in params.items() if p.kind is not p.VAR_POSITIONAL}
+        for arg in item["init_args"]:
+            if arg not in accepted:
+                raise UsageError(_unknown_key(arg, accepted, f"in {source}", owner=f"{path}: {name}"))
+
+
+def _unknown_key(key: str, keys: set[str] | list[str], where: str, *, owner: str | None = None,
+                 flag: bool = False) -> str:
+    """A few lines: the unknown key and where it is, the nearest accepted key, the keys accepted
+    beside it."""
+    dash = "--" if flag else ""
+    parent, _, leaf = key.rpartition(".")
+    siblings = sorted(k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent and k != "config")
+    guess = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
+    if guess:
+        guess = [f"{parent}.{guess[0]}" if parent else guess[0]]
+    else:  # the right key in the wrong section (data.lr for model.lr)
+        guess = sorted(k for k in keys if k.rpartition(".")[2] == leaf and k != key)[:1]
+    head = f"{owner} does not accept {key!r}" if owner else f"unknown configuration key '{dash}{key}'"
+    lines = [f"{head} ({where})"]
+    if guess:
+        lines.append(f"  did you mean '{dash}{guess[0]}'?")
+    scope = owner or (f"{parent!r}" if parent else "the top level")
+    lines.append(textwrap.fill(f"{scope} accepts: {', '.join(siblings)}", width=100,
+                               initial_indent="  ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+_REFUSED_OPTION = re.compile(r"Problem with given class_path '([\w.]+)':\s+Option '(\w+)' is not accepted")
+
+
+def _short_parse_error(message: str, max_lines: int = 8) -> str:
+    """jsonargparse's message without the value it was given (a whole callbacks list) and the
+    type list of a union, cut to ``max_lines``; the full usage is ``read-train fit --help``.
+    An option a class refused, buried in a union's alternatives, comes first with the nearest
+    parameter of that class."""
+    refused = _REFUSED_OPTION.search(message)
+    if refused:
+        import importlib
+
+        class_path, option = refused.groups()
+        module, _, name = class_path.rpartition(".")
+        try:
+            params = list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+        except (ImportError, AttributeError, ValueError, TypeError):
+            params = []
+        key = message.strip().splitlines()[0].rstrip(":")
+        lines = [f"{name} does not accept {option!r} ({key})"]
+        guess = difflib.get_close_matches(option, params, n=1, cutoff=0.6)
+        lines += [f"  did you mean {guess[0]!r}?"] if guess else []
+        accepted = [p for p in params if p not in ("args", "kwargs")]
+        if accepted:
+            lines.append(textwrap.fill(f"{name} accepts: {', '.join(accepted)}", width=100,
+                                       initial_indent="  ", subsequent_indent="    "))
+        return "\n".join(lines)
+    lines = [ln for ln in message.strip().splitlines()
+             if not ln.strip().startswith(("Given value:", "Subtypes:"))]
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines], "  ..."]
+    return "\n".join([*lines, "  (read-train fit --help lists every key)"])
 
 
 def resume_latest_version(config: Any) -> None:
@@ -145,7 +412,9 @@ TRAINER_DEFAULTS = {
     "num_sanity_val_steps": 0,
     "default_root_dir": "runs",
     "log_every_n_steps": 5,
-    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": "runs"}},
+    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+               # no hp_metric: a placeholder -1 scalar in every run's TensorBoard
+               "init_args": {"save_dir": "runs", "default_hp_metric": False}},
 }
 
 
@@ -156,7 +425,8 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> ReadCLI:
         CapabilityDataModule,
         trainer_defaults=TRAINER_DEFAULTS,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"parser_mode": "omegaconf"},
+        # A parse error is raised (UsageError: a few lines) instead of printing ~85 lines of usage.
+        parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},
         args=args,
         run=run,
     )
@@ -265,9 +535,11 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
 
 
 # Messages from Lightning that a read-train user can do nothing about: an advertisement, a
-# deprecation inside Lightning itself, and a worker-count caveat that does not apply (the data
-# module's loaders run in the main process).
-_NOISE_LOGS = ("💡 Tip: For seamless cloud logging",)
+# deprecation inside Lightning itself, a worker-count caveat that does not apply (the data
+# module's loaders run in the main process), and a note about the summary read-train chose.
+_NOISE_LOGS = ("💡 Tip: For seamless cloud logging",
+               # read-train's own summary (no FLOPs line) replaces the default one
+               "Trainer already configured with model summary callbacks")
 _NOISE_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"Your `IterableDataset` has `__len__` defined")
 
 
@@ -309,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
         # traceback through Lightning and jsonargparse adds nothing (READ_TRAIN_TRACEBACK=1 shows it).
         if os.environ.get("READ_TRAIN_TRACEBACK"):
             raise
+        if isinstance(err, UsageError):
+            print(f"read-train: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         if isinstance(err, ConfigurationError):
             raise SystemExit(f"read-train: the configuration was refused: {err}") from None
         refusal = _refusal(err)

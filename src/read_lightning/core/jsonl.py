@@ -52,11 +52,25 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
                 raise ValueError(f"{path}:{lineno}: not UTF-8 text ({err.reason} at byte {err.start})") from None
             if not line.strip():
                 continue
+            # Without its line ending: a row that ends early (a missing closing brace) would be
+            # reported at "line 2, column 1", past the newline, instead of where the row stops.
+            line = line.rstrip("\r\n")
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: corrupt JSONL row ({err.msg} at column {err.colno})") from None
+                early = ", where the row ends: is a closing bracket missing?" if err.pos >= len(line) else ""
+                raise ValueError(
+                    f"{path}:{lineno}: corrupt JSONL row ({err.msg} at column {err.pos + 1}{early}): "
+                    f"{_excerpt(line, err.pos)}"
+                ) from None
             yield lineno, _check_object(row, f"{path}:{lineno}", required, "row")
+
+
+def _excerpt(line: str, pos: int, width: int = 60) -> str:
+    """The row around character ``pos``, at most ``width`` characters, ``...`` where cut."""
+    start = max(0, min(pos - width // 2, len(line) - width))
+    text = line[start : start + width]
+    return ("..." if start > 0 else "") + repr(text)[1:-1] + ("..." if start + width < len(line) else "")
 
 
 def read_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -76,7 +90,7 @@ def read_json(path: str | os.PathLike, required: Sequence[str] = ()) -> dict[str
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     return _check_object(doc, str(path), required, "the document")

@@ -1,0 +1,153 @@
+"""Errors in one screen, as a user meets them: ``read-train fit`` run as a command.
+
+Everything that can be checked without a model is refused before any model loads, in a few
+lines (what is wrong, the bad value, what is accepted), and leaves no run directory behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from read_lightning.cli import main, remove_failed_start
+
+ROOT = Path(__file__).parent.parent
+RECIPE = ROOT / "recipes" / "smollm2-135m.yaml"
+# The time from the command to its error on a busy 2-core test machine; the import of torch and
+# Lightning is most of it (the checks themselves take well under a second).
+SECONDS = 30
+
+
+def _recipe(tmp_path: Path, edit=None, name: str = "recipe.yaml") -> Path:
+    doc = yaml.safe_load(RECIPE.read_text())
+    if edit is not None:
+        edit(doc)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _read_train(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("READ_TRAIN_TRACEBACK", None)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "read_lightning.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return done, time.perf_counter() - start
+
+
+def _bandit(doc: dict) -> dict:
+    return next(c for c in doc["trainer"]["callbacks"] if c["class_path"].endswith("BanditAllocationCallback"))
+
+
+def test_a_config_key_typo_is_a_few_lines_naming_the_key_and_the_nearest_one(tmp_path):
+    recipe = _recipe(tmp_path, lambda d: d["data"].update(budget_tokenz=d["data"].pop("budget_tokens")))
+    before = sorted(os.listdir(tmp_path))
+    done, seconds = _read_train(tmp_path, "fit", "--config", recipe.name)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) < 15, done.stderr
+    assert "'data.budget_tokenz'" in lines[0] and "recipe.yaml" in lines[0]
+    assert "did you mean 'data.budget_tokens'?" in done.stderr
+    assert "usage:" not in done.stderr and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == before  # no runs/ and no version_N
+    assert seconds < SECONDS
+
+
+def test_an_unknown_capability_is_refused_before_any_model_loads_and_leaves_no_run(tmp_path):
+    def typo(doc):
+        req = _bandit(doc)["init_args"]["requirement"]
+        req["long_contxt"] = req.pop("long_context")
+
+    recipe = _recipe(tmp_path, typo)
+    done, seconds = _read_train(tmp_path, "fit", "--config", recipe.name)
+    assert done.returncode == 1, done.stderr
+    assert "unknown capability 'long_contxt' in the requirement vector" in done.stderr
+    assert "did you mean 'long_context'?" in done.stderr
+    assert len(done.stderr.strip().splitlines()) < 15, done.stderr
+    assert not (tmp_path / "runs").exists()
+    assert seconds < SECONDS
+
+
+def test_a_missing_ckpt_path_is_two_lines_and_leaves_no_run(tmp_path):
+    recipe = _recipe(tmp_path)
+    done, _ = _read_train(tmp_path, "fit", "--config", recipe.name, "--ckpt_path", "runs/nope/last.ckpt")
+    assert done.returncode == 2, done.stderr
+    assert "--ckpt_path 'runs/nope/last.ckpt' does not exist" in done.stderr
+    assert len(done.stderr.strip().splitlines()) < 6 and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def _refusal(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), err + ("" if isinstance(code, int) else str(code))
+
+
+@pytest.mark.parametrize(
+    "edit, override, expected",
+    [
+        (None, ["--model.lrr", "1e-4"], ["'--model.lrr'", "did you mean '--model.lr'?", "'model' accepts:"]),
+        (lambda d: d.update(trainr=d.pop("trainer")), [], ["'trainr'", "did you mean 'trainer'?"]),
+        (lambda d: d["model"].update(budget_tokens=100), [], ["'model.budget_tokens'", "'data.budget_tokens'"]),
+        (lambda d: d["trainer"]["callbacks"][0]["init_args"].update(limitt=2), [],
+         ["CapabilityProbeCallback does not accept 'limitt'", "did you mean 'limit'?"]),
+        (lambda d: d["trainer"]["logger"]["init_args"].update(nme="x"), [],
+         ["TensorBoardLogger does not accept 'nme'", "did you mean 'name'?"]),
+        (lambda d: d["data"].update(budget_tokens="abc"), [], ["data.budget_tokens", "abc"]),
+    ],
+    ids=["override", "section", "wrong-section", "callback-arg", "logger-arg", "bad-type"],
+)
+def test_each_parse_error_is_a_few_lines(tmp_path, monkeypatch, capsys, edit, override, expected):
+    monkeypatch.chdir(tmp_path)
+    recipe = _recipe(tmp_path, edit)
+    code, err = _refusal(["fit", "--config", str(recipe), *override], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) < 15, err
+    for text in expected:
+        assert text in err, err
+    assert "usage:" not in err and not (tmp_path / "runs").exists()
+
+
+def test_help_still_prints_the_full_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    assert "--data.budget_tokens" in capsys.readouterr().out
+
+
+def test_a_start_that_fails_after_the_run_directory_is_made_removes_only_that_directory(tmp_path, monkeypatch,
+                                                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    earlier = tmp_path / "runs" / "smollm2-135m" / "version_0"
+    (earlier / "checkpoints").mkdir(parents=True)
+    (earlier / "config.yaml").write_text("an earlier run\n")
+    recipe = _recipe(tmp_path, lambda d: d["model"].update(student=str(tmp_path / "no-such-model")))
+    code, err = _refusal(["fit", "--config", str(recipe)], capsys)
+    assert code == 1 and "no-such-model" in err and "does not exist" in err
+    # version_1 was made (config.yaml, events) before the models failed to load, then removed
+    assert "removed" in err and "version_1" in err
+    assert sorted(p.name for p in (tmp_path / "runs" / "smollm2-135m").iterdir()) == ["version_0"]
+    assert (earlier / "config.yaml").read_text() == "an earlier run\n"
+
+
+def test_a_failed_start_into_a_new_tree_removes_the_tree_and_a_run_with_a_checkpoint_stays(tmp_path):
+    created = tmp_path / "runs"
+    run = created / "x" / "version_0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("")
+    remove_failed_start(created)
+    assert not created.exists()
+
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"state")
+    remove_failed_start(created)
+    assert (run / "checkpoints" / "last.ckpt").exists()
