@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from read_lightning.core import progress
+
 __all__ = [
     "ContinuationScore",
     "FIDELITY_FLOOR_NATS",
@@ -151,6 +153,7 @@ def score_continuations(
             ll = lp.gather(-1, cont[:, None]).sum().item()
             greedy = bool((lp.argmax(-1) == cont).all().item())
             out[i] = ContinuationScore(logprob=ll, num_tokens=len(cont), greedy=greedy)
+        progress.advance(len(idx))  # the open progress phase, if any: one per scored continuation
     return [out[i] for i in range(len(seqs))]
 
 

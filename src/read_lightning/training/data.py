@@ -35,6 +35,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from read_lightning.core import progress as phases
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
@@ -55,6 +56,7 @@ from read_lightning.training.batches import (
     length_grouped_batches,
     shard_batches,
 )
+from read_lightning.training.progress import progress_display
 
 __all__ = ["CapabilityDataModule"]
 
@@ -539,6 +541,8 @@ class CapabilityDataModule(L.LightningDataModule):
                         "meta": prompt.meta,
                     }
                 )
+            if (shown := phases.current()) is not None:  # the phase opened by _load_or_generate
+                shown.advance(committed - before, tokens=sum(a.num_tokens for a in answers), info=f"{len(rows)} answers")
             if committed == before:
                 # Empty answers (0 tokens) that are all dropped cost nothing, so the loop would
                 # never reach the interval's budget: end it rather than call the teacher forever.
@@ -619,7 +623,10 @@ class CapabilityDataModule(L.LightningDataModule):
                 f"resuming inside interval {self.interval}, but {where}: the checkpoint's steps were trained on "
                 "that data, and generating it again would draw different data"
             )
-        rows = self._generate_interval()
+        display = progress_display(self.trainer) if self.trainer is not None else None
+        with phases.phase(f"interval {self.interval}: teacher generation", total=self._interval_budget(),
+                          unit="budget tokens", display=display, explicit=True):
+            rows = self._generate_interval()
         state = self._generation_state()
         if path is not None and state_path is not None:
             # The state first: an interval file without its state is refused on resume, a state

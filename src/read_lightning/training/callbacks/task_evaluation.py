@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 
+from read_lightning.core import progress
 from read_lightning.core.checks import check_number
 from read_lightning.training.callbacks.shared import (
     TimedEvaluation,
@@ -14,6 +15,7 @@ from read_lightning.training.callbacks.shared import (
     teacher_cache,
     teacher_source,
 )
+from read_lightning.training.progress import progress_display
 
 __all__ = ["TaskEvaluationCallback"]
 
@@ -104,11 +106,13 @@ class TaskEvaluationCallback(TimedEvaluation):
             teacher_rows = None
             if found is not None:
                 cache = teacher_cache(trainer, self.cache_dir, "task_test_references")
-                teacher_rows = task_references(self.card, *found, cache, split="test", batch_size=self.batch_size,
-                                               limit=self.test_limit)
+                with self._phase(trainer, "teacher references", "test", self.test_limit):
+                    teacher_rows = task_references(self.card, *found, cache, split="test",
+                                                   batch_size=self.batch_size, limit=self.test_limit)
             # answer_outcomes gives the student back in its train/eval mode
-            outcomes = answer_outcomes(self.card, student, tokenizer, "test", teacher_answers=teacher_rows,
-                                       limit=self.test_limit, batch_size=self.batch_size)
+            with self._phase(trainer, f"student answers ({when} training)", "test", self.test_limit):
+                outcomes = answer_outcomes(self.card, student, tokenizer, "test", teacher_answers=teacher_rows,
+                                           limit=self.test_limit, batch_size=self.batch_size)
             rates = answer_report(outcomes)
             if not has_gold(self.card):
                 rates["note"] = "the card has no gold answers: agreement with the teacher only"
@@ -118,6 +122,13 @@ class TaskEvaluationCallback(TimedEvaluation):
         if trainer.is_global_zero and trainer.logger is not None:
             metrics = {f"task/test_{k}": float(rates[k]) for k in ("agreement", "accuracy", "degenerate") if k in rates}
             trainer.logger.log_metrics(metrics, step=trainer.global_step)
+
+    def _phase(self, trainer: L.Trainer, what: str, split: str, limit: int | None) -> Any:
+        """A progress phase (a bar on a terminal, log lines without) over the rows of ``split``;
+        the batch loops below advance it."""
+        rows = len(self.card.rows(split)[:limit])
+        return progress.phase(f"{self.card.name} {split}: {what}", total=rows, unit="rows",
+                              display=progress_display(trainer))
 
     def _answer_after(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.test_answers and self.answers.get("after") is None:
@@ -137,8 +148,9 @@ class TaskEvaluationCallback(TimedEvaluation):
             log.warning("the data module has no teacher to ask; the task is scored on the card's gold answers")
             return
         cache = teacher_cache(trainer, self.cache_dir, "task_references")
-        self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size,
-                                               limit=self.limit)
+        with self._phase(trainer, "teacher references", "dev", self.limit):
+            self._reference_rows = task_references(self.card, *found, cache, split="dev", batch_size=self.batch_size,
+                                                   limit=self.limit)
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         from read_lightning.evaluation.tasks import evaluate_task
@@ -147,8 +159,9 @@ class TaskEvaluationCallback(TimedEvaluation):
         student, tokenizer = evaluation_student(trainer, pl_module)
         if trainer.is_global_zero:
             was_training = student.training
-            result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit,
-                                   batch_size=self.batch_size, references=self._reference_rows)
+            with self._phase(trainer, "task evaluation", "dev", self.limit):
+                result = evaluate_task(self.card, student, tokenizer, split="dev", limit=self.limit,
+                                       batch_size=self.batch_size, references=self._reference_rows)
             student.train(was_training)
             scores = {k: float(result[k]) for k in ("utility", "agreement") if k in result}
         scores = dict(trainer.strategy.broadcast(scores, src=0))
