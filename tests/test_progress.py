@@ -57,8 +57,14 @@ def test_lower_layers_advance_the_innermost_phase_unless_it_counts_itself():
             assert progress.current() is inner and inner.done == 0
             inner.advance(40)
         progress.advance(20)  # clamped at the total
-    assert (outer.done, outer.tokens, inner.done) == (10, 7, 40)
+        assert (outer.done, outer.tokens, inner.done) == (10, 7, 40)
     assert progress.current() is None
+    with progress.phase("answers", total=8, heartbeat_s=60) as uncounted:
+        pass  # a teacher backend that counts nothing: when the block returns, the 8 are done
+    assert uncounted.done == 8
+    with progress.phase("budget", total=100, heartbeat_s=60, explicit=True) as budget:
+        budget.advance(96)  # an explicit phase says what it counted, not its total
+    assert budget.done == 96
 
 
 class Recorder:

@@ -167,6 +167,10 @@ def phase(
     try:
         yield p
         ok = True
+        if not explicit and total is not None:
+            # the block wrapped the work of ``total`` items and returned: all of it is done, also
+            # where a lower layer (a teacher backend) counted none of it
+            p.done = total
     finally:
         _ACTIVE.reset(token)
         stop.set()

@@ -69,7 +69,7 @@ class _RichDisplay:
         self._task: Any = None
 
     def update(self, phase: Phase) -> None:
-        total = float(phase.total) if phase.total is not None else math.inf
+        total = phase.total if phase.total is not None else math.inf
         if self._task is None:
             self._task = self._progress.add_task(_label(phase), total=total)
         self._progress.update(self._task, completed=phase.done, description=_label(phase))
