@@ -103,3 +103,31 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The run directory of the default recipe, run once per session end to end with the real
+    embedded teacher at a very small budget (``e2e`` tests only): test_e2e checks what it did,
+    test_docs that the README's run-directory table names every file it wrote."""
+    from pathlib import Path
+
+    import yaml
+
+    from read_lightning.cli import main
+
+    tmp_path = tmp_path_factory.mktemp("default_run")
+    recipe = yaml.safe_load((Path(__file__).parent.parent / "recipes" / "smollm2-135m.yaml").read_text())
+    recipe["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "runs")
+    recipe["trainer"]["default_root_dir"] = str(tmp_path / "runs")
+    for cb in recipe["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("CapabilityProbeCallback"):
+            cb["init_args"].update(limit=2, reference_max_new_tokens=12, cache_dir=str(tmp_path / "cache"))
+        if cb["class_path"].endswith("TaskEvaluationCallback"):
+            cb["init_args"].update(limit=4, test_limit=6, cache_dir=str(tmp_path / "cache"))
+    recipe["data"].update(budget_tokens=2400, num_intervals=2, max_new_tokens=24, max_length=128,
+                          max_tokens_per_batch=1024, generation_batch_size=8)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    assert main(["fit", "--config", str(config)]) == 0
+    return tmp_path / "runs" / "smollm2-135m" / "version_0"

@@ -205,3 +205,42 @@ def test_the_code_block_reader_skips_other_languages(tmp_path):
     md = tmp_path / "doc.md"
     md.write_text("```bash\nx = 1\n```\n```python\nimport os\n```\n  ```python\n  y = 2\n  ```\n")
     assert code_blocks(md, ("python",)) == [(5, ["import os"]), (8, ["  y = 2"])]
+
+
+def run_directory_table(path: Path = ROOT / "README.md") -> list[str]:
+    """The paths in the first column of the README's run-directory table (``| `path` | what |``)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.replace(" ", "") == "|path|what|")
+    paths = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        match = re.match(r"\|\s*`([^`]+)`\s*\|", line)
+        assert match, f"README.md: a run-directory table row without a `path`: {line!r}"
+        paths.append(match.group(1))
+    return paths
+
+
+def _as_glob(documented: str) -> str:
+    """``generated/interval_NNN.jsonl`` -> ``generated/interval_[0-9][0-9][0-9].jsonl``."""
+    return documented.rstrip("/").replace("NNN", "[0-9]" * 3)
+
+
+def test_the_run_directory_table_reads_its_rows(tmp_path):
+    md = tmp_path / "README.md"
+    md.write_text("x\n\n| path | what |\n| --- | --- |\n| `a.json` | one |\n| `dir/` | two |\n\nafter | `no` |\n")
+    assert run_directory_table(md) == ["a.json", "dir/"]
+    assert _as_glob("generated/interval_NNN.jsonl") == "generated/interval_[0-9][0-9][0-9].jsonl"
+
+
+@pytest.mark.e2e
+def test_the_run_directory_table_names_every_file_a_run_writes(default_run):
+    documented = run_directory_table()
+    # every documented path is there after a run of the default recipe...
+    missing = [p for p in documented if not list(default_run.glob(_as_glob(p)))]
+    assert not missing, f"README.md's run-directory table names {missing}, which the default run did not write"
+    # ...and every file the run wrote is under a documented path
+    covered = {f for p in documented for hit in default_run.glob(_as_glob(p))
+               for f in ([hit, *hit.rglob("*")] if hit.is_dir() else [hit])}
+    unlisted = sorted(str(f.relative_to(default_run)) for f in default_run.rglob("*") if f.is_file() and f not in covered)
+    assert not unlisted, f"the default run wrote files README.md's run-directory table does not name: {unlisted}"

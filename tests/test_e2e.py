@@ -1,34 +1,13 @@
 """The default recipe end to end with the real embedded teacher, at a very small budget."""
 
 import json
-from pathlib import Path
 
 import pytest
-import yaml
-
-from read_lightning.cli import main
-
-ROOT = Path(__file__).parent.parent
 
 
 @pytest.mark.e2e
-def test_default_recipe_runs_end_to_end(tmp_path):
-    recipe = yaml.safe_load((ROOT / "recipes" / "smollm2-135m.yaml").read_text())
-    recipe["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "runs")
-    recipe["trainer"]["default_root_dir"] = str(tmp_path / "runs")
-    for cb in recipe["trainer"]["callbacks"]:
-        if cb["class_path"].endswith("CapabilityProbeCallback"):
-            cb["init_args"].update(limit=2, reference_max_new_tokens=12, cache_dir=str(tmp_path / "cache"))
-        if cb["class_path"].endswith("TaskEvaluationCallback"):
-            cb["init_args"].update(limit=4, test_limit=6, cache_dir=str(tmp_path / "cache"))
-    recipe["data"].update(budget_tokens=2400, num_intervals=2, max_new_tokens=24, max_length=128,
-                          max_tokens_per_batch=1024, generation_batch_size=8)
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(recipe))
-
-    assert main(["fit", "--config", str(config)]) == 0
-
-    run = tmp_path / "runs" / "smollm2-135m" / "version_0"
+def test_default_recipe_runs_end_to_end(default_run):
+    run = default_run
     assert (run / "config.yaml").exists()
     assert list(run.glob("events.out.tfevents.*"))
     ledger = json.loads((run / "ledger.json").read_text())
