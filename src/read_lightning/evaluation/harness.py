@@ -39,7 +39,15 @@ import torch
 from read_lightning.core.checks import check_number
 from read_lightning.evaluation.scoring import preserved_state
 
-__all__ = ["HarnessProbe", "TaskProbe", "default_metric", "metric_score", "parse_task_probes", "preserved_placement"]
+__all__ = [
+    "HarnessProbe",
+    "TaskProbe",
+    "default_metric",
+    "measure_profile",
+    "metric_score",
+    "parse_task_probes",
+    "preserved_placement",
+]
 
 @dataclasses.dataclass(frozen=True)
 class TaskProbe:
@@ -395,3 +403,18 @@ class HarnessProbe:
                             "tasks": {t: per_task[t] for _, names in entries for t in names}}
         self.last_details = details
         return profile
+
+
+def measure_profile(
+    packaged: Any | None, harness: HarnessProbe | None, order: Sequence[str], model: torch.nn.Module, tokenizer: Any
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The capability profile from the packaged probes (a ``CapabilityProbe``) and the lm-eval
+    task probes together, in ``order``, and the stderr of each task-probed capability."""
+    scores: dict[str, float] = {}
+    stderr: dict[str, float] = {}
+    if packaged is not None:
+        scores.update(packaged.evaluate(model, tokenizer))
+    if harness is not None:
+        scores.update(harness.evaluate(model, tokenizer))
+        stderr = {c: d["stderr"] for c, d in harness.last_details.items() if d["stderr"] is not None}
+    return {c: scores[c] for c in order}, stderr

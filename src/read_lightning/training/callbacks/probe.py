@@ -152,7 +152,9 @@ class CapabilityProbeCallback(TimedEvaluation):
         measured: tuple[dict[str, float], dict[str, float]] | None = None
         student, tokenizer = evaluation_student(trainer, pl_module)
         if trainer.is_global_zero:
-            measured = self._evaluate(student, tokenizer)
+            from read_lightning.evaluation.harness import measure_profile
+
+            measured = measure_profile(self.probe, self.harness, self._order, student, tokenizer)
         # Rank 0 measures; every rank receives the same profile.
         profile, stderr = trainer.strategy.broadcast(measured, src=0)
         self.latest_profile = dict(profile)
@@ -162,18 +164,6 @@ class CapabilityProbeCallback(TimedEvaluation):
             entry["stderr"] = dict(stderr)
         self.history.append(entry)
         return profile
-
-    def _evaluate(self, student: Any, tokenizer: Any) -> tuple[dict[str, float], dict[str, float]]:
-        """Scores of the packaged probes and the lm-eval tasks, in the probed capabilities' order."""
-        scores: dict[str, float] = {}
-        stderr: dict[str, float] = {}
-        if self.probe is not None:
-            scores.update(self.probe.evaluate(student, tokenizer))
-        if self.harness is not None:
-            scores.update(self.harness.evaluate(student, tokenizer))
-            stderr = {c: d["stderr"] for c, d in self.harness.last_details.items() if d["stderr"] is not None}
-        order = self._order or list(scores)
-        return {c: scores[c] for c in order}, stderr
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         profile = self._timed(self._measure, trainer, pl_module)
