@@ -27,6 +27,7 @@ import dataclasses
 import difflib
 import functools
 import glob
+import logging
 import math
 import os
 import random
@@ -48,6 +49,8 @@ __all__ = [
     "parse_task_probes",
     "preserved_placement",
 ]
+log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskProbe:
@@ -253,6 +256,12 @@ class HarnessProbe:
         apply_chat_template: render requests with the tokenizer's chat template (lm-eval's
             ``--apply_chat_template``).
         bootstrap_iters: resamples for the stderr of metrics without a closed form.
+        allow_code_execution: run tasks that execute model-written code (``humaneval``, ``mbpp``:
+            lm-eval's ``unsafe_code``, executed by the ``evaluate`` library, not this package's
+            sandbox); without it such a task is refused at construction.
+        defer_unreachable: a task whose dataset cannot be reached now (no network, offline mode)
+            is loaded again by :meth:`load_pending` (the probe callback calls it when the run
+            sets up) instead of failing here; its limit and metric are checked then.
 
     Construction loads every task and its data (no model), so bad input fails here.
     """
@@ -265,6 +274,8 @@ class HarnessProbe:
         seed: int = 0,
         apply_chat_template: bool = False,
         bootstrap_iters: int = 200,
+        allow_code_execution: bool = False,
+        defer_unreachable: bool = False,
     ) -> None:
         check_number("probe batch_size", batch_size, low=1, integer=True)
         check_number("probe seed", seed, integer=True)
@@ -281,6 +292,7 @@ class HarnessProbe:
         self.batch_size, self.seed = batch_size, seed
         self.apply_chat_template, self.bootstrap_iters = apply_chat_template, bootstrap_iters
         self.last_details: dict[str, dict[str, Any]] = {}
+        self.defer_unreachable, self.allow_code_execution = defer_unreachable, bool(allow_code_execution)
         self._build()
 
     # ------------------------------------------------------------------ loading and checks
@@ -295,20 +307,33 @@ class HarnessProbe:
         self.tasks: dict[str, Any] = {}  # leaf task name -> lm-eval Task
         self.samples: dict[str, list[int]] = {}  # leaf task name -> scored document indices
         self.metrics: dict[str, str] = {}  # leaf task name -> result key ("metric,filter")
-        self.entries: dict[str, list[tuple[TaskProbe, list[str]]]] = {}  # capability -> (spec, leaf names)
+        self.entries: dict[str, list[tuple[TaskProbe, list[str]]]] = {c: [] for c in self.specs}
+        self.pending: list[tuple[str, TaskProbe]] = []  # datasets not reachable at construction
         for cap, specs in self.specs.items():
-            self.entries[cap] = []
             for spec in specs:
-                leaves = self._load(manager, spec)
-                names = [t.config.task for t in leaves]
-                for name, task in zip(names, leaves):
-                    if name in self.tasks:
-                        raise ValueError(f"lm-eval task {name!r} is probed twice (capability {cap}); name it once")
-                    self._configure(spec, name, task)
-                    self.tasks[name] = task
-                self.entries[cap].append((spec, names))
+                self._add(manager, cap, spec, defer=self.defer_unreachable)
 
-    def _load(self, manager: Any, spec: TaskProbe) -> list[Any]:
+    def load_pending(self) -> None:
+        """Load the tasks whose datasets could not be reached at construction; raise if they still cannot."""
+        pending, self.pending = self.pending, []
+        manager = _task_manager(tuple(self.include_path))
+        for cap, spec in pending:
+            self._add(manager, cap, spec, defer=False)
+
+    def _add(self, manager: Any, cap: str, spec: TaskProbe, defer: bool) -> None:
+        leaves = self._load(manager, spec, defer)
+        if leaves is None:
+            self.pending.append((cap, spec))
+            return
+        names = [t.config.task for t in leaves]
+        for name, task in zip(names, leaves):
+            if name in self.tasks:
+                raise ValueError(f"lm-eval task {name!r} is probed twice (capability {cap}); name it once")
+            self._configure(spec, name, task)
+            self.tasks[name] = task
+        self.entries[cap].append((spec, names))
+
+    def _load(self, manager: Any, spec: TaskProbe, defer: bool) -> list[Any] | None:
         from lm_eval.tasks._yaml_loader import load_yaml
 
         from read_lightning.evaluation.probes import _quiet_lm_eval
@@ -318,21 +343,36 @@ class HarnessProbe:
             _check_data(spec.task, {**load_yaml(entry.yaml_path, resolve_func=False), **spec.overrides()})
         elif spec.overrides():
             _check_data(spec.task, spec.overrides())
+        unreachable: Exception | None = None
         try:
             with _quiet_lm_eval():
                 # The factory TaskManager.load uses, with the data source replaced (for a group:
                 # in each of its tasks).
                 built = manager._factory.build(entry, overrides=spec.overrides() or None, registry=manager.task_index)
         except FileNotFoundError as err:
-            raise ValueError(f"lm-eval task {spec.task!r}: {err}") from None
+            if "Hugging Face Hub" not in str(err):  # a missing local file
+                raise ValueError(f"lm-eval task {spec.task!r}: {err}") from None
+            unreachable = err  # a Hub script (the `evaluate` library's code_eval) out of reach
+        except ImportError as err:
+            raise ValueError(f"lm-eval task {spec.task!r} needs a package that is not installed ({err}); "
+                             "pip install 'read-lightning[benchmarks]'") from None
         except ConnectionError as err:
+            unreachable = err
+        if unreachable is not None:
+            if defer:
+                log.warning("lm-eval task %r: its data cannot be reached now (%s); it is loaded again when "
+                            "the run sets up", spec.task, unreachable)
+                return None
             raise ValueError(
-                f"lm-eval task {spec.task!r}: its dataset is not available offline ({err}); point the task at a "
+                f"lm-eval task {spec.task!r}: its data is not available offline ({unreachable}); point the task at a "
                 "local copy with dataset_path (docs/evaluation.md)"
             ) from None
         return _leaves(built)
 
     def _configure(self, spec: TaskProbe, name: str, task: Any) -> None:
+        if getattr(task, "UNSAFE_CODE", False) and not self.allow_code_execution:
+            raise ValueError(f"lm-eval task {name!r} executes model-written code; set allow_code_execution: true "
+                             "to run it (lm-eval's unsafe_code)")
         if spec.num_fewshot is not None:
             task.set_config(key="num_fewshot", value=spec.num_fewshot)
         if spec.generation_kwargs:
@@ -367,6 +407,9 @@ class HarnessProbe:
 
         from read_lightning.evaluation.probes import _quiet_lm_eval
 
+        self.load_pending()
+        if self.allow_code_execution:
+            os.environ["HF_ALLOW_CODE_EVAL"] = "1"  # the `evaluate` library's code_eval asks for it
         with preserved_state(model), preserved_placement(model), _quiet_lm_eval():
             lm = _harness_lm(model, tokenizer, self.batch_size)
             results = evaluator.evaluate(
@@ -376,6 +419,7 @@ class HarnessProbe:
                 bootstrap_iters=self.bootstrap_iters,
                 log_samples=False,
                 apply_chat_template=self.apply_chat_template,
+                confirm_run_unsafe_code=self.allow_code_execution,
             )
         per_task: dict[str, dict[str, Any]] = {}
         for name, metric in self.metrics.items():

@@ -63,7 +63,8 @@ def _build_probes(settings: dict[str, Any], data: dict[str, Any], references: st
     if settings.get("tasks"):
         harness = HarnessProbe(settings["tasks"], include_path=settings.get("include_path"), batch_size=batch_size,
                                seed=int(settings.get("seed", 0)),
-                               apply_chat_template=bool(settings.get("apply_chat_template", False)))
+                               apply_chat_template=bool(settings.get("apply_chat_template", False)),
+                               allow_code_execution=bool(settings.get("allow_code_execution", False)))
         extra = sorted(set(harness.capabilities) - set(caps))
         if extra:
             raise ValueError(f"probe tasks name capabilities {extra} that are not probed ({caps})")

@@ -37,6 +37,7 @@ class CapabilityProbeCallback(TimedEvaluation):
         seed: draws each task's ``limit`` subset (the same at every probe and after a resume)
             and seeds few-shot sampling.
         apply_chat_template: render the lm-eval tasks' requests with the student's chat template.
+        allow_code_execution: let lm-eval tasks run model-written code (``humaneval``, ``mbpp``).
         references: ``"teacher"`` scores fidelity to the teacher's greedy answers (generated once
             and cached; an in-process teacher decodes greedily, a vLLM or HTTP backend is asked
             at temperature 0), ``"gold"`` scores the shipped answers, or a path to a reference JSONL.
@@ -66,6 +67,7 @@ class CapabilityProbeCallback(TimedEvaluation):
         include_path: list[str] | None = None,
         seed: int = 0,
         apply_chat_template: bool = False,
+        allow_code_execution: bool = False,
     ) -> None:
         super().__init__()
         check_number("probe batch_size", batch_size, low=1, integer=True)
@@ -93,10 +95,17 @@ class CapabilityProbeCallback(TimedEvaluation):
                 extra = sorted(set(tasks) - set(capabilities))
                 if extra:
                     raise ValueError(f"probe tasks name capabilities {extra} that are not probed ({capabilities})")
+            # Tasks and their data load now, before any model; a Hub dataset out of reach here
+            # (building the config offline) is loaded again in setup().
             self.harness = HarnessProbe(tasks, include_path=include_path, batch_size=batch_size, seed=seed,
-                                        apply_chat_template=apply_chat_template)
+                                        apply_chat_template=apply_chat_template, allow_code_execution=allow_code_execution,
+                                        defer_unreachable=True)
         elif include_path:
             raise ValueError(f"probe include_path {include_path!r} is given but no tasks name its tasks")
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.harness is not None:
+            self.harness.load_pending()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from read_lightning.evaluation.probes import CapabilityProbe
