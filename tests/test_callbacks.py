@@ -72,6 +72,9 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
     assert [s["mixture"] for s in selects] == [pytest.approx(m) for m in seen]
     assert all(abs(sum(s["mixture"].values()) - 1) < 1e-6 for s in selects)
     assert all(isinstance(o["reward"], float) and o["cost"] > 0 for o in observes)
+    # Each observation names the token shares trained on, a distribution over the mixture's capabilities.
+    assert all(abs(sum(o["trained_mixture"].values()) - 1) < 1e-3 and set(o["trained_mixture"]) <= set(REQ)
+               for o in observes)
     for key in ("mixture/math", "bandit/reward", "bandit/kappa"):
         assert key in trainer.logged_metrics
     assert dm.ledger.spent <= dm.ledger.budget

@@ -251,22 +251,61 @@ def test_teacher_backend_is_chosen_by_config(tiny_tokenizer):
         CapabilityDataModule(leakage_hashes="nope.txt")
 
 
-def test_prompts_too_long_for_max_length_are_redrawn_before_the_teacher_pays(tiny_tokenizer):
+class RedrawOnlySource:
+    """A user's prompt source without the optional ``fits`` length test: the data module redraws."""
+
+    def __init__(self, pools):
+        self.inner = StaticPromptSource(pools)
+
+    def sample(self, capability, rng, progress):
+        return self.inner.sample(capability, rng, progress)
+
+
+@pytest.mark.parametrize("source", [StaticPromptSource, RedrawOnlySource])
+def test_prompts_too_long_for_max_length_never_reach_the_teacher_and_the_mixture_holds(tiny_tokenizer, source):
+    # Half of long_context's prompts cannot fit: the capability keeps its share with the prompt that
+    # fits instead of silently handing its draws to math (which would make it 1/3 of the prompts).
     pools = {"long_context": ["word " * 200, "Summarise: short text."], "math": ["What is 1 + 1?"]}
     teacher = CountingTeacher()
-    dm = CapabilityDataModule(capabilities=list(pools), budget_tokens=3000, num_intervals=1, max_length=64,
+    dm = CapabilityDataModule(capabilities=list(pools), budget_tokens=6000, num_intervals=1, max_length=64,
                               max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
-    dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(pools))
+    dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=source(pools))
     consume_interval(dm, 0)
-    assert teacher.prompts and "word " * 200 not in teacher.prompts
-    assert dm.too_long_prompts > 0
+    assert len(teacher.prompts) >= 80 and "word " * 200 not in teacher.prompts
+    share = teacher.prompts.count("Summarise: short text.") / len(teacher.prompts)
+    assert 0.4 < share < 0.6, share
+    assert dm.interval_stats["trained_mixture"].keys() == {"long_context", "math"}
+    assert (dm.too_long_prompts > 0) == (source is RedrawOnlySource)  # a fits-aware source is never redrawn
 
+
+def test_a_capability_with_no_prompt_that_fits_is_named_and_costs_nothing(tiny_tokenizer, caplog):
     only_long = {"long_context": ["word " * 200]}
     teacher = CountingTeacher()
     dm = CapabilityDataModule(capabilities=list(only_long), budget_tokens=3000, num_intervals=1, max_length=64,
                               max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
     dm.attach(teacher=teacher, tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(only_long))
-    assert consume_interval(dm, 0) == [] and teacher.prompts == [] and dm.ledger.spent == 0
+    with caplog.at_level("WARNING"):
+        assert consume_interval(dm, 0) == [] and teacher.prompts == [] and dm.ledger.spent == 0
+    assert "no long_context prompt fits max_length=64" in caplog.text
+
+
+def test_the_template_library_trains_a_long_capability_on_its_longest_prompts_that_fit(tiny_tokenizer):
+    # The built-in long-context documents run to 2,000 tokens; a 256-token run still gets
+    # long_context prompts (shortest fills), and every one of them fits.
+    from read_lightning.prompts.library import TemplateLibrary
+
+    teacher = CountingTeacher()
+    dm = CapabilityDataModule(capabilities=["long_context", "math"], budget_tokens=8000, num_intervals=1,
+                              max_length=256, max_new_tokens=16, max_tokens_per_batch=1024, generation_batch_size=8,
+                              mixture={"long_context": 0.8, "math": 0.2})
+    dm.attach(teacher=teacher, tokenizer=tiny_tokenizer,
+              prompt_source=TemplateLibrary(capabilities=["long_context", "math"], calibration_per_template=4))
+    consume_interval(dm, 0)
+    assert len(teacher.prompts) >= 20
+    assert all(dm._fits(p) for p in teacher.prompts)
+    lc = sum("<document>" in p for p in teacher.prompts) / len(teacher.prompts)
+    assert lc > 0.6, lc
+    assert dm.prompt_source.stats["length_fallbacks"] > 0
 
 
 class SeededTeacher(CountingTeacher):

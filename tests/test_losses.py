@@ -78,6 +78,17 @@ def test_mixing_weight_combines_parts():
     assert out.num_tokens == 6
 
 
+def test_kd_everywhere_averages_over_every_row_while_ce_stays_on_the_answer():
+    torch.manual_seed(6)
+    s, t = torch.randn(5, 7), torch.randn(5, 7)
+    y = torch.tensor([-100, -100, 3, 1, -100])  # two answer tokens among five positions
+    answer = distillation_loss(s, y, t, kd_weight=0.5)
+    everywhere = distillation_loss(s, y, t, kd_weight=0.5, kd_everywhere=True)
+    assert torch.allclose(everywhere.ce, answer.ce) and everywhere.num_tokens == answer.num_tokens == 2
+    assert torch.allclose(answer.kd, kd_divergence(s[2:4], t[2:4]).mean(), atol=1e-6)
+    assert torch.allclose(everywhere.kd, kd_divergence(s, t).mean(), atol=1e-6)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="kd_weight"):
         distillation_loss(torch.randn(2, 3), torch.zeros(2, dtype=torch.long), kd_weight=1.5)

@@ -42,6 +42,11 @@ def test_training_lowers_the_loss_and_writes_a_loadable_student(tiny_tokenizer, 
         assert torch.equal(a, b.detach())
     ledger = json.loads((tmp_path / "lightning_logs" / "version_0" / "ledger.json").read_text())
     assert ledger["spent"] <= ledger["budget"]
+    # Where the wall clock went: the teacher's generation is measured, the rest is training.
+    time_split = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())["time"]
+    assert set(time_split["seconds"]) == {"generation", "training_and_other"}
+    assert dm.generation_seconds > 0 and time_split["seconds"]["generation"] == pytest.approx(dm.generation_seconds, abs=0.01)
+    assert sum(time_split["share"].values()) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_lean_logits_equal_full_forward(tiny_tokenizer):
@@ -94,6 +99,38 @@ def test_logit_kd_trains_with_a_teacher_in_process(tiny_tokenizer, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, teacher.parameters()))
     kd = trainer.logged_metrics["train/kd_loss"]
     assert torch.isfinite(kd) and kd > 0
+
+
+def test_kd_on_every_position_reaches_the_prompt_tokens(tiny_tokenizer, monkeypatch):
+    # With kd_positions=all the teacher's distribution is matched on the prompt tokens too: the
+    # KD term sees every real position of the batch, CE only the answer.
+    from read_lightning.training import module as module_lib
+    from read_lightning.training.batches import collate, encode_example
+
+    batch = collate([encode_example(tiny_tokenizer, "What is 1+1? Answer briefly.", "two", "math", 64),
+                     encode_example(tiny_tokenizer, "Write code", "def f(): pass", "code", 64)],
+                    tiny_tokenizer.pad_token_id)
+    seen = {}
+
+    def spy(student_logits, targets, teacher_logits, **kw):
+        seen.update(rows=student_logits.shape[0], answer=int((targets != -100).sum()), everywhere=kw["kd_everywhere"])
+        return distillation(student_logits, targets, teacher_logits, **kw)
+
+    distillation = module_lib.distillation_loss
+    monkeypatch.setattr(module_lib, "distillation_loss", spy)
+    for positions in ("answer", "all"):
+        module = DistillationModule(kd_weight=0.5, kd_positions=positions).attach(
+            student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer,
+            teacher=build_tiny_model(tiny_tokenizer, seed=2).requires_grad_(False))
+        module.log = lambda *a, **k: None
+        module.optimizers = lambda: type("O", (), {"param_groups": [{"lr": 0.0}]})()
+        module._trainer = type("T", (), {"world_size": 1})()
+        module.training_step(batch, 0)
+        real = int(batch["attention_mask"].sum()) - batch["attention_mask"].shape[0]  # positions that predict a token
+        assert seen["answer"] == int((batch["labels"][:, 1:] != -100).sum())
+        assert seen["rows"] == (real if positions == "all" else seen["answer"]) and seen["everywhere"] == (positions == "all")
+    with pytest.raises(ValueError, match="kd_positions 'prompt'"):
+        DistillationModule(kd_positions="prompt")
 
 
 def test_kd_rejects_mismatched_vocabularies(tiny_tokenizer):

@@ -529,6 +529,8 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
                            lazy("requirement.inference", "identifier_main"))
     tools["compare"] = ("train a recipe with several allocators and seeds; tabulate task utility and profiles",
                         lazy("reporting.compare", "compare_main"))
+    tools["probe"] = ("print and save the capability profile of a model directory with a recipe's probes",
+                      lazy("evaluation.probe_command", "probe_main"))
     tools["report"] = ("plot a run: PNGs, a Markdown summary and TensorBoard images",
                        lazy("reporting.report", "report_main"))
     return tools

@@ -494,8 +494,9 @@ class CapabilityProbe:
                 for doc in docs:
                     fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
             base, metadata = probe_file(cap, ".yaml", self.data_dir), []
-            if not base.is_file():
-                # A user capability with items only gets the shared config and its name as metadata.
+            if base.parent == PROBE_DATA_DIR:
+                # The packaged <capability>.yaml is the stock lm-eval view of the gold answers;
+                # the run's probe gets the shared config and the capability's name as metadata.
                 base = PROBE_DATA_DIR / "_probe_base.yaml"
                 metadata = ["metadata:", "  version: 1", f"  capability: {json.dumps(cap)}"]
             # The runtime task includes the packaged config and only points it at the rendered data.

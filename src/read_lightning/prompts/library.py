@@ -7,7 +7,11 @@ For one prompt, ``TemplateLibrary``
    prompts of the capability (the template-share cap),
 3. fills it with control factors steered towards the tier (a *hint* in the tier's third of
    [0, 1]) and keeps the fill when its measured difficulty falls in the tier (bounded retries),
-4. rejects prompts whose normalised hash is in the leakage set (evaluation prompts) and redraws.
+4. rejects prompts whose normalised hash is in the leakage set (evaluation prompts) and redraws,
+5. given a length test (``fits``), rejects fills that fail it, falls back to the template's
+   shortest fills (hint 0) and then to the capability's other templates, so a run whose
+   ``max_length`` cuts most long prompts still trains the capability it chose, on the longest
+   prompts it can hold; None when no template of the capability can fit.
 
 Everything depends only on the ``rng`` passed in and the library's own state (recent template
 names, counters), which ``state_dict``/``load_state_dict`` save and restore, so a resumed run
@@ -22,7 +26,7 @@ import os
 import random
 import warnings
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
@@ -202,6 +206,8 @@ class TemplateLibrary:
             "leakage_rejects": 0,
             "tier_misses": 0,
             "share_cap_fallbacks": 0,
+            "length_fallbacks": 0,
+            "unfit": 0,
         }
 
     def _pick_template(self, capability: str, rng: random.Random) -> Template:
@@ -215,13 +221,27 @@ class TemplateLibrary:
             eligible = [t for t in templates if counts[t.name] == least]
         return rng.choice(eligible)
 
-    def _fill_tier(self, template: Template, tier: str, rng: random.Random) -> Prompt:
+    def _fill_tier(
+        self, template: Template, tier: str, rng: random.Random, fits: Callable[[str], bool] | None = None
+    ) -> Prompt | None:
         """Fill ``template`` with control factors steered into ``tier``; keep the first fill whose
-        measured tier matches, else (after ``max_tier_tries``) the closest one, labelled honestly."""
+        measured tier matches, else (after ``max_tier_tries``) the closest one, labelled honestly.
+
+        With ``fits``, fills that fail it are discarded; when no fill of the tier fits, the
+        template's shortest fills (hint 0) are tried, and None is returned when none of those fit.
+        """
         lo = TIERS.index(tier) / 3.0
         best = None
-        for _ in range(self.max_tier_tries):
-            text, check, factors = template.fill(rng, rng.uniform(lo, lo + 1.0 / 3.0))
+        tries = self.max_tier_tries * (1 if fits is None else 2)
+        for i in range(tries):
+            shortest = i >= self.max_tier_tries  # the tier's fills all failed ``fits``
+            if shortest and best is not None:
+                break
+            text, check, factors = template.fill(rng, 0.0 if shortest else rng.uniform(lo, lo + 1.0 / 3.0))
+            if fits is not None and not fits(text):
+                continue
+            if shortest:
+                self.stats["length_fallbacks"] += 1
             score = self._score(template, factors)
             got = self.tier_of(template.capability, score)
             distance = abs(TIERS.index(got) - TIERS.index(tier))
@@ -229,7 +249,8 @@ class TemplateLibrary:
                 best = (distance, got, score, text, check, factors)
             if distance == 0:
                 break
-        assert best is not None
+        if best is None:
+            return None
         distance, got, score, text, check, factors = best
         if distance:
             self.stats["tier_misses"] += 1
@@ -238,9 +259,13 @@ class TemplateLibrary:
             meta["check"] = _with_given(check, text)
         return Prompt(text=text, capability=template.capability, template=template.name, difficulty=got, meta=meta)
 
-    def sample(self, capability: str, rng: random.Random, progress: float) -> Prompt:
+    def sample(
+        self, capability: str, rng: random.Random, progress: float, fits: Callable[[str], bool] | None = None
+    ) -> Prompt | None:
         """One prompt for ``capability`` at budget ``progress`` in [0, 1] (``PromptSource``).
 
+        ``fits(text)`` is an optional length test (the data module's ``max_length``): only
+        prompts passing it are returned, None when no template of the capability yields one.
         Deterministic given ``rng``'s state and the library's state (``state_dict``).
         """
         self._check(capability)
@@ -251,11 +276,19 @@ class TemplateLibrary:
         tier = self.curriculum.tier(progress, rng)
         for _ in range(self.max_leak_tries):
             template = self._pick_template(capability, rng)
-            prompt = self._fill_tier(template, tier, rng)
+            prompt = self._fill_tier(template, tier, rng, fits)
+            if prompt is None:
+                # This template cannot be made short enough: try the others, shortest fills included.
+                others = [t for t in self._templates[capability] if t.name != template.name]
+                rng.shuffle(others)
+                prompt = next((p for p in (self._fill_tier(t, tier, rng, fits) for t in others) if p is not None), None)
+                if prompt is None:
+                    self.stats["unfit"] += 1
+                    return None
             if self._leak and prompt_hash(prompt.text) in self._leak:
                 self.stats["leakage_rejects"] += 1
                 continue
-            self._recent[capability].append(template.name)
+            self._recent[capability].append(prompt.template)
             self.stats["sampled"][capability] += 1
             self.stats["tiers"][prompt.difficulty] += 1
             return prompt

@@ -118,7 +118,9 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
         facts.append(f"tokens spent (from the decision log): **{int(x[-1])}** of {record.budget}")
     summary = record.summary or {}
     if "wall_clock_seconds" in summary:
-        facts.append(f"wall clock: {summary['wall_clock_seconds']} s")
+        shares = (summary.get("time") or {}).get("share") or {}
+        where = ", ".join(f"{name.replace('_', ' ')} {100 * float(v):.0f}%" for name, v in shares.items())
+        facts.append(f"wall clock: {summary['wall_clock_seconds']} s" + (f" ({where})" if where else ""))
     probe = summary.get("CapabilityProbeCallback") or {}
     if "fraction_of_wall_clock" in probe:
         facts.append(f"probing: {100 * float(probe['fraction_of_wall_clock']):.1f}% of wall clock")

@@ -21,7 +21,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -81,7 +81,12 @@ class Teacher(Protocol):
 @runtime_checkable
 class PromptSource(Protocol):
     def sample(self, capability: str, rng: random.Random, progress: float) -> Prompt:
-        """Draw one prompt for ``capability``; ``progress`` in [0, 1] is the budget spent so far."""
+        """Draw one prompt for ``capability``; ``progress`` in [0, 1] is the budget spent so far.
+
+        A source may also take ``fits``, a length test on the prompt text, and return only
+        prompts passing it (None when it has none): the data module then never spends a draw
+        on a prompt its ``max_length`` would drop. Sources without it are redrawn instead.
+        """
         ...
 
 
@@ -93,16 +98,29 @@ class StaticPromptSource:
         if empty:
             raise ValueError(f"prompt pool is empty for capabilities {empty!r}")
         self.pools = {c: list(p) for c, p in pools.items()}
+        self._fitting: dict[str, tuple[Callable[[str], bool], list[int]]] = {}  # per capability: (fits, indices)
 
     @property
     def capabilities(self) -> list[str]:
         return list(self.pools)
 
-    def sample(self, capability: str, rng: random.Random, progress: float) -> Prompt:
+    def sample(
+        self, capability: str, rng: random.Random, progress: float, fits: Callable[[str], bool] | None = None
+    ) -> Prompt | None:
+        """A uniform draw from the capability's pool; with ``fits``, from the prompts passing it
+        (None when none does)."""
         if capability not in self.pools:
             raise ValueError(f"unknown capability {capability!r}; this source has {list(self.pools)!r}")
         pool = self.pools[capability]
-        i = rng.randrange(len(pool))
+        if fits is None:
+            i = rng.randrange(len(pool))
+        else:
+            if self._fitting.get(capability, (None,))[0] is not fits:
+                self._fitting[capability] = (fits, [j for j, text in enumerate(pool) if fits(text)])
+            fitting = self._fitting[capability][1]
+            if not fitting:
+                return None
+            i = fitting[rng.randrange(len(fitting))]
         return Prompt(text=pool[i], capability=capability, template=f"static:{i}")
 
 

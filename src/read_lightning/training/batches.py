@@ -16,7 +16,7 @@ from torch.utils.data import IterableDataset
 from read_lightning.core.checks import check_number
 from read_lightning.teachers.generation import chat_prompt_ids
 
-__all__ = ["IGNORE_INDEX", "BatchStream", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches"]
+__all__ = ["IGNORE_INDEX", "BatchStream", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches", "trained_mixture"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,16 @@ def encode_example(tokenizer: Any, prompt: str, answer: str, capability: str, ma
         labels=[IGNORE_INDEX] * len(prompt_ids) + answer_ids,
         capability=capability,
     )
+
+
+def trained_mixture(examples: Sequence[Example]) -> dict[str, float]:
+    """Each capability's share of the tokens in ``examples``: the mixture actually trained on,
+    which can differ from the one chosen when a capability's prompts do not fit ``max_length``."""
+    tokens: dict[str, int] = {}
+    for ex in examples:
+        tokens[ex.capability] = tokens.get(ex.capability, 0) + len(ex.input_ids)
+    total = sum(tokens.values())
+    return {c: round(n / total, 4) for c, n in sorted(tokens.items())} if total else {}
 
 
 def length_grouped_batches(

@@ -23,6 +23,7 @@ Resuming and several processes:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import time
@@ -55,6 +56,7 @@ from read_lightning.training.batches import (
     encode_example,
     length_grouped_batches,
     shard_batches,
+    trained_mixture,
 )
 from read_lightning.training.progress import progress_display
 
@@ -287,6 +289,8 @@ class CapabilityDataModule(L.LightningDataModule):
         self._kept: tuple[int, list[dict[str, Any]], dict[str, Any]] | None = None
         self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
         self.too_long_prompts = 0  # prompts redrawn because they could not fit max_length
+        self._unfit: set[str] = set()  # capabilities of this interval with no prompt that fits
+        self.generation_seconds = 0.0  # wall clock of this run's teacher generation, over resumes
         # The teacher's call counter (its sampling seed), carried here so a restored value reaches
         # a teacher that is built after the state is loaded.
         self._teacher_calls: int | None = None
@@ -498,6 +502,14 @@ class CapabilityDataModule(L.LightningDataModule):
         path for generated and reused intervals, and the plan keeps their cost within budget.
         """
         assert self.teacher is not None and self.prompt_source is not None
+        start = time.perf_counter()
+        try:
+            return self._generate_rows()
+        finally:
+            self.generation_seconds += time.perf_counter() - start
+
+    def _generate_rows(self) -> list[dict[str, Any]]:
+        assert self.teacher is not None and self.prompt_source is not None
         if self._teacher_calls is not None and hasattr(self.teacher, "calls"):
             self.teacher.calls = self._teacher_calls
         budget = self._interval_budget()
@@ -505,6 +517,7 @@ class CapabilityDataModule(L.LightningDataModule):
         rows: list[dict[str, Any]] = []
         progress = self.ledger.fraction_spent
         caps, weights = list(self.mixture), list(self.mixture.values())
+        self._unfit: set[str] = set()
         verify = getattr(self.prompt_source, "verify", None)
         while True:
             # Size each teacher call so that even worst-case answers cannot overdraw the interval.
@@ -558,19 +571,55 @@ class CapabilityDataModule(L.LightningDataModule):
     MIN_ANSWER_TOKENS = 8
     MAX_DRAWS = 16
 
+    def _fits(self, text: str) -> bool:
+        return len(chat_prompt_ids(self.tokenizer, text)) + self.MIN_ANSWER_TOKENS <= self.max_length
+
     def _draw_fitting(self, caps: list[str], weights: list[float], progress: float) -> Prompt | None:
-        """Draw a prompt whose chat-formatted length leaves room for an answer.
+        """Draw a capability from the mixture, then a prompt of it that leaves room for an answer.
 
         A prompt that cannot fit ``max_length`` would be answered (and paid for) and then
-        dropped, so it is redrawn before the teacher sees it; None after ``MAX_DRAWS`` misses.
+        dropped, so it is never sent to the teacher. The prompt is sought within the capability
+        drawn, so the mixture trained on is the mixture chosen: a source that takes ``fits``
+        returns a fitting prompt (the template library falls back to its shortest fills); any
+        other source is redrawn up to ``MAX_DRAWS`` times. A capability with no prompt that fits
+        leaves this interval's draws with a warning naming it; None once no capability is left.
         """
         assert self.prompt_source is not None
+        while True:
+            live = [i for i, c in enumerate(caps) if c not in self._unfit]
+            if not live or not any(weights[i] > 0 for i in live):
+                return None
+            cap = self.rng.choices([caps[i] for i in live], [weights[i] for i in live])[0]
+            prompt = self._sample_fitting(cap, progress)
+            if prompt is not None:
+                return prompt
+            self._unfit.add(cap)
+            log.warning(
+                "interval %d: no %s prompt fits max_length=%d, so its mixture weight %.2f goes to the other "
+                "capabilities for the rest of this interval (raise data.max_length to train on it)",
+                self.interval, cap, self.max_length, self.mixture.get(cap, 0.0),
+            )
+
+    def _sample_fitting(self, capability: str, progress: float) -> Prompt | None:
+        assert self.prompt_source is not None
+        if self._source_takes_fits:
+            prompt = self.prompt_source.sample(capability, self.rng, progress, fits=self._fits)  # type: ignore[call-arg]
+            if prompt is None:
+                self.too_long_prompts += 1
+            return prompt
         for _ in range(self.MAX_DRAWS):
-            prompt = self.prompt_source.sample(self.rng.choices(caps, weights)[0], self.rng, progress)
-            if len(chat_prompt_ids(self.tokenizer, prompt.text)) + self.MIN_ANSWER_TOKENS <= self.max_length:
+            prompt = self.prompt_source.sample(capability, self.rng, progress)
+            if self._fits(prompt.text):
                 return prompt
             self.too_long_prompts += 1
         return None
+
+    @property
+    def _source_takes_fits(self) -> bool:
+        try:
+            return "fits" in inspect.signature(self.prompt_source.sample).parameters  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            return False
 
     def _load_interval(self, path: Path) -> list[dict[str, Any]]:
         """Rows of a generated interval file, each field checked; errors name file, line and field."""
@@ -684,10 +733,11 @@ class CapabilityDataModule(L.LightningDataModule):
             "examples": len(examples),
             "batches": len(batches),
             "steps": len(mine),
-            "generation_seconds": time.perf_counter() - start,
+            "prepare_seconds": time.perf_counter() - start,  # generating, or reading the interval's file
             "verified_false": sum(1 for r in rows if r.get("verified") is False),
             "too_long_prompts": self.too_long_prompts,
             "mixture": dict(self.mixture),
+            "trained_mixture": trained_mixture(examples),
         }
         log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
         return _IntervalLoader(BatchStream(examples, mine, self.tokenizer.pad_token_id), self)
@@ -724,6 +774,7 @@ class CapabilityDataModule(L.LightningDataModule):
             "charged_interval": self.charged_interval,
             "padding_tokens": self.padding_tokens,
             "run_id": self.run_id,
+            "generation_seconds": self.generation_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -740,6 +791,9 @@ class CapabilityDataModule(L.LightningDataModule):
         self.interval = state["interval"]
         self.charged_interval = state["charged_interval"]
         self.padding_tokens = state.get("padding_tokens", 0)
+        seconds = state.get("generation_seconds", 0.0)
+        check_number("checkpoint data-module state: field 'generation_seconds'", seconds, low=0.0)
+        self.generation_seconds = float(seconds)
         run_id = state.get("run_id")  # None: saved before runs had ids; accept the run's files
         if run_id is not None and not isinstance(run_id, str):
             raise ValueError(f"checkpoint data-module state: field 'run_id' must be a string, got {run_id!r}")

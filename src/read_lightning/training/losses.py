@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
+KD_POSITIONS: tuple[str, ...] = ("answer", "all")
 
-__all__ = ["DIVERGENCES", "LossOutput", "distillation_loss", "kd_divergence", "masked_cross_entropy"]
+__all__ = ["DIVERGENCES", "KD_POSITIONS", "LossOutput", "distillation_loss", "kd_divergence", "masked_cross_entropy"]
 
 
 @dataclass
@@ -105,14 +106,18 @@ def distillation_loss(
     divergence: Divergence = "forward_kl",
     temperature: float = 1.0,
     ignore_index: int = -100,
+    kd_everywhere: bool = False,
 ) -> LossOutput:
-    """``(1 - kd_weight) * CE + kd_weight * KD``, both averaged over unmasked tokens.
+    """``(1 - kd_weight) * CE + kd_weight * KD``, each averaged over its own positions.
 
     Args:
         student_logits: ``(..., V_s)``.
         targets: ``(...)`` the teacher's answer tokens, ``ignore_index`` elsewhere.
         teacher_logits: ``(..., V_t)`` at the same positions, or None for response-only SFT.
         kd_weight: mixing weight in [0, 1]; needs ``teacher_logits`` when > 0.
+        kd_everywhere: KD at every position given (prompt tokens too, where the teacher's
+            distribution is as informative as on the answer and costs no generation); by
+            default only at the answer tokens, where CE is.
     """
     if not 0.0 <= kd_weight <= 1.0:
         raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
@@ -130,11 +135,12 @@ def distillation_loss(
             f"teacher logits {tuple(teacher_logits.shape)} do not line up with student logits "
             f"{tuple(student_logits.shape)}"
         )
-    if num_tokens == 0:
+    rows = torch.ones_like(keep) if kd_everywhere else keep
+    if not bool(rows.any()):
         kd = _zero_like_graph(student_logits).float()
     else:
-        s = student_logits.reshape(-1, student_logits.shape[-1])[keep]
-        t = teacher_logits.reshape(-1, teacher_logits.shape[-1])[keep].detach()
+        s = student_logits.reshape(-1, student_logits.shape[-1])[rows]
+        t = teacher_logits.reshape(-1, teacher_logits.shape[-1])[rows].detach()
         kd = kd_divergence(s, t, divergence, temperature).mean()
     loss = (1.0 - kd_weight) * ce + kd_weight * kd
     return LossOutput(loss=loss, ce=ce.detach(), kd=kd.detach(), num_tokens=num_tokens)

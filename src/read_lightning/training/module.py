@@ -23,7 +23,7 @@ from read_lightning.teachers.models import (
     resolve_dtype,
     similarity_keep,
 )
-from read_lightning.training.losses import DIVERGENCES, distillation_loss
+from read_lightning.training.losses import DIVERGENCES, KD_POSITIONS, distillation_loss
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ class DistillationModule(L.LightningModule):
         teacher: the teacher, used here only for logit KD.
         kd_weight: weight of the KD term in [0, 1]; 0 is response-only SFT.
         divergence: ``forward_kl``, ``reverse_kl`` or ``jsd``.
+        kd_positions: ``answer`` (KD where CE is) or ``all``: KD also on the prompt tokens,
+            whose teacher distribution is free (no generation) and as informative, so a
+            compressed student recovers its teacher's function faster per token trained.
         lr, weight_decay, betas: AdamW.
         warmup_fraction, min_lr_ratio: schedule over the fraction of the budget spent.
         gradient_checkpointing: trade compute for activation memory.
@@ -115,6 +118,7 @@ class DistillationModule(L.LightningModule):
         teacher: str = EMBEDDED,
         kd_weight: float = 0.0,
         divergence: str = "forward_kl",
+        kd_positions: str = "answer",
         temperature: float = 1.0,
         lr: float = 2e-5,
         weight_decay: float = 0.0,
@@ -130,6 +134,8 @@ class DistillationModule(L.LightningModule):
         if divergence not in DIVERGENCES:
             raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
         check_number("kd_weight", kd_weight, low=0.0, high=1.0)
+        if kd_positions not in KD_POSITIONS:
+            raise ValueError(f"unknown kd_positions {kd_positions!r}; choose one of {list(KD_POSITIONS)}")
         check_number("warmup_fraction", warmup_fraction, low=0.0, high=1.0, open_high=True)
         check_number("min_lr_ratio", min_lr_ratio, low=0.0, high=1.0)
         check_number("lr", lr, low=0.0, open_low=True)
@@ -255,10 +261,14 @@ class DistillationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         targets = batch["labels"][:, 1:]
-        keep = targets != -100
+        kd = self.teacher is not None and self.hparams.kd_weight > 0
+        everywhere = kd and self.hparams.get("kd_positions", "answer") == "all"
+        # The positions whose logits are needed: the answer tokens, or every real token for KD everywhere.
+        real = batch["attention_mask"].bool()
+        keep = (real[:, 1:] & real[:, :-1]) if everywhere else targets != -100
         student_logits = self._logits_at(self.student, batch, keep)
         teacher_logits = None
-        if self.teacher is not None and self.hparams.kd_weight > 0:
+        if kd:
             with torch.no_grad():
                 teacher_logits = self._logits_at(self.teacher, batch, keep)
         out = distillation_loss(
@@ -268,6 +278,7 @@ class DistillationModule(L.LightningModule):
             kd_weight=self.hparams.kd_weight,
             divergence=self.hparams.divergence,
             temperature=self.hparams.temperature,
+            kd_everywhere=everywhere,
         )
         trained = int(batch["attention_mask"].sum())
         if self.trainer.world_size > 1:
@@ -360,6 +371,11 @@ class DistillationModule(L.LightningModule):
         for cb in self.trainer.callbacks:
             if callable(getattr(cb, "summary", None)):
                 summary[type(cb).__name__] = cb.summary()
+        summary["time"] = time_shares(summary["wall_clock_seconds"], {
+            "generation": getattr(dm, "generation_seconds", None),
+            "probes": (summary.get("CapabilityProbeCallback") or {}).get("seconds"),
+            "task_evaluation": (summary.get("TaskEvaluationCallback") or {}).get("seconds"),
+        })
         write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", out, Path(log_dir) / "summary.json")
 
@@ -386,6 +402,14 @@ class DistillationModule(L.LightningModule):
         self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
         self._wall_before = float(checkpoint.get("wall_clock_seconds", 0.0))
         reopen_interval_end(checkpoint)
+
+
+def time_shares(wall: float, phases: dict[str, float | None]) -> dict[str, Any]:
+    """Where a run's wall clock went: seconds and share of each measured phase, the rest being
+    training (steps, checkpoints, model loading). Phases not measured (None) are left out."""
+    seconds = {name: round(float(v), 2) for name, v in phases.items() if v is not None}
+    seconds["training_and_other"] = round(max(0.0, wall - sum(seconds.values())), 2)
+    return {"seconds": seconds, "share": {k: round(v / wall, 4) if wall > 0 else 0.0 for k, v in seconds.items()}}
 
 
 def fit_started(trainer: Any) -> float:

@@ -195,8 +195,12 @@ class BanditAllocationCallback(Callback):
                 self.allocator.development_checkpoint(utility)
         reward = trainer.strategy.broadcast(reward, src=0)
         info = self.allocator.last_info if trainer.is_global_zero else {}
+        # The token shares actually trained on, next to the mixture chosen (they differ when a
+        # capability's prompts cannot fit the data module's max_length).
+        trained = (getattr(trainer.datamodule, "interval_stats", None) or {}).get("trained_mixture")
         self._write({"event": "observe", "decision": self.decisions, "epoch": trainer.current_epoch,
-                     "cost": cost, "reward": reward, "profile": profile, "info": _jsonable(info)}, trainer)
+                     "cost": cost, "reward": reward, "profile": profile, "trained_mixture": trained,
+                     "info": _jsonable(info)}, trainer)
         self._log(pl_module, trainer, reward, info)
         dm = trainer.datamodule
         if getattr(dm, "budget_exhausted", False):
