@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_model
@@ -90,6 +91,9 @@ def test_the_study_writes_the_measured_matrices_and_curves(setup, recipe, tmp_pa
         assert (out / name).stat().st_size > 0, name
     assert len(list(out.glob("events.out.tfevents.*.transfer"))) == 1
     assert "| math |" in (out / "transfer.md").read_text()
+    from read_lightning.allocation.families import make_family_environment  # the study calibrates a family
+
+    assert make_family_environment("measured", 0, study=out / "transfer.json").capabilities == ("math", "code")
 
 
 def test_the_study_resumes_and_a_cell_depends_on_its_key_alone(setup, recipe, tmp_path, capsys):
@@ -154,3 +158,65 @@ def test_every_packaged_recipe_gives_the_study_its_settings():
     for path in sorted(Path(__file__).parent.parent.glob("recipes/*.yaml")):
         settings = transfer_study.recipe_settings(transfer_study.load_study_recipe(str(path)), str(path))
         assert settings["interval_tokens"] > 0 and settings["capabilities"], path
+
+
+# --------------------------------------------------------------------------- the calibrated family
+
+
+def _synthetic_study(budgets=(1000, 2000, 3000)):
+    """A study written as read-train transfer writes it, its cells from known simulator dynamics."""
+    from read_lightning.allocation.simulator import EnvParams, advance
+
+    k = 3
+    truth = EnvParams(capabilities=tuple(CAPS), hidden_requirement=np.full(k, 1 / 3), requirement=np.full(k, 1 / 3),
+                      start=np.array([30.0, 50.0, 20.0]), ceiling=np.full(k, 100.0), rate=np.array([0.3, 0.05, 0.15]),
+                      concavity=np.array([0.5, 2.0, 1.0]), pos=np.array([[0, 0.8, 0], [0, 0, 0], [0.2, 0, 0]]),
+                      neg=np.array([[0, 0, 0.05], [0.02, 0, 0], [0, 0, 0]]), flip=np.array([1.5, 1e9, 4.0]),
+                      token_cost=np.ones(k), probe_noise=0.0, dev_noise=0.0, tokens_per_decision=budgets[0],
+                      decisions=8)
+    rows = []
+    for i, cap in enumerate(CAPS):
+        for b in budgets:
+            s, _ = advance(truth, truth.start[None], np.zeros((1, k)), (b / budgets[0]) * np.eye(k)[i][None])
+            rows.append({"capability": cap, "budget": b, "seed": 0, "s_before": dict(zip(CAPS, truth.start)),
+                         "s_after": dict(zip(CAPS, s[0])), "delta_s": dict(zip(CAPS, s[0] - truth.start)),
+                         "tokens_spent": b, "training_tokens": b // (2 + i), "settings": {"capabilities": CAPS}})
+    return truth, rows
+
+
+def test_the_measured_family_reproduces_the_study_it_is_calibrated_on(tmp_path):
+    from read_lightning.allocation.families import calibrated_params, make_family_environment
+    from read_lightning.allocation.simulator import advance
+
+    truth, rows = _synthetic_study()
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(transfer_study.summarize_study(rows)))
+    p = calibrated_params(path)
+    assert p.capabilities == tuple(CAPS) and p.tokens_per_decision == 1000
+    assert p.start == pytest.approx(truth.start) and p.token_cost == pytest.approx([2.0, 3.0, 4.0], rel=1e-2)
+    assert p.rate == pytest.approx(truth.rate, rel=0.1) and p.concavity == pytest.approx(truth.concavity, rel=0.2)
+    study = json.loads(path.read_text())
+    for b in study["budgets"]:  # every cell of every T(B), within 0.05 points
+        s, _ = advance(p, p.start[None].repeat(3, 0), np.zeros((3, 3)), (b / 1000) * np.eye(3))
+        assert s - p.start == pytest.approx(np.array(study["matrices"][str(b)]), abs=0.05), b
+    assert p.pos[0, 1] > 0.5 and p.neg[0, 2] > 0.0 and p.pos[1].sum() < 1e-9  # the help and forgetting found
+
+    env = make_family_environment("measured", 7, study=path, decisions=8)
+    again = make_family_environment("measured", 7, study=path, decisions=8)
+    assert env.params.requirement == pytest.approx(again.params.requirement)  # deterministic in the seed
+    assert env.params.requirement != pytest.approx(make_family_environment("measured", 8, study=path).params.requirement)
+    assert env.reset().keys() == set(CAPS)
+
+
+def test_the_measured_family_refuses_an_unfinished_or_missing_study(tmp_path):
+    from read_lightning.allocation.families import make_family_environment
+
+    _, rows = _synthetic_study()
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(transfer_study.summarize_study(rows[:-1])))
+    with pytest.raises(ValueError, match="T\\(B\\) at 3000 tokens is incomplete"):
+        make_family_environment("measured", 0, study=path)
+    with pytest.raises(ValueError, match="needs study="):
+        make_family_environment("measured", 0)
+    with pytest.raises(ValueError, match="does not exist"):
+        make_family_environment("measured", 0, study=tmp_path / "none.json")

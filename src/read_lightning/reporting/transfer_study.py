@@ -250,6 +250,10 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "others_mean_change": [0.0] + [float(np.mean([d[j] for j in capabilities if j != c] or [0.0]))
                                            for _, d in points],
         }
+    # teacher generation + training tokens per token trained, the cost of a capability's data
+    per_token = {i: float(np.mean(ratios)) for i in distilled
+                 if (ratios := [cell[(i, b)]["tokens_spent"] / cell[(i, b)]["training_tokens"] for b in budgets
+                                if (i, b) in cell and cell[(i, b)].get("training_tokens")])}
     untrained = sorted(f"{i} at {b}" for b in budgets for i, n in training[str(b)].items() if n == 0)
     return {
         "capabilities": capabilities,
@@ -259,6 +263,7 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "matrices": matrices,
         "curves": curves,
         "training_tokens": training,
+        "tokens_per_trained_token": per_token,
         "untrained": untrained,
         "complete": all((i, b) in cell for i in distilled for b in budgets),
         "settings": dict(rows[0]["settings"]),
