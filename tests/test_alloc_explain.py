@@ -70,3 +70,18 @@ def test_the_report_shows_why_the_mixture_moved(tmp_path):
     top = max(env.requirement, key=env.requirement.get)
     v = last["capabilities"][top]
     assert f"| {top} | {v['early']:+.2f} +- {v['early_se']:.2f} |" in text
+
+
+def test_the_callback_writes_the_explanation_into_allocations_jsonl(tiny_tokenizer, tmp_path):
+    from test_callbacks import REQ, LedgerProbe, run
+
+    from read_lightning.training.callbacks import BanditAllocationCallback
+
+    bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
+    run(tiny_tokenizer, tmp_path, 3, [LedgerProbe(), bandit])
+    path = tmp_path / "lightning_logs" / "version_0" / "allocations.jsonl"
+    selects = [row for row in map(json.loads, path.open()) if row["event"] == "select"]
+    assert selects[0]["info"]["explain"]["rule"] == "warm-up: w = r"
+    last = selects[-1]["info"]["explain"]
+    assert set(last["capabilities"]) == set(REQ) and set(last["candidates"]) == {"w = r", "chosen"}
+    assert all(isinstance(v["eligible"], bool) for v in last["capabilities"].values())
