@@ -10,7 +10,8 @@ writes ``RUN_DIR/report/``:
 ``reward.png``            reward per decision and its parts: gain, spillover, token cost
 ``ledger.png``            tokens per capability, teacher generation vs student training
 ``transfer.png``          transfer matrix estimated from the run: delta_s against allocation
-``report.md``             the key numbers, a decisions table and the figures
+``report.md``             the key numbers, a decisions table, why the mixture moved (the
+                          allocator's ``explain``, where it logs one) and the figures
 ========================  =====================================================================
 
 The same figures go to TensorBoard as images under ``report/<figure>`` (an event file with the
