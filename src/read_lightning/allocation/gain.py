@@ -248,13 +248,17 @@ class GainTrackingAllocator(Allocator):
             for name, values in tests.items():
                 for k, c in enumerate(caps):
                     per_cap[c][name] = bool(values[k]) if values.dtype == bool else float(values[k])
-            candidates = {"w = r": self.requirement, "chosen": w}
-            out["candidates"] = {
-                name: {"predicted_gain": float(self.requirement @ (tests["recent"] * np.sqrt(mix))),
-                       "predicted_change": dict(zip(caps, (tests["recent"] * np.sqrt(mix)).tolist()))}
-                for name, mix in candidates.items()}
+            out["candidates"] = {name: self.predicted(tests["recent"], mix)
+                                 for name, mix in (("w = r", self.requirement), ("chosen", w))}
         out["capabilities"] = per_cap
         return out
+
+    def predicted(self, recent: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+        """What the recent returns ``(K,)`` predict of mixture ``w`` ``(K,)``: each capability's change
+        ``recent_c * sqrt(w_c)`` and its ``r``-weighted sum."""
+        change = recent * np.sqrt(w)
+        return {"predicted_gain": float(self.requirement @ change),
+                "predicted_change": dict(zip(self.capabilities, change.tolist()))}
 
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
         self.history_w.append(np.asarray(pending["w"], dtype=float))
