@@ -90,6 +90,9 @@ def test_the_study_writes_the_measured_matrices_and_curves(setup, recipe, tmp_pa
     for name in ("transfer_heatmap.png", "transfer_curves.png", "transfer.md"):
         assert (out / name).stat().st_size > 0, name
     assert len(list(out.glob("events.out.tfevents.*.transfer"))) == 1
+    assert len(list(out.glob("transfer_own_change_*/events.out.tfevents.*.transfer"))) == 2  # one per row
+    transfer_study.write_study_outputs(out, rows)  # a rerun replaces its events, it does not add to them
+    assert len(list(out.glob("**/events.out.tfevents.*.transfer"))) == 3
     assert "| math |" in (out / "transfer.md").read_text()
     from read_lightning.allocation.families import make_family_environment  # the study calibrates a family
 

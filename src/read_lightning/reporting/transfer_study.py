@@ -348,8 +348,10 @@ def write_study_outputs(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], 
 def _write_tensorboard(out: Path, study: Mapping[str, Any], figs: Mapping[str, Any]) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
-    for old in out.glob(f"events.out.tfevents.*{_TB_SUFFIX}"):
-        old.unlink()  # ours to replace: a rerun does not show every figure twice
+    # ours to replace: a rerun does not show every figure twice (add_scalars writes one
+    # sub-directory per capability, transfer_own_change_<capability>)
+    for old in [*out.glob(f"events.out.tfevents.*{_TB_SUFFIX}"), *out.glob(f"transfer_*/events.out.tfevents.*{_TB_SUFFIX}")]:
+        old.unlink()
     writer = SummaryWriter(log_dir=str(out), filename_suffix=_TB_SUFFIX)
     try:
         for name, fig in figs.items():
