@@ -219,7 +219,8 @@ def test_the_measured_family_refuses_an_unfinished_or_missing_study(tmp_path):
     path.write_text(json.dumps(transfer_study.summarize_study(rows[:-1])))
     with pytest.raises(ValueError, match="T\\(B\\) at 3000 tokens is incomplete"):
         make_family_environment("measured", 0, study=path)
-    with pytest.raises(ValueError, match="needs study="):
-        make_family_environment("measured", 0)
+    packaged = make_family_environment("measured", 0)  # the packaged study of the embedded default
+    assert packaged.capabilities == ("general_knowledge", "steerability", "reasoning", "long_context")
+    assert packaged.params.tokens_per_decision == 3750
     with pytest.raises(ValueError, match="does not exist"):
         make_family_environment("measured", 0, study=tmp_path / "none.json")

@@ -33,8 +33,9 @@ split by the benchmark into tuning and evaluation sets (``benchmarks/allocation.
 One more family is anchored in measurement rather than drawn: ``measured``
 (``calibrated_environment``) takes its start profile, each capability's returns-versus-budget
 curve and the transfer between capabilities from a ``read-train transfer`` study
-(``transfer.json``), so that the simulator is calibrated on the real student. It is not in
-``FAMILIES``: it needs a study file (``make_family_environment("measured", seed, study=path)``).
+(``transfer.json``; by default the packaged study of the embedded default), so that the simulator
+is calibrated on the real student. It is not in ``FAMILIES`` (the benchmark's list, which another
+change owns); ``make_family_environment("measured", seed[, study=path])`` builds it.
 """
 
 from __future__ import annotations
@@ -50,11 +51,14 @@ import numpy as np
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams, make_environment
 
-__all__ = ["CALIBRATED", "FAMILIES", "calibrated_environment", "calibrated_params", "make_family_environment"]
+__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "make_family_environment"]
 
 FAMILIES: tuple[str, ...] = ("simulator", "additive", "sign_flip", "saturation", "spillover", "noisy")
 _NOISY_DYNAMICS = FAMILIES[:5]
 CALIBRATED = "measured"
+# The study of the embedded default the ``measured`` family uses unless given another: read-train transfer
+# on recipes/smollm2-135m.yaml, 4 capabilities at 3750 and 7500 tokens (docs/allocator.md).
+MEASURED_STUDY = Path(__file__).resolve().parent.parent / "resources" / "transfer" / "smollm2-135m.json"
 
 
 def _requirement(rng: np.random.Generator, k: int, noise: float = 0.15, top_at_least: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +160,12 @@ def make_family_environment(
 ) -> CapabilityTransferEnv:
     """One environment of ``family`` (see the module docstring), deterministic in ``(family, seed)``.
 
-    ``family="measured"`` needs ``study`` (a ``read-train transfer`` output) and takes its
-    capabilities from it, not from ``capabilities``.
+    ``family="measured"`` takes ``study`` (a ``read-train transfer`` output; default the packaged
+    study of the embedded default, ``MEASURED_STUDY``) and its capabilities from it, not from
+    ``capabilities``.
     """
     if family == CALIBRATED:
-        if study is None:
-            raise ValueError("the 'measured' family needs study=<transfer.json of read-train transfer>")
-        return calibrated_environment(study, seed, decisions=decisions)
+        return calibrated_environment(MEASURED_STUDY if study is None else study, seed, decisions=decisions)
     if family not in FAMILIES:
         raise ValueError(f"unknown environment family {family!r}; choose one of {list(FAMILIES)!r}")
     capabilities = tuple(capabilities)
@@ -184,12 +187,17 @@ def make_family_environment(
 
 # --------------------------------------------------------------------------- calibrated on a study
 
-# Grids of the calibration fit. Concavity ``a`` of ``g(x) = a (1 - exp(-x / a))``, in intervals;
-# ``flip`` (exposure at which transfer has turned), in intervals. Both span what the drawn families use and
-# well beyond; a study of two or three budgets cannot pin them finer.
-_CONCAVITY_GRID = np.geomspace(0.05, 20.0, 60)
-_FLIP_GRID = np.geomspace(0.05, 1e3, 80)
-_MAX_POS = 5.0  # transfer relative to training the target directly: the drawn families stay below 2
+# Bounds of the calibration fit: the ranges the drawn families use. Two or three budgets cannot
+# separate more than that: a curve already flat between the budgets fits any concavity below 0.3
+# with a matching rate, and forgetting that only starts past the budgets measured fits any ``neg``
+# with a matching ``flip``. Without the bounds the embedded study's flat curves were read as
+# concavity 0.05 with rate 3.2 and as forgetting of up to 15 x s per interval starting beyond the
+# measured range: extrapolation, not measurement. Concavity ``a`` of ``g(x) = a (1 - exp(-x / a))``
+# and ``flip`` are in intervals.
+_CONCAVITY_GRID = np.geomspace(0.3, 20.0, 50)
+_FLIP_GRID = np.geomspace(0.02, 1e3, 80)
+_MAX_POS = 2.0  # transfer relative to training the target directly (the drawn families: at most 2)
+_MAX_NEG = 0.25  # forgetting, fraction of s per unit of exposure (the drawn families: at most 0.25)
 
 
 def _load_study(study: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
@@ -219,24 +227,33 @@ def _g(x: np.ndarray, a: np.ndarray) -> np.ndarray:
     return a * (1.0 - np.exp(-x / a))
 
 
-def _nonneg_pair(z1: np.ndarray, z2: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """``(u, v, sse)``: least squares ``y ~ u z1 - v z2`` with ``u, v >= 0`` (two unknowns: every active set)."""
-    best = (0.0, 0.0, float(y @ y))
+def _nonneg_pair(z1: np.ndarray, z2: np.ndarray, y: np.ndarray, upper: tuple[float, float]) -> tuple[float, float, float]:
+    """``(u, v, sse)``: least squares ``y ~ u z1 - v z2`` with ``0 <= u <= upper[0]``, ``0 <= v <= upper[1]``.
+
+    Two unknowns: the optimum is the interior solution or lies on an edge of the box, each edge a
+    one-variable fit clipped to its bounds; every candidate is scored and the best kept.
+    """
     A = np.stack([z1, -z2], axis=1)
+
+    def sse(u: float, v: float) -> float:
+        r = A @ np.array([u, v]) - y
+        return float(r @ r)
+
+    cands = [(0.0, 0.0)]
     try:
         u, v = np.linalg.lstsq(A, y, rcond=None)[0]
-        if u >= 0 and v >= 0:
-            best = min(best, (float(u), float(v), float(((A @ [u, v]) - y) @ ((A @ [u, v]) - y))), key=lambda t: t[2])
+        cands.append((float(u), float(v)))
     except np.linalg.LinAlgError:
         pass
-    for col, z in ((0, z1), (1, -z2)):
-        zz = float(z @ z)
-        c = float(z @ y) / zz if zz > 0 else 0.0
-        if c >= 0:
-            sse = float((c * z - y) @ (c * z - y))
-            if sse < best[2]:
-                best = (c, 0.0, sse) if col == 0 else (0.0, c, sse)
-    return best
+    for fixed_v in (0.0, upper[1]):  # u free on an edge v = const
+        zz = float(z1 @ z1)
+        cands.append((float(z1 @ (y + fixed_v * z2)) / zz if zz > 0 else 0.0, fixed_v))
+    for fixed_u in (0.0, upper[0]):
+        zz = float(z2 @ z2)
+        cands.append((fixed_u, float(z2 @ (fixed_u * z1 - y)) / zz if zz > 0 else 0.0))
+    cands = [(min(max(u, 0.0), upper[0]), min(max(v, 0.0), upper[1])) for u, v in cands]
+    u, v = min(cands, key=lambda c: sse(*c))
+    return u, v, sse(u, v)
 
 
 def _grid_min(fn: Any, grid: np.ndarray, rounds: int = 3) -> float:
@@ -260,9 +277,11 @@ def calibrated_params(study: str | os.PathLike | Mapping[str, Any], *, decisions
     ``rate_i`` fit ``i``'s own curve ``T(B)[i, i] = rate_i g_i(x) (100 - s_i)`` (least squares over
     a grid of ``a``; a curve that never rises gets the smallest rate, 1e-4); ``flip_i``, ``pos_ij``
     and ``neg_ij`` fit the off-diagonal curve ``T(B)[i, j]`` as ``advance`` writes it (help that
-    fades with ``i``'s exposure, forgetting that grows), non-negative, ``pos`` at most 5.
+    fades with ``i``'s exposure, forgetting that grows), within the drawn families' bounds (concavity at
+    least 0.3, ``pos`` at most 2, ``neg`` at most 0.25).
     ``token_cost_i`` is the study's tokens spent per token trained. With two budgets each transfer
-    curve has two points for its two amplitudes: the fit reproduces the study, it does not test the
+    curve has two points for its two amplitudes: the fit reproduces the study (within the bounds: the
+    packaged embedded study's cells to a mean 0.07 and at most 0.67 points), it does not test the
     simulator's form. ``hidden_requirement``, ``requirement`` and the probe noise are the caller's
     (``calibrated_environment`` draws them per seed).
     """
@@ -293,12 +312,12 @@ def calibrated_params(study: str | os.PathLike | Mapping[str, Any], *, decisions
 
         def spill(f: float, i: int = i, g: np.ndarray = g) -> list[tuple[float, float, float]]:
             phase = np.exp(-0.5 * x / f)
-            return [_nonneg_pair(g * phase * rate[j] * head[j], g * (1.0 - phase) * s0[j], T[:, i, j])
-                    if j != i else (0.0, 0.0, 0.0) for j in range(k)]
+            return [_nonneg_pair(g * phase * rate[j] * head[j], g * (1.0 - phase) * s0[j], T[:, i, j],
+                                 (_MAX_POS, _MAX_NEG)) if j != i else (0.0, 0.0, 0.0) for j in range(k)]
 
         flip[i] = _grid_min(lambda f: sum(t[2] for t in spill(f)), _FLIP_GRID)
         fit = spill(flip[i])
-        pos[i] = np.minimum([t[0] for t in fit], _MAX_POS)
+        pos[i] = [t[0] for t in fit]
         neg[i] = [t[1] for t in fit]
     spent = doc.get("tokens_per_trained_token") or {}
     cost = np.array([float(spent.get(c, np.nan)) for c in caps])
