@@ -525,6 +525,8 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
                         lazy("prompts.leakage", "leakage_main"))
     tools["interventions"] = ("collect intervention data (short distillations on random allocations)",
                               lazy("requirement.interventions", "interventions_main"))
+    tools["transfer"] = ("measure the transfer matrix T(B): single-capability distillations at a few budgets",
+                         lazy("reporting.transfer_study", "transfer_main"))
     tools["identifier"] = ("fit or apply the learned requirement identifier g_phi(card)",
                            lazy("requirement.inference", "identifier_main"))
     tools["compare"] = ("train a recipe with several allocators and seeds; tabulate task utility and profiles",

@@ -29,21 +29,36 @@ structure dominates:
 
 ``make_family_environment(family, seed)`` is deterministic in ``(family, seed)``. Seeds are
 split by the benchmark into tuning and evaluation sets (``benchmarks/allocation.py``).
+
+One more family is anchored in measurement rather than drawn: ``measured``
+(``calibrated_environment``) takes its start profile, each capability's returns-versus-budget
+curve and the transfer between capabilities from a ``read-train transfer`` study
+(``transfer.json``; by default the packaged study of the embedded default), so that the simulator
+is calibrated on the real student. It is not in ``FAMILIES`` (the benchmark's list, which another
+change owns); ``make_family_environment("measured", seed[, study=path])`` builds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams, make_environment
 
-__all__ = ["FAMILIES", "make_family_environment"]
+__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "make_family_environment"]
 
 FAMILIES: tuple[str, ...] = ("simulator", "additive", "sign_flip", "saturation", "spillover", "noisy")
 _NOISY_DYNAMICS = FAMILIES[:5]
+CALIBRATED = "measured"
+# The study of the embedded default the ``measured`` family uses unless given another: read-train transfer
+# on recipes/smollm2-135m.yaml, 4 capabilities at 3750 and 7500 tokens (docs/allocator.md).
+MEASURED_STUDY = Path(__file__).resolve().parent.parent / "resources" / "transfer" / "smollm2-135m.json"
 
 
 def _requirement(rng: np.random.Generator, k: int, noise: float = 0.15, top_at_least: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +156,16 @@ def make_family_environment(
     capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
     *,
     decisions: int = 25,
+    study: str | os.PathLike | Mapping[str, Any] | None = None,
 ) -> CapabilityTransferEnv:
-    """One environment of ``family`` (see the module docstring), deterministic in ``(family, seed)``."""
+    """One environment of ``family`` (see the module docstring), deterministic in ``(family, seed)``.
+
+    ``family="measured"`` takes ``study`` (a ``read-train transfer`` output; default the packaged
+    study of the embedded default, ``MEASURED_STUDY``) and its capabilities from it, not from
+    ``capabilities``.
+    """
+    if family == CALIBRATED:
+        return calibrated_environment(MEASURED_STUDY if study is None else study, seed, decisions=decisions)
     if family not in FAMILIES:
         raise ValueError(f"unknown environment family {family!r}; choose one of {list(FAMILIES)!r}")
     capabilities = tuple(capabilities)
@@ -160,3 +183,163 @@ def make_family_environment(
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
     build = {"additive": _additive, "sign_flip": _sign_flip, "saturation": _saturation, "spillover": _spillover}[family]
     return CapabilityTransferEnv(build(rng, capabilities, decisions), seed=seed)
+
+
+# --------------------------------------------------------------------------- calibrated on a study
+
+# Bounds of the calibration fit: the ranges the drawn families use. Two or three budgets cannot
+# separate more than that: a curve already flat between the budgets fits any concavity below 0.3
+# with a matching rate, and forgetting that only starts past the budgets measured fits any ``neg``
+# with a matching ``flip``. Without the bounds the embedded study's flat curves were read as
+# concavity 0.05 with rate 3.2 and as forgetting of up to 15 x s per interval starting beyond the
+# measured range: extrapolation, not measurement. Concavity ``a`` of ``g(x) = a (1 - exp(-x / a))``
+# and ``flip`` are in intervals.
+_CONCAVITY_GRID = np.geomspace(0.3, 20.0, 50)
+_FLIP_GRID = np.geomspace(0.02, 1e3, 80)
+_MAX_POS = 2.0  # transfer relative to training the target directly (the drawn families: at most 2)
+_MAX_NEG = 0.25  # forgetting, fraction of s per unit of exposure (the drawn families: at most 0.25)
+
+
+def _load_study(study: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(study, Mapping):
+        doc, where = dict(study), "study"
+    else:
+        where = str(study)
+        try:
+            doc = json.loads(Path(study).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"transfer study {where!r} does not exist (write one with read-train transfer)") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"transfer study {where!r} is not JSON: {err}") from None
+    missing = [k for k in ("capabilities", "distilled", "budgets", "base_profile", "matrices") if k not in doc]
+    if missing:
+        raise ValueError(f"{where}: not a read-train transfer summary, it lacks {missing!r}")
+    if len(doc["budgets"]) < 2:
+        raise ValueError(f"{where}: a calibration needs at least two budgets, got {doc['budgets']!r}")
+    for b in doc["budgets"]:
+        rows = doc["matrices"].get(str(b)) or []
+        if len(rows) != len(doc["distilled"]) or any(v is None for row in rows for v in row):
+            raise ValueError(f"{where}: T(B) at {b} tokens is incomplete; finish the study (rerun read-train transfer)")
+    return doc
+
+
+def _g(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    return a * (1.0 - np.exp(-x / a))
+
+
+def _nonneg_pair(z1: np.ndarray, z2: np.ndarray, y: np.ndarray, upper: tuple[float, float]) -> tuple[float, float, float]:
+    """``(u, v, sse)``: least squares ``y ~ u z1 - v z2`` with ``0 <= u <= upper[0]``, ``0 <= v <= upper[1]``.
+
+    Two unknowns: the optimum is the interior solution or lies on an edge of the box, each edge a
+    one-variable fit clipped to its bounds; every candidate is scored and the best kept.
+    """
+    A = np.stack([z1, -z2], axis=1)
+
+    def sse(u: float, v: float) -> float:
+        r = A @ np.array([u, v]) - y
+        return float(r @ r)
+
+    cands = [(0.0, 0.0)]
+    try:
+        u, v = np.linalg.lstsq(A, y, rcond=None)[0]
+        cands.append((float(u), float(v)))
+    except np.linalg.LinAlgError:
+        pass
+    for fixed_v in (0.0, upper[1]):  # u free on an edge v = const
+        zz = float(z1 @ z1)
+        cands.append((float(z1 @ (y + fixed_v * z2)) / zz if zz > 0 else 0.0, fixed_v))
+    for fixed_u in (0.0, upper[0]):
+        zz = float(z2 @ z2)
+        cands.append((fixed_u, float(z2 @ (fixed_u * z1 - y)) / zz if zz > 0 else 0.0))
+    cands = [(min(max(u, 0.0), upper[0]), min(max(v, 0.0), upper[1])) for u, v in cands]
+    u, v = min(cands, key=lambda c: sse(*c))
+    return u, v, sse(u, v)
+
+
+def _grid_min(fn: Any, grid: np.ndarray, rounds: int = 3) -> float:
+    """The argmin of ``fn`` over a log-spaced ``grid``, refined ``rounds`` times between the best point's neighbours."""
+    for _ in range(rounds + 1):
+        values = [fn(float(v)) for v in grid]
+        best = int(np.argmin(values))
+        lo, hi = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+        found, grid = float(grid[best]), np.geomspace(lo, hi, 21)
+    return found
+
+
+def calibrated_params(study: str | os.PathLike | Mapping[str, Any], *, decisions: int = 25) -> EnvParams:
+    """The dynamics of the ``measured`` family fitted to a transfer study (``transfer.json``).
+
+    An interval of the simulated run is the study's smallest budget ``B_1`` (``tokens_per_decision``),
+    so the study's cell ``T(B)[i]`` is one ``env.step`` on mixture ``e_i`` with ``x = B / B_1``
+    intervals of tokens from the start. The capabilities are the study's distilled ones; per source
+    ``i``: ``start`` is the base profile; ``ceiling`` 100 (the probe scale's top: on the embedded
+    default the probes score fidelity to the teacher, whose own score is 100); ``concavity_i`` and
+    ``rate_i`` fit ``i``'s own curve ``T(B)[i, i] = rate_i g_i(x) (100 - s_i)`` (least squares over
+    a grid of ``a``; a curve that never rises gets the smallest rate, 1e-4); ``flip_i``, ``pos_ij``
+    and ``neg_ij`` fit the off-diagonal curve ``T(B)[i, j]`` as ``advance`` writes it (help that
+    fades with ``i``'s exposure, forgetting that grows), within the drawn families' bounds (concavity at
+    least 0.3, ``pos`` at most 2, ``neg`` at most 0.25).
+    ``token_cost_i`` is the study's tokens spent per token trained. With two budgets each transfer
+    curve has two points for its two amplitudes: the fit reproduces the study (within the bounds: the
+    packaged embedded study's cells to a mean 0.07 and at most 0.67 points), it does not test the
+    simulator's form. ``hidden_requirement``, ``requirement`` and the probe noise are the caller's
+    (``calibrated_environment`` draws them per seed).
+    """
+    doc = _load_study(study)
+    caps = tuple(doc["distilled"])
+    cols = [doc["capabilities"].index(c) for c in caps]
+    budgets = np.array(sorted(int(b) for b in doc["budgets"]), dtype=float)
+    x = budgets / budgets[0]  # (M,) exposure of each budget, in intervals
+    T = np.array([[[row[j] for j in cols] for row in doc["matrices"][str(int(b))]] for b in budgets])  # (M, K, K)
+    k = len(caps)
+    s0 = np.array([float(doc["base_profile"][c]) for c in caps])
+    ceiling = np.full(k, 100.0)
+    head = np.clip(ceiling - s0, 1e-6, None)
+    rate, concavity = np.full(k, 1e-4), np.ones(k)
+    for i in range(k):
+        y = T[:, i, i]
+
+        def own(a: float, y: np.ndarray = y, h: float = head[i]) -> tuple[float, float]:
+            z = _g(x, a) * h
+            rho = max(float(z @ y) / float(z @ z), 1e-4)
+            return float((rho * z - y) @ (rho * z - y)), rho
+
+        concavity[i] = _grid_min(lambda a: own(a)[0], _CONCAVITY_GRID)
+        rate[i] = own(concavity[i])[1]
+    pos, neg, flip = np.zeros((k, k)), np.zeros((k, k)), np.full(k, 1e9)
+    for i in range(k):
+        g = _g(x, concavity[i])  # (M,)
+
+        def spill(f: float, i: int = i, g: np.ndarray = g) -> list[tuple[float, float, float]]:
+            phase = np.exp(-0.5 * x / f)
+            return [_nonneg_pair(g * phase * rate[j] * head[j], g * (1.0 - phase) * s0[j], T[:, i, j],
+                                 (_MAX_POS, _MAX_NEG)) if j != i else (0.0, 0.0, 0.0) for j in range(k)]
+
+        flip[i] = _grid_min(lambda f: sum(t[2] for t in spill(f)), _FLIP_GRID)
+        fit = spill(flip[i])
+        pos[i] = [t[0] for t in fit]
+        neg[i] = [t[1] for t in fit]
+    spent = doc.get("tokens_per_trained_token") or {}
+    cost = np.array([float(spent.get(c, np.nan)) for c in caps])
+    cost = np.where(np.isfinite(cost), cost, np.nanmean(cost) if np.isfinite(cost).any() else 1.0)
+    uniform = np.full(k, 1.0 / k)
+    return EnvParams(capabilities=caps, hidden_requirement=uniform, requirement=uniform, start=s0, ceiling=ceiling,
+                     rate=rate, concavity=concavity, pos=pos, neg=neg, flip=flip, token_cost=cost, probe_noise=0.5,
+                     dev_noise=0.3, tokens_per_decision=int(budgets[0]), decisions=decisions)
+
+
+def calibrated_environment(
+    study: str | os.PathLike | Mapping[str, Any], seed: int, *, decisions: int = 25
+) -> CapabilityTransferEnv:
+    """An environment of the ``measured`` family: the dynamics of ``calibrated_params(study)``, with
+    a requirement drawn per seed as the other families draw it and heteroscedastic probe noise on
+    the ``noisy`` family's scale (``sigma_c`` uniform in [0.5, 3] points; the study measures each
+    cell once, so it does not measure the probes' noise)."""
+    if not 1 <= decisions <= 10_000:
+        raise ValueError(f"decisions must be in [1, 10000], got {decisions!r}")
+    p = calibrated_params(study, decisions=decisions)
+    rng = np.random.default_rng([seed, len(FAMILIES)])
+    p.hidden_requirement, p.requirement = _requirement(rng, len(p.capabilities))
+    p.noise_scale = rng.uniform(0.5, 3.0, size=len(p.capabilities))
+    p.heteroscedastic = True
+    return CapabilityTransferEnv(p, seed=seed)

@@ -186,11 +186,19 @@ class GainTrackingAllocator(Allocator):
         mean = float(r @ ratio)
         info: dict[str, Any] = {"kappa": self.kappa, "warmup": False, "retained": ratio.tolist(),
                                 "retained_se": ratio_se.tolist(), "harmed": int(harmed.sum())}
+        tests = {"early": f["early"], "early_se": f["early_se"], "recent": f["recent"], "recent_se": f["recent_se"],
+                 "eligible": known, "retained": ratio, "retained_se": ratio_se, "harm": harm, "harm_se": harm_se,
+                 "harmed": harmed}
         if mean <= 0.0 or (self.harm_guard and harmed.any()):
-            return None, info
+            rule = "no capability has a measurable return yet: w = r" if mean <= 0.0 else \
+                "a required capability is harmed (its mean change is below 0): w = r"
+            return None, {**info, "_tests": tests, "_rule": rule}
         gap = ratio - mean
         shrunk = np.sign(gap) * np.maximum(np.abs(gap) - self.kappa * ratio_se, 0.0)  # soft threshold
-        return np.clip(np.maximum((mean + shrunk) / mean, 0.0) ** self.foresight, self.floor, self.max_boost), info
+        tilt = np.clip(np.maximum((mean + shrunk) / mean, 0.0) ** self.foresight, self.floor, self.max_boost)
+        rule = "retained returns differ beyond the noise: tilted" if np.any(tilt != 1.0) else \
+            "retained returns within the noise: w = r"
+        return tilt, {**info, "_tests": tests, "_rule": rule}
 
     def lost_ground(self, z: float) -> np.ndarray:
         """``(K,)`` bool: the score is below the run's first probe by more than ``z`` noise sds of that difference.
@@ -209,13 +217,48 @@ class GainTrackingAllocator(Allocator):
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
         tilt, info = self.tilt()
+        tests, rule = info.pop("_tests", None), info.pop("_rule", "warm-up: w = r")
         w = self.requirement.copy() if tilt is None else self.requirement * tilt
+        futile = np.zeros(len(w), dtype=bool)
         if self.futile_z is not None and self.steps >= max(self.warmup, 1):
             futile = (self.requirement > 0) & self.lost_ground(self.futile_z)
             if futile.any() and not futile.all():
                 w = np.where(futile, self.floor * self.requirement, w)
+                rule += "; futile capabilities kept at the floor"
             info = {**info, "futile": int(futile.sum())}
-        return w / w.sum(), {**info, "tilted": bool(tilt is not None and np.any(tilt != 1.0))}
+        w = w / w.sum()
+        info = {**info, "tilted": bool(tilt is not None and np.any(tilt != 1.0))}
+        return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule)}
+
+    def _explain(self, w: np.ndarray, tilt: np.ndarray | None, tests: dict[str, np.ndarray] | None,
+                 futile: np.ndarray, rule: str) -> dict[str, Any]:
+        """Why this mixture: the rule that decided, each capability's tests, and the predicted gains.
+
+        The candidates are the two mixtures the rule chooses between, ``w = r`` and the one played;
+        each one's predicted change of capability ``c`` is its recent return times ``sqrt(w_c)``
+        (the model the returns are fitted with), and its predicted gain is ``r`` dot that. ``read``
+        does not maximise that gain (the tilt reads the trend forward, ``foresight``); it is there to
+        show what the measured returns say of each mixture. Only reads what ``_choose`` computed.
+        """
+        caps = self.capabilities
+        out: dict[str, Any] = {"rule": rule}
+        per_cap = {c: {"futile": bool(futile[k]), "tilt": None if tilt is None else float(tilt[k])}
+                   for k, c in enumerate(caps)}
+        if tests is not None:
+            for name, values in tests.items():
+                for k, c in enumerate(caps):
+                    per_cap[c][name] = bool(values[k]) if values.dtype == bool else float(values[k])
+            out["candidates"] = {name: self.predicted(tests["recent"], mix)
+                                 for name, mix in (("w = r", self.requirement), ("chosen", w))}
+        out["capabilities"] = per_cap
+        return out
+
+    def predicted(self, recent: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+        """What the recent returns ``(K,)`` predict of mixture ``w`` ``(K,)``: each capability's change
+        ``recent_c * sqrt(w_c)`` and its ``r``-weighted sum."""
+        change = recent * np.sqrt(w)
+        return {"predicted_gain": float(self.requirement @ change),
+                "predicted_change": dict(zip(self.capabilities, change.tolist()))}
 
     def _learn(self, pending: dict[str, Any], delta: np.ndarray, reward: float) -> dict[str, Any]:
         self.history_w.append(np.asarray(pending["w"], dtype=float))

@@ -194,7 +194,14 @@ class TransferAllocator(GainTrackingAllocator):
             i = int(self._probe_order[self.steps % len(r)])
             w = (1.0 - self.probe) * w
             w[i] += self.probe
-        return w / w.sum(), {**info, "transfer_step": step}
+        w = w / w.sum()
+        explain = info.get("explain") or {}
+        if "candidates" in explain:  # gain's "chosen" is this allocator's anchor, not its choice
+            recent = np.array([explain["capabilities"][c]["recent"] for c in self.capabilities])
+            explain["candidates"]["read (anchor)"] = explain["candidates"].pop("chosen")
+            explain["candidates"]["chosen"] = self.predicted(recent, w)
+            explain["rule"] += f"; transfer step {step:g} toward the transfer target, probe {self.probe:g}"
+        return w, {**info, "transfer_step": step}
 
     def _extra_state(self) -> dict[str, Any]:
         # the posterior draws are seeded by (seed, step): the seed travels with the state

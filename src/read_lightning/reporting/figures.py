@@ -171,3 +171,44 @@ def _essential(record: RunRecord, k: int = 3) -> set[str]:
     if not record.requirement:
         return set()
     return set(sorted(record.requirement, key=lambda c: -record.requirement[c])[:k])
+
+
+# --------------------------------------------------------------------------- the transfer study
+
+
+def _plot_study_heatmaps(study: dict[str, Any]) -> Any:
+    """One heatmap of the measured ``T(B)`` per budget (``transfer_study.summarize_study``), one colour scale."""
+    caps, rows, budgets = study["capabilities"], study["distilled"], study["budgets"]
+    fig = _figure(5.0 * len(budgets) + 1.0, 0.45 * len(rows) + 3.0)
+    mats = [np.array([[np.nan if v is None else v for v in row] for row in study["matrices"][str(b)]], dtype=float)
+            for b in budgets]
+    vmax = max([float(np.nanmax(np.abs(m))) for m in mats if np.isfinite(m).any()] or [1.0]) or 1.0
+    axes = fig.subplots(1, len(budgets), squeeze=False)[0]
+    for ax, b, T in zip(axes, budgets, mats):
+        image = ax.imshow(T, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto")
+        for i in range(len(rows)):
+            for j in range(len(caps)):
+                text = "-" if np.isnan(T[i, j]) else f"{T[i, j]:.1f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if abs(np.nan_to_num(T[i, j])) > 0.6 * vmax else "black")
+        ax.set_xticks(range(len(caps)), caps, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set(xlabel="change in", title=f"T(B) at {b} tokens")
+    axes[0].set_ylabel("distilled alone")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="score change (points)")
+    return fig
+
+
+def _plot_study_curves(study: dict[str, Any]) -> Any:
+    """Each capability's own change against the budget spent distilling it alone (0 = base student)."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    colors = _colors(study["capabilities"])
+    for cap, curve in study["curves"].items():
+        ax.plot(curve["budgets"], curve["own_change"], marker="o", color=colors[cap], label=cap)
+        ax.plot(curve["budgets"], curve["others_mean_change"], linestyle=":", color=colors[cap], linewidth=1)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set(xlabel="tokens spent distilling one capability", ylabel="score change (points)",
+           title="Returns versus budget (solid: own score; dotted: mean of the others)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return fig

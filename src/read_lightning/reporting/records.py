@@ -37,6 +37,7 @@ class Decision:
     parts: dict[str, float] = field(default_factory=dict)  # gain, spill_term, cost_penalty
     profile_after: dict[str, float] | None = None
     dev_utility: float | None = None
+    explain: dict[str, Any] | None = None  # why the allocator chose the mixture (``read``: its tests)
 
     @property
     def observed(self) -> bool:
@@ -200,7 +201,8 @@ def load_run(run_dir: str | Path) -> RunRecord:
                 raise ValueError(f"{where}: select row lacks required field 'mixture'")
             if number in by_number:
                 notes.append(f"decision {number} was logged twice (a resumed run); the later row is used.")
-            by_number[number] = Decision(number, 0, profile, _scores(row, "mixture", where, capabilities))
+            by_number[number] = Decision(number, 0, profile, _scores(row, "mixture", where, capabilities),
+                                         explain=info.get("explain") if isinstance(info.get("explain"), dict) else None)
         elif row["event"] == "observe":
             decision = by_number.get(number)
             if decision is None:

@@ -10,7 +10,8 @@ writes ``RUN_DIR/report/``:
 ``reward.png``            reward per decision and its parts: gain, spillover, token cost
 ``ledger.png``            tokens per capability, teacher generation vs student training
 ``transfer.png``          transfer matrix estimated from the run: delta_s against allocation
-``report.md``             the key numbers, a decisions table and the figures
+``report.md``             the key numbers, a decisions table, why the mixture moved (the
+                          allocator's ``explain``, where it logs one) and the figures
 ========================  =====================================================================
 
 The same figures go to TensorBoard as images under ``report/<figure>`` (an event file with the
@@ -104,6 +105,49 @@ def _answer_lines(answers: dict[str, Any] | None) -> list[str]:
     return lines + verdicts + ([""] if verdicts else [])
 
 
+def _names(per_cap: dict[str, dict[str, Any]], key: str) -> str:
+    return ", ".join(c for c, v in per_cap.items() if v.get(key)) or "none"
+
+
+def _explanation_lines(record: RunRecord) -> list[str]:
+    """Why the mixture moved: the allocator's tests at each decision (``read`` logs them as ``explain``)."""
+    explained = [d for d in record.decisions if d.explain]
+    if not explained:
+        return []
+    lines = ["## Why the mixture moved", "",
+             "Per decision: the rule that set the mixture; the capabilities whose early return is 2 standard "
+             "errors above 0 (only those can be judged: the eligibility test); those whose mean change is below 0 "
+             "(harmed: then w = r) and those that lost ground since the start (futile: kept at the floor); the "
+             "tilt on r; and the r-weighted gain the measured recent returns predict for w = r and for the "
+             "mixture chosen (points per interval).", "",
+             "| # | rule | eligible | harmed | futile | tilt (not 1) | predicted gain w = r | predicted gain chosen |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for d in explained:
+        per_cap = d.explain.get("capabilities") or {}
+        tilt = ", ".join(f"{c} x{v['tilt']:.2f}" for c, v in per_cap.items()
+                         if isinstance(v.get("tilt"), (int, float)) and abs(v["tilt"] - 1.0) > 1e-9) or "-"
+        cand = d.explain.get("candidates") or {}
+        gain = {k: _fmt((cand.get(k) or {}).get("predicted_gain"), 2) for k in ("w = r", "chosen")}
+        lines.append(f"| {d.number} | {d.explain.get('rule', '-')} | {_names(per_cap, 'eligible')} | "
+                     f"{_names(per_cap, 'harmed')} | {_names(per_cap, 'futile')} | {tilt} | {gain['w = r']} | "
+                     f"{gain['chosen']} |")
+    last = explained[-1]
+    per_cap = last.explain.get("capabilities") or {}
+    if any("early" in v for v in per_cap.values()):
+        chosen = ((last.explain.get("candidates") or {}).get("chosen") or {}).get("predicted_change") or {}
+        lines += ["", f"Decision {last.number}, per capability (returns are points per sqrt of the share; "
+                  "+- one standard error):", "",
+                  "| capability | early return | recent return | eligible | retained share | mean change | "
+                  "harmed | futile | tilt | predicted change |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for c, v in per_cap.items():
+            tilt = v.get("tilt")
+            lines.append(f"| {c} | {v['early']:+.2f} +- {v['early_se']:.2f} | {v['recent']:+.2f} +- {v['recent_se']:.2f} "
+                         f"| {'yes' if v['eligible'] else 'no'} | {v['retained']:.2f} +- {v['retained_se']:.2f} | "
+                         f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {'yes' if v['harmed'] else 'no'} | "
+                         f"{'yes' if v['futile'] else 'no'} | {_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
+    return lines + [""]
+
+
 def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
     caps = record.capabilities
     x, S = record.profile_series()
@@ -164,6 +208,7 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
                      f"{_fmt(-p['cost_penalty'] if p else None, 4)} |")
     lines.append("")
 
+    lines += _explanation_lines(record)
     lines += ["## Transfer matrix estimated from the run", ""]
     est = _transfer(record, ridge)
     if est is None:

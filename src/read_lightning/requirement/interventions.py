@@ -67,7 +67,9 @@ __all__ = [
     "collect_interventions",
     "embedded_setup",
     "interventions_main",
+    "append_row",
     "read_interventions",
+    "read_rows",
     "run_intervention",
     "sample_allocation",
 ]
@@ -296,14 +298,20 @@ def _repair_torn_tail(path: Path) -> None:
 
 def read_interventions(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of an intervention file; a corrupt or incomplete row raises, naming file and line."""
+    return read_rows(path, ROW_FIELDS)
+
+
+def read_rows(path: str | os.PathLike, required: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of an appended, resumable JSONL file (none if it does not exist yet): a torn last
+    row is dropped, a corrupt or incomplete one raises, naming file and line."""
     path = Path(path)
     if not path.exists():
         return []
     _repair_torn_tail(path)
-    return read_jsonl(path, required=ROW_FIELDS)
+    return read_jsonl(path, required=required)
 
 
-def _append_row(path: Path, row: Mapping[str, Any]) -> None:
+def append_row(path: Path, row: Mapping[str, Any]) -> None:
     """Append one row as one write, flushed and synced: a crash loses at most this row."""
     with path.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -430,7 +438,7 @@ def collect_interventions(
             **stats,
             "settings": settings,
         }
-        _append_row(output, row)
+        append_row(output, row)
         new_rows.append(row)
         top = ", ".join(f"{c} {w:.2f}" for c, w in row["allocation"].items())
         print(
@@ -460,6 +468,7 @@ def embedded_setup(
     temperature: float = 0.2,
     seed: int = 0,
     cache_dir: str | None = None,
+    reference_max_new_tokens: int = 48,
 ) -> InterventionSetup:
     """The real components: teacher loaded once (shared), student compressed from it, probe and utility.
 
@@ -470,7 +479,8 @@ def embedded_setup(
     from read_lightning.evaluation.probes import CapabilityProbe
     from read_lightning.evaluation.tasks import evaluate_task, task_references
     from read_lightning.teachers.generation import HFTeacher
-    from read_lightning.teachers.models import compress_layers, load_model, load_tokenizer
+    from read_lightning.teachers.models import compress_layers, load_model, load_tokenizer, similarity_keep
+    from read_lightning.training.module import calibration_prompts
 
     if utility not in ("reference", "native"):
         raise ValueError(f"utility must be 'reference' or 'native', got {utility!r}")
@@ -482,11 +492,14 @@ def embedded_setup(
     teacher_tok = load_tokenizer(teacher, cache_dir)
     # compress_layers deep-copies, so the shared teacher is never the student.
     base = teacher_model if student == teacher else load_model(student, cache_dir=cache_dir)
-    student_model = compress_layers(base, student_layers) if student_layers else copy.deepcopy(base)
-    student_model = student_model.cpu().requires_grad_(True)
     tokenizer = load_tokenizer(student, cache_dir)
+    # "similarity:N" ranks the layers on the same calibration prompts a training run uses
+    calibration = calibration_prompts(tokenizer) if student_layers and similarity_keep(student_layers) else None
+    student_model = compress_layers(base, student_layers, calibration) if student_layers else copy.deepcopy(base)
+    student_model = student_model.cpu().requires_grad_(True)
     probe = CapabilityProbe(capabilities, batch_size=batch_size, limit=probe_limit)
-    probe.build_references(teacher_model, teacher_tok, reference_dir / "probe_references.jsonl", max_new_tokens=48)
+    probe.build_references(teacher_model, teacher_tok, reference_dir / "probe_references.jsonl",
+                           max_new_tokens=reference_max_new_tokens)
     refs: dict[str, list[dict[str, Any]]] = {}
 
     def task_utility(card: TaskCard, model: torch.nn.Module, tok: Any) -> float:

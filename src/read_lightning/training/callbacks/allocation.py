@@ -324,6 +324,8 @@ def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
     for k, v in info.items():
         if isinstance(v, (bool, int, float, str)) or v is None:
             out[k] = v
+        elif isinstance(v, dict):  # e.g. read's ``explain``: why it chose the mixture
+            out[k] = _jsonable(v)
         elif hasattr(v, "tolist"):
             out[k] = v.tolist()
         elif isinstance(v, (list, tuple)):

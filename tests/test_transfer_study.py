@@ -1,0 +1,226 @@
+"""read-train transfer: single-capability distillations at a few budgets, the measured T(B), resumable."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import build_tiny_model
+from test_data import POOLS, CountingTeacher
+from test_interventions import WeightProbe, head_utility
+
+from read_lightning.reporting import transfer_study
+from read_lightning.reporting.transfer_study import ROWS_FILE, transfer_main
+from read_lightning.requirement.interventions import InterventionSetup, read_rows
+from read_lightning.teachers.generation import StaticPromptSource
+
+CAPS = list(POOLS)
+RECIPE = """
+seed_everything: 3
+model: {lr: 1.0e-2, student_layers: "::2"}
+data: {budget_tokens: 800, num_intervals: 4, max_new_tokens: 16, max_length: 64, max_tokens_per_batch: 256}
+"""
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture()
+def recipe(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(RECIPE)
+    return str(path)
+
+
+@pytest.fixture()
+def setup(tiny_tokenizer):
+    return InterventionSetup(student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer,
+                             teacher=CountingTeacher(), probe=WeightProbe(), utility=head_utility, capabilities=CAPS,
+                             prompt_source=StaticPromptSource(POOLS), description={"student": "tiny"})
+
+
+def test_the_study_writes_the_measured_matrices_and_curves(setup, recipe, tmp_path, capsys):
+    out = tmp_path / "study"
+    before = [p.detach().clone() for p in setup.student.parameters()]
+    asked = {}
+    real = transfer_study.run_intervention
+
+    def spy(s, allocation, **kw):  # which prompts each one-hot distillation asked the teacher
+        start = len(s.teacher.prompts)
+        result = real(s, allocation, **kw)
+        asked[(max(allocation, key=allocation.get), kw["budget_tokens"])] = s.teacher.prompts[start:]
+        return result
+
+    transfer_study.run_intervention = spy
+    try:
+        assert transfer_main(["--config", recipe, "--budgets", "400", "200", "--capabilities", "math", "code",
+                              "--out", str(out)], setup=setup) == 0
+    finally:
+        transfer_study.run_intervention = real
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"output": str(out), "rows": 4,
+                                                                           "complete": True}
+    # one-hot: a capability's distillation trains on its own prompts only
+    for (cap, _), prompts in asked.items():
+        assert prompts and set(prompts) <= set(POOLS[cap]), cap
+    assert sorted(asked) == [("code", 200), ("code", 400), ("math", 200), ("math", 400)]
+    assert all(torch.equal(a, b) for a, b in zip(before, setup.student.parameters()))  # the base stays put
+
+    rows = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
+    study = json.loads((out / "transfer.json").read_text())
+    assert study["capabilities"] == CAPS and study["distilled"] == ["math", "code"] and study["budgets"] == [200, 400]
+    cell = {(r["capability"], r["budget"]): r for r in rows}
+    for b in (200, 400):
+        T = study["matrices"][str(b)]
+        assert len(T) == 2 and all(len(row) == len(CAPS) for row in T)  # rows distilled, columns measured
+        for i, name in enumerate(["math", "code"]):
+            r = cell[(name, b)]
+            assert T[i] == pytest.approx([r["s_after"][c] - r["s_before"][c] for c in CAPS])
+            assert r["s_before"] == rows[0]["s_before"] and r["seed"] == 3 and 0 < r["tokens_spent"] <= b
+    assert study["matrices"]["200"][0] != study["matrices"]["200"][1]  # two capabilities, two different rows
+    assert any(abs(v) > 1e-4 for v in study["matrices"]["400"][0])  # training moved the student
+    curve = study["curves"]["math"]
+    assert curve["budgets"] == [0, 200, 400] and curve["own_change"][0] == 0.0
+    assert curve["own_change"][1:] == pytest.approx([cell[("math", b)]["delta_s"]["math"] for b in (200, 400)])
+
+    with (out / "transfer_matrix.csv").open() as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == ["budget", "distilled", *CAPS] and len(lines) == 1 + 4
+    assert [float(v) for v in lines[1][2:]] == pytest.approx(study["matrices"]["200"][0], abs=1e-4)
+    assert len((out / "transfer_curves.csv").read_text().splitlines()) == 1 + 2 * 3
+    for name in ("transfer_heatmap.png", "transfer_curves.png", "transfer.md"):
+        assert (out / name).stat().st_size > 0, name
+    assert len(list(out.glob("events.out.tfevents.*.transfer"))) == 1
+    assert len(list(out.glob("transfer_own_change_*/events.out.tfevents.*.transfer"))) == 2  # one per row
+    transfer_study.write_study_outputs(out, rows)  # a rerun replaces its events, it does not add to them
+    assert len(list(out.glob("**/events.out.tfevents.*.transfer"))) == 3
+    assert "| math |" in (out / "transfer.md").read_text()
+    from read_lightning.allocation.families import make_family_environment  # the study calibrates a family
+
+    assert make_family_environment("measured", 0, study=out / "transfer.json").capabilities == ("math", "code")
+
+
+def test_the_study_resumes_and_a_cell_depends_on_its_key_alone(setup, recipe, tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ["--config", recipe, "--budgets", "200", "400", "--out", str(out), "--capabilities", "math", "code",
+            "--no-tensorboard"]
+    transfer_main(args, setup=setup)
+    first = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
+    asked = len(setup.teacher.prompts)
+
+    transfer_main(args, setup=setup)  # complete: nothing runs again
+    assert len(setup.teacher.prompts) == asked
+    # a process killed after three rows: the fourth is measured again, with the same result
+    lines = (out / ROWS_FILE).read_text().splitlines(keepends=True)
+    (out / ROWS_FILE).write_text("".join(lines[:3]) + lines[3][:20])  # and a torn last line
+    with pytest.warns(UserWarning, match="torn last row"):
+        transfer_main(args, setup=setup)
+    again = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
+    keys = ("capability", "budget", "delta_s", "training_tokens")
+    assert [{k: r[k] for k in keys} for r in again] == [{k: r[k] for k in keys} for r in first]
+    # one more capability adds its rows only; other settings are refused
+    transfer_main([*args[:-4], "--no-tensorboard"], setup=setup)
+    assert len(read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)) == 6
+    with pytest.raises(SystemExit, match="other settings"):
+        transfer_main([*args, "--seed", "4"], setup=setup)
+    assert json.loads((out / "transfer.json").read_text())["distilled"] == CAPS
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budgets", "200"], "two or three budgets"),
+    (["--budgets", "200", "0"], "positive number of tokens, got 0"),
+    (["--budgets", "200", "200"], "budgets must differ"),
+    (["--budgets", "1", "2", "3", "4"], "two or three budgets"),
+    (["--capabilities", "math", "juggling"], "unknown capabilities \\['juggling'\\]"),
+    (["--capabilities", "math", "math"], "named twice"),
+])
+def test_bad_input_is_refused_before_any_model_loads(recipe, monkeypatch, argv, message):
+    def no_models(*a, **kw):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("read_lightning.requirement.interventions.embedded_setup", no_models)
+    with pytest.raises(SystemExit, match=message):
+        transfer_main(["--config", recipe, *argv])
+
+
+def test_a_bad_recipe_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr("read_lightning.requirement.interventions.embedded_setup", None)
+    with pytest.raises(SystemExit, match="config file .*missing.yaml.* does not exist"):
+        transfer_main(["--config", str(tmp_path / "missing.yaml")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(SystemExit, match="must hold a mapping"):
+        transfer_main(["--config", str(bad)])
+    bad.write_text("data: {prompt_source: prompts.jsonl}\n")
+    with pytest.raises(SystemExit, match="prompt_source 'prompts.jsonl'"):
+        transfer_main(["--config", str(bad)])
+
+
+def test_every_packaged_recipe_gives_the_study_its_settings():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.parent.glob("recipes/*.yaml")):
+        settings = transfer_study.recipe_settings(transfer_study.load_study_recipe(str(path)), str(path))
+        assert settings["interval_tokens"] > 0 and settings["capabilities"], path
+
+
+# --------------------------------------------------------------------------- the calibrated family
+
+
+def _synthetic_study(budgets=(1000, 2000, 3000)):
+    """A study written as read-train transfer writes it, its cells from known simulator dynamics."""
+    from read_lightning.allocation.simulator import EnvParams, advance
+
+    k = 3
+    truth = EnvParams(capabilities=tuple(CAPS), hidden_requirement=np.full(k, 1 / 3), requirement=np.full(k, 1 / 3),
+                      start=np.array([30.0, 50.0, 20.0]), ceiling=np.full(k, 100.0), rate=np.array([0.3, 0.05, 0.15]),
+                      concavity=np.array([0.5, 2.0, 1.0]), pos=np.array([[0, 0.8, 0], [0, 0, 0], [0.2, 0, 0]]),
+                      neg=np.array([[0, 0, 0.05], [0.02, 0, 0], [0, 0, 0]]), flip=np.array([1.5, 1e9, 4.0]),
+                      token_cost=np.ones(k), probe_noise=0.0, dev_noise=0.0, tokens_per_decision=budgets[0],
+                      decisions=8)
+    rows = []
+    for i, cap in enumerate(CAPS):
+        for b in budgets:
+            s, _ = advance(truth, truth.start[None], np.zeros((1, k)), (b / budgets[0]) * np.eye(k)[i][None])
+            rows.append({"capability": cap, "budget": b, "seed": 0, "s_before": dict(zip(CAPS, truth.start)),
+                         "s_after": dict(zip(CAPS, s[0])), "delta_s": dict(zip(CAPS, s[0] - truth.start)),
+                         "tokens_spent": b, "training_tokens": b // (2 + i), "settings": {"capabilities": CAPS}})
+    return truth, rows
+
+
+def test_the_measured_family_reproduces_the_study_it_is_calibrated_on(tmp_path):
+    from read_lightning.allocation.families import calibrated_params, make_family_environment
+    from read_lightning.allocation.simulator import advance
+
+    truth, rows = _synthetic_study()
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(transfer_study.summarize_study(rows)))
+    p = calibrated_params(path)
+    assert p.capabilities == tuple(CAPS) and p.tokens_per_decision == 1000
+    assert p.start == pytest.approx(truth.start) and p.token_cost == pytest.approx([2.0, 3.0, 4.0], rel=1e-2)
+    assert p.rate == pytest.approx(truth.rate, rel=0.1) and p.concavity == pytest.approx(truth.concavity, rel=0.2)
+    study = json.loads(path.read_text())
+    for b in study["budgets"]:  # every cell of every T(B), within 0.05 points
+        s, _ = advance(p, p.start[None].repeat(3, 0), np.zeros((3, 3)), (b / 1000) * np.eye(3))
+        assert s - p.start == pytest.approx(np.array(study["matrices"][str(b)]), abs=0.05), b
+    assert p.pos[0, 1] > 0.5 and p.neg[0, 2] > 0.0 and p.pos[1].sum() < 1e-9  # the help and forgetting found
+
+    env = make_family_environment("measured", 7, study=path, decisions=8)
+    again = make_family_environment("measured", 7, study=path, decisions=8)
+    assert env.params.requirement == pytest.approx(again.params.requirement)  # deterministic in the seed
+    assert env.params.requirement != pytest.approx(make_family_environment("measured", 8, study=path).params.requirement)
+    assert env.reset().keys() == set(CAPS)
+
+
+def test_the_measured_family_refuses_an_unfinished_or_missing_study(tmp_path):
+    from read_lightning.allocation.families import make_family_environment
+
+    _, rows = _synthetic_study()
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(transfer_study.summarize_study(rows[:-1])))
+    with pytest.raises(ValueError, match="T\\(B\\) at 3000 tokens is incomplete"):
+        make_family_environment("measured", 0, study=path)
+    packaged = make_family_environment("measured", 0)  # the packaged study of the embedded default
+    assert packaged.capabilities == ("general_knowledge", "steerability", "reasoning", "long_context")
+    assert packaged.params.tokens_per_decision == 3750
+    with pytest.raises(ValueError, match="does not exist"):
+        make_family_environment("measured", 0, study=tmp_path / "none.json")
