@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 from conftest import build_tiny_model
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from read_lightning.training.batches import IGNORE_INDEX, Example
 from read_lightning.training.callbacks import BanditAllocationCallback
@@ -99,12 +99,14 @@ class CheckpointThenDie(Callback):
             raise Killed
 
 
-def fit(tok, root, callbacks, ckpt_path=None):
+def fit(tok, root, callbacks, ckpt_path=None, max_epochs=None):
     dm = make()
     module = UserModule(build_tiny_model(tok))
-    trainer = L.Trainer(max_epochs=dm.num_intervals, reload_dataloaders_every_n_epochs=1, default_root_dir=str(root),
+    trainer = L.Trainer(max_epochs=max_epochs or dm.num_intervals, reload_dataloaders_every_n_epochs=1,
+                        default_root_dir=str(root),
                         logger=L.pytorch.loggers.CSVLogger(str(root), version=0), callbacks=callbacks,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+                        enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     return dm, module
 
@@ -145,14 +147,37 @@ def test_resuming_mid_interval_continues_the_same_stream(tiny_tokenizer, tmp_pat
     part_dm, resumed = fit(tiny_tokenizer, part, [TokenProbe(), bandit()], ckpt_path=str(ckpt))
     # Before the kill and after the resume, the run trains on exactly the full run's batches.
     assert resumed.seen and die.seen + resumed.seen == full.seen
-    assert [r["mixture"] for r in log_rows(part, "select")] == [r["mixture"] for r in log_rows(tmp_path / "full", "select")]
+    full_choices = [r["mixture"] for r in log_rows(tmp_path / "full", "select")]
+    assert [r["mixture"] for r in log_rows(part, "select")] == full_choices
     assert part_dm.ledger.summary() == full_dm.ledger.summary()
+
+
+def test_resuming_a_run_that_spent_its_budget_trains_nothing_more(tiny_tokenizer, tmp_path, one_torch_thread):
+    # the stop is not checkpointed: with max_epochs above num_intervals a resumed finished run
+    # starts one more epoch, which must draw nothing
+    def callbacks():
+        return [TokenProbe(), bandit(), ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)]
+
+    first, _ = fit(tiny_tokenizer, tmp_path, callbacks(), max_epochs=10)
+    events = (tmp_path / "lightning_logs" / "version_0" / "allocations.jsonl").read_text()
+    resumed, module = fit(tiny_tokenizer, tmp_path, callbacks(), max_epochs=10,
+                          ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert first.budget_exhausted and module.seen == []
+    assert resumed.ledger.summary() == first.ledger.summary()
+    assert (tmp_path / "lightning_logs" / "version_0" / "allocations.jsonl").read_text() == events
+
+
+def test_a_spent_budget_draws_nothing_even_where_a_short_example_would_fit():
+    dm = make(mixture={"math": 1.0})
+    dm.ledger.charge_training("math", dm.ledger.budget - 20)  # 20 left: under max_length, over one math example
+    dm.interval = dm.num_intervals - 1  # the last interval, whose share is all that is left
+    assert dm.budget_exhausted and len(dm.train_dataloader()) == 0 and dm.ledger.remaining == 20
 
 
 def test_sources_are_read_without_replacement_then_reshuffled():
     dm = make(budget_tokens=8 * 30 * 2 * 4, mixture={"math": 1.0}, max_length=8)
-    first = dm._draw(8 * 30, dm.mixture)
-    second = dm._draw(8 * 30, dm.mixture)
+    first, _ = dm._draw(8 * 30, dm.mixture)
+    second, _ = dm._draw(8 * 30, dm.mixture)
     key = [tuple(e.input_ids) for e in first]
     assert len(set(key)) == 30  # every math example once
     assert sorted(key) == sorted(tuple(e.input_ids) for e in second) and key != [tuple(e.input_ids) for e in second]
@@ -193,5 +218,14 @@ def test_bad_configuration_is_named(change, error, match):
 ])
 def test_a_bad_example_is_named_with_its_source_and_index(item, match):
     dm = MixtureDataModule({"math": [item]}, budget_tokens=2400, max_length=32, max_tokens_per_batch=64)
-    with pytest.raises(ValueError, match=rf"source 'math' item 0.*{match}|{match}"):
+    with pytest.raises(ValueError, match=rf"source 'math' item 0.*{match}"):
         dm.train_dataloader()
+
+
+def test_an_example_longer_than_max_length_is_cut_to_it():
+    long = {"input_ids": list(range(5, 45)), "labels": list(range(5, 45))}
+    dm = MixtureDataModule({"math": [long]}, budget_tokens=2400, max_length=32, max_tokens_per_batch=64)
+    batch = next(iter(dm.train_dataloader()))
+    # (the one example is read again and again: each pass over a source reshuffles it)
+    assert all(row == list(range(5, 37)) for row in batch["input_ids"].tolist() + batch["labels"].tolist())
+    assert dm.interval_stats["truncated"] == dm.interval_stats["examples"] > 1

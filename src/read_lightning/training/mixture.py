@@ -113,7 +113,6 @@ class MixtureDataModule(L.LightningDataModule):
         # inside the interval) draws the same examples.
         self._plan_start: dict[str, Any] | None = None
         self._orders: dict[str, tuple[int, list[int]]] = {}
-        self.truncated = 0  # examples cut to max_length
         self.interval_stats: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- mixture and budget
@@ -136,8 +135,8 @@ class MixtureDataModule(L.LightningDataModule):
             self._orders[cap] = cached = (pass_no, order)
         return cached[1]
 
-    def _peek(self, cap: str) -> Example:
-        """The next example of ``cap``'s stream, without moving past it."""
+    def _peek(self, cap: str) -> tuple[Example, bool]:
+        """The next example of ``cap``'s stream, without moving past it, and whether it was cut."""
         pass_no, pos = self.cursors[cap]
         if pos >= len(self.sources[cap]):
             pass_no, pos = pass_no + 1, 0
@@ -145,7 +144,7 @@ class MixtureDataModule(L.LightningDataModule):
         index = self._order(cap, pass_no)[pos]
         return self._example(self.sources[cap][index], cap, index)
 
-    def _example(self, item: Any, cap: str, index: int) -> Example:
+    def _example(self, item: Any, cap: str, index: int) -> tuple[Example, bool]:
         where = f"source {cap!r} item {index}"
         if isinstance(item, Example):
             if item.capability != cap:
@@ -161,23 +160,27 @@ class MixtureDataModule(L.LightningDataModule):
                              "it needs at least one token and one label per token")
         if not all(isinstance(t, int) and not isinstance(t, bool) for t in ids + labels):
             raise ValueError(f"{where}: input_ids and labels must be integer token ids")
-        if len(ids) > self.max_length:
-            self.truncated += 1
-            ids, labels = ids[: self.max_length], labels[: self.max_length]
-        return Example(input_ids=ids, labels=labels, capability=cap)
+        cut = len(ids) > self.max_length
+        ids, labels = ids[: self.max_length], labels[: self.max_length]
+        return Example(input_ids=ids, labels=labels, capability=cap), cut
 
-    def _draw(self, share: int, mixture: dict[str, float]) -> list[Example]:
-        """Fill ``share`` tokens in ``mixture``, neediest capability first (see the class doc)."""
+    def _draw(self, share: int, mixture: dict[str, float]) -> tuple[list[Example], int]:
+        """Fill ``share`` tokens in ``mixture``, neediest capability first (see the class doc).
+
+        Returns the examples and how many of them were cut to ``max_length``.
+        """
         live = [c for c in self.capabilities if mixture[c] > 0]
         taken = dict.fromkeys(live, 0)
         examples: list[Example] = []
+        truncated = 0
         while True:
             cap = min(live, key=lambda c: taken[c] / mixture[c])  # ties: the first listed
-            example = self._peek(cap)
+            example, cut = self._peek(cap)
             if len(example) > share:
-                return examples
+                return examples, truncated
             self.cursors[cap][1] += 1
             examples.append(example)
+            truncated += cut
             taken[cap] += len(example)
             share -= len(example)
 
@@ -202,7 +205,7 @@ class MixtureDataModule(L.LightningDataModule):
             mixture = dict(self.mixture)
             self._plan_start = {"interval": self.interval, "cursors": {c: list(v) for c, v in self.cursors.items()},
                                 "share": share, "mixture": mixture}
-        examples = self._draw(share, mixture)
+        examples, truncated = self._draw(share, mixture)
         # The batch order has its own RNG per interval, as in CapabilityDataModule.
         order_rng = random.Random(self.seed * 1_000_003 + self.interval)
         batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, order_rng)
@@ -215,7 +218,7 @@ class MixtureDataModule(L.LightningDataModule):
             "batches": len(batches),
             "steps": len(mine),
             "share": share,
-            "truncated": self.truncated,
+            "truncated": truncated,  # examples cut to max_length
             "mixture": dict(mixture),
             "trained_mixture": trained_mixture(examples),
         }
@@ -250,7 +253,6 @@ class MixtureDataModule(L.LightningDataModule):
             "interval": self.interval,
             "cursors": {c: list(v) for c, v in self.cursors.items()},
             "plan_start": self._plan_start,
-            "truncated": self.truncated,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -268,7 +270,6 @@ class MixtureDataModule(L.LightningDataModule):
         mixture = validate_distribution(state["mixture"], self.capabilities, name="checkpoint mixture")
         self.ledger.load_state_dict(state["ledger"])
         self.mixture, self.interval, self.cursors, self._plan_start = mixture, state["interval"], cursors, plan
-        self.truncated = int(state.get("truncated", 0))
 
     def _check_cursors(self, cursors: Any, field: str) -> dict[str, list[int]]:
         if not isinstance(cursors, dict) or sorted(cursors) != sorted(self.capabilities):
