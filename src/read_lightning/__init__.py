@@ -50,6 +50,7 @@ _EXPORTS = {
     "estimate_transfer": "reporting.records",
     # Lightning adapters
     "CapabilityDataModule": "training.data",
+    "MixtureDataModule": "training.mixture",
     "DistillationModule": "training.module",
     "BanditAllocationCallback": "training.callbacks",
     "CapabilityProbeCallback": "training.callbacks",
