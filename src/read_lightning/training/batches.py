@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 
 from read_lightning.core.checks import check_number
 from read_lightning.teachers.generation import chat_prompt_ids
 
-__all__ = ["IGNORE_INDEX", "BatchStream", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches", "trained_mixture"]
+__all__ = ["IGNORE_INDEX", "BatchStream", "IntervalLoader", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches", "trained_mixture"]
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +148,33 @@ class BatchStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for idx in self.batches[self.skip :]:
             yield collate([self.examples[i] for i in idx], self.pad_id)
+
+
+class IntervalLoader(DataLoader):
+    """The interval's loader, resumable mid-interval through Lightning's ``state_dict`` interface.
+
+    ``datamodule`` keeps ``interval`` and ``interval_steps`` (CapabilityDataModule,
+    MixtureDataModule). The state is the number of steps of this interval whose tokens the data module has charged
+    (batches handed to training, not batches prefetched), so a resumed run neither trains nor
+    pays for a step twice.
+    """
+
+    def __init__(self, stream: BatchStream, datamodule: Any) -> None:
+        super().__init__(stream, batch_size=None)
+        self.stream, self.datamodule = stream, datamodule
+
+    def state_dict(self) -> dict[str, int]:
+        return {"interval": self.datamodule.interval, "steps": self.datamodule.interval_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        interval, steps = state.get("interval"), state.get("steps")
+        if interval != self.datamodule.interval:
+            raise ValueError(
+                f"the checkpoint's loader state is for interval {interval!r}, but interval "
+                f"{self.datamodule.interval} is being resumed"
+            )
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= len(self.stream):
+            raise ValueError(f"the checkpoint's loader state has steps={steps!r}; this interval has "
+                             f"{len(self.stream)} steps on this rank")
+        self.stream.skip = steps
+        self.datamodule.interval_steps = steps

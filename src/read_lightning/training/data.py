@@ -53,6 +53,7 @@ from read_lightning.teachers.generation import (
 from read_lightning.teachers.models import EMBEDDED
 from read_lightning.training.batches import (
     BatchStream,
+    IntervalLoader,
     encode_example,
     length_grouped_batches,
     shard_batches,
@@ -106,35 +107,6 @@ def _jsonl_prompt_source(
             + "; add rows for them or leave them out of `capabilities`"
         )
     return StaticPromptSource(pools)
-
-
-class _IntervalLoader(DataLoader):
-    """The interval's loader, resumable mid-interval through Lightning's ``state_dict`` interface.
-
-    The state is the number of steps of this interval whose tokens the data module has charged
-    (batches handed to training, not batches prefetched), so a resumed run neither trains nor
-    pays for a step twice.
-    """
-
-    def __init__(self, stream: BatchStream, datamodule: CapabilityDataModule) -> None:
-        super().__init__(stream, batch_size=None)
-        self.stream, self.datamodule = stream, datamodule
-
-    def state_dict(self) -> dict[str, int]:
-        return {"interval": self.datamodule.interval, "steps": self.datamodule.interval_steps}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        interval, steps = state.get("interval"), state.get("steps")
-        if interval != self.datamodule.interval:
-            raise ValueError(
-                f"the checkpoint's loader state is for interval {interval!r}, but interval "
-                f"{self.datamodule.interval} is being resumed"
-            )
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= len(self.stream):
-            raise ValueError(f"the checkpoint's loader state has steps={steps!r}; this interval has "
-                             f"{len(self.stream)} steps on this rank")
-        self.stream.skip = steps
-        self.datamodule.interval_steps = steps
 
 
 class CapabilityDataModule(L.LightningDataModule):
@@ -740,7 +712,7 @@ class CapabilityDataModule(L.LightningDataModule):
             "trained_mixture": trained_mixture(examples),
         }
         log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
-        return _IntervalLoader(BatchStream(examples, mine, self.tokenizer.pad_token_id), self)
+        return IntervalLoader(BatchStream(examples, mine, self.tokenizer.pad_token_id), self)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Charge training tokens at the moment a batch is used, not when it is prefetched.

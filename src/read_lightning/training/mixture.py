@@ -23,12 +23,12 @@ from read_lightning.core.checks import check_number
 from read_lightning.core.ledger import TokenLedger
 from read_lightning.training.batches import (
     BatchStream,
+    IntervalLoader,
     Example,
     length_grouped_batches,
     shard_batches,
     trained_mixture,
 )
-from read_lightning.training.data import _IntervalLoader
 
 __all__ = ["MixtureDataModule"]
 
@@ -223,7 +223,7 @@ class MixtureDataModule(L.LightningDataModule):
             "trained_mixture": trained_mixture(examples),
         }
         log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
-        return _IntervalLoader(BatchStream(examples, mine, self.pad_id), self)  # type: ignore[arg-type]
+        return IntervalLoader(BatchStream(examples, mine, self.pad_id), self)  # type: ignore[arg-type]
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Charge training tokens when a batch is used, not when it is prefetched.
