@@ -37,6 +37,7 @@ def gsm8k_dir(tmp_path_factory):
 
 def _card(tmp_path, gsm8k_dir, evaluation="exact_match", **lm_eval):
     source = {"task": "gsm8k", "dev_split": "train", "test_split": "test", "dataset_path": str(gsm8k_dir), **lm_eval}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     card = {"name": "gsm8k", "description": "grade-school math word problems", "evaluation": evaluation,
             "max_new_tokens": 8, "lm_eval": source}
     path = tmp_path / "card.yaml"
@@ -105,7 +106,7 @@ def test_a_tiny_model_answers_and_is_scored(tmp_path, gsm8k_dir, tiny_tokenizer)
     ({"dev_limit": 0}, r"dev_limit"),
     ({"test_split": "train"}, r"dev_split and test_split are both 'train'"),
     ({"splits": "x"}, r"unknown key\(s\) \['splits'\]"),
-    ({"dataset_path": "./missing"}, r"dataset_path .*missing' does not exist"),
+    ({"dataset_path": "./missing"}, r"dataset_path '/.*/missing' does not exist"),
     ({"evaluation": "multiple_choice"}, r"'gsm8k' is 'generate_until'; evaluation 'multiple_choice'"),
     ({"evaluation": "pass_at_1"}, r"evaluation 'pass_at_1' cannot score"),
 ])
@@ -121,3 +122,36 @@ def test_a_card_gives_rows_one_way(tmp_path, gsm8k_dir):
     path.write_text(json.dumps({**raw, "dev": "dev.jsonl"}))
     with pytest.raises(ValueError, match=r"\['dev'\] and 'lm_eval' both give rows"):
         TaskCard.load(path)
+
+
+def test_a_relative_dataset_path_is_read_from_the_cards_directory(tmp_path, gsm8k_dir, monkeypatch):
+    import shutil
+
+    shutil.copytree(gsm8k_dir, tmp_path / "cards" / "data")
+    path = _card(tmp_path / "cards", None, dataset_path="./data")
+    monkeypatch.chdir(tmp_path)  # not the card's directory
+    assert TaskCard.load(path).rows("test")[0]["answer"] == TEST[0]["answer"]
+
+
+ARC = [{"id": f"q{i}", "question": f"Which colour is number {i}?",
+        "choices": {"text": ["red", "green", "blue", "yellow"], "label": ["A", "B", "C", "D"]},
+        "answerKey": "ABCD"[i % 4]} for i in range(6)]
+
+
+def test_a_multiple_choice_task_gives_choices_and_gold(tmp_path, tiny_tokenizer):
+    d = tmp_path / "ai2_arc"
+    (d / "ARC-Challenge").mkdir(parents=True)
+    files = ""
+    for split, rows in (("train", ARC[:2]), ("validation", ARC[2:4]), ("test", ARC[4:])):
+        (d / "ARC-Challenge" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        files += f"  - split: {split}\n    path: ARC-Challenge/{split}.jsonl\n"
+    (d / "README.md").write_text(f"---\nconfigs:\n- config_name: ARC-Challenge\n  data_files:\n{files}---\n")
+    (tmp_path / "card.yaml").write_text(json.dumps({
+        "name": "arc", "description": "science questions", "evaluation": "multiple_choice",
+        "lm_eval": {"task": "arc_challenge", "dev_split": "validation", "test_split": "test", "dataset_path": str(d)}}))
+    card = TaskCard.load(tmp_path / "card.yaml")
+    assert card.rows("dev") == [{"question": f"Question: {r['question']}\nAnswer:", "choices": ["red", "green", "blue", "yellow"],
+                                 "gold": "ABCD".index(r["answerKey"]), "source": f"arc_challenge/validation/{i}"}
+                                for i, r in enumerate(ARC[2:4])]
+    result = evaluate_task(card, build_tiny_model(tiny_tokenizer), tiny_tokenizer, "test")
+    assert result["n"] == 2 and result["acc"] in (0.0, 50.0, 100.0)
