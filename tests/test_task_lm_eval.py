@@ -19,8 +19,10 @@ from read_lightning.teachers.generation import Generation, HFTeacher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-TRAIN = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} is {2 * i}.\n#### {2 * i}"} for i in range(1, 9)]
-TEST = [{"question": f"What is {i} times 3?", "answer": f"{i} times 3 is {3 * i}.\n#### {3 * i}"} for i in range(20, 25)]
+TRAIN = [{"question": f"What is {i} plus {i}?", "answer": f"{i} plus {i} is {2 * i}.\n#### {2 * i}"}
+         for i in range(1, 9)]
+TEST = [{"question": f"What is {i} times 3?", "answer": f"{i} times 3 is {3 * i}.\n#### {3 * i}"}
+        for i in range(20, 25)]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,8 @@ def test_cards_rule_scores_the_rows(tmp_path, gsm8k_dir, tiny_tokenizer, monkeyp
         return out
 
     monkeypatch.setattr(HFTeacher, "generate", answer)
-    outcomes = answer_outcomes(card, model, tiny_tokenizer, "test", teacher_answers=[{"answer": r["answer"]} for r in TEST])
+    teacher = [{"answer": r["answer"]} for r in TEST]
+    outcomes = answer_outcomes(card, model, tiny_tokenizer, "test", teacher_answers=teacher)
     assert [o["correct"] for o in outcomes] == [i % 2 == 0 for i in range(20, 25)]
     assert [o["agree"] for o in outcomes] == [i % 2 == 0 for i in range(20, 25)]
     assert answer_report(outcomes)["accuracy"] == pytest.approx(60.0)
@@ -150,7 +153,7 @@ def test_a_multiple_choice_task_gives_choices_and_gold(tmp_path, tiny_tokenizer)
         "name": "arc", "description": "science questions", "evaluation": "multiple_choice",
         "lm_eval": {"task": "arc_challenge", "dev_split": "validation", "test_split": "test", "dataset_path": str(d)}}))
     card = TaskCard.load(tmp_path / "card.yaml")
-    assert card.rows("dev") == [{"question": f"Question: {r['question']}\nAnswer:", "choices": ["red", "green", "blue", "yellow"],
+    assert card.rows("dev") == [{"question": f"Question: {r['question']}\nAnswer:", "choices": r["choices"]["text"],
                                  "gold": "ABCD".index(r["answerKey"]), "source": f"arc_challenge/validation/{i}"}
                                 for i, r in enumerate(ARC[2:4])]
     result = evaluate_task(card, build_tiny_model(tiny_tokenizer), tiny_tokenizer, "test")
