@@ -43,11 +43,15 @@ from read_lightning.evaluation.scoring import preserved_state
 __all__ = [
     "HarnessProbe",
     "TaskProbe",
+    "build_task",
+    "check_task_name",
     "default_metric",
+    "load_task",
     "measure_profile",
     "metric_score",
     "parse_task_probes",
     "preserved_placement",
+    "seeded_subset",
 ]
 log = logging.getLogger(__name__)
 
@@ -241,6 +245,72 @@ def _leaves(built: Any) -> list[Any]:
     return [built]
 
 
+def check_task_name(manager: Any, name: str, where: str = "") -> None:
+    """Refuse a name lm-eval's ``manager`` does not index, with the close matches; ``where`` says
+    who named it (" (capability math)")."""
+    if name not in manager.task_index:
+        raise ValueError(f"unknown lm-eval task {name!r}{where}{_close_matches(name, manager.all_tasks)}")
+
+
+def seeded_subset(n_docs: int, limit: int, key: str) -> list[int]:
+    """``limit`` document indices of ``range(n_docs)``, sorted, drawn by ``key`` alone (a seed and
+    the task's name): the same documents in every process and after a resume."""
+    return sorted(random.Random(key).sample(range(n_docs), limit))
+
+
+def load_task(spec: TaskProbe, include_path: Sequence[str | os.PathLike] = (), where: str = "") -> list[Any]:
+    """The lm-eval tasks ``spec`` names, looked up in lm-eval's registry and ``include_path`` and
+    built with their data (no model); the checks and errors of :class:`HarnessProbe`."""
+    manager = _task_manager(tuple(str(Path(p).resolve()) for p in include_path))
+    check_task_name(manager, spec.task, where)
+    built = build_task(manager, spec)
+    assert built is not None  # without defer, unreachable data raises
+    return built
+
+
+def build_task(manager: Any, spec: TaskProbe, defer: bool = False) -> list[Any] | None:
+    """The lm-eval tasks ``spec`` names (one, or a group's or tag's), built with their data and the
+    data source overrides, no model; None when ``defer`` and the data cannot be reached now.
+
+    Raises ``ValueError`` for a missing local file, an uninstalled package or, without ``defer``,
+    data that cannot be reached offline. ``spec.task`` must be in ``manager.task_index``.
+    """
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from read_lightning.evaluation.probes import _quiet_lm_eval
+
+    entry = manager.task_index[spec.task]
+    if entry.yaml_path is not None and entry.kind.name == "TASK":
+        _check_data(spec.task, {**load_yaml(entry.yaml_path, resolve_func=False), **spec.overrides()})
+    elif spec.overrides():
+        _check_data(spec.task, spec.overrides())
+    unreachable: Exception | None = None
+    try:
+        with _quiet_lm_eval():
+            # The factory TaskManager.load uses, with the data source replaced (for a group:
+            # in each of its tasks).
+            built = manager._factory.build(entry, overrides=spec.overrides() or None, registry=manager.task_index)
+    except FileNotFoundError as err:
+        if "Hugging Face Hub" not in str(err):  # a missing local file
+            raise ValueError(f"lm-eval task {spec.task!r}: {err}") from None
+        unreachable = err  # a Hub script (the `evaluate` library's code_eval) out of reach
+    except ImportError as err:
+        raise ValueError(f"lm-eval task {spec.task!r} needs a package that is not installed ({err}); "
+                         "pip install 'read-lightning[benchmarks]'") from None
+    except ConnectionError as err:
+        unreachable = err
+    if unreachable is not None:
+        if defer:
+            log.warning("lm-eval task %r: its data cannot be reached now (%s); it is loaded again when "
+                        "the run sets up", spec.task, unreachable)
+            return None
+        raise ValueError(
+            f"lm-eval task {spec.task!r}: its data is not available offline ({unreachable}); point the task at a "
+            "local copy with dataset_path (docs/evaluation.md)"
+        ) from None
+    return _leaves(built)
+
+
 class HarnessProbe:
     """Scores capabilities with lm-eval tasks; one 0-100 score per capability.
 
@@ -299,11 +369,9 @@ class HarnessProbe:
 
     def _build(self) -> None:
         manager = _task_manager(tuple(self.include_path))
-        known = manager.all_tasks
         for cap, specs in self.specs.items():
             for spec in specs:
-                if spec.task not in manager.task_index:
-                    raise ValueError(f"unknown lm-eval task {spec.task!r} (capability {cap}){_close_matches(spec.task, known)}")
+                check_task_name(manager, spec.task, f" (capability {cap})")
         self.tasks: dict[str, Any] = {}  # leaf task name -> lm-eval Task
         self.samples: dict[str, list[int]] = {}  # leaf task name -> scored document indices
         self.metrics: dict[str, str] = {}  # leaf task name -> result key ("metric,filter")
@@ -321,7 +389,7 @@ class HarnessProbe:
             self._add(manager, cap, spec, defer=False)
 
     def _add(self, manager: Any, cap: str, spec: TaskProbe, defer: bool) -> None:
-        leaves = self._load(manager, spec, defer)
+        leaves = build_task(manager, spec, defer)
         if leaves is None:
             self.pending.append((cap, spec))
             return
@@ -332,42 +400,6 @@ class HarnessProbe:
             self._configure(spec, name, task)
             self.tasks[name] = task
         self.entries[cap].append((spec, names))
-
-    def _load(self, manager: Any, spec: TaskProbe, defer: bool) -> list[Any] | None:
-        from lm_eval.tasks._yaml_loader import load_yaml
-
-        from read_lightning.evaluation.probes import _quiet_lm_eval
-
-        entry = manager.task_index[spec.task]
-        if entry.yaml_path is not None and entry.kind.name == "TASK":
-            _check_data(spec.task, {**load_yaml(entry.yaml_path, resolve_func=False), **spec.overrides()})
-        elif spec.overrides():
-            _check_data(spec.task, spec.overrides())
-        unreachable: Exception | None = None
-        try:
-            with _quiet_lm_eval():
-                # The factory TaskManager.load uses, with the data source replaced (for a group:
-                # in each of its tasks).
-                built = manager._factory.build(entry, overrides=spec.overrides() or None, registry=manager.task_index)
-        except FileNotFoundError as err:
-            if "Hugging Face Hub" not in str(err):  # a missing local file
-                raise ValueError(f"lm-eval task {spec.task!r}: {err}") from None
-            unreachable = err  # a Hub script (the `evaluate` library's code_eval) out of reach
-        except ImportError as err:
-            raise ValueError(f"lm-eval task {spec.task!r} needs a package that is not installed ({err}); "
-                             "pip install 'read-lightning[benchmarks]'") from None
-        except ConnectionError as err:
-            unreachable = err
-        if unreachable is not None:
-            if defer:
-                log.warning("lm-eval task %r: its data cannot be reached now (%s); it is loaded again when "
-                            "the run sets up", spec.task, unreachable)
-                return None
-            raise ValueError(
-                f"lm-eval task {spec.task!r}: its data is not available offline ({unreachable}); point the task at a "
-                "local copy with dataset_path (docs/evaluation.md)"
-            ) from None
-        return _leaves(built)
 
     def _configure(self, spec: TaskProbe, name: str, task: Any) -> None:
         if getattr(task, "UNSAFE_CODE", False) and not self.allow_code_execution:
@@ -392,8 +424,7 @@ class HarnessProbe:
                 raise ValueError(f"probe limit {spec.limit} for lm-eval task {name!r} is larger than its "
                                  f"{split!r} split ({n_docs} documents)")
             # Seeded by the run's seed and the task's name only: the same documents at every probe.
-            rng = random.Random(f"{self.seed}:{name}")
-            self.samples[name] = sorted(rng.sample(range(n_docs), spec.limit))
+            self.samples[name] = seeded_subset(n_docs, spec.limit, f"{self.seed}:{name}")
 
     # ------------------------------------------------------------------ evaluation
 

@@ -21,6 +21,11 @@ test JSONL splits next to it. :func:`evaluate_task` measures the student's utili
   ``answer``. Any card can be scored this way against the teacher's cached greedy answers
   (:func:`task_references`, then ``evaluate_task(..., references=...)``).
 
+A card may instead take its rows from an lm-eval task (``lm_eval: {task: gsm8k, dev_split:
+train, test_split: test}``, :class:`LmEvalSource`): each document becomes a row through the
+task's own ``doc_to_text``/``doc_to_target`` (and ``doc_to_choice``), and the card's evaluation
+type scores it as above; lm-eval's few-shot context, filters and metrics are not used.
+
 Generation and scoring are batched in torch (``generation.HFTeacher`` greedy,
 ``scoring.score_continuations``) rather than through lm-eval: task data is small and
 per-card, and one code path serves probes and tasks.
@@ -42,6 +47,7 @@ import torch
 import yaml
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, validate_distribution
+from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import read_jsonl
 from read_lightning.evaluation.answers import answers_match, extract_code
 from read_lightning.evaluation.probes import cached_teacher_answers, reference_target
@@ -52,6 +58,7 @@ from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
 __all__ = [
     "EVALUATION_TYPES",
     "TASK_DATA_DIR",
+    "LmEvalSource",
     "TaskCard",
     "build_program",
     "evaluate_task",
@@ -77,11 +84,134 @@ def list_example_tasks() -> list[Path]:
     return sorted(TASK_DATA_DIR.glob("*/card.yaml"))
 
 
+# The card evaluation types that can score an lm-eval task's documents, by its output type.
+_LM_EVAL_TYPES: dict[str, tuple[str, ...]] = {
+    "generate_until": ("exact_match", "fidelity"),
+    "multiple_choice": ("multiple_choice", "fidelity"),
+}
+
+
+@dataclass(frozen=True)
+class LmEvalSource:
+    """A card's dev and test rows from an lm-eval task (the card's ``lm_eval`` field).
+
+    ``dev_split``/``test_split`` name splits of the task's dataset (GSM8K: ``train`` to develop,
+    ``test`` to report); ``dev_limit``/``test_limit`` keep a subset of that many documents drawn
+    with ``seed``, the task's name and the split (the same rows in every process). The data
+    source keys are those of a probe entry (docs/evaluation.md); a relative ``dataset_path``
+    (``./gsm8k``) and ``include_path`` are read from the card's directory.
+    """
+
+    task: str
+    dev_split: str
+    test_split: str
+    dev_limit: int | None = None
+    test_limit: int | None = None
+    seed: int = 0
+    dataset_path: str | None = None
+    dataset_name: str | None = None
+    dataset_kwargs: Mapping[str, Any] | None = None
+    include_path: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, raw: Any, card_dir: Path, where: str) -> LmEvalSource:
+        """Validate the card's ``lm_eval`` mapping; errors start with ``where`` and name the key."""
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where}: must be a mapping with task, dev_split and test_split, got {raw!r}")
+        accepted = [f.name for f in fields(cls)]
+        unknown = sorted(set(raw) - set(accepted))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown!r}; accepted: {accepted!r}")
+        for key in ("task", "dev_split", "test_split"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise ValueError(f"{where}: {key!r} must be a non-empty string, got {raw.get(key)!r}")
+        if raw["dev_split"] == raw["test_split"]:
+            raise ValueError(f"{where}: dev_split and test_split are both {raw['dev_split']!r}; the rows developed on "
+                             "would be the rows reported")
+        for key in ("dev_limit", "test_limit"):
+            if raw.get(key) is not None:
+                check_number(f"{where}: {key}", raw[key], low=1, integer=True)
+        check_number(f"{where}: seed", raw.get("seed", 0), integer=True)
+        if raw.get("dataset_kwargs") is not None and not isinstance(raw["dataset_kwargs"], Mapping):
+            raise ValueError(f"{where}: 'dataset_kwargs' must be a mapping, got {raw['dataset_kwargs']!r}")
+        out = dict(raw)
+        path = raw.get("dataset_path")
+        if isinstance(path, str) and path.startswith(("./", "../")):
+            out["dataset_path"] = str((card_dir / path).resolve())
+        paths = raw.get("include_path") or []
+        paths = [paths] if isinstance(paths, str) else paths
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise ValueError(f"{where}: 'include_path' must be a path or a list of paths, got {raw['include_path']!r}")
+        resolved = tuple(str((card_dir / p).expanduser().resolve()) for p in paths)
+        for p in resolved:
+            if not Path(p).exists():
+                raise ValueError(f"{where}: include_path {p!r} does not exist")
+        out["include_path"] = resolved
+        return cls(**out)
+
+    def rows(self, evaluation: str, where: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"dev": rows, "test": rows}`` in the card's row schema for ``evaluation``.
+
+        Loads the task and its data (no model); refuses an unknown task (with close matches), a
+        group, an output type ``evaluation`` cannot score, a missing split and a limit larger
+        than its split. Each row also carries ``source``: ``"<task>/<split>/<document index>"``.
+        """
+        from read_lightning.evaluation.harness import TaskProbe, load_task, seeded_subset
+
+        spec = TaskProbe(task=self.task, dataset_path=self.dataset_path, dataset_name=self.dataset_name,
+                         dataset_kwargs=self.dataset_kwargs)
+        leaves = load_task(spec, self.include_path, where=f" ({where})")
+        if len(leaves) != 1:
+            names = [t.config.task for t in leaves]
+            raise ValueError(f"{where}: {self.task!r} is a group of {len(names)} tasks {names[:5]!r}; name one task")
+        task = leaves[0]
+        output = task.config.output_type
+        if evaluation not in _LM_EVAL_TYPES.get(output, ()):
+            can = [t for t, types in _LM_EVAL_TYPES.items() if evaluation in types]
+            raise ValueError(f"{where}: lm-eval task {self.task!r} is {output!r}; evaluation {evaluation!r} scores "
+                             f"{can!r} tasks")
+        splits = list(task.dataset)
+        out = {}
+        for role, split, limit in (("dev", self.dev_split, self.dev_limit), ("test", self.test_split, self.test_limit)):
+            if split not in splits:
+                raise ValueError(f"{where}: lm-eval task {self.task!r} has no split {split!r} ({role}_split); "
+                                 f"it has {splits!r}")
+            docs = task.dataset[split]
+            if task.config.process_docs is not None:
+                docs = task.config.process_docs(docs)
+            n = len(docs)
+            if limit is not None and limit > n:
+                raise ValueError(f"{where}: {role}_limit {limit} is larger than the {split!r} split of "
+                                 f"{self.task!r} ({n} documents)")
+            chosen = range(n) if limit is None else seeded_subset(n, limit, f"{self.seed}:{self.task}:{split}")
+            out[role] = [{**_doc_row(task, docs[i], evaluation, f"{where}: {split} document {i}"),
+                          "source": f"{self.task}/{split}/{i}"} for i in chosen]
+        return out
+
+
+def _doc_row(task: Any, doc: Mapping[str, Any], evaluation: str, where: str) -> dict[str, Any]:
+    """One lm-eval document as a card row, through the task's own prompt and target functions."""
+    text, target = task.doc_to_text(doc), task.doc_to_target(doc)
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: doc_to_text gives {text!r}, not a prompt; this task cannot be a card")
+    if task.config.output_type == "multiple_choice":
+        choices = [str(c) for c in task.doc_to_choice(doc)]
+        gold = choices.index(target) if isinstance(target, str) and target in choices else target
+        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
+            raise ValueError(f"{where}: doc_to_target gives {target!r}, not one of {len(choices)} choices")
+        row: dict[str, Any] = {"question": text, "choices": choices, "gold": gold}
+        return {**row, "answer": choices[gold]} if evaluation == "fidelity" else row
+    if isinstance(target, (list, tuple)):
+        raise ValueError(f"{where}: doc_to_target gives {len(target)} gold answers; a card scores one")
+    return {"question": text, "answer": str(target)}
+
+
 @dataclass
 class TaskCard:
     """One downstream task: what it is, how it is scored, where its data lives.
 
-    ``dev``/``test`` are resolved against the card's directory on :meth:`load`. ``requirement``
+    ``dev``/``test`` are resolved against the card's directory on :meth:`load`; a card with
+    ``lm_eval`` (:class:`LmEvalSource`) has neither and reads its rows from that task. ``requirement``
     is normalised to a distribution over ``capabilities``. ``instruction`` (optional) is put
     before every input in the user message; ``max_new_tokens`` bounds generation and
     ``timeout_s`` bounds each pass@1 program.
@@ -90,8 +220,8 @@ class TaskCard:
     name: str
     description: str
     evaluation: str
-    dev: Path
-    test: Path
+    dev: Path | None = None
+    test: Path | None = None
     input_format: str = ""
     output_format: str = ""
     exemplars: list[dict[str, Any]] = field(default_factory=list)
@@ -99,7 +229,10 @@ class TaskCard:
     instruction: str = ""
     max_new_tokens: int = 96
     timeout_s: float = 5.0
+    lm_eval: LmEvalSource | None = None
     path: Path | None = None
+    # the rows of an lm_eval card, per split, read once
+    _lm_eval_rows: dict[str, list[dict[str, Any]]] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -108,7 +241,8 @@ class TaskCard:
         """Read and validate a card; errors name the file and the offending field.
 
         With ``check_data`` (default) both splits are parsed too, so a corrupt row fails here
-        (naming file and line) rather than in the middle of a run.
+        (naming file and line) rather than in the middle of a run; an ``lm_eval`` card loads its
+        task and data here.
         """
         path = Path(path)
         if not path.is_file():
@@ -119,18 +253,28 @@ class TaskCard:
             raise ValueError(f"{path}: malformed YAML: {err}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a task card must be a YAML mapping, got {type(raw).__name__}")
-        allowed = {f.name for f in fields(cls)} - {"path"}
+        allowed = {f.name for f in fields(cls) if f.init} - {"path"}
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {unknown!r}; allowed: {sorted(allowed)!r}")
-        missing = [k for k in ("name", "description", "evaluation", "dev", "test") if raw.get(k) in (None, "")]
+        from_task = raw.get("lm_eval") is not None
+        splits = () if from_task else ("dev", "test")
+        missing = [k for k in ("name", "description", "evaluation", *splits) if raw.get(k) in (None, "")]
         if missing:
             raise ValueError(f"{path}: missing required field(s) {missing!r}")
         if raw["evaluation"] not in EVALUATION_TYPES:
             raise ValueError(
                 f"{path}: field 'evaluation' must be one of {list(EVALUATION_TYPES)!r}, got {raw['evaluation']!r}"
             )
-        for split in ("dev", "test"):
+        if from_task:
+            both = [k for k in ("dev", "test") if raw.get(k) is not None]
+            if both:
+                raise ValueError(f"{path}: field(s) {both!r} and 'lm_eval' both give rows; keep one")
+            if raw["evaluation"] == "pass_at_1":
+                raise ValueError(f"{path}: evaluation 'pass_at_1' cannot score an lm-eval task's documents; "
+                                 f"use one of {sorted({t for ts in _LM_EVAL_TYPES.values() for t in ts})!r}")
+            raw["lm_eval"] = LmEvalSource.parse(raw["lm_eval"], path.parent, f"{path}: field 'lm_eval'")
+        for split in splits:
             resolved = (path.parent / str(raw[split])).resolve()
             if not resolved.is_file():
                 raise FileNotFoundError(f"{path}: field {split!r} points to a missing file: {resolved}")
@@ -158,8 +302,15 @@ class TaskCard:
         """The validated rows of ``split`` ("dev" or "test")."""
         if split not in ("dev", "test"):
             raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
-        file = getattr(self, split)
-        rows = read_jsonl(file, required=_ROW_FIELDS[self.evaluation])
+        if self.lm_eval is not None:
+            if self._lm_eval_rows is None:
+                self._lm_eval_rows = self.lm_eval.rows(self.evaluation, f"{self.path or self.name}: field 'lm_eval'")
+            split_name = getattr(self.lm_eval, f"{split}_split")
+            file = f"lm-eval task {self.lm_eval.task!r}, split {split_name!r}"
+            rows = [dict(r) for r in self._lm_eval_rows[split]]  # copies: the cache stays as read
+        else:
+            file = getattr(self, split)
+            rows = read_jsonl(file, required=_ROW_FIELDS[self.evaluation])
         if not rows:
             raise ValueError(f"{file}: split {split!r} of task {self.name!r} has no rows")
         if self.evaluation == "multiple_choice":
