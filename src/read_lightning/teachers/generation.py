@@ -214,9 +214,9 @@ class HFTeacher:
 
         seeds = prompt_seeds(self.seed, self.calls, len(prompts))
         self.calls += 1
-        rows = decode(self.model, encoded, max_new_tokens=max_new, eos_ids=_eos_ids(self.tokenizer, self.model),
+        rows = decode(self.model, encoded, max_new_tokens=max_new, eos_ids=self.eos_ids,
                       batch_size=self.batch_size, temperature=self.temperature, top_p=self.top_p, seeds=seeds)
-        return [self._answer(row) for row in rows]
+        return [self.answer(row) for row in rows]
 
     def _generate_reference(self, encoded: list[list[int]], max_new: int) -> list[Generation]:
         """``model.generate`` on left-padded batches, sorted by prompt length so each batch wastes
@@ -248,18 +248,23 @@ class HFTeacher:
             generated = self.model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
             )
-        return [self._answer(row) for row in generated[:, width:].cpu().tolist()]
+        return [self.answer(row) for row in generated[:, width:].cpu().tolist()]
 
-    def _answer(self, row: list[int]) -> Generation:
+    @property
+    def eos_ids(self) -> set[int]:
+        """Token ids that end a turn: the model's generation config's and the tokenizer's."""
+        return _eos_ids(self.tokenizer, self.model)
+
+    def answer(self, row: Sequence[int]) -> Generation:
         """A ``Generation`` from generated ids: cut after the first end-of-turn token, which was
         generated and so is paid for; ``finished`` when there is one."""
-        eos_ids = _eos_ids(self.tokenizer, self.model)
+        eos_ids = self.eos_ids
         n, finished = len(row), False
         for j, tok in enumerate(row):
             if tok in eos_ids:
                 n, finished = j + 1, True
                 break
-        text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+        text = self.tokenizer.decode(list(row[:n]), skip_special_tokens=True)
         return Generation(text=text.strip() if self.strip else text, num_tokens=n, finished=finished)
 
 
