@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from read_lightning.teachers.decoding import NUCLEUS_PROBE, decode, sample_next, supports_decode_loop
+from read_lightning.teachers.decoding import (
+    MIN_SHARED_PREFIX,
+    NUCLEUS_PROBE,
+    _shared_prefix,
+    decode,
+    sample_next,
+    supports_decode_loop,
+)
 from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids, prompt_seeds
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,11 +68,16 @@ def test_the_loop_is_chosen_for_a_transformers_model_and_generate_for_others(tin
         _teacher(tiny_model, tiny_tokenizer, top_p=0.0)
 
 
+@pytest.mark.parametrize("preamble", ["", "You are a careful assistant; answer in one line. "])
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_greedy_loop_answers_equal_model_generate(lively_model, tiny_tokenizer, batch_size):
-    # batch 3 over 7 prompts refills finished rows with waiting prompts mid-decode
-    reference = _teacher(lively_model, tiny_tokenizer, engine="generate", batch_size=16).generate(PROMPTS)
-    loop = _teacher(lively_model, tiny_tokenizer, engine="loop", batch_size=batch_size).generate(PROMPTS)
+def test_greedy_loop_answers_equal_model_generate(lively_model, tiny_tokenizer, batch_size, preamble):
+    # batch 3 over 7 prompts refills finished rows with waiting prompts mid-decode; a preamble
+    # all prompts share is prefilled once and reused (as the chat template's system turn is)
+    prompts = [preamble + p for p in PROMPTS]
+    if preamble:
+        assert _shared_prefix([tiny_tokenizer(p)["input_ids"] for p in prompts]) >= MIN_SHARED_PREFIX
+    reference = _teacher(lively_model, tiny_tokenizer, engine="generate", batch_size=16).generate(prompts)
+    loop = _teacher(lively_model, tiny_tokenizer, engine="loop", batch_size=batch_size).generate(prompts)
     assert len({g.text for g in reference}) == len(PROMPTS)
     assert [(g.text, g.num_tokens, g.finished) for g in loop] == [
         (g.text, g.num_tokens, g.finished) for g in reference]
@@ -117,6 +129,12 @@ def test_sampling_leaves_the_global_rng_alone(tiny_model, tiny_tokenizer):
     torch.manual_seed(0)
     _teacher(tiny_model, tiny_tokenizer, temperature=1.0, seed=1).generate(PROMPTS[:3])
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert _shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3
+    assert _shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert _shared_prefix([[1, 2], [3, 2]]) == 0 and _shared_prefix([[1, 2, 3]]) == 0
 
 
 def test_prompt_seeds_depend_on_seed_call_and_index_only():

@@ -3,7 +3,8 @@
 ``model.generate`` on a left-padded batch pays for three things an answer does not need: the
 prefill of every pad position up to the longest prompt, the decode of every row until the
 longest answer ends, and a per-step logits pipeline that sorts the whole vocabulary for top-p.
-This loop prefills each prompt alone (no padding), keeps a batch of at most ``batch_size`` rows
+This loop prefills each prompt alone (no padding; the prefix all prompts of a call share, such as
+the chat template's system turn, once), keeps a batch of at most ``batch_size`` rows
 in one KV cache, drops a row the step it ends and starts the next waiting prompt in its place
 (continuous batching), and samples each row with its own ``torch.Generator``, so an answer does
 not depend on which prompts shared its batch.
@@ -24,6 +25,10 @@ import torch
 
 __all__ = ["supports_decode_loop", "decode", "sample_next", "NUCLEUS_PROBE"]
 
+# A prefix shared by a call's prompts (the chat template's system turn and user header, a few-shot
+# preamble) is prefilled once and its KV cache reused when it is at least this long.
+MIN_SHARED_PREFIX = 4
+
 # Tokens looked at first for top-p: at the teacher's temperature the nucleus is a handful of
 # tokens, so a top-k of this size almost always holds it and the full-vocabulary sort is skipped.
 NUCLEUS_PROBE = 64
@@ -42,16 +47,38 @@ def _cache_argument(model: torch.nn.Module) -> str | None:
     return None
 
 
+def _new_cache(model: torch.nn.Module) -> object:
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
 def supports_decode_loop(model: torch.nn.Module) -> bool:
     """Whether :func:`decode` can drive ``model``: a transformers causal LM with a KV-cache
-    argument and a ``DynamicCache`` made of per-layer tensors (transformers >= 5)."""
+    argument whose ``DynamicCache`` holds one full-attention ``DynamicLayer`` per decoder layer
+    (transformers >= 5; sliding-window, hybrid and state-space caches are left to ``generate``)."""
     try:
-        from transformers import DynamicCache, PreTrainedModel
+        from transformers import PreTrainedModel
+        from transformers.cache_utils import DynamicLayer
     except ImportError:
         return False
     if not isinstance(model, PreTrainedModel) or _cache_argument(model) is None:
         return False
-    return hasattr(DynamicCache(), "layers")
+    try:
+        layers = _new_cache(model).layers
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the prefix every prompt starts with, leaving each at least one token of its own."""
+    if len(prompts) < 2:
+        return 0
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for p in prompts[1:]:
+        n = next((j for j in range(n) if p[j] != first[j]), n)
+    return max(n, 0)
 
 
 def sample_next(
@@ -108,10 +135,8 @@ class _Batch:
     """
 
     def __init__(self, cache_arg: str) -> None:
-        from transformers import DynamicCache
-
         self.cache_arg = cache_arg
-        self.cache = DynamicCache()
+        self.cache: object = None
         self.mask = torch.zeros((0, 0), dtype=torch.long)
         self.rows: list[_Row] = []
 
@@ -194,8 +219,6 @@ def decode(
     if temperature > 0 and (seeds is None or len(seeds) != len(prompts)):
         raise ValueError(f"sampling needs one seed per prompt, got {None if seeds is None else len(seeds)} "
                          f"for {len(prompts)} prompts")
-    from transformers import DynamicCache
-
     cache_arg = _cache_argument(model)
     assert cache_arg is not None
     device = next(model.parameters()).device
@@ -214,14 +237,29 @@ def decode(
             return True
         return False
 
+    # The prefix all prompts share is prefilled once; each prompt then prefills only its own tail.
+    shared = _shared_prefix(prompts)
+    prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if shared >= MIN_SHARED_PREFIX:
+        cache = _new_cache(model)
+        model(input_ids=torch.tensor([list(prompts[0][:shared])], device=device), use_cache=True,
+              logits_to_keep=1, **{cache_arg: cache})
+        prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
+    else:
+        shared = 0
+
     while waiting or batch.rows:
         # Fill free rows: prefill each waiting prompt alone, so no pad position is computed.
         while waiting and len(batch.rows) < batch_size:
             i = waiting.pop()
-            ids = torch.tensor([list(prompts[i])], dtype=torch.long, device=device)
-            cache = DynamicCache()
-            out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
-            row = _Row(index=i, position=ids.shape[1])
+            cache = _new_cache(model)
+            for layer_idx, (k, v) in enumerate(prefix_kv):
+                cache.update(k, v, layer_idx)  # copies: the shared prefix stays as it is
+            ids = torch.tensor([list(prompts[i][shared:])], dtype=torch.long, device=device)
+            positions = torch.arange(shared, len(prompts[i]), device=device)[None]
+            out = model(input_ids=ids, position_ids=positions, use_cache=True, logits_to_keep=1,
+                        **{cache_arg: cache})
+            row = _Row(index=i, position=len(prompts[i]))
             row.tokens.append(pick(out.logits[:, -1], [row])[0])
             if not done(row):
                 batch.add(row, cache, device)
