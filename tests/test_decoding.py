@@ -9,6 +9,8 @@ import torch
 from read_lightning.teachers.decoding import (
     MIN_SHARED_PREFIX,
     NUCLEUS_PROBE,
+    PAD_SLACK,
+    _length_groups,
     _shared_prefix,
     decode,
     sample_next,
@@ -135,6 +137,16 @@ def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
     assert _shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3
     assert _shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
     assert _shared_prefix([[1, 2], [3, 2]]) == 0 and _shared_prefix([[1, 2, 3]]) == 0
+
+
+def test_prefill_groups_cover_every_prompt_once_and_pad_little():
+    prompts = [[0] * n for n in (40, 9, 10, 11, 3, 12, 38, 100)]
+    groups = _length_groups(list(range(len(prompts))), prompts, shared=2)
+    assert sorted(i for g in groups for i in g) == list(range(len(prompts)))
+    assert len(groups) < len(prompts)  # similar lengths share a forward
+    for g in groups:
+        tails = [len(prompts[i]) - 2 for i in g]
+        assert max(tails) * len(tails) <= (1 + PAD_SLACK) * sum(tails)
 
 
 def test_prompt_seeds_depend_on_seed_call_and_index_only():

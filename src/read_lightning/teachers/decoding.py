@@ -3,8 +3,8 @@
 ``model.generate`` on a left-padded batch pays for three things an answer does not need: the
 prefill of every pad position up to the longest prompt, the decode of every row until the
 longest answer ends, and a per-step logits pipeline that sorts the whole vocabulary for top-p.
-This loop prefills each prompt alone (no padding; the prefix all prompts of a call share, such as
-the chat template's system turn, once), keeps a batch of at most ``batch_size`` rows
+This loop prefills prompts in groups of similar length (little padding; the prefix all prompts of
+a call share, such as the chat template's system turn, once), keeps a batch of at most ``batch_size`` rows
 in one KV cache, drops a row the step it ends and starts the next waiting prompt in its place
 (continuous batching), and samples each row with its own ``torch.Generator``, so an answer does
 not depend on which prompts shared its batch.
@@ -28,6 +28,10 @@ __all__ = ["supports_decode_loop", "decode", "sample_next", "NUCLEUS_PROBE"]
 # A prefix shared by a call's prompts (the chat template's system turn and user header, a few-shot
 # preamble) is prefilled once and its KV cache reused when it is at least this long.
 MIN_SHARED_PREFIX = 4
+
+# Prompts prefilled together are right-padded to the longest; a group grows while the pads cost at
+# most this share of its real tokens.
+PAD_SLACK = 0.25
 
 # Tokens looked at first for top-p: at the teacher's temperature the nucleus is a handful of
 # tokens, so a top-k of this size almost always holds it and the full-vocabulary sort is skipped.
@@ -143,23 +147,18 @@ class _Batch:
     def _kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [(layer.keys, layer.values) for layer in self.cache.layers]
 
-    def add(self, row: _Row, cache: "object", device: torch.device) -> None:
-        """Append a prefilled row: its own cache ``[1, H, L, D]`` per layer, left-padded (or the
-        batch's padded) to a common width."""
-        new = [(layer.keys, layer.values) for layer in cache.layers]
-        length = new[0][0].shape[-2]
+    def add(self, rows: list[_Row], cache: object, mask: torch.Tensor) -> None:
+        """Append prefilled rows: their cache (``[n, H, L, D]`` per layer) and column mask
+        ``[n, L]``, left-padded (or the batch left-padded) to a common width."""
         if not self.rows:
-            self.cache = cache
-            self.mask = torch.ones((1, length), dtype=torch.long, device=device)
-            self.rows = [row]
+            self.cache, self.mask, self.rows = cache, mask, list(rows)
             return
-        width = max(self.mask.shape[1], length)
-        mask_new = torch.ones((1, length), dtype=torch.long, device=device)
-        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(mask_new, width)])
-        for layer, (k, v) in zip(self.cache.layers, new):
-            layer.keys = torch.cat([_left_pad(layer.keys, width), _left_pad(k, width)])
-            layer.values = torch.cat([_left_pad(layer.values, width), _left_pad(v, width)])
-        self.rows.append(row)
+        width = max(self.mask.shape[1], mask.shape[1])
+        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(mask, width)])
+        for layer, new in zip(self.cache.layers, cache.layers):
+            layer.keys = torch.cat([_left_pad(layer.keys, width), _left_pad(new.keys, width)])
+            layer.values = torch.cat([_left_pad(layer.values, width), _left_pad(new.values, width)])
+        self.rows.extend(rows)
 
     def keep(self, indices: list[int]) -> None:
         """Keep only the rows at ``indices``, then cut the left columns none of them uses."""
@@ -183,6 +182,65 @@ class _Batch:
         for r in self.rows:
             r.position += 1
         return out.logits[:, -1]
+
+
+def _length_groups(indices: list[int], prompts: Sequence[Sequence[int]], shared: int) -> list[list[int]]:
+    """``indices`` sorted by length and cut into groups whose right padding to the group's
+    longest tail costs at most ``PAD_SLACK`` of their own tokens: a few large prefills instead of
+    one per prompt, with little compute on pad positions."""
+    groups: list[list[int]] = []
+    tokens = 0
+    for i in sorted(indices, key=lambda i: len(prompts[i])):
+        tail = len(prompts[i]) - shared
+        if groups and tail * (len(groups[-1]) + 1) <= (1 + PAD_SLACK) * (tokens + tail):
+            groups[-1].append(i)
+            tokens += tail
+        else:
+            groups.append([i])
+            tokens = tail
+    return groups
+
+
+def _prefill(
+    model: torch.nn.Module,
+    cache_arg: str,
+    prompts: list[Sequence[int]],
+    indices: list[int],
+    shared: int,
+    prefix_kv: list[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+) -> tuple[list[_Row], object, torch.Tensor, torch.Tensor]:
+    """Prefill prompts after their shared prefix in one forward, right-padded to the longest:
+    causal attention keeps every real token from seeing the pads after it, so no mask is needed.
+
+    Returns the rows, their cache (``[n, H, shared + L, D]`` per layer), its column mask
+    ``[n, shared + L]`` (0 on the pads) and the next-token logits ``[n, V]`` of each last real token.
+    """
+    n, width = len(prompts), max(len(p) for p in prompts) - shared
+    ids = torch.tensor([list(p[shared:]) + [p[-1]] * (width - len(p) + shared) for p in prompts],
+                       dtype=torch.long, device=device)
+    positions = torch.arange(shared, shared + width, device=device).expand(n, width)
+    cache = _new_cache(model)
+    for layer_idx, (k, v) in enumerate(prefix_kv):
+        cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), layer_idx)  # copies: the prefix stays
+    last = [len(p) - shared - 1 for p in prompts]
+    keep = sorted(set(last))  # only these positions need the output head
+    out = model(input_ids=ids, position_ids=positions, use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=device), **{cache_arg: cache})
+    logits = out.logits[torch.arange(n, device=device), torch.tensor([keep.index(j) for j in last], device=device)]
+    mask = torch.zeros((n, shared + width), dtype=torch.long, device=device)
+    for b, p in enumerate(prompts):
+        mask[b, : len(p)] = 1
+    rows = [_Row(index=i, position=len(p)) for i, p in zip(indices, prompts)]
+    return rows, cache, mask, logits
+
+
+def _select(cache: object, rows: list[int]) -> object:
+    """``cache`` with only the batch rows ``rows`` (the same object when that is all of them)."""
+    n = cache.layers[0].keys.shape[0]
+    if rows != list(range(n)):
+        cache.batch_select_indices(torch.tensor(rows, dtype=torch.long, device=cache.layers[0].keys.device))
+    return cache
 
 
 def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -249,20 +307,16 @@ def decode(
         shared = 0
 
     while waiting or batch.rows:
-        # Fill free rows: prefill each waiting prompt alone, so no pad position is computed.
-        while waiting and len(batch.rows) < batch_size:
-            i = waiting.pop()
-            cache = _new_cache(model)
-            for layer_idx, (k, v) in enumerate(prefix_kv):
-                cache.update(k, v, layer_idx)  # copies: the shared prefix stays as it is
-            ids = torch.tensor([list(prompts[i][shared:])], dtype=torch.long, device=device)
-            positions = torch.arange(shared, len(prompts[i]), device=device)[None]
-            out = model(input_ids=ids, position_ids=positions, use_cache=True, logits_to_keep=1,
-                        **{cache_arg: cache})
-            row = _Row(index=i, position=len(prompts[i]))
-            row.tokens.append(pick(out.logits[:, -1], [row])[0])
-            if not done(row):
-                batch.add(row, cache, device)
+        # Fill free rows with the next waiting prompts, prefilled in groups of similar length.
+        free = min(batch_size - len(batch.rows), len(waiting))
+        for group in _length_groups([waiting.pop() for _ in range(free)], prompts, shared):
+            rows, cache, mask, logits = _prefill(model, cache_arg, [prompts[i] for i in group], group,
+                                                 shared, prefix_kv, device)
+            for row, tok in zip(rows, pick(logits, rows)):
+                row.tokens.append(tok)
+            alive = [b for b, row in enumerate(rows) if not done(row)]
+            if alive:
+                batch.add([rows[b] for b in alive], _select(cache, alive), mask[alive])
         if not batch.rows:
             continue
         fed = torch.tensor([r.tokens[-1] for r in batch.rows], dtype=torch.long, device=device)
