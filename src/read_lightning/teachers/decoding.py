@@ -144,9 +144,6 @@ class _Batch:
         self.mask = torch.zeros((0, 0), dtype=torch.long)
         self.rows: list[_Row] = []
 
-    def _kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(layer.keys, layer.values) for layer in self.cache.layers]
-
     def add(self, rows: list[_Row], cache: object, mask: torch.Tensor) -> None:
         """Append prefilled rows: their cache (``[n, H, L, D]`` per layer) and column mask
         ``[n, L]``, left-padded (or the batch left-padded) to a common width."""
