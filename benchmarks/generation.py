@@ -1,12 +1,27 @@
-"""Generation benchmark: teacher tokens/s batched vs one by one, and template distinctness.
+"""Generation benchmark: the teacher's tokens/s against the machine's ceiling, per engine, at the run's settings.
 
-    python benchmarks/generation.py                 # about 2 minutes on 2 CPU cores
-    python benchmarks/generation.py --prompts 4 --max-new-tokens 16 --distinct-n 2000   # quick
+    python benchmarks/generation.py                  # about 5 minutes on an idle 2-core CPU
+    python benchmarks/generation.py --prompts 16 --greedy-prompts 16 --distinct-n 0   # quick
 
-Loads the embedded teacher (SmolLM2-135M-Instruct, 4-bit GGUF de-quantised to fp32), draws the
-same capability prompts for both runs, decodes greedily, and prints one JSON object with the
-tokens/s of each mode and their ratio, plus the share of distinct prompts among ``--distinct-n``
-prompts per capability.
+Loads the embedded teacher (SmolLM2-135M-Instruct, 4-bit GGUF de-quantised to fp32) and prints one
+JSON object:
+
+- ``ceiling``: the measured fp32 matmul throughput (a square 2048 product and the decode shape
+  ``batch x hidden @ hidden x intermediate``), the model's FLOPs per token (2 x its linear
+  weights, plus attention over the mean context), and so the tokens/s ceiling of decoding alone
+  and of these prompts (their prefill at the square rate plus their answers at the decode rate).
+- ``sampled``: what the run does. Prompts drawn from the default capability mix (every
+  capability, long_context included, each fitting ``max_length`` with room for an answer as the
+  data module requires), answered in teacher calls of ``--batch-size`` prompts with
+  ``--max-new-tokens`` new tokens, temperature 0.2, top-p 0.95, seeded. Per engine:
+  ``tokens_per_s`` and ``speedup_vs_baseline`` (the baseline is ``generate``, today's batched
+  ``model.generate``), plus whether the loop gives the same answers when asked again.
+- ``greedy``: the same at temperature 0 on ``--greedy-prompts`` prompts, with the share of
+  answers token-identical to the baseline's.
+- ``distinct_ratio``: the share of distinct prompts among ``--distinct-n`` per capability.
+
+Engines run alternately on the same prompts in one process, so a change in the machine's load
+shifts both; ``uptime``'s load average is printed next to them.
 """
 
 from __future__ import annotations
@@ -17,12 +32,15 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from read_lightning.prompts.library import TemplateLibrary
-from read_lightning.teachers.generation import HFTeacher, chat_prompt_ids
+from read_lightning.teachers.generation import Generation, HFTeacher, chat_prompt_ids
+
+ENGINES = ("generate", "loop")  # the first is the baseline
 
 
 def load_teacher() -> tuple[Any, Any, str]:
@@ -32,41 +50,148 @@ def load_teacher() -> tuple[Any, Any, str]:
     return load_model(EMBEDDED), load_tokenizer(EMBEDDED), "models.load_model(EMBEDDED)"
 
 
-def bench_teacher(n_prompts: int, max_new_tokens: int, seed: int) -> dict[str, Any]:
+def matmul_gflops(m: int, k: int, n: int, seconds: float = 1.0, device: str | torch.device = "cpu",
+                  dtype: torch.dtype = torch.float32) -> float:
+    """Measured GFLOP/s of ``[m, k] @ [k, n]`` on ``device`` in ``dtype``, over about ``seconds``
+    (also used by ``throughput.py`` for its ceiling)."""
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    a @ b  # warm-up: first-call allocations are not throughput
+    sync()
+    reps, start = 0, time.perf_counter()
+    while reps < 3 or time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+        if reps % 8 == 0:
+            sync()
+    sync()
+    return 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9
+
+
+def flops_per_token(model: torch.nn.Module, context: float) -> float:
+    """Forward FLOPs of one token: 2 per weight of every linear layer (the output head
+    included), plus scores and weighted values over ``context`` cached positions."""
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    attention = 2 * 2 * cfg.num_hidden_layers * cfg.num_attention_heads * head_dim * context
+    return 2 * linear + attention
+
+
+def run_prompts(library: TemplateLibrary, tokenizer: Any, n: int, max_length: int, min_answer: int,
+                seed: int) -> list[str]:
+    """``n`` prompts from the default mix, each leaving ``min_answer`` tokens within ``max_length``
+    as the data module's ``_draw_fitting`` requires; capabilities in turn, long_context included."""
+    rng = random.Random(seed)
+    caps = library.capabilities
+    prompts: list[str] = []
+    while len(prompts) < n:
+        text = library.sample(caps[len(prompts) % len(caps)], rng, 0.0).text
+        if len(chat_prompt_ids(tokenizer, text)) + min_answer <= max_length:
+            prompts.append(text)
+    return prompts
+
+
+def answer_in_calls(teacher: HFTeacher, prompts: Sequence[str], per_call: int) -> tuple[list[Generation], float]:
+    """Answers and seconds, asking ``per_call`` prompts a call as the data module does."""
+    out: list[Generation] = []
+    start = time.perf_counter()
+    for i in range(0, len(prompts), per_call):
+        out += teacher.generate(prompts[i : i + per_call])
+    return out, time.perf_counter() - start
+
+
+def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_size: int, max_new_tokens: int,
+                    temperature: float, top_p: float, seed: int) -> tuple[dict[str, Any], dict[str, list[Generation]]]:
+    """Per engine: seconds, tokens, tokens/s and speedup over the first engine, on the same prompts."""
+    teachers = {e: HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p, seed=seed, engine=e) for e in ENGINES}
+    answers, seconds = {}, {}
+    for engine, teacher in teachers.items():
+        answers[engine], seconds[engine] = answer_in_calls(teacher, prompts, batch_size)
+        teacher.calls = 0
+    out: dict[str, Any] = {}
+    for engine in ENGINES:
+        tokens = sum(g.num_tokens for g in answers[engine])
+        out[engine] = {"seconds": round(seconds[engine], 2), "tokens": tokens,
+                       "tokens_per_s": round(tokens / seconds[engine], 1),
+                       "finished": sum(bool(g.finished) for g in answers[engine])}
+    base = out[ENGINES[0]]["tokens_per_s"]
+    for engine in ENGINES:
+        out[engine]["speedup_vs_baseline"] = round(out[engine]["tokens_per_s"] / base, 2)
+    return out, answers
+
+
+def identity(a: list[Generation], b: list[Generation]) -> dict[str, Any]:
+    same = [x.text == y.text and x.num_tokens == y.num_tokens for x, y in zip(a, b)]
+    return {"identical": sum(same), "of": len(same), "share": round(sum(same) / len(same), 3),
+            "different_prompts": [i for i, s in enumerate(same) if not s]}
+
+
+def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
+    from read_lightning.training.data import CapabilityDataModule
+
     load_start = time.perf_counter()
     model, tokenizer, how = load_teacher()
     load_s = time.perf_counter() - load_start
-    library = TemplateLibrary(seed=seed)
-    rng = random.Random(seed)
-    # Short capabilities only: one long-context document would dominate both timings.
-    caps = [c for c in library.capabilities if c != "long_context"]
-    prompts = [library.sample(caps[i % len(caps)], rng, 0.0).text for i in range(n_prompts)]
-    batched = HFTeacher(model, tokenizer, batch_size=n_prompts, max_new_tokens=max_new_tokens, temperature=0.0)
-    single = HFTeacher(model, tokenizer, batch_size=1, max_new_tokens=max_new_tokens, temperature=0.0)
-    single.generate(prompts[:1], max_new_tokens=2)  # warm-up: first-call allocations are not throughput
+    library = TemplateLibrary(seed=args.seed)
+    n = max(args.prompts, args.greedy_prompts)
+    prompts = run_prompts(library, tokenizer, n, args.max_length, CapabilityDataModule.MIN_ANSWER_TOKENS, args.seed)
+    prompt_tokens = [len(chat_prompt_ids(tokenizer, p)) for p in prompts]
+    HFTeacher(model, tokenizer, max_new_tokens=2, engine="loop").generate(prompts[:2])  # warm-up
 
-    start = time.perf_counter()
-    out_b = batched.generate(prompts)
-    batched_s = time.perf_counter() - start
-    start = time.perf_counter()
-    out_s = [single.generate([p])[0] for p in prompts]
-    single_s = time.perf_counter() - start
-
-    tok_b, tok_s = sum(g.num_tokens for g in out_b), sum(g.num_tokens for g in out_s)
-    return {
-        "teacher": f"SmolLM2-135M-Instruct Q4_1 (fp32 on {next(model.parameters()).device.type})",  # where it ran
+    hidden, inter = model.config.hidden_size, model.config.intermediate_size
+    square = matmul_gflops(2048, 2048, 2048)
+    decode_rate = matmul_gflops(args.batch_size, hidden, inter)
+    mean_prompt = sum(prompt_tokens) / len(prompt_tokens)
+    per_token = flops_per_token(model, mean_prompt + args.max_new_tokens / 2)
+    # These prompts: prefill at the square rate, then max_new_tokens answers at the decode rate.
+    seconds_per_prompt = mean_prompt * per_token / (square * 1e9) + args.max_new_tokens * per_token / (decode_rate * 1e9)
+    result: dict[str, Any] = {
+        "teacher": f"SmolLM2-135M-Instruct Q4_1 (fp32 on {next(model.parameters()).device.type})",
         "loader": how,
         "load_s": round(load_s, 1),
         "torch_threads": torch.get_num_threads(),
-        "prompts": n_prompts,
-        "max_new_tokens": max_new_tokens,
-        # what the teacher reads: the chat-formatted prompt, as HFTeacher encodes it
-        "mean_prompt_tokens": round(sum(len(chat_prompt_ids(tokenizer, p)) for p in prompts) / n_prompts, 1),
-        "batched": {"seconds": round(batched_s, 2), "tokens": tok_b, "tokens_per_s": round(tok_b / batched_s, 1)},
-        "one_by_one": {"seconds": round(single_s, 2), "tokens": tok_s, "tokens_per_s": round(tok_s / single_s, 1)},
-        "speedup_batched_over_single": round((tok_b / batched_s) / (tok_s / single_s), 2),
-        "same_answers": sum(a.text == b.text for a, b in zip(out_b, out_s)),
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "max_length": args.max_length,
+        "mean_prompt_tokens": round(mean_prompt, 1),
+        "prompt_tokens_range": [min(prompt_tokens), max(prompt_tokens)],
+        "ceiling": {
+            "matmul_gflops_2048": round(square, 1),
+            f"matmul_gflops_decode_{args.batch_size}x{hidden}x{inter}": round(decode_rate, 1),
+            "gflop_per_token": round(per_token / 1e9, 3),
+            "decode_tokens_per_s": round(decode_rate * 1e9 / per_token, 1),
+            "tokens_per_s_with_prefill": round(args.max_new_tokens / seconds_per_prompt, 1),
+        },
     }
+    print(f"ceiling {result['ceiling']}; load {os.getloadavg()}", file=sys.stderr)
+
+    sampled_prompts = prompts[: args.prompts]
+    print(f"sampled: {len(sampled_prompts)} prompts, engines {ENGINES} ...", file=sys.stderr)
+    sampled, answers = compare_engines(model, tokenizer, sampled_prompts, batch_size=args.batch_size,
+                                       max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                       top_p=args.top_p, seed=args.seed)
+    again = HFTeacher(model, tokenizer, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                      temperature=args.temperature, top_p=args.top_p, seed=args.seed, engine="loop")
+    first = sampled_prompts[: args.batch_size]
+    sampled["loop"]["same_answers_when_asked_again"] = [g.text for g in again.generate(first)] == [
+        g.text for g in answers["loop"][: len(first)]]
+    sampled.update(temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                   load_average=[round(x, 2) for x in os.getloadavg()])
+    result["sampled"] = sampled
+    print(f"sampled {sampled}", file=sys.stderr)
+
+    if args.greedy_prompts:
+        print(f"greedy: {args.greedy_prompts} prompts ...", file=sys.stderr)
+        greedy, answers = compare_engines(model, tokenizer, prompts[: args.greedy_prompts],
+                                          batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                          temperature=0.0, top_p=1.0, seed=args.seed)
+        greedy["identical_to_baseline"] = identity(answers[ENGINES[0]], answers["loop"])
+        greedy["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        result["greedy"] = greedy
+    return result
 
 
 def bench_distinct(n: int, seed: int) -> dict[str, Any]:
@@ -81,22 +206,26 @@ def bench_distinct(n: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument(
-        "--threads", type=int, default=1,
-        help="torch CPU threads (default 1: on a shared 2-core box two threads mostly wait on each other)",
-    )
+    parser.add_argument("--prompts", type=int, default=32, help="prompts answered with sampling, per engine")
+    parser.add_argument("--greedy-prompts", type=int, default=64, help="prompts answered greedily; 0 skips")
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per teacher call and batch (the recipe's)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=256, help="the recipe's data.max_length")
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the run uses all cores)")
     parser.add_argument("--distinct-n", type=int, default=10_000, help="0 skips the distinctness part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher", action="store_true")
     args = parser.parse_args(argv)
+    for name in ("prompts", "batch_size", "max_new_tokens", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {}
     if not args.skip_teacher:
-        print(f"timing the teacher on {args.prompts} prompts x {args.max_new_tokens} tokens ...", file=sys.stderr)
-        result["teacher"] = bench_teacher(args.prompts, args.max_new_tokens, args.seed)
+        result["teacher"] = bench_teacher(args)
     if args.distinct_n:
         print(f"measuring distinct ratios over {args.distinct_n} prompts per capability ...", file=sys.stderr)
         result["distinct_ratio"] = bench_distinct(args.distinct_n, args.seed)

@@ -13,8 +13,10 @@ Prints one JSON object: trained (non-padding) tokens/s for each side, their rati
 FLOPs utilisation (MFU) of each side: ``6 * N * tokens/s`` against the device's peak, with N the
 student's non-embedding parameters (the usual 6N-per-token training estimate; attention scores
 and the vocabulary projection are left out, so MFU here understates the hardware's utilisation).
-The peak is ``--peak-tflops``, else the dense bf16 peak of a recognised GPU (H100/H200: 989);
-on a CPU there is no default and MFU is null. The first ``--warmup-steps`` optimiser steps of
+The peak is ``--peak-tflops``, else the dense bf16 peak of a recognised GPU (H100/H200: 989),
+else (a CPU, an unknown GPU) the measured throughput of a 2048x2048 matmul in the run's dtype on
+the device, which ``measured_matmul_tflops`` always reports (``generation.py`` measures it the same
+way). The first ``--warmup-steps`` optimiser steps of
 each side are not timed (CUDA start-up, allocator warm-up).
 
     python benchmarks/throughput.py [--examples 192] [--max-tokens-per-batch 2048]
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from generation import matmul_gflops  # benchmarks/generation.py: one ceiling measurement for both
+
 
 from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
 from read_lightning.prompts.library import TemplateLibrary
@@ -247,6 +251,10 @@ def main() -> None:
     base = compress_layers(load_model(EMBEDDED, shared=True), "::3").cpu()
     n_params = non_embedding_params(base)
     peak, peak_source = (args.peak_tflops, "--peak-tflops") if args.peak_tflops else detected_peak_tflops(device)
+    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
+    measured = matmul_gflops(2048, 2048, 2048, seconds=2.0, device=device, dtype=dtype) / 1e3
+    if peak is None:
+        peak, peak_source = measured, f"measured {str(dtype).removeprefix('torch.')} matmul 2048x2048x2048 on {device.type}"
     ours = run_ours(copy.deepcopy(base), tok, rows, args)
     plain = run_plain(copy.deepcopy(base), tok, rows, ours["steps"], args, device)
     for side in (ours, plain):
@@ -262,6 +270,7 @@ def main() -> None:
         "flops_per_token": 6 * n_params,
         "peak_tflops": peak,
         "peak_source": peak_source,
+        "measured_matmul_tflops": measured,
         "ours": ours,
         "plain": plain,
         "ratio": ours["tokens_per_s"] / plain["tokens_per_s"],

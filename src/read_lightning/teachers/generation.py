@@ -4,7 +4,7 @@ A teacher takes user messages (plain text, no chat markup) and returns answers w
 of tokens it generated, which the ledger charges. Teachers are loaded once and reused across
 intervals; nothing here reloads a model.
 
-Backends: ``HFTeacher`` (an in-process Hugging Face model), ``VLLMTeacher`` (vLLM, the ``vllm``
+Backends: ``HFTeacher`` (an in-process Hugging Face model, decoded by ``decoding.decode``), ``VLLMTeacher`` (vLLM, the ``vllm``
 extra, imported only when constructed) and ``HTTPTeacher`` (any OpenAI-compatible
 ``/v1/chat/completions`` endpoint, stdlib only); :func:`resolve_teacher_backend` turns the
 ``auto`` choice into vLLM where it can run and the in-process model elsewhere. All three answer ``generate(prompts,
@@ -40,7 +40,9 @@ __all__ = [
     "StaticPromptSource",
     "TEACHER_BACKENDS",
     "chat_prompt_ids",
+    "prompt_seeds",
     "resolve_teacher_backend",
+    "HF_ENGINES",
 ]
 
 TEACHER_BACKENDS: tuple[str, ...] = ("auto", "hf", "vllm", "http")
@@ -154,11 +156,30 @@ def resolve_teacher_backend(backend: str) -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None and torch.cuda.is_available() else "hf"
 
 
-class HFTeacher:
-    """An in-process Hugging Face causal LM answering in batches with left padding.
+HF_ENGINES: tuple[str, ...] = ("auto", "loop", "generate")
 
-    Sampling is reproducible: each call seeds a forked RNG from ``seed`` and a call counter, so
-    the global RNG state of the training run is left untouched.
+
+def prompt_seeds(seed: int, call: int, n: int) -> list[int]:
+    """One sampling seed per prompt of a teacher call: a function of the teacher's seed, the call
+    counter (restored on resume) and the prompt's index in the call, never of the batch it
+    shares, so a resumed run draws the same answers."""
+    base = (seed * 1_000_003 + call) * 10_007
+    return [base + i for i in range(n)]
+
+
+class HFTeacher:
+    """An in-process Hugging Face causal LM answering in batches.
+
+    Args:
+        engine: ``loop`` decodes with :func:`~read_lightning.teachers.decoding.decode` (each
+            prompt prefilled alone, finished rows refilled, each prompt sampled from its own
+            seed); ``generate`` calls ``model.generate`` on left-padded batches sorted by length
+            (the reference, several times slower on CPU); ``auto`` is ``loop`` where the model
+            supports it (a transformers >= 5 causal LM) and ``generate`` otherwise.
+
+    Sampling is reproducible and leaves the global RNG state of the training run untouched: the
+    loop gives prompt ``i`` of call ``c`` its own generator seeded by :func:`prompt_seeds`; the
+    reference seeds a forked RNG from ``seed`` and a per-batch counter.
     """
 
     def __init__(
@@ -172,10 +193,23 @@ class HFTeacher:
         top_p: float = 0.95,
         seed: int = 0,
         strip: bool = True,
+        engine: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"teacher batch_size must be >= 1, got {batch_size}")
+        if engine not in HF_ENGINES:
+            raise ValueError(f"unknown HFTeacher engine {engine!r}; choose one of {list(HF_ENGINES)}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"teacher top_p must be in (0, 1], got {top_p}")
         _check_sampling(max_new_tokens, temperature)
+        from read_lightning.teachers.decoding import supports_decode_loop
+
+        if engine == "loop" and not supports_decode_loop(model):
+            raise ValueError(
+                f"HFTeacher engine 'loop' needs a transformers >= 5 causal LM, got {type(model).__name__}; "
+                "use engine 'generate' or 'auto'"
+            )
+        self.engine = engine if engine != "auto" else ("loop" if supports_decode_loop(model) else "generate")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -191,17 +225,27 @@ class HFTeacher:
     @torch.no_grad()
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[Generation]:
         max_new = max_new_tokens or self.max_new_tokens
-        out: list[Generation] = []
-        # Sort by prompt length so each left-padded batch wastes little compute.
         encoded = [chat_prompt_ids(self.tokenizer, p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        if self.engine == "generate":
+            return self._generate_reference(encoded, max_new)
+        from read_lightning.teachers.decoding import decode
+
+        seeds = prompt_seeds(self.seed, self.calls, len(prompts))
+        self.calls += 1
+        rows = decode(self.model, encoded, max_new_tokens=max_new, eos_ids=self.eos_ids,
+                      batch_size=self.batch_size, temperature=self.temperature, top_p=self.top_p, seeds=seeds)
+        return [self.answer(row) for row in rows]
+
+    def _generate_reference(self, encoded: list[list[int]], max_new: int) -> list[Generation]:
+        """``model.generate`` on left-padded batches, sorted by prompt length so each batch wastes
+        little compute: the engine the loop is measured against, and the one for models it cannot drive."""
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: dict[int, Generation] = {}
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             for i, gen in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new)):
                 results[i] = gen
-        out = [results[i] for i in range(len(prompts))]
-        return out
+        return [results[i] for i in range(len(encoded))]
 
     def _generate_batch(self, batch: list[list[int]], max_new: int) -> list[Generation]:
         device = next(self.model.parameters()).device
@@ -222,18 +266,24 @@ class HFTeacher:
             generated = self.model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
             )
-        new = generated[:, width:].cpu()
-        eos_ids = _eos_ids(self.tokenizer, self.model)
-        gens = []
-        for row in new.tolist():
-            n, finished = len(row), False
-            for j, tok in enumerate(row):
-                if tok in eos_ids:
-                    n, finished = j + 1, True  # the end-of-turn token was generated, so it is paid for
-                    break
-            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
-            gens.append(Generation(text=text.strip() if self.strip else text, num_tokens=n, finished=finished))
-        return gens
+        return [self.answer(row) for row in generated[:, width:].cpu().tolist()]
+
+    @property
+    def eos_ids(self) -> set[int]:
+        """Token ids that end a turn: the model's generation config's and the tokenizer's."""
+        return _eos_ids(self.tokenizer, self.model)
+
+    def answer(self, row: Sequence[int]) -> Generation:
+        """A ``Generation`` from generated ids: cut after the first end-of-turn token, which was
+        generated and so is paid for; ``finished`` when there is one."""
+        eos_ids = self.eos_ids
+        n, finished = len(row), False
+        for j, tok in enumerate(row):
+            if tok in eos_ids:
+                n, finished = j + 1, True
+                break
+        text = self.tokenizer.decode(list(row[:n]), skip_special_tokens=True)
+        return Generation(text=text.strip() if self.strip else text, num_tokens=n, finished=finished)
 
 
 def _eos_ids(tokenizer: Any, model: torch.nn.Module) -> set[int]:
@@ -293,15 +343,14 @@ class VLLMTeacher:
         # One seed per prompt, reproducible per call like HFTeacher's: vLLM seeds each request's
         # generator with its own params' seed, so one shared seed would give duplicate prompts of
         # a call identical answers.
-        base = (self.seed * 1_000_003 + self.calls) * 10_007
         params = [
             self._sampling_params(
                 max_tokens=max_new_tokens or self.max_new_tokens,
                 temperature=self.temperature,
                 top_p=self.top_p if self.temperature > 0 else 1.0,
-                seed=base + i,
+                seed=s,
             )
-            for i in range(len(prompts))
+            for s in prompt_seeds(self.seed, self.calls, len(prompts))
         ]
         self.calls += 1
         inputs = [{"prompt_token_ids": chat_prompt_ids(self.tokenizer, p)} for p in prompts]
