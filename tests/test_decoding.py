@@ -185,3 +185,14 @@ def test_greedy_is_argmax_and_sampling_needs_seeds(tiny_model, tiny_tokenizer):
     assert sample_next(logits, 0.0, 1.0, None).tolist() == [1, 0]
     with pytest.raises(ValueError, match="one seed per prompt, got None for 2 prompts"):
         decode(tiny_model, [[1, 2], [3]], max_new_tokens=2, eos_ids=set(), batch_size=2, temperature=1.0)
+
+
+@pytest.mark.parametrize("engine", ["loop", "generate"])
+def test_both_engines_move_the_open_progress_phase_per_answer(lively_model, tiny_tokenizer, engine):
+    # The bar of a teacher call (references, answers) moves as answers finish, not at the end only.
+    from read_lightning.core import progress
+
+    teacher = _teacher(lively_model, tiny_tokenizer, batch_size=2, max_new_tokens=6, temperature=0.0, engine=engine)
+    with progress.phase("references", total=10, heartbeat_s=60) as bar:
+        gens = teacher.generate([f"Question {i}?" for i in range(5)])
+        assert bar.done == 5 and bar.tokens == sum(g.num_tokens for g in gens)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from read_lightning.core import progress
+
 __all__ = ["supports_decode_loop", "decode", "sample_next", "NUCLEUS_PROBE"]
 
 # A prefix shared by a call's prompts (the chat template's system turn and user header, a few-shot
@@ -289,6 +291,7 @@ def decode(
     def done(row: _Row) -> bool:
         if row.tokens[-1] in eos_ids or len(row.tokens) >= max_new_tokens:
             results[row.index] = row.tokens
+            progress.advance(1, tokens=len(row.tokens))  # the open phase's bar, if any
             return True
         return False
 

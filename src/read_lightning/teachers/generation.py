@@ -28,6 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from read_lightning.core import progress as phases
+
 __all__ = [
     "Prompt",
     "Generation",
@@ -245,6 +247,7 @@ class HFTeacher:
             idx = order[start : start + self.batch_size]
             for i, gen in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new)):
                 results[i] = gen
+            phases.advance(len(idx), tokens=sum(results[i].num_tokens for i in idx))
         return [results[i] for i in range(len(encoded))]
 
     def _generate_batch(self, batch: list[list[int]], max_new: int) -> list[Generation]:
