@@ -132,15 +132,23 @@ def check_overrides(overrides: Sequence[str]) -> None:
             )
 
 
-def load_recipe(path: str) -> dict[str, Any]:
+def load_recipe(path: str, command: str = "compare") -> dict[str, Any]:
+    """The recipe at ``path`` as a mapping; a missing, malformed or non-mapping file ends
+    ``read-train <command>`` with one line naming it."""
+
+    def fail(message: str) -> SystemExit:
+        return SystemExit(f"read-train {command}: config file {path!r} {message}")
+
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SystemExit(f"read-train compare: config file {path!r} does not exist") from None
+        raise fail("does not exist") from None
+    except IsADirectoryError:
+        raise fail("is a directory, not a recipe file") from None
     except yaml.YAMLError as err:
-        raise SystemExit(f"read-train compare: config file {path!r} is not valid YAML:\n{err}") from None
+        raise fail(f"is not valid YAML:\n{err}") from None
     if not isinstance(doc, dict):
-        raise SystemExit(f"read-train compare: config file {path!r} must hold a mapping")
+        raise fail("must hold a mapping")
     return doc
 
 

@@ -45,11 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 from read_lightning.core.jsonl import write_json_atomic, write_text_atomic
-from read_lightning.reporting.recipes import _callback
+from read_lightning.reporting.recipes import _callback, load_recipe
 from read_lightning.requirement.interventions import InterventionSetup, append_row, read_rows, run_intervention
 
 __all__ = ["STUDY_ROW_FIELDS", "run_transfer_study", "summarize_study", "transfer_main", "write_study_outputs"]
@@ -70,17 +69,7 @@ def _fail(message: str) -> SystemExit:
 
 def load_study_recipe(path: str) -> dict[str, Any]:
     """The recipe at ``path`` as a mapping; a missing or malformed file is refused by name."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(f"config file {path!r} does not exist") from None
-    except IsADirectoryError:
-        raise _fail(f"config {path!r} is a directory, not a recipe file") from None
-    except yaml.YAMLError as err:
-        raise _fail(f"config file {path!r} is not valid YAML:\n{err}") from None
-    if not isinstance(doc, dict):
-        raise _fail(f"config file {path!r} must hold a mapping")
-    return doc
+    return load_recipe(path, command="transfer")
 
 
 def recipe_settings(recipe: Mapping[str, Any], path: str) -> dict[str, Any]:
