@@ -8,9 +8,10 @@ the GSM8K form ``"12 + 9 = 21 #### 21"``.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from read_lightning.core.jsonl import write_jsonl_atomic
 
 ROWS_PER_SPLIT = 200
 NAMES = ["Lily", "Omar", "Ella", "Max", "Nina", "Sam", "Tara", "Leo", "Kim", "Ben", "Ana", "Raj", "Mia", "Tom",
@@ -118,9 +119,7 @@ def build(hand: list[tuple[str, str]], n: int, seed: int, taken: set[str]) -> li
 def main(out: Path = Path(__file__).parent) -> None:
     taken = {q for rows in HAND.values() for q, _ in rows}
     for split, seed in (("dev", 1), ("test", 2)):
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
-            for row in build(HAND[split], ROWS_PER_SPLIT, seed, taken):
-                fh.write(json.dumps(row) + "\n")
+        write_jsonl_atomic(out / f"{split}.jsonl", build(HAND[split], ROWS_PER_SPLIT, seed, taken))
 
 
 if __name__ == "__main__":

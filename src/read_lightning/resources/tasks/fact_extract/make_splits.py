@@ -8,9 +8,10 @@ greedily with the card's own rule, it is right on 85% of the test split (docs/re
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from read_lightning.core.jsonl import write_jsonl_atomic
 
 NAMES = ["Maria", "Tom", "Aisha", "Lucas", "Emma", "Omar", "Sofia", "Daniel", "Yuki", "Ravi", "Nina", "Peter",
          "Chen", "Fatima", "Jonas", "Leila", "Marco", "Anna", "Kofi", "Elena"]
@@ -62,9 +63,7 @@ def build(n: int, seed: int, taken: set[str]) -> list[dict[str, str]]:
 def main(out: Path = Path(__file__).parent) -> None:
     taken: set[str] = set()
     for split, seed in (("dev", 1), ("test", 2)):
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
-            for row in build(ROWS_PER_SPLIT, seed, taken):
-                fh.write(json.dumps(row) + "\n")
+        write_jsonl_atomic(out / f"{split}.jsonl", build(ROWS_PER_SPLIT, seed, taken))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ row's test is unpassable. The references are not written to the rows.
 
 from __future__ import annotations
 
-import json
 import random
 import string
 from pathlib import Path
 from typing import Any
+
+from read_lightning.core.jsonl import write_jsonl_atomic
 
 ROWS_PER_SPLIT = 200
 WORDS = ["banana", "apple", "kiwi", "", "mississippi", "hello world", "python", "queue", "zebra", "aardvark"]
@@ -171,9 +172,7 @@ def main(out: Path = Path(__file__).parent, verify: bool = True) -> None:
         if failed:
             raise SystemExit(f"reference solutions fail their own tests: {failed}")
     for split, rows in chosen.items():
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
-            for row, _ in rows:
-                fh.write(json.dumps(row) + "\n")
+        write_jsonl_atomic(out / f"{split}.jsonl", (row for row, _ in rows))
 
 
 if __name__ == "__main__":

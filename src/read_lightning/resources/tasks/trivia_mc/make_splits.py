@@ -9,9 +9,10 @@ unrelated words, ...). Words that belong to two lists (orange, kiwi, bat, plum) 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from read_lightning.core.jsonl import write_jsonl_atomic
 
 ROWS_PER_SPLIT = 200
 # Categories whose members are never members of another category in this table.
@@ -144,9 +145,7 @@ def build(hand: list[tuple[str, list[str], int]], n: int, seed: int, taken: set[
 def main(out: Path = Path(__file__).parent) -> None:
     taken = {q for rows in HAND.values() for q, _, _ in rows}
     for split, seed in (("dev", 1), ("test", 2)):
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as fh:
-            for row in build(HAND[split], ROWS_PER_SPLIT, seed, taken):
-                fh.write(json.dumps(row) + "\n")
+        write_jsonl_atomic(out / f"{split}.jsonl", build(HAND[split], ROWS_PER_SPLIT, seed, taken))
 
 
 if __name__ == "__main__":
