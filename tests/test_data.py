@@ -278,6 +278,18 @@ def test_prompts_too_long_for_max_length_never_reach_the_teacher_and_the_mixture
     assert (dm.too_long_prompts > 0) == (source is RedrawOnlySource)  # a fits-aware source is never redrawn
 
 
+def test_a_static_pool_is_tested_for_length_once_not_at_every_draw(tiny_tokenizer, monkeypatch):
+    pools = {"long_context": ["word " * 200, "Summarise: short text."], "math": ["What is 1 + 1?"]}
+    dm = CapabilityDataModule(capabilities=list(pools), budget_tokens=6000, num_intervals=1, max_length=64,
+                              max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
+    dm.attach(teacher=CountingTeacher(), tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(pools))
+    tested = []
+    fits = CapabilityDataModule._fits
+    monkeypatch.setattr(CapabilityDataModule, "_fits", lambda self, text: tested.append(text) or fits(self, text))
+    consume_interval(dm, 0)
+    assert len(tested) == 3  # each pooled prompt once, over 80+ draws
+
+
 def test_a_capability_with_no_prompt_that_fits_is_named_and_costs_nothing(tiny_tokenizer, caplog):
     only_long = {"long_context": ["word " * 200]}
     teacher = CountingTeacher()
