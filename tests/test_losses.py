@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from read_lightning.training.losses import distillation_loss, kd_divergence, masked_cross_entropy
+from read_lightning.training.losses import distillation_loss, fused_linear_distillation, kd_divergence, masked_cross_entropy
 
 
 def test_masked_ce_matches_reference_on_kept_tokens():
@@ -96,3 +96,37 @@ def test_bad_arguments_are_named():
         distillation_loss(torch.randn(2, 3), torch.zeros(2, dtype=torch.long), kd_weight=0.5)
     with pytest.raises(ValueError, match="'tvd'"):
         kd_divergence(torch.randn(2, 3), torch.randn(2, 3), "tvd")
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl", "jsd"])
+@pytest.mark.parametrize(("kd_weight", "everywhere", "temperature"), [(0.0, False, 1.0), (0.3, False, 2.0), (1.0, True, 1.0), (0.5, True, 0.5)])
+def test_fused_linear_loss_equals_the_loss_on_full_logits(divergence, kd_weight, everywhere, temperature):
+    # Same value, parts and gradients as distillation_loss on hidden @ weight.T, in chunks that do
+    # not divide the rows, with a teacher vocabulary padded past the student's.
+    gen = torch.Generator().manual_seed(0)
+    n, d, v = 37, 16, 50
+    h = torch.randn(n, d, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(v, d, dtype=torch.float64, generator=gen, requires_grad=True)
+    th, tw = torch.randn(n, d, dtype=torch.float64, generator=gen), torch.randn(v + 3, d, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, v, (n,), generator=gen)
+    y[::3] = -100
+    kw = {"kd_weight": kd_weight, "divergence": divergence, "temperature": temperature, "kd_everywhere": everywhere}
+    ref = distillation_loss(h @ w.T, y, th @ tw.T, **kw)
+    ref.loss.backward()
+    ref_grads = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    out = fused_linear_distillation(h, w, y, th, tw, chunk_rows=5, **kw)
+    (2.0 * out.loss).backward()  # the upstream gradient scales both
+    for got, want in [(out.loss, ref.loss), (out.ce, ref.ce), (out.kd, ref.kd), (h.grad, 2 * ref_grads[0]), (w.grad, 2 * ref_grads[1])]:
+        assert torch.allclose(got.double(), want.double(), atol=1e-5)
+    assert out.num_tokens == ref.num_tokens
+
+
+def test_fused_linear_loss_rejects_bad_input():
+    h, w, y = torch.randn(4, 3), torch.randn(5, 3), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="teacher's hidden states"):
+        fused_linear_distillation(h, w, y, kd_weight=0.5)
+    with pytest.raises(ValueError, match="do not line up"):
+        fused_linear_distillation(h, w, y, torch.randn(3, 3), w, kd_weight=0.5)
+    with pytest.raises(ValueError, match="chunk_rows"):
+        fused_linear_distillation(h, w, y, chunk_rows=0)

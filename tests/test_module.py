@@ -112,12 +112,12 @@ def test_kd_on_every_position_reaches_the_prompt_tokens(tiny_tokenizer, monkeypa
                     tiny_tokenizer.pad_token_id)
     seen = {}
 
-    def spy(student_logits, targets, teacher_logits, **kw):
-        seen.update(rows=student_logits.shape[0], answer=int((targets != -100).sum()), everywhere=kw["kd_everywhere"])
-        return distillation(student_logits, targets, teacher_logits, **kw)
+    def spy(hidden, weight, targets, teacher_hidden, teacher_weight, **kw):
+        seen.update(rows=hidden.shape[0], answer=int((targets != -100).sum()), everywhere=kw["kd_everywhere"])
+        return fused(hidden, weight, targets, teacher_hidden, teacher_weight, **kw)
 
-    distillation = module_lib.distillation_loss
-    monkeypatch.setattr(module_lib, "distillation_loss", spy)
+    fused = module_lib.fused_linear_distillation
+    monkeypatch.setattr(module_lib, "fused_linear_distillation", spy)
     for positions in ("answer", "all"):
         module = DistillationModule(kd_weight=0.5, kd_positions=positions).attach(
             student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer,
@@ -191,3 +191,29 @@ def test_lr_schedule_warms_up_then_decays_to_floor():
 def test_bad_hyperparameters_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DistillationModule(**kwargs)
+
+
+@pytest.mark.parametrize("divergence", ["forward_kl", "jsd"])
+def test_fused_training_step_matches_the_full_logits(tiny_tokenizer, divergence):
+    # The chunked loss (lean_logits) and the full-logit loss give the same loss and gradients.
+    from read_lightning.training.batches import collate, encode_example
+
+    batch = collate([encode_example(tiny_tokenizer, "What is 1+1? Answer briefly.", "two", "math", 64),
+                     encode_example(tiny_tokenizer, "Write code", "def f(): pass", "code", 64)],
+                    tiny_tokenizer.pad_token_id)
+    teacher = build_tiny_model(tiny_tokenizer, seed=2).requires_grad_(False)
+    results = []
+    for lean in (True, False):
+        module = DistillationModule(kd_weight=0.5, kd_positions="all", divergence=divergence, lean_logits=lean).attach(
+            student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer, teacher=teacher)
+        module.log = lambda *a, **k: None
+        module.optimizers = lambda: type("O", (), {"param_groups": [{"lr": 0.0}]})()
+        module._trainer = type("T", (), {"world_size": 1})()
+        assert module._fused(batch, kd=True) is lean
+        loss = module.training_step(batch, 0)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in module.student.named_parameters()}))
+    (fused_loss, fused_grads), (full_loss, full_grads) = results
+    assert torch.allclose(fused_loss, full_loss, atol=1e-5)
+    for name, grad in full_grads.items():
+        assert torch.allclose(fused_grads[name], grad, atol=1e-5, rtol=1e-4), name

@@ -23,7 +23,7 @@ from read_lightning.teachers.models import (
     resolve_dtype,
     similarity_keep,
 )
-from read_lightning.training.losses import DIVERGENCES, KD_POSITIONS, distillation_loss
+from read_lightning.training.losses import DIVERGENCES, KD_POSITIONS, distillation_loss, fused_linear_distillation
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,18 @@ class DistillationModule(L.LightningModule):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return logits[:, :-1][keep]
 
+    def _hidden_at(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+        """The last hidden states ``(N, d)`` at the positions where ``keep`` is True."""
+        hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        return hidden[:, :-1][keep]
+
+    def _fused(self, batch: dict[str, torch.Tensor], kd: bool) -> bool:
+        """Whether the loss can take hidden states and the output projections (see
+        :func:`~.losses.fused_linear_distillation`): both models' lean paths give their own logits
+        and their projections have no bias."""
+        models = [self.student] + ([self.teacher] if kd else [])
+        return all(self._lean(m, batch) and getattr(m.get_output_embeddings(), "bias", None) is None for m in models)
+
     def _lean(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> bool:
         """Whether the lean path gives ``model``'s own logits, checked once per model.
 
@@ -266,20 +278,25 @@ class DistillationModule(L.LightningModule):
         # The positions whose logits are needed: the answer tokens, or every real token for KD everywhere.
         real = batch["attention_mask"].bool()
         keep = (real[:, 1:] & real[:, :-1]) if everywhere else targets != -100
-        student_logits = self._logits_at(self.student, batch, keep)
-        teacher_logits = None
-        if kd:
-            with torch.no_grad():
-                teacher_logits = self._logits_at(self.teacher, batch, keep)
-        out = distillation_loss(
-            student_logits,
-            targets[keep],
-            teacher_logits,
-            kd_weight=self.hparams.kd_weight,
-            divergence=self.hparams.divergence,
-            temperature=self.hparams.temperature,
-            kd_everywhere=everywhere,
-        )
+        options = {"kd_weight": self.hparams.kd_weight, "divergence": self.hparams.divergence,
+                   "temperature": self.hparams.temperature, "kd_everywhere": everywhere}
+        if self._fused(batch, kd):
+            # The vocabulary projection and the loss in one chunked pass: the (N, V) logits are never built.
+            hidden = self._hidden_at(self.student, batch, keep)
+            teacher_hidden = teacher_head = None
+            if kd:
+                with torch.no_grad():
+                    teacher_hidden = self._hidden_at(self.teacher, batch, keep)
+                teacher_head = self.teacher.get_output_embeddings().weight
+            out = fused_linear_distillation(hidden, self.student.get_output_embeddings().weight, targets[keep],
+                                            teacher_hidden, teacher_head, **options)
+        else:
+            student_logits = self._logits_at(self.student, batch, keep)
+            teacher_logits = None
+            if kd:
+                with torch.no_grad():
+                    teacher_logits = self._logits_at(self.teacher, batch, keep)
+            out = distillation_loss(student_logits, targets[keep], teacher_logits, **options)
         trained = int(batch["attention_mask"].sum())
         if self.trainer.world_size > 1:
             # Every rank counts the tokens of the whole step, so the count (checkpointed from
