@@ -156,7 +156,8 @@ def _no_model(monkeypatch):
 
 def test_bad_method_input_is_refused_before_any_model_loads(tiny_recipe, tmp_path, capsys, monkeypatch):
     _no_model(monkeypatch)
-    base = ["--config", str(tiny_recipe), "--out", str(tmp_path), "--task-card", "arith_word", "--launcher", "inprocess"]
+    base = ["--config", str(tiny_recipe), "--out", str(tmp_path), "--task-card", "arith_word",
+            "--launcher", "inprocess"]
     with pytest.raises(SystemExit):
         compare_main([*base, "--allocators", "read,resp_sf"])
     assert "'resp_sf' (did you mean resp_sft or resp_kd?)" in capsys.readouterr().err

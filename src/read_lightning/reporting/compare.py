@@ -573,7 +573,8 @@ def _check_method_overrides(overrides: Sequence[str], methods: Sequence[Method])
         key = arg.split("=", 1)[0].rstrip("+")
         if any(key == f"--{k}" or f"--{k}".startswith(key + ".") for k in METHOD_KEYS):
             raise SystemExit(f"read-train compare: {key} cannot be passed through with the paper baselines, which each "
-                             f"set it (they set {', '.join(METHOD_KEYS)}; docs/guide.md, \"The paper's baseline table\")")
+                             f"set it (they set {', '.join(METHOD_KEYS)}; docs/guide.md, "
+                             "\"The paper's baseline table\")")
 
 
 def _describe(method: Method, derived: Mapping[str, Any], run_dirs: Sequence[Path]) -> dict[str, str]:

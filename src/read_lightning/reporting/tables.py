@@ -296,7 +296,8 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
     return "\n".join(lines) + "\n"
 
 
-TABLE1_TITLE = "Table 1: final capability profile (probe score, 0-100), its mean over the capabilities, and the task utility"
+TABLE1_TITLE = ("Table 1: final capability profile (probe score, 0-100), its mean over the capabilities, and the task "
+                "utility")
 
 
 def table1(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
