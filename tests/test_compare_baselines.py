@@ -4,8 +4,6 @@ chain-of-thought wrapper, and the Table-1 output."""
 from __future__ import annotations
 
 import json
-import random
-from pathlib import Path
 
 import pytest
 import yaml
