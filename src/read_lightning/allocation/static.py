@@ -45,12 +45,24 @@ class TaskStaticAllocator(_StaticAllocator):
 
 
 class SingleCapabilityAllocator(_StaticAllocator):
-    """All budget on the most required capability (ties: declaration order)."""
+    """All budget on one capability: ``capability``, or by default the most required one (ties:
+    declaration order). The one-hot baselines of ``read-train compare`` use it."""
 
-    def __init__(self, capabilities: Sequence[str] = DEFAULT_CAPABILITIES, requirement: Vector | None = None, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        capability: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(capabilities, requirement, seed, **kwargs)
+        if capability is not None and capability not in self.capabilities:
+            raise ValueError(f"capability {capability!r} is not one of the capabilities {list(self.capabilities)}")
+        self.capability = capability if capability is not None else self.capabilities[self.essential[0]]
         self.mixture = np.zeros(len(self.capabilities))
-        self.mixture[self.essential[0]] = 1.0
+        self.mixture[self.capabilities.index(self.capability)] = 1.0
 
 
 class FixedAllocator(_StaticAllocator):

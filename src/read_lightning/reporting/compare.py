@@ -1,9 +1,16 @@
 """``read-train compare``: every allocator under the same budget, over several seeds, in one table.
 
     read-train compare --config recipes/smollm2-135m.yaml         --allocators read,uniform,task_static,single,greedy --seeds 3 [--data.budget_tokens 20000]
+    read-train compare --config recipes/smollm2-135m.yaml --allocators read,task_static,paper --seeds 3
 
-For each (allocator, seed) the recipe is copied with the ``BanditAllocationCallback``'s
-``allocator`` and ``seed``, ``seed_everything`` and ``data.seed`` set, and trained by
+``--allocators`` names methods: allocators, run with the recipe as it is, and the paper's six
+one-hot teacher-signal baselines (``resp_sft``, ``resp_kd``, ``cot_sft``, ``cot_kd``,
+``logit_sft``, ``logit_kd``, or ``paper`` for all six; ``reporting.methods`` defines them), which
+spend the whole budget on the target capability (``--target-capability``, by default the top of
+the requirement vector) and set the student's loss and the teacher's prompt.
+
+For each (method, seed) the recipe is copied with the ``BanditAllocationCallback``'s
+``allocator`` and ``seed``, the method's overrides, ``seed_everything`` and ``data.seed`` set, and trained by
 ``read-train fit`` in its own run directory ``<out>/<recipe>/<allocator>/seed_<n>/`` (a child
 process by default, so every run starts from a clean interpreter and frees its memory). Options
 ``compare`` does not know (``--data.budget_tokens 20000``) go to every run unchanged.
@@ -41,14 +48,19 @@ normal interval over items) for 2 or more seeds and the item-paired normal inter
 (:data:`~read_lightning.reporting.tables.PAIRED_METHOD`). The closing sentence follows that
 interval: one that contains 0 is "not distinguishable from the best baseline".
 
-Outputs: ``compare.md`` and ``compare.csv`` (one row per run, then ``mean`` and ``std`` rows per
-allocator) in ``<out>/<recipe>/``; the Markdown is printed too.
+The Markdown ends with the paper's Table 1: one row per method, its signal, loss, teacher prompt
+and data mixture, then every capability's final probe score, their mean and the task utility
+(also alone in ``table1.md``).
+
+Outputs: ``compare.md``, ``table1.md`` and ``compare.csv`` (one row per run, then ``mean`` and
+``std`` rows per method) in ``<out>/<recipe>/``; the Markdown is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import gc
 import os
 import shutil
@@ -65,6 +77,8 @@ from typing import Any
 import yaml
 
 from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
+from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT
+from read_lightning.reporting.methods import METHOD_KEYS, PAPER, PAPER_BASELINES, Method, describe_loss, resolve_methods
 from read_lightning.reporting.recipes import (
     RunSpec,
     check_overrides,
@@ -84,6 +98,8 @@ from read_lightning.reporting.tables import (
     markdown,
     paired_against_best,
     run_metrics,
+    start_profile,
+    table1,
     write_csv,
 )
 
@@ -245,6 +261,7 @@ class _Setup:
     teacher_dtype: str
     cache_dir: str | None
     k: int
+    capabilities: list[str]
 
 
 def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None, metric: str) -> _Setup:
@@ -279,7 +296,7 @@ def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None
                          "but the recipe's teacher_backend is 'http'; use --task-metric card")
     resolved = "teacher_fidelity" if metric == "teacher_fidelity" else card.evaluation
     k = int(bandit.allocator_kwargs.get("k", 3))
-    out = _Setup(card, reason, resolved, dm.teacher_name, dm.teacher_dtype, dm.cache_dir, k)
+    out = _Setup(card, reason, resolved, dm.teacher_name, dm.teacher_dtype, dm.cache_dir, k, list(dm.capabilities))
     del cli
     gc.collect()
     return out
@@ -393,7 +410,12 @@ def compare_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", "-c", required=True, help="the recipe YAML")
     parser.add_argument("--allocators", default=",".join(DEFAULT_ALLOCATORS),
-                        help=f"comma-separated allocators (default: {','.join(DEFAULT_ALLOCATORS)})")
+                        help=f"comma-separated methods: allocators ({', '.join(ALLOCATORS)}), the paper's one-hot "
+                             f"baselines ({', '.join(PAPER_BASELINES)}), or {PAPER} for those six "
+                             f"(default: {','.join(DEFAULT_ALLOCATORS)})")
+    parser.add_argument("--target-capability", default=None,
+                        help="the capability the one-hot methods (single and the paper baselines) spend the budget "
+                             "on; default: the top capability of the task's requirement vector")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per allocator (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--out", default="runs/compare", help="root of the run directories (default runs/compare)")
@@ -413,12 +435,12 @@ def compare_main(argv: list[str] | None = None) -> int:
                              "and summary are written: they only serve a resume, and weigh about three students each)")
     args, overrides = parser.parse_known_args(argv)
 
-    allocators = [a.strip() for a in args.allocators.split(",") if a.strip()]
-    unknown = [a for a in allocators if a not in ALLOCATORS]
-    if unknown or not allocators:
-        parser.error(f"unknown allocator(s) {unknown or args.allocators!r}; choose from {sorted(ALLOCATORS)}")
-    if len(set(allocators)) != len(allocators):
-        parser.error(f"--allocators names an allocator twice: {args.allocators!r}")
+    try:
+        methods = resolve_methods([a.strip() for a in args.allocators.split(",") if a.strip()], list(ALLOCATORS),
+                                  args.target_capability)
+    except ValueError as err:
+        parser.error(f"--allocators {args.allocators!r}: {err}")
+    allocators = [m.name for m in methods]
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if not 0 <= args.first_seed <= 2**32 - args.seeds:
@@ -426,11 +448,12 @@ def compare_main(argv: list[str] | None = None) -> int:
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
     check_overrides(overrides)
+    _check_method_overrides(overrides, methods)
     recipe = load_recipe(args.config)
     root = Path(args.out) / Path(args.config).stem
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     # Seed-major order: a comparison stopped part-way has every allocator on its first seeds.
-    specs = [RunSpec(a, s, root / a / f"seed_{s}") for s in seeds for a in allocators]
+    specs = [RunSpec(m.name, s, root / m.name / f"seed_{s}", m) for s in seeds for m in methods]
     try:
         derived = {(sp.allocator, sp.seed): derive_recipe(recipe, sp, root, args.config) for sp in specs}
     except ValueError as err:
@@ -452,6 +475,11 @@ def compare_main(argv: list[str] | None = None) -> int:
         first = Path(tmp) / "recipe.yaml"
         first.write_text(yaml.safe_dump(derived[(specs[0].allocator, specs[0].seed)], sort_keys=False))
         setup = _resolve_setup(first, overrides, args.task_card, args.task_metric)
+    if args.target_capability is not None and args.target_capability not in setup.capabilities:
+        close = difflib.get_close_matches(args.target_capability, setup.capabilities, n=3)
+        raise SystemExit(f"read-train compare: --target-capability {args.target_capability!r} is not one of the "
+                         f"recipe's capabilities {setup.capabilities}"
+                         + (f" (did you mean {' or '.join(close)}?)" if close else ""))
     say(f"compare: {len(specs)} runs ({', '.join(allocators)} x seeds {seeds}) under {root}; task {setup.card.name} "
         f"({setup.card_reason}), test split, metric {setup.metric}")
     safe_teacher = "".join(ch if ch.isalnum() or ch in "-._" else "-" for ch in setup.teacher)
@@ -521,12 +549,76 @@ def compare_main(argv: list[str] | None = None) -> int:
         header.append(f"- code: {commit}")
     if missing:
         header.append(f"- not finished, left out: {', '.join(missing)}")
-    text = markdown(stats, counts, header, paired)
+    described = {m.name: _describe(m, derived[(m.name, seeds[0])], [root / m.name / f"seed_{s}" for s in seeds])
+                 for m in methods if m.name in stats}
+    # The undistilled student, over every run's first probe (the same student before any method trains it).
+    before = aggregate([{"allocator": "s_0", "seed": r["seed"], **start_profile(root / r["allocator"] /
+                                                                                f"seed_{r['seed']}")} for r in rows])
+    text = markdown(stats, counts, header, paired, described, before["s_0"])
     (root / "compare.md").write_text(text, encoding="utf-8")
+    (root / "table1.md").write_text("\n".join([*header, "", *table1(stats, counts, described, before["s_0"])]) + "\n",
+                                    encoding="utf-8")
     write_csv(root / "compare.csv", rows, stats)
     print(text, end="")
-    say(f"compare: wrote {root / 'compare.md'} and {root / 'compare.csv'}")
+    say(f"compare: wrote {root / 'compare.md'}, {root / 'table1.md'} and {root / 'compare.csv'}")
     return 0
+
+
+def _check_method_overrides(overrides: Sequence[str], methods: Sequence[Method]) -> None:
+    """A paper baseline is defined by its loss and teacher prompt: an override of one of those keys
+    would give every such run one value and leave the table's rows named for what they are not."""
+    if not any(m.paper for m in methods):
+        return
+    for arg in overrides:
+        key = arg.split("=", 1)[0].rstrip("+")
+        if any(key == f"--{k}" or f"--{k}".startswith(key + ".") for k in METHOD_KEYS):
+            raise SystemExit(f"read-train compare: {key} cannot be passed through with the paper baselines, which each "
+                             f"set it (they set {', '.join(METHOD_KEYS)}; docs/guide.md, "
+                             "\"The paper's baseline table\")")
+
+
+def _describe(method: Method, derived: Mapping[str, Any], run_dirs: Sequence[Path]) -> dict[str, str]:
+    """The words of a method's Table 1 columns, from the configuration its first finished run
+    resolved (``config.yaml``: the recipe with the fit overrides), else the recipe compare wrote."""
+    for run_dir in run_dirs:
+        try:
+            resolved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        except (FileNotFoundError, yaml.YAMLError):
+            continue
+        if isinstance(resolved, dict):
+            derived = resolved
+            break
+    model, data = derived.get("model") or {}, derived.get("data") or {}
+    bandit = next((cb.get("init_args") or {} for cb in (derived.get("trainer") or {}).get("callbacks") or []
+                   if isinstance(cb, dict) and str(cb.get("class_path", "")).endswith(BANDIT)), {})
+    allocator = bandit.get("allocator", method.allocator)
+    if allocator == "single":
+        target = (bandit.get("allocator_kwargs") or {}).get("capability") or _top_capability(run_dirs)
+        mixture = f"one-hot: {target}"
+    else:
+        mixture = allocator
+    prompt = data.get("teacher_prompt")
+    words = "plain" if not prompt else "CoT" if prompt in ("cot", CHAIN_OF_THOUGHT) else "custom"
+    signal = method.signal or ("recipe" if method.allocator == method.name else "")
+    loss = describe_loss(model)
+    if method.objective:
+        loss = f"{method.objective}: {loss}"
+    return {"signal": signal, "loss": loss, "teacher prompt": words, "data mixture": mixture}
+
+
+def _top_capability(run_dirs: Sequence[Path]) -> str:
+    """The requirement vector's top capability as the method's finished runs recorded it: where
+    the one-hot mixture went when no target was named (the same rule as the ``single`` allocator)."""
+    from read_lightning.core.capabilities import top_k
+
+    for run_dir in run_dirs:
+        try:
+            requirement = (read_json(run_dir / "summary.json").get(BANDIT) or {}).get("requirement")
+        except (FileNotFoundError, ValueError):
+            continue
+        if requirement:
+            return top_k(requirement, 1)[0]
+    return "the top required capability"
 
 
 def _answer_scope(setup: _Setup) -> str:

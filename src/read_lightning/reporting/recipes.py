@@ -1,5 +1,5 @@
-"""The recipe of one comparison run: the user's recipe with the allocator, seed and run directory
-set, the keys compare owns refused, and what a run measures (to tell a finished run that still
+"""The recipe of one comparison run: the user's recipe with the method (allocator and its overrides,
+``reporting.methods``), seed and run directory set, the keys compare owns refused, and what a run measures (to tell a finished run that still
 matches from one that does not)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from read_lightning.reporting.methods import Method
 from read_lightning.reporting.tables import BANDIT
 
 __all__ = [
@@ -33,11 +34,13 @@ _RESERVED = ("--seed_everything", "--data.seed", "--data.run_dir", "--trainer.lo
 
 @dataclass
 class RunSpec:
-    """One (allocator, seed) run of the comparison."""
+    """One (method, seed) run of the comparison. ``allocator`` is the run's name in the table and
+    its directory: an allocator's, or a method's (``method``, whose allocator it uses)."""
 
     allocator: str
     seed: int
     run_dir: Path
+    method: Method | None = None  # None: the allocator ``allocator`` with the recipe as it is
 
     @property
     def label(self) -> str:
@@ -59,7 +62,8 @@ def _callback(recipe: Mapping[str, Any], name: str, path: str) -> dict[str, Any]
 
 
 def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: str = "recipe") -> dict[str, Any]:
-    """A copy of ``recipe`` that trains ``spec``: its allocator, its seed, its run directory.
+    """A copy of ``recipe`` that trains ``spec``: its method (allocator, loss and teacher-prompt
+    overrides), its seed, its run directory.
 
     The seed goes to ``seed_everything`` (torch), ``data.seed`` (prompt sampling, the teacher's
     sampling, batch order) and the bandit's own RNG, so two seeds really are two different runs.
@@ -82,13 +86,22 @@ def derive_recipe(recipe: Mapping[str, Any], spec: RunSpec, root: Path, path: st
     if unknown:
         raise ValueError(f"{path}: allocator_kwargs {unknown} are not options of the recipe's allocator {own!r}; "
                          f"it takes {sorted(own_options)}")
-    init.update(allocator=spec.allocator, seed=spec.seed)
-    accepted = allocator_options(spec.allocator)
+    method = spec.method or Method(spec.allocator, spec.allocator)
+    init.update(allocator=method.allocator, seed=spec.seed)
+    accepted = allocator_options(method.allocator)
     if accepted is not None:
         kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-    if spec.allocator == "greedy":
+    if method.allocator == "greedy":
         kwargs.pop("kappa", None)  # greedy is kappa = 0 by definition; the recipe's kappa is read's
-    init["allocator_kwargs"] = kwargs
+    init["allocator_kwargs"] = {**kwargs, **method.allocator_kwargs}
+    for section, values in (("model", method.model), ("data", method.data)):
+        if values:
+            part = derived.setdefault(section, {})
+            for key, value in values.items():
+                if value is None:
+                    part.pop(key, None)
+                else:
+                    part[key] = value
     derived["seed_everything"] = spec.seed
     derived.setdefault("data", {})["seed"] = spec.seed
     trainer = derived.setdefault("trainer", {})

@@ -1,6 +1,7 @@
-"""The comparison's table: per-run metrics from a run directory, mean and spread over seeds, the
+"""The comparison's tables: per-run metrics from a run directory, mean and spread over seeds, the
 paired difference of each allocator against the best baseline over test items and seeds, the
-verdict it drives, Markdown and CSV."""
+verdict it drives, the paper's Table 1 (one row per method: every capability, their mean and the
+task utility), Markdown and CSV."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ __all__ = [
     "paired_against_best",
     "paired_difference_over_seeds",
     "run_metrics",
+    "start_profile",
     "t_quantile",
+    "table1",
     "verdict",
     "write_csv",
 ]
@@ -60,8 +63,20 @@ def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
         "training_tokens": float(ledger["training"]),
         "wall_seconds": float(summary["wall_clock_seconds"]),
     }
+    # The paper's headline: the mean of the final profile over the capabilities ("avg" in Table 1).
+    row["capability_mean"] = sum(float(s) for s in last.values()) / len(last) if last else math.nan
     row.update({f"probe/{c}": float(s) for c, s in last.items()})
     return row
+
+
+def start_profile(run_dir: Path) -> dict[str, float]:
+    """The undistilled student's profile s_0 of a finished run (its first probe), as ``probe/<c>``
+    columns and their ``capability_mean``: the reference row of Table 1."""
+    history = (read_json(run_dir / "summary.json").get(PROBE) or {}).get("history") or []
+    if not history:
+        raise ValueError(f"{run_dir / 'summary.json'}: has no probe history")
+    first = {c: float(s) for c, s in history[0]["profile"].items()}
+    return {"capability_mean": sum(first.values()) / len(first), **{f"probe/{c}": s for c, s in first.items()}}
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -245,10 +260,12 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 
 def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
-             header: Sequence[str], paired: Mapping[str, Any] | None = None) -> str:
+             header: Sequence[str], paired: Mapping[str, Any] | None = None,
+             methods: Mapping[str, Mapping[str, str]] | None = None,
+             start: Mapping[str, tuple[float, float]] | None = None) -> str:
     """The comparison as Markdown: a summary table (answer metrics first), the paired differences
     against the best baseline (``paired``, from :func:`paired_against_best`), then the final
-    capability profiles."""
+    capability profiles in the shape of the paper's Table 1 (:func:`table1`)."""
     main_cols = [("answer_agreement", "agreement %", 1), ("answer_accuracy", "accuracy %", 1),
                  ("answer_degenerate", "degenerate %", 1),
                  ("task_utility", "task utility", 2), ("task_agreement", "whole-answer match %", 1),
@@ -272,15 +289,47 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
             cells = [_interval(row[m]) if m in row else "n/a" for m in metrics]
             first = next(iter(row.values()), {"seeds": 0, "items": 0})
             lines.append(f"| {alloc} | " + " | ".join(cells) + f" | {int(first['seeds'])} | {int(first['items'])} |")
-    lines += ["", "Final capability profile (probe score, 0-100):", ""]
-    lines.append("| allocator | " + " | ".join(c.removeprefix("probe/") for c in caps) + " |")
-    lines.append("| --- | " + " | ".join("---:" for _ in caps) + " |")
-    for alloc, s in stats.items():
-        lines.append(f"| {alloc} | " + " | ".join(_fmt(*s[c], 1) for c in caps) + " |")
+    lines += ["", *table1(stats, counts, methods, start)]
     sentence = verdict(stats, paired=paired)
     if sentence:
         lines += ["", sentence]
     return "\n".join(lines) + "\n"
+
+
+TABLE1_TITLE = ("Table 1: final capability profile (probe score, 0-100), its mean over the capabilities, and the task "
+                "utility")
+
+
+def table1(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
+           methods: Mapping[str, Mapping[str, str]] | None = None,
+           start: Mapping[str, tuple[float, float]] | None = None) -> list[str]:
+    """The paper's Table 1 as Markdown lines: one row per method (mean ± std over its seeds), one
+    column per capability, then their mean (``avg``) and the task utility.
+
+    ``methods``: per method, the words of its ``signal``, ``loss``, ``teacher prompt`` and
+    ``data mixture`` columns (see ``reporting.methods``); without it those columns are left out.
+    ``start``: the undistilled student's profile (mean ± std over the runs' first probes, columns
+    as in ``stats``), a first reference row, as the paper's table opens with the student.
+    """
+    any_stats = next(iter(stats.values()))
+    caps = [c for c in any_stats if c.startswith("probe/")]
+    described = ("signal", "loss", "teacher prompt", "data mixture") if methods else ()
+    tail = [("capability_mean", "avg", 1), ("task_utility", "task utility", 2),
+            ("answer_agreement", "agreement %", 1), ("answer_accuracy", "accuracy %", 1)]
+    tail = [c for c in tail if c[0] in any_stats]
+    lines = [f"{TABLE1_TITLE}; one row per method, mean ± std over seeds:", ""]
+    titles = [*described, "seeds", *(c.removeprefix("probe/") for c in caps), *(t for _, t, _ in tail)]
+    lines.append("| method | " + " | ".join(titles) + " |")
+    lines.append("| --- | " + " | ".join(["---"] * len(described) + ["---:"] * (len(titles) - len(described))) + " |")
+    if start:
+        cells = [*([""] * len(described)), "", *(_fmt(*start.get(c, (math.nan, math.nan)), 1) for c in caps),
+                 *(_fmt(*start.get(c, (math.nan, math.nan)), d) for c, _, d in tail)]
+        lines.append("| student before distillation | " + " | ".join(cells) + " |")
+    for name, s in stats.items():
+        words = [(methods or {}).get(name, {}).get(d, "") for d in described]
+        cells = [*words, str(counts[name]), *(_fmt(*s[c], 1) for c in caps), *(_fmt(*s[c], d) for c, _, d in tail)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],

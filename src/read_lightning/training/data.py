@@ -41,6 +41,7 @@ from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabil
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 from read_lightning.core.ledger import TokenLedger
+from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt, wrap_prompt
 from read_lightning.teachers.generation import (
     TEACHER_BACKENDS,
     Prompt,
@@ -141,6 +142,11 @@ class CapabilityDataModule(L.LightningDataModule):
             ``CapabilityProbeCallback`` probes from it unless given its own ``data_dir``.
         drop_unverified: drop teacher answers that a template's verifier marks wrong (their
             generation tokens are still charged: they were paid for).
+        teacher_prompt: what the teacher is asked instead of the prompt itself: ``"cot"`` (the
+            chain-of-thought wrapper of ``prompts.teacher_prompts``) or a template holding
+            ``{prompt}`` once. The student still trains on the plain prompt followed by the
+            teacher's answer; each generated row keeps the text the teacher saw
+            (``teacher_prompt``). None: the teacher answers the prompt as it is.
         run_dir: where per-interval generated data is written; defaults to the trainer's log dir.
             A resumed run reuses its own interval files there; a fresh run refuses files that
             another run wrote. Without one, an interval's data lives in memory only, and resuming
@@ -170,6 +176,7 @@ class CapabilityDataModule(L.LightningDataModule):
         leakage_hashes: str | None = None,
         probe_data_dir: str | None = None,
         drop_unverified: bool = False,
+        teacher_prompt: str | None = None,
         teacher_dtype: str = "float32",
         cache_dir: str | None = None,
         run_dir: str | None = None,
@@ -239,6 +246,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.temperature, self.top_p = temperature, top_p
         self.prompt_source_name = prompt_source
         self.drop_unverified = drop_unverified
+        self.teacher_prompt = resolve_teacher_prompt(teacher_prompt)
         self.teacher_dtype = teacher_dtype
         self.cache_dir = cache_dir
         self.run_dir = run_dir
@@ -503,9 +511,10 @@ class CapabilityDataModule(L.LightningDataModule):
                     "early (raise data.max_length to train on them)", self.interval, self.mixture, self.max_length,
                 )
                 break
-            answers = self.teacher.generate([p.text for p in prompts], max_new_tokens=self.max_new_tokens)
+            asked = [wrap_prompt(self.teacher_prompt, p.text) for p in prompts]
+            answers = self.teacher.generate(asked, max_new_tokens=self.max_new_tokens)
             before = committed
-            for prompt, answer in zip(prompts, answers):
+            for prompt, answer, text in zip(prompts, answers, asked):
                 gen_tokens = min(answer.num_tokens, self.max_new_tokens)
                 committed += gen_tokens
                 verified = verify(prompt, answer.text) if verify is not None else None
@@ -526,6 +535,8 @@ class CapabilityDataModule(L.LightningDataModule):
                         "meta": prompt.meta,
                     }
                 )
+                if self.teacher_prompt is not None:
+                    rows[-1]["teacher_prompt"] = text
             if (shown := phases.current()) is not None:  # the phase opened by _load_or_generate
                 shown.advance(committed - before, tokens=sum(a.num_tokens for a in answers), info=f"{len(rows)} answers")
             if committed == before:
