@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from conftest import build_tiny_model
 
 from read_lightning.evaluation.answer_metrics import (
@@ -85,6 +86,31 @@ def test_outcomes_score_a_models_own_greedy_answers(tmp_path, tiny_tokenizer, on
     assert not any(o["agree"] for o in other)
     with pytest.raises(ValueError, match="3 teacher answers for 4 rows"):
         answer_outcomes(card, model, tiny_tokenizer, "test", teacher_answers=teacher[:3])
+
+
+def test_cached_answers_are_reused_only_for_the_same_weights_and_prompts(tmp_path, tiny_tokenizer, one_torch_thread,
+                                                                        monkeypatch):
+    from read_lightning.teachers.generation import HFTeacher
+
+    card = _card(tmp_path, [{"question": f"q {i}", "answer": str(i)} for i in range(4)])
+    model = build_tiny_model(tiny_tokenizer)
+    cache = tmp_path / "answers"
+    first = answer_outcomes(card, model, tiny_tokenizer, "test", cache_dir=cache)
+    assert len(list(cache.glob("*.json"))) == 1
+    calls = []
+    generate = HFTeacher.generate
+    monkeypatch.setattr(HFTeacher, "generate", lambda self, prompts: calls.append(len(prompts)) or generate(self, prompts))
+    assert answer_outcomes(card, model, tiny_tokenizer, "test", cache_dir=cache) == first
+    assert calls == []  # read from the cache
+    answer_outcomes(card, model, tiny_tokenizer, "test", limit=3, cache_dir=cache)  # other prompts
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)  # other weights
+    answer_outcomes(card, model, tiny_tokenizer, "test", cache_dir=cache)
+    assert calls == [3, 4] and len(list(cache.glob("*.json"))) == 3
+    for path in cache.glob("*.json"):
+        path.write_text("{broken")
+    assert answer_outcomes(card, model, tiny_tokenizer, "test", cache_dir=cache)  # regenerated
+    assert calls == [3, 4, 4]
 
 
 def test_the_default_task_has_large_disjoint_splits_the_generator_reproduces(tmp_path):

@@ -11,12 +11,17 @@ a smooth diagnostic next to it, which can rise while no answer is right.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from read_lightning.evaluation.answer_metrics import final_answer, is_degenerate, summarise
+from read_lightning.core.jsonl import write_json_atomic
 from read_lightning.evaluation.answers import answers_match
 from read_lightning.evaluation.scoring import preserved_state
 from read_lightning.evaluation.tasks import TaskCard, verdicts
@@ -60,6 +65,7 @@ def answer_outcomes(
     teacher_answers: Sequence[Mapping[str, Any]] | None = None,
     limit: int | None = None,
     batch_size: int = 16,
+    cache_dir: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """One record per row of ``split``: the model's greedy answer and how it scores.
 
@@ -67,6 +73,11 @@ def answer_outcomes(
     ``correct`` (None without gold), ``agree`` (None without ``teacher_answers``: rows with an
     ``answer`` text each, e.g. from :func:`~.tasks.task_references`). Deterministic; the model
     comes back in its train/eval mode with every RNG state unchanged.
+
+    ``cache_dir``: keep the answers in ``<cache_dir>/<key>.json``, keyed by a hash of the model's
+    weights, the prompts and the decoding settings, and read them from there next time. Worth it
+    for a model met again, such as a recipe's untrained student; never wrong, since any change of
+    a weight or a prompt is another key.
     """
     rows = card.rows(split)
     scored = rows if limit is None else rows[:limit]
@@ -76,10 +87,19 @@ def answer_outcomes(
     rows = scored
     if teacher_answers is not None:
         teacher_answers = teacher_answers[: len(rows)]
-    with preserved_state(model):
-        generator = HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens,
-                              temperature=0.0, strip=card.evaluation != "pass_at_1")
-        answers = [g.text for g in generator.generate([card.user_message(r) for r in rows])]
+    messages = [card.user_message(r) for r in rows]
+    strip = card.evaluation != "pass_at_1"
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / f"{_answers_key(model, messages, card.max_new_tokens, batch_size, strip)}.json"
+    answers = _read_answers(cached, len(messages))
+    if answers is None:
+        with preserved_state(model):
+            generator = HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=card.max_new_tokens,
+                                  temperature=0.0, strip=strip)
+            answers = [g.text for g in generator.generate(messages)]
+        if cached is not None:
+            write_json_atomic(cached, {"answers": answers})
     scored = _scored(card, rows, answers)
     teacher_scored = None
     if teacher_answers is not None:
@@ -93,6 +113,29 @@ def answer_outcomes(
         out.append({"answer": answer, "final": final, "degenerate": is_degenerate(ids, answer),
                     "correct": _correct(card, row, answer, final), "agree": agree})
     return out
+
+
+def _answers_key(model: torch.nn.Module, messages: Sequence[Any], max_new_tokens: int, batch_size: int,
+                 strip: bool) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(json.dumps([type(model).__name__, max_new_tokens, batch_size, strip, list(messages)],
+                             sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _read_answers(path: Path | None, expected: int) -> list[str] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        answers = json.loads(path.read_text())["answers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a broken cache file is regenerated
+    if not isinstance(answers, list) or len(answers) != expected or not all(isinstance(a, str) for a in answers):
+        return None
+    return answers
 
 
 def answer_report(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -110,9 +111,17 @@ class TaskEvaluationCallback(TimedEvaluation):
                     teacher_rows = task_references(self.card, *found, cache, split="test",
                                                    batch_size=self.batch_size, limit=self.test_limit)
             # answer_outcomes gives the student back in its train/eval mode
+            # The untrained student is the same model in every run of a recipe: its answers are
+            # kept, keyed by a hash of its weights (see answer_outcomes).
+            answers_cache = None
+            if when == "before":
+                from read_lightning.teachers.models import default_cache_dir
+
+                answers_cache = Path(self.cache_dir or default_cache_dir()) / "student_test_answers"
             with self._phase(trainer, f"student answers ({when} training)", "test", self.test_limit):
                 outcomes = answer_outcomes(self.card, student, tokenizer, "test", teacher_answers=teacher_rows,
-                                           limit=self.test_limit, batch_size=self.batch_size)
+                                           limit=self.test_limit, batch_size=self.batch_size,
+                                           cache_dir=answers_cache)
             rates = answer_report(outcomes)
             if not has_gold(self.card):
                 rates["note"] = "the card has no gold answers: agreement with the teacher only"
