@@ -148,6 +148,7 @@ def _read_cli() -> type[LightningCLI]:
         def before_instantiate_classes(self) -> None:
             if self.subcommand == "fit":
                 check_ckpt_path(self.config["fit"].get("ckpt_path"))
+                check_student(self.config["fit"].get("model"))
                 resume_latest_version(self.config["fit"])
 
         def instantiate_classes(self) -> None:
@@ -170,6 +171,8 @@ def _read_cli() -> type[LightningCLI]:
             # Everything checkable without a model, before configure_model loads one and before
             # the run directory exists.
             check_capability_names(self.trainer, self.datamodule)
+            if not self.config["fit"].get("ckpt_path"):  # a resumed bandit restores its last decision
+                check_bandit_profile(self.trainer)
 
         def fit(self, **kwargs: Any) -> None:
             """``trainer.fit``; a start that fails leaves no run directory it created but left no
@@ -237,6 +240,44 @@ def check_capability_names(trainer: Any, datamodule: Any) -> None:
                 load_card(card, known)
             except (ValueError, FileNotFoundError) as err:
                 raise ConfigurationError(f"{owner}: {err}") from None
+
+
+def check_bandit_profile(trainer: Any) -> None:
+    """Refuse a BanditAllocationCallback with no capability profile to read at the start of a
+    fit: no callback before it keeps a ``latest_profile`` (a CapabilityProbeCallback measures the
+    baseline profile in its on_fit_start). The bandit would refuse it in its own on_fit_start,
+    after the models load, the run directory is made and a TaskEvaluationCallback has answered
+    its test questions (minutes on CPU)."""
+    from read_lightning.training.callbacks import BanditAllocationCallback
+
+    callbacks = list(trainer.callbacks)
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, BanditAllocationCallback) or any(hasattr(c, "latest_profile") for c in callbacks[:i]):
+            continue
+        owner = type(cb).__name__
+        later = [type(c).__name__ for c in callbacks[i:] if hasattr(c, "latest_profile")]
+        fix = (f"{later[0]} comes after {owner} in trainer.callbacks: put it before" if later else
+               f"trainer.callbacks has no CapabilityProbeCallback: add one before {owner}")
+        raise ConfigurationError(f"{owner}: no capability profile found at fit start: {fix}")
+
+
+def check_student(model: Any) -> None:
+    """Refuse an empty ``model.student``, a path that does not exist and an unknown embedded
+    model, before any model loads: the data module would fail when it loads the student's
+    tokenizer at fit start, after the run directory is made, and an empty name would read as the
+    current directory ("model directory '.' has no config.json")."""
+    from read_lightning.teachers.models import EMBEDDED, resolve_model_path
+
+    student = model.get("student") if hasattr(model, "get") else None
+    accepted = f"  accepted: a model directory, a Hugging Face Hub id, or {EMBEDDED!r}"
+    if not isinstance(student, str) or not student.strip():
+        raise UsageError(f"model.student is empty ({student!r})\n{accepted}")
+    if student == EMBEDDED:
+        return  # resolving it converts the embedded model: the load itself
+    try:
+        resolve_model_path(student, model.get("cache_dir"))
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(f"model.student {student!r}: {err}\n{accepted}") from None
 
 
 def check_ckpt_path(ckpt_path: str | None) -> None:
