@@ -120,7 +120,7 @@ def _read_cli() -> type[LightningCLI]:
         @staticmethod
         def subcommands() -> dict[str, set[str]]:
             # Only fit: the module has no validation, test or predict step, so those would fail later
-            # with a traceback; unknown to the parser they are refused with its list of choices.
+            # with a traceback; check_fit_command refuses them, naming the commands there are.
             return {"fit": LightningCLI.subcommands()["fit"]}
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
