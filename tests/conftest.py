@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 
+import lightning.pytorch  # noqa: F401  (see below)
 import pytest
 import torch
+
+# Lightning's log handler writes to the sys.stderr of Lightning's first import. read_lightning.cli
+# imports Lightning only once a run starts, which in a test may be under capsys, whose stream is
+# closed after that test ("--- Logging error ---" in every later one): imported here, it is not.
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -22,6 +22,10 @@ RECIPE = ROOT / "recipes" / "smollm2-135m.yaml"
 # The time from the command to its error on a busy 2-core test machine; the import of torch and
 # Lightning is most of it (the checks themselves take well under a second).
 SECONDS = 30
+# An error in the command line or a config key comes before Lightning is imported (#22: < 5 s;
+# 0.1 s on an idle 2-core machine).
+FAST_SECONDS = 5
+HEAVY = ("torch", "lightning", "transformers", "jsonargparse")
 
 
 def _recipe(tmp_path: Path, edit=None, name: str = "recipe.yaml") -> Path:
@@ -33,12 +37,15 @@ def _recipe(tmp_path: Path, edit=None, name: str = "recipe.yaml") -> Path:
     return path
 
 
-def _read_train(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def _read_train(cwd: Path, *args: str, program: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    """``read-train args`` run in ``cwd`` (or the Python ``program`` given them as its arguments),
+    and its wall time in seconds."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("READ_TRAIN_TRACEBACK", None)
+    command = ["-m", "read_lightning.cli"] if program is None else ["-c", program]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "read_lightning.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, *command, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
     return done, time.perf_counter() - start
 
 
@@ -57,7 +64,47 @@ def test_a_config_key_typo_is_a_few_lines_naming_the_key_and_the_nearest_one(tmp
     assert "did you mean 'data.budget_tokens'?" in done.stderr
     assert "usage:" not in done.stderr and "Traceback" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == before  # no runs/ and no version_N
-    assert seconds < SECONDS
+    assert seconds < FAST_SECONDS
+
+
+def _without_callback(name: str):
+    def edit(doc):
+        doc["trainer"]["callbacks"] = [c for c in doc["trainer"]["callbacks"] if not c["class_path"].endswith(name)]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, args, code, expected",
+    [
+        (lambda d: d["trainer"].update(max_epoch=3), [], 2, ["'trainer.max_epoch'", "did you mean 'trainer.max_epochs'?"]),
+        (None, ["--data.budget_token", "5"], 2, ["'--data.budget_token'", "did you mean '--data.budget_tokens'?"]),
+        (lambda d: d["trainer"]["callbacks"][2]["init_args"].update(alocator="read"), [], 2,
+         ["BanditAllocationCallback does not accept 'alocator'", "did you mean 'allocator'?"]),
+        (None, ["--config", "no-such-recipe.yaml"], 1, ["config file 'no-such-recipe.yaml' does not exist"]),
+    ],
+    ids=["yaml-key", "override", "callback-arg", "missing-config"],
+)
+def test_a_command_line_error_comes_before_lightning_is_imported(tmp_path, edit, args, code, expected):
+    # read-train itself, then the heavy packages it had imported by the time it exited
+    program = ("import sys\nfrom read_lightning.cli import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+               f"    print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    done, seconds = _read_train(tmp_path, "fit", "--config", _recipe(tmp_path, edit).name, *args, program=program)
+    assert done.returncode == code, done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) < 15 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout  # no torch, Lightning, transformers or jsonargparse
+    assert not (tmp_path / "runs").exists()
+    assert seconds < FAST_SECONDS
+
+
+def test_an_unknown_command_names_the_nearest_one(capsys):
+    code, err = _refusal(["fti", "--config", str(RECIPE)], capsys)
+    assert code == 2
+    assert err.splitlines()[0] == "read-train: unknown command 'fti'", err
+    assert "did you mean 'fit'?" in err and "read-train accepts: fit, " in err
+    assert len(err.strip().splitlines()) < 5
 
 
 def test_an_unknown_capability_is_refused_before_any_model_loads_and_leaves_no_run(tmp_path):
@@ -117,6 +164,59 @@ def test_each_parse_error_is_a_few_lines(tmp_path, monkeypatch, capsys, edit, ov
     assert "usage:" not in err and not (tmp_path / "runs").exists()
 
 
+# read-train, in a process where loading the student, its tokenizer or the teacher fails loudly
+_NO_MODELS = """import sys
+from read_lightning.training.data import CapabilityDataModule
+from read_lightning.training.module import DistillationModule
+
+def loads(*args, **kwargs):
+    raise SystemExit("a model started loading before the configuration was refused")
+
+DistillationModule.configure_model = CapabilityDataModule.setup = loads
+from read_lightning.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (_without_callback("CapabilityProbeCallback"),
+         "trainer.callbacks has no CapabilityProbeCallback: add one before BanditAllocationCallback"),
+        (lambda d: d["trainer"]["callbacks"].append(d["trainer"]["callbacks"].pop(0)),
+         "CapabilityProbeCallback comes after BanditAllocationCallback in trainer.callbacks: put it before"),
+    ],
+    ids=["no-probe", "probe-after-bandit"],
+)
+def test_a_bandit_with_no_profile_to_read_is_refused_before_any_model_loads(tmp_path, edit, expected):
+    done, _ = _read_train(tmp_path, "fit", "--config", _recipe(tmp_path, edit).name, program=_NO_MODELS)
+    assert done.returncode == 1, done.stderr
+    assert "BanditAllocationCallback: no capability profile found at fit start" in done.stderr, done.stderr
+    assert expected in done.stderr
+    assert len(done.stderr.strip().splitlines()) < 15, done.stderr
+    assert not list(tmp_path.rglob("version_*"))  # the logger's save_dir is runs/ here
+
+
+@pytest.mark.parametrize(
+    "edit, override, expected",
+    [
+        (None, ["--model.student="], ["model.student is empty ('')", "accepted: a model directory, a Hugging Face"]),
+        (lambda d: d["model"].update(student=None), [], ['"model.student"', "Got value: None"]),  # the parser's
+        (None, ["--model.student", "./models/no-such-model"],
+         ["model.student './models/no-such-model': model path './models/no-such-model' does not exist", "accepted: "]),
+        (None, ["--model.student", "embedded:smollm2-1t"], ["unknown embedded model 'embedded:smollm2-1t'"]),
+    ],
+    ids=["empty", "null", "missing-path", "unknown-embedded"],
+)
+def test_an_empty_or_missing_student_is_refused_before_any_model_loads(tmp_path, edit, override, expected):
+    done, _ = _read_train(tmp_path, "fit", "--config", _recipe(tmp_path, edit).name, *override, program=_NO_MODELS)
+    assert done.returncode == 2, done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) < 15 and "Traceback" not in done.stderr, done.stderr
+    assert not list(tmp_path.rglob("version_*"))
+
+
 def test_help_still_prints_the_full_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--help"])
@@ -130,7 +230,8 @@ def test_a_start_that_fails_after_the_run_directory_is_made_removes_only_that_di
     earlier = tmp_path / "runs" / "smollm2-135m" / "version_0"
     (earlier / "checkpoints").mkdir(parents=True)
     (earlier / "config.yaml").write_text("an earlier run\n")
-    recipe = _recipe(tmp_path, lambda d: d["model"].update(student=str(tmp_path / "no-such-model")))
+    # a missing student is refused before the run directory is made; a missing teacher is not
+    recipe = _recipe(tmp_path, lambda d: d["model"].update(teacher=str(tmp_path / "no-such-model")))
     code, err = _refusal(["fit", "--config", str(recipe)], capsys)
     assert code == 1 and "no-such-model" in err and "does not exist" in err
     # version_1 was made (config.yaml, events) before the models failed to load, then removed

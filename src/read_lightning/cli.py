@@ -9,6 +9,7 @@ around a run and dispatch to their own ``main`` functions.
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import inspect
 import logging
@@ -20,14 +21,16 @@ import textwrap
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonargparse import ArgumentError
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from read_lightning.core.config_keys import check_keys, source_parameters
 
-from read_lightning.teachers.generation import TeacherError
-from read_lightning.training.data import CapabilityDataModule
-from read_lightning.training.module import DistillationModule
+if TYPE_CHECKING:
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+# Nothing above imports Lightning, torch or transformers: ``read-train`` checks the command line
+# and the config files first, and refuses a typo in well under a second instead of after the
+# 5 s import of Lightning (2 CPU cores). ``ReadCLI`` is made on first use (``__getattr__``).
 
 __all__ = ["ConfigurationError", "ReadCLI", "UsageError", "main"]
 
@@ -55,17 +58,21 @@ class UsageError(ConfigurationError):
     what is accepted) and exits with status 2, as argparse does; the usage is left to ``--help``."""
 
 
-# What read_lightning raises for bad input or an unusable teacher, while a run is being built
-# (_BUILD_REFUSALS) and while it runs (_RUN_REFUSALS); other exceptions keep their traceback.
-_RUN_REFUSALS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TeacherError)
-_BUILD_REFUSALS = (*_RUN_REFUSALS, TypeError)
+def _refusals(building: bool = False) -> tuple[type[BaseException], ...]:
+    """What read_lightning raises for bad input or an unusable teacher while a run is being built
+    (``building``: also a TypeError) or while it runs; other exceptions keep their traceback."""
+    from read_lightning.teachers.generation import TeacherError  # torch: only once a run has failed
+
+    return (ValueError, FileNotFoundError, TeacherError, *((TypeError,) if building else ()))
 
 
-def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] = _RUN_REFUSALS) -> str | None:
-    """``"<Class>: <message> (<file>:<line>)"`` for an exception of one of ``kinds`` that
-    read_lightning itself raised (outside this module) somewhere in ``err``'s chain; ``Class`` is
-    that of the outermost read_lightning method on its way. None when there is none: then the
-    error is not a refusal of bad input, and its traceback is the useful part."""
+def _refusal(err: BaseException, kinds: tuple[type[BaseException], ...] | None = None) -> str | None:
+    """``"<Class>: <message> (<file>:<line>)"`` for an exception of one of ``kinds`` (default:
+    :func:`_refusals`) that read_lightning itself raised (outside this module) somewhere in
+    ``err``'s chain; ``Class`` is that of the outermost read_lightning method on its way. None
+    when there is none: then the error is not a refusal of bad input, and its traceback is the
+    useful part."""
+    kinds = _refusals() if kinds is None else kinds
     seen: set[int] = set()
     todo: list[BaseException] = [err]
     while todo:
@@ -96,71 +103,90 @@ def _owner(tb: Any) -> str | None:
     return None
 
 
-class ReadCLI(LightningCLI):
-    @staticmethod
-    def subcommands() -> dict[str, set[str]]:
-        # Only fit: the module has no validation, test or predict step, so those would fail later
-        # with a traceback; unknown to the parser they are refused with its list of choices.
-        return {"fit": LightningCLI.subcommands()["fit"]}
+def __getattr__(name: str) -> Any:
+    if name == "ReadCLI":
+        return _read_cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        # The models are named once, on the module; the data module needs the same names to
-        # load the student's tokenizer and the teacher.
-        parser.link_arguments("model.student", "data.student")
-        parser.link_arguments("model.teacher", "data.teacher")
-        parser.link_arguments("model.cache_dir", "data.cache_dir")
-        # One epoch is one allocation interval.
-        parser.link_arguments("data.num_intervals", "trainer.max_epochs")
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        if args is None or isinstance(args, list):
-            argv = list(sys.argv[1:] if args is None else args)
-            subparsers = getattr(self, "_subcommand_parsers", None)
-            if subparsers is None:  # run=False: the parser is fit's, with no subcommand word
-                check_config_keys(parser, argv)
-            elif argv and argv[0] in subparsers:
-                check_config_keys(subparsers[argv[0]], argv[1:])
-        try:
-            super().parse_arguments(parser, args)
-        except ArgumentError as err:
-            raise UsageError(_short_parse_error(str(err))) from None
+@functools.cache
+def _read_cli() -> type[LightningCLI]:
+    """``ReadCLI``, the LightningCLI of ``read-train fit``; made on first use, because subclassing
+    LightningCLI imports Lightning, which must wait until the command line has been checked."""
+    from jsonargparse import ArgumentError
+    from lightning.pytorch.cli import LightningCLI
 
-    def before_instantiate_classes(self) -> None:
-        if self.subcommand == "fit":
-            check_ckpt_path(self.config["fit"].get("ckpt_path"))
-            resume_latest_version(self.config["fit"])
+    class ReadCLI(LightningCLI):
+        @staticmethod
+        def subcommands() -> dict[str, set[str]]:
+            # Only fit: the module has no validation, test or predict step, so those would fail later
+            # with a traceback; check_fit_command refuses them, naming the commands there are.
+            return {"fit": LightningCLI.subcommands()["fit"]}
 
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except Exception as err:
-            refusal = _refusal(err, _BUILD_REFUSALS)
-            if refusal is None:
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            # The models are named once, on the module; the data module needs the same names to
+            # load the student's tokenizer and the teacher.
+            parser.link_arguments("model.student", "data.student")
+            parser.link_arguments("model.teacher", "data.teacher")
+            parser.link_arguments("model.cache_dir", "data.cache_dir")
+            # One epoch is one allocation interval.
+            parser.link_arguments("data.num_intervals", "trainer.max_epochs")
+
+        def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+            if args is None or isinstance(args, list):
+                argv = list(sys.argv[1:] if args is None else args)
+                subparsers = getattr(self, "_subcommand_parsers", None)
+                if subparsers is None:  # run=False: the parser is fit's, with no subcommand word
+                    check_config_keys(parser, argv)
+                elif argv and argv[0] in subparsers:
+                    check_config_keys(subparsers[argv[0]], argv[1:])
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as err:
+                raise UsageError(_short_parse_error(str(err))) from None
+
+        def before_instantiate_classes(self) -> None:
+            if self.subcommand == "fit":
+                check_ckpt_path(self.config["fit"].get("ckpt_path"))
+                check_student(self.config["fit"].get("model"))
+                resume_latest_version(self.config["fit"])
+
+        def instantiate_classes(self) -> None:
+            try:
+                super().instantiate_classes()
+            except Exception as err:
+                refusal = _refusal(err, _refusals(building=True))
+                if refusal is None:
+                    raise
+                raise ConfigurationError(refusal) from err
+
+        def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+            from read_lightning.training.progress import quiet_default_callbacks
+
+            given = config.get("callbacks") or []
+            given = [*(given if isinstance(given, list) else [given]), *callbacks]
+            return super()._instantiate_trainer(config, [*callbacks, *quiet_default_callbacks(config, given)])
+
+        def before_fit(self) -> None:
+            # Everything checkable without a model, before configure_model loads one and before
+            # the run directory exists.
+            check_capability_names(self.trainer, self.datamodule)
+            if not self.config["fit"].get("ckpt_path"):  # a resumed bandit restores its last decision
+                check_bandit_profile(self.trainer)
+
+        def fit(self, **kwargs: Any) -> None:
+            """``trainer.fit``; a start that fails leaves no run directory it created but left no
+            checkpoint in (a config.yaml and an events file would pass for a run)."""
+            created = _new_directory(self.trainer.log_dir) if self.trainer.is_global_zero else None
+            try:
+                self.trainer.fit(**kwargs)
+            except BaseException:
+                if created is not None:
+                    remove_failed_start(created)
                 raise
-            raise ConfigurationError(refusal) from err
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
-        from read_lightning.training.progress import quiet_default_callbacks
-
-        given = config.get("callbacks") or []
-        given = [*(given if isinstance(given, list) else [given]), *callbacks]
-        return super()._instantiate_trainer(config, [*callbacks, *quiet_default_callbacks(config, given)])
-
-    def before_fit(self) -> None:
-        # Everything checkable without a model, before configure_model loads one and before
-        # the run directory exists.
-        check_capability_names(self.trainer, self.datamodule)
-
-    def fit(self, **kwargs: Any) -> None:
-        """``trainer.fit``; a start that fails leaves no run directory it created but left no
-        checkpoint in (a config.yaml and an events file would pass for a run)."""
-        created = _new_directory(self.trainer.log_dir) if self.trainer.is_global_zero else None
-        try:
-            self.trainer.fit(**kwargs)
-        except BaseException:
-            if created is not None:
-                remove_failed_start(created)
-            raise
+    ReadCLI.__qualname__ = "ReadCLI"
+    return ReadCLI
 
 
 def _new_directory(path: str | None) -> Path | None:
@@ -216,6 +242,44 @@ def check_capability_names(trainer: Any, datamodule: Any) -> None:
                 raise ConfigurationError(f"{owner}: {err}") from None
 
 
+def check_bandit_profile(trainer: Any) -> None:
+    """Refuse a BanditAllocationCallback with no capability profile to read at the start of a
+    fit: no callback before it keeps a ``latest_profile`` (a CapabilityProbeCallback measures the
+    baseline profile in its on_fit_start). The bandit would refuse it in its own on_fit_start,
+    after the models load, the run directory is made and a TaskEvaluationCallback has answered
+    its test questions (minutes on CPU)."""
+    from read_lightning.training.callbacks import BanditAllocationCallback
+
+    callbacks = list(trainer.callbacks)
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, BanditAllocationCallback) or any(hasattr(c, "latest_profile") for c in callbacks[:i]):
+            continue
+        owner = type(cb).__name__
+        later = [type(c).__name__ for c in callbacks[i:] if hasattr(c, "latest_profile")]
+        fix = (f"{later[0]} comes after {owner} in trainer.callbacks: put it before" if later else
+               f"trainer.callbacks has no CapabilityProbeCallback: add one before {owner}")
+        raise ConfigurationError(f"{owner}: no capability profile found at fit start: {fix}")
+
+
+def check_student(model: Any) -> None:
+    """Refuse an empty ``model.student``, a path that does not exist and an unknown embedded
+    model, before any model loads: the data module would fail when it loads the student's
+    tokenizer at fit start, after the run directory is made, and an empty name would read as the
+    current directory ("model directory '.' has no config.json")."""
+    from read_lightning.teachers.models import EMBEDDED, resolve_model_path
+
+    student = model.get("student") if hasattr(model, "get") else None
+    accepted = f"  accepted: a model directory, a Hugging Face Hub id, or {EMBEDDED!r}"
+    if not isinstance(student, str) or not student.strip():
+        raise UsageError(f"model.student is empty ({student!r})\n{accepted}")
+    if student == EMBEDDED:
+        return  # resolving it converts the embedded model: the load itself
+    try:
+        resolve_model_path(student, model.get("cache_dir"))
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(f"model.student {student!r}: {err}\n{accepted}") from None
+
+
 def check_ckpt_path(ckpt_path: str | None) -> None:
     """Refuse a ``--ckpt_path`` that names no file, before any model loads (Lightning would fail
     at fit start, after the models load, with a long traceback). ``last``, ``best``, ``hpc``,
@@ -239,15 +303,63 @@ def check_config_keys(parser: LightningArgumentParser, argv: list[str]) -> None:
     (callbacks, logger, optimizer) are checked against the class's constructor.
 
     jsonargparse would refuse them too, but only after printing ~85 lines of usage, and under a
-    union of class types it names the bad key last, with no suggestion.
+    union of class types it names the bad key last, with no suggestion. :func:`check_fit_command`
+    has checked the same keys before Lightning was imported, as far as the classes' source says.
     """
     import argparse
 
     keys = {a.dest for a in parser._actions if a.dest not in (argparse.SUPPRESS, "help")}
-    for source, doc in _config_docs(argv):
-        _check_mapping(doc, "", keys, source)
-    for key in _override_keys(argv):
-        _check_override(key, keys)
+    message = check_keys(_config_docs(argv), _override_keys(argv), keys, _signature_parameters)
+    if message:
+        raise UsageError(message)
+
+
+# What fit's parser holds besides the arguments of its three classes: LightningCLI's own keys,
+# and the arguments of Trainer.fit other than those LightningCLI fills itself
+# (LightningCLI.subcommands()["fit"]). tests/test_cli_keys.py compares the keys with the parser's.
+_FIT_OWN_KEYS = ("config", "print_config", "seed_everything", "optimizer", "lr_scheduler")
+_FIT_FILLED = {"model", "train_dataloaders", "val_dataloaders", "datamodule"}
+_FIT_SECTIONS = {"trainer": "lightning.pytorch.trainer.trainer.Trainer",
+                 "model": "read_lightning.training.module.DistillationModule",
+                 "data": "read_lightning.training.data.CapabilityDataModule"}
+
+
+@functools.cache
+def fit_keys() -> frozenset[str] | None:
+    """The keys ``read-train fit`` accepts (those of its parser but the ``.help`` of class-typed
+    keys), read from the source of its classes without importing them. A section whose class the
+    source does not fully describe accepts any key below it; None when Trainer.fit's is not known."""
+    fit = source_parameters(_FIT_SECTIONS["trainer"], "fit")
+    if fit is None:
+        return None
+    keys = {*_FIT_OWN_KEYS, *(fit - _FIT_FILLED)}
+    for section, class_path in _FIT_SECTIONS.items():
+        # Trainer.__init__'s decorator (defaults from environment variables) keeps its signature.
+        params = source_parameters(class_path, decorated=True)
+        keys |= {section, *(f"{section}.{p}" for p in params or ())}
+    return frozenset(keys)
+
+
+def check_fit_command(argv: list[str]) -> None:
+    """Refuse, before Lightning is imported, a subcommand other than ``fit`` and a key of a
+    ``--config`` file or a ``--section.key`` override that fit does not accept (the message of
+    :func:`check_config_keys`). ``argv`` starts with the subcommand. The keys come from the
+    classes' source (:func:`fit_keys`); what it cannot say, and the options of the main parser
+    before a subcommand, are left to LightningCLI's parser."""
+    if not argv or argv[0].startswith("-"):
+        return
+    if argv[0] != "fit":
+        commands = ["fit", *_tools()]
+        guess = difflib.get_close_matches(argv[0], commands, n=1, cutoff=0.6)
+        lines = [f"unknown command {argv[0]!r}"]
+        lines += [f"  did you mean {guess[0]!r}?"] if guess else []
+        lines.append(f"  read-train accepts: {', '.join(commands)}")
+        raise UsageError("\n".join(lines))
+    keys = fit_keys()
+    if keys is not None:
+        message = check_keys(_config_docs(argv[1:]), _override_keys(argv[1:]), set(keys), source_parameters)
+        if message:
+            raise UsageError(message)
 
 
 def _config_docs(argv: list[str]) -> list[tuple[str, dict[str, Any]]]:
@@ -279,73 +391,19 @@ def _override_keys(argv: list[str]) -> list[str]:
     return out
 
 
-def _check_mapping(doc: dict[str, Any], prefix: str, keys: set[str], source: str) -> None:
-    for key, value in doc.items():
-        path = f"{prefix}{key}"
-        deeper = any(k.startswith(path + ".") for k in keys)
-        if isinstance(value, dict) and deeper and "class_path" not in value:
-            _check_mapping(value, path + ".", keys, source)
-        elif path in keys:
-            _check_init_args(value, path, source)
-        else:
-            raise UsageError(_unknown_key(path, keys, f"in {source}"))
-
-
-def _check_override(key: str, keys: set[str]) -> None:
-    if key in keys:
-        return
-    parts = key.split(".")
-    for i in range(1, len(parts)):
-        prefix = ".".join(parts[:i])
-        # a key under a class-typed entry (--trainer.logger.init_args.name) is the class's to check;
-        # a section (model, data, trainer) has keys of its own below it
-        if prefix in keys and not any(k.startswith(prefix + ".") and k != prefix + ".help" for k in keys):
-            return
-    raise UsageError(_unknown_key(key, keys, "on the command line", flag=True))
-
-
-def _check_init_args(value: Any, path: str, source: str) -> None:
-    """Check the ``init_args`` keys of each ``class_path`` entry in ``value`` (one or a list)."""
+def _signature_parameters(class_path: str) -> set[str] | None:
+    """The parameters of the class at ``class_path``, imported; None when it cannot be imported
+    (jsonargparse says why) or takes ``**kwargs`` (only the class knows what it accepts)."""
     import importlib
 
-    for item in value if isinstance(value, list) else [value]:
-        if not (isinstance(item, dict) and isinstance(item.get("class_path"), str)
-                and isinstance(item.get("init_args"), dict)):
-            continue
-        module, _, name = item["class_path"].rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            continue  # jsonargparse says why the class cannot be found
-        params = inspect.signature(cls).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            continue  # takes **kwargs: only the class knows what it accepts
-        accepted = {n for n, p in params.items() if p.kind is not p.VAR_POSITIONAL}
-        for arg in item["init_args"]:
-            if arg not in accepted:
-                raise UsageError(_unknown_key(arg, accepted, f"in {source}", owner=f"{path}: {name}"))
-
-
-def _unknown_key(key: str, keys: set[str] | list[str], where: str, *, owner: str | None = None,
-                 flag: bool = False) -> str:
-    """A few lines: the unknown key and where it is, the nearest accepted key, the keys accepted
-    beside it."""
-    dash = "--" if flag else ""
-    parent, _, leaf = key.rpartition(".")
-    siblings = sorted(k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent and k != "config")
-    guess = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
-    if guess:
-        guess = [f"{parent}.{guess[0]}" if parent else guess[0]]
-    else:  # the right key in the wrong section (data.lr for model.lr)
-        guess = sorted(k for k in keys if k.rpartition(".")[2] == leaf and k != key)[:1]
-    head = f"{owner} does not accept {key!r}" if owner else f"unknown configuration key '{dash}{key}'"
-    lines = [f"{head} ({where})"]
-    if guess:
-        lines.append(f"  did you mean '{dash}{guess[0]}'?")
-    scope = owner or (f"{parent!r}" if parent else "the top level")
-    lines.append(textwrap.fill(f"{scope} accepts: {', '.join(siblings)}", width=100,
-                               initial_indent="  ", subsequent_indent="    "))
-    return "\n".join(lines)
+    module, _, name = class_path.rpartition(".")
+    try:
+        params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n, p in params.items() if p.kind is not p.VAR_POSITIONAL}
 
 
 _REFUSED_OPTION = re.compile(r"Problem with given class_path '([\w.]+)':\s+Option '(\w+)' is not accepted")
@@ -418,9 +476,16 @@ TRAINER_DEFAULTS = {
 }
 
 
-def lightning_main(args: list[str] | None = None, run: bool = True) -> ReadCLI:
-    check_moved_paths(sys.argv[1:] if args is None else args)
-    return ReadCLI(
+def lightning_main(args: list[str] | None = None, run: bool = True) -> Any:
+    """The ``ReadCLI`` of ``args`` (default ``sys.argv[1:]``): with ``run``, a subcommand and its
+    arguments, run; else fit's arguments, parsed and instantiated."""
+    argv = list(sys.argv[1:] if args is None else args)
+    check_moved_paths(argv)
+    check_fit_command(argv if run else ["fit", *argv])
+    from read_lightning.training.data import CapabilityDataModule
+    from read_lightning.training.module import DistillationModule
+
+    return _read_cli()(
         DistillationModule,
         CapabilityDataModule,
         trainer_defaults=TRAINER_DEFAULTS,
