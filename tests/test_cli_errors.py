@@ -252,3 +252,22 @@ def test_a_failed_start_into_a_new_tree_removes_the_tree_and_a_run_with_a_checkp
     (run / "checkpoints" / "last.ckpt").write_bytes(b"state")
     remove_failed_start(created)
     assert (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_bf16_on_a_cpu_without_it_falls_back_to_fp32_with_a_warning(monkeypatch, caplog):
+    from read_lightning import cli
+
+    for native, accelerator, precision, expected in [
+        (False, "cpu", "bf16-mixed", "32-true"),
+        (False, "auto", "bf16-mixed", "32-true"),
+        (True, "cpu", "bf16-mixed", "bf16-mixed"),
+        (False, "cpu", "32-true", "32-true"),
+        (False, "gpu", "bf16-mixed", "bf16-mixed"),
+    ]:
+        monkeypatch.setattr(cli, "_native_cpu_bf16", lambda native=native: native)
+        monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+        trainer = {"accelerator": accelerator, "precision": precision}
+        caplog.clear()
+        cli.cpu_precision(trainer)
+        assert trainer["precision"] == expected
+        assert ("no native bf16" in caplog.text) == (expected != precision)

@@ -9,7 +9,7 @@ from test_data import make_dm
 from read_lightning.training.module import DistillationModule, lr_factor
 
 
-def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, **module_kw):
+def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, precision="32-true", **module_kw):
     dm = make_dm(tok, budget_tokens=2400 * epochs, num_intervals=epochs)
     module = DistillationModule(lr=3e-3, warmup_fraction=0.0, **module_kw).attach(
         student=student or build_tiny_model(tok), tokenizer=tok, teacher=teacher
@@ -23,6 +23,7 @@ def tiny_run(tok, tmp_path, epochs=3, student=None, teacher=None, **module_kw):
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
+        precision=precision,
     )
     trainer.fit(module, datamodule=dm)
     return trainer, module, dm
@@ -89,6 +90,22 @@ def test_lean_logits_keep_a_models_own_logit_post_processing(tiny_tokenizer, cap
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][keep]
     assert full.abs().max() <= 3.0 and torch.allclose(lean, full, atol=1e-5)
     assert "Gemma2ForCausalLM post-processes its logits" in caplog.text
+
+
+def test_bf16_mixed_kd_trains_fp32_weights_through_the_fused_loss(tiny_tokenizer, tmp_path):
+    # The recipe's CPU precision: autocast bf16 matmuls (the fused loss's projections included),
+    # fp32 master weights and loss.
+    teacher = build_tiny_model(tiny_tokenizer, num_layers=3, seed=2).requires_grad_(False)
+    student = build_tiny_model(tiny_tokenizer)
+    before = [p.detach().clone() for p in student.parameters()]
+    trainer, module, _ = tiny_run(tiny_tokenizer, tmp_path, epochs=2, student=student, teacher=teacher,
+                                  precision="bf16-mixed", kd_weight=1.0, kd_positions="all")
+    assert all(p.dtype == torch.float32 for p in module.student.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, module.student.parameters()))
+    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    kd = [float(r.split(",")[header.index("train/kd_loss")]) for r in rows[1:] if r.split(",")[header.index("train/kd_loss")]]
+    assert all(map(torch.isfinite, torch.tensor(kd))) and sum(kd[-3:]) < sum(kd[:3])
 
 
 def test_logit_kd_trains_with_a_teacher_in_process(tiny_tokenizer, tmp_path):
