@@ -110,3 +110,24 @@ def test_similarity_spec_errors_name_the_spec(tiny_tokenizer):
         parse_layer_spec("similarity:3", 2)
     with pytest.raises(ValueError, match="needs calibration prompts"):
         compress_layers(model, "similarity:1")
+
+
+def test_the_layer_ranking_is_cached_by_weights_and_prompts(tiny_tokenizer, tmp_path, monkeypatch):
+    model = build_tiny_model(tiny_tokenizer, num_layers=4)
+    prompts = [[1, 5, 9, 12, 7], [3, 4, 8]]
+    calls = []
+    measure = models.layer_similarity
+    monkeypatch.setattr(models, "layer_similarity", lambda m, p: calls.append(len(p)) or measure(m, p))
+    first = compress_layers(model, "similarity:2", prompts, cache_dir=tmp_path)
+    again = compress_layers(model, "similarity:2", prompts, cache_dir=tmp_path)
+    assert calls == [2] and len(list((tmp_path / "layer_similarity").glob("*.json"))) == 1
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    compress_layers(model, "similarity:2", prompts[:1], cache_dir=tmp_path)  # other prompts
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.add_(0.1)  # other weights
+    compress_layers(model, "similarity:2", prompts, cache_dir=tmp_path)
+    assert calls == [2, 1, 2]
+    for path in (tmp_path / "layer_similarity").glob("*.json"):
+        path.write_text("[0.5")  # broken: measured again
+    compress_layers(model, "similarity:2", prompts, cache_dir=tmp_path)
+    assert calls == [2, 1, 2, 2]

@@ -11,7 +11,6 @@ a smooth diagnostic next to it, which can rise while no answer is right.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -117,13 +116,9 @@ def answer_outcomes(
 
 def _answers_key(model: torch.nn.Module, messages: Sequence[Any], max_new_tokens: int, batch_size: int,
                  strip: bool) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(json.dumps([type(model).__name__, max_new_tokens, batch_size, strip, list(messages)],
-                             sort_keys=True, default=str).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    from read_lightning.teachers.models import weights_digest
+
+    return weights_digest(model, max_new_tokens, batch_size, strip, list(messages))
 
 
 def _read_answers(path: Path | None, expected: int) -> list[str] | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -238,6 +240,38 @@ def parse_layer_spec(spec: str | list[int], num_layers: int) -> list[int]:
     return sorted(layers)
 
 
+def weights_digest(model: torch.nn.Module, *extra: Any) -> str:
+    """A hash of ``model``'s weights (names, dtypes, shapes, bytes) and of ``extra`` (JSON): the key
+    of anything cached about the model, so a changed weight is a cache miss, never a wrong hit."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(json.dumps([type(model).__name__, *extra], sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_layer_similarity(model: torch.nn.Module, prompts: Sequence[Sequence[int]],
+                            cache_dir: str | os.PathLike | None) -> list[float]:
+    """:func:`layer_similarity`, kept in ``<cache_dir>/layer_similarity/`` keyed by
+    :func:`weights_digest`: the embedded student's layers are ranked once per machine (a forward of
+    the teacher on every calibration prompt, ~15 s on 2 CPU cores), not once per run."""
+    if cache_dir is None:
+        return layer_similarity(model, prompts)
+    path = Path(cache_dir) / "layer_similarity" / f"{weights_digest(model, [list(p) for p in prompts])}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if isinstance(cached, list) and len(cached) == len(model.model.layers):
+            return [float(x) for x in cached]
+    except (OSError, ValueError, TypeError):
+        pass  # absent or broken: measured again
+    scores = layer_similarity(model, prompts)
+    from read_lightning.core.jsonl import write_json_atomic
+
+    write_json_atomic(path, scores)
+    return scores
+
+
 @torch.no_grad()
 def layer_similarity(model: torch.nn.Module, prompts: Sequence[Sequence[int]]) -> list[float]:
     """Per decoder layer, the mean cosine similarity between its input and output hidden states.
@@ -277,13 +311,18 @@ def most_needed_layers(similarity: Sequence[float], keep: int) -> list[int]:
 
 
 def compress_layers(
-    model: torch.nn.Module, spec: str | list[int], calibration: Sequence[Sequence[int]] | None = None
+    model: torch.nn.Module,
+    spec: str | list[int],
+    calibration: Sequence[Sequence[int]] | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
 ) -> torch.nn.Module:
     """A deep copy of ``model`` keeping only the decoder layers named by ``spec``.
 
     Works for the usual decoder layout (``model.model.layers``: Llama, Qwen2, Mistral, SmolLM).
     A ``"similarity:N"`` spec keeps the N layers that change their input most on
-    ``calibration`` (token id lists), which it then needs.
+    ``calibration`` (token id lists), which it then needs; with ``cache_dir`` the ranking is
+    kept there (:func:`cached_layer_similarity`).
     """
     decoder = getattr(model, "model", None)
     layers = getattr(decoder, "layers", None)
@@ -294,7 +333,7 @@ def compress_layers(
         if not calibration:
             raise ValueError(f"layer spec {spec!r} needs calibration prompts to rank the layers")
         parse_layer_spec(spec, len(layers))  # N within the model's depth
-        spec = most_needed_layers(layer_similarity(model, calibration), count)
+        spec = most_needed_layers(cached_layer_similarity(model, calibration, cache_dir), count)
         log.info("keeping layers %s of %d (least like their input on %d calibration prompts)",
                  spec, len(layers), len(calibration))
     keep = parse_layer_spec(spec, len(layers))

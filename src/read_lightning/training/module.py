@@ -17,6 +17,7 @@ from read_lightning.core.jsonl import write_json_atomic
 from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
+    default_cache_dir,
     load_model,
     load_tokenizer,
     parse_layer_spec,
@@ -185,7 +186,8 @@ class DistillationModule(L.LightningModule):
             # teacher's weights are read from disk only once.
             base = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir, shared=hp.student == hp.teacher)
             calibration = calibration_prompts(self.tokenizer) if similarity_keep(hp.student_layers) else None
-            self.student = compress_layers(base, hp.student_layers, calibration)
+            self.student = compress_layers(base, hp.student_layers, calibration,
+                                           cache_dir=hp.cache_dir or default_cache_dir())
         else:
             self.student = load_model(hp.student, dtype=hp.dtype, cache_dir=hp.cache_dir)
         self.student.requires_grad_(True).train()
