@@ -181,9 +181,9 @@ def test_checkpoint_on_an_intervals_last_batch_resumes_into_its_decision_with_a_
 
     full_dm = fit(tmp_path / "full", [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw)])
     if not reopen:  # the control: without the fix the interval's end is skipped on resume
-        import read_lightning.training.module as module
+        import read_lightning.training.run_state as run_state
 
-        monkeypatch.setattr(module, "reopen_interval_end", lambda checkpoint: False)
+        monkeypatch.setattr(run_state, "reopen_interval_end", lambda checkpoint: False)
     part, ckpt = tmp_path / "part", tmp_path / "part" / "interval_1_last_batch.ckpt"
     with pytest.raises(Killed):
         fit(part, [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs=kw),
@@ -266,18 +266,20 @@ def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
 
 def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
     from read_lightning.training.callbacks import CapabilityProbeCallback
+    from read_lightning.training.run_state import RunState
 
-    module = DistillationModule()
-    module.on_load_checkpoint({"wall_clock_seconds": 100.0})  # the process before the kill ran 100 s
-    before, saved = module.wall_clock_seconds(), {}
-    module.on_save_checkpoint(saved)
+    state = RunState()  # the run's one clock, asked by the module and the callbacks
+    state.load_state_dict({"wall_clock_seconds": 100.0})  # the process before the kill ran 100 s
+    before = state.elapsed()
+    saved = state.state_dict()
     assert 100.0 <= before <= saved["wall_clock_seconds"] < 160.0
     probe = CapabilityProbeCallback()
+    probe.run_state = state
     # 40 of the earlier process's 100 s were probing: the fraction must not count them over this
     # process's seconds only (that made it exceed 1 after a resume).
-    probe.load_state_dict({"latest_profile": None, "history": [], "seconds": 40.0, "wall_seconds": 100.0})
+    probe.load_state_dict({"latest_profile": None, "history": [], "seconds": 40.0})
     assert probe._fraction() == pytest.approx(0.4, abs=0.05)
-    assert probe.state_dict()["wall_seconds"] >= 100.0
+    assert state.state_dict()["wall_clock_seconds"] >= 100.0
 
 
 def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer, tmp_path, monkeypatch):
@@ -287,6 +289,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     import time
 
     from read_lightning.training.callbacks import TaskEvaluationCallback
+    from read_lightning.training.run_state import RunState
 
     slow = TaskEvaluationCallback._prepare_references
 
@@ -304,7 +307,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     assert summary["wall_clock_seconds"] <= elapsed
     fraction = summary["TaskEvaluationCallback"]["fraction_of_wall_clock"]
     assert fraction == pytest.approx(task.seconds / summary["wall_clock_seconds"], abs=0.02)
-    assert not hasattr(trainer, "_read_fit_started")  # cleared for the trainer's next fit
+    assert not RunState.of(trainer).clock_running  # cleared for the trainer's next fit
 
 
 def test_task_evaluation_answers_the_test_split_before_and_after_training(tiny_tokenizer, tmp_path):

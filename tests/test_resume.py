@@ -105,11 +105,11 @@ def _install_kill_point(spec: str) -> None:
         ModelCheckpoint.on_train_epoch_end = checkpoint_epoch_end
     elif kind == "outputs":  # the student written, the ledger and summary not yet
 
-        def save_outputs(self, log_dir, student_state):
-            self.student.save_pretrained(Path(log_dir) / "student", state_dict=student_state)
+        def write_student(self, out, student_state):
+            self.student.save_pretrained(out, state_dict=student_state)
             die()
 
-        DistillationModule._save_outputs = save_outputs
+        DistillationModule._write_student = write_student
     else:
         raise ValueError(f"unknown kill point {spec!r}")
 

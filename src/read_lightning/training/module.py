@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.core.checks import check_number
-from read_lightning.core.jsonl import write_json_atomic
 from read_lightning.teachers.models import (
     EMBEDDED,
     compress_layers,
@@ -25,6 +23,7 @@ from read_lightning.teachers.models import (
     similarity_keep,
 )
 from read_lightning.training.losses import DIVERGENCES, KD_POSITIONS, distillation_loss, fused_linear_distillation
+from read_lightning.training.run_state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +157,18 @@ class DistillationModule(L.LightningModule):
         # parameters, state_dict and checkpoints by not registering it as a submodule.
         self._frozen: dict[str, torch.nn.Module | None] = {"teacher": None}
         self.tokenizer: Any = None
-        self.tokens_seen = 0
         self._lean_checked: dict[int, bool] = {}  # id(model) -> lean path gives its own logits
-        self._fit_started = time.perf_counter()
-        self._wall_before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
-        self._outputs_written = False
 
     @property
     def teacher(self) -> torch.nn.Module | None:
         return self._frozen["teacher"]
+
+    @property
+    def tokens_seen(self) -> int | None:
+        """Tokens trained so far, over all ranks: the data module's ledger's count (charged as each
+        batch goes to the device); None without a ledger."""
+        ledger = getattr(getattr(self._trainer, "datamodule", None), "ledger", None)
+        return int(ledger.summary()["training"]) if ledger is not None else None
 
     # ----------------------------------------------------------------- models
     def attach(self, *, student: torch.nn.Module, tokenizer: Any, teacher: torch.nn.Module | None = None) -> DistillationModule:
@@ -299,18 +301,13 @@ class DistillationModule(L.LightningModule):
                 with torch.no_grad():
                     teacher_logits = self._logits_at(self.teacher, batch, keep)
             out = distillation_loss(student_logits, targets[keep], teacher_logits, **options)
-        trained = int(batch["attention_mask"].sum())
-        if self.trainer.world_size > 1:
-            # Every rank counts the tokens of the whole step, so the count (checkpointed from
-            # rank 0, restored on every rank) means the same on all of them.
-            local = torch.tensor(trained, dtype=torch.long, device=self.trainer.strategy.root_device)
-            trained = int(self.trainer.strategy.reduce(local, reduce_op="sum"))
-        self.tokens_seen += trained
         bs = batch["input_ids"].shape[0]
         self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=bs)
         self.log("train/ce_loss", out.ce, batch_size=bs)
         self.log("train/kd_loss", out.kd, batch_size=bs)
-        self.log("train/tokens_seen", float(self.tokens_seen), prog_bar=True, batch_size=bs, reduce_fx="max")
+        tokens_seen = self.tokens_seen
+        if tokens_seen is not None:
+            self.log("train/tokens_seen", float(tokens_seen), prog_bar=True, batch_size=bs, reduce_fx="max")
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         return out.loss
 
@@ -342,11 +339,15 @@ class DistillationModule(L.LightningModule):
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
-    # ----------------------------------------------------------------- budget and output
-    def on_train_epoch_end(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and getattr(dm, "budget_exhausted", False):
-            self.trainer.should_stop = True
+    # ----------------------------------------------------------------- output
+    # The run's clock, stop decision and files belong to its RunState; the module asks it.
+    def setup(self, stage: str) -> None:
+        RunState.of(self.trainer)  # attached before a checkpoint is restored into it
+
+    def on_fit_start(self) -> None:
+        RunState.of(self.trainer).start_clock()
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     def on_train_end(self) -> None:
         self._write_outputs()
@@ -354,21 +355,19 @@ class DistillationModule(L.LightningModule):
     def on_fit_end(self) -> None:
         # A run resumed from the checkpoint of its last interval (killed after it, before or while
         # writing the outputs) has nothing left to train, and Lightning then skips on_train_end.
-        if not self._outputs_written:
-            self._write_outputs()
+        # The run state writes them once either way.
+        self._write_outputs()
 
     def _write_outputs(self) -> None:
-        # Both are collectives under several processes (log_dir is broadcast from rank 0), so
-        # every rank takes part before rank 0 alone writes.
-        log_dir, student_state = self.trainer.log_dir, full_student_state(self.trainer)
-        self._save_outputs(log_dir, student_state)
-        self._outputs_written = True
+        RunState.of(self.trainer).write_outputs(self.trainer, self._save_student)
+
+    def _save_student(self, log_dir: str | None) -> Path | None:
+        # A collective under several processes: every rank takes part before rank 0 alone writes.
+        student_state = full_student_state(self.trainer)
+        return self._write_student(Path(log_dir) / "student", student_state) if log_dir else None
 
     @rank_zero_only
-    def _save_outputs(self, log_dir: str | None, student_state: dict[str, torch.Tensor]) -> None:
-        if not log_dir:
-            return
-        out = Path(log_dir) / "student"
+    def _write_student(self, out: Path, student_state: dict[str, torch.Tensor]) -> Path:
         self.student.save_pretrained(out, state_dict=student_state)
         if self.tokenizer is not None:
             # the chat template travels with the tokenizer (tokenizer_config.json / chat_template.jinja)
@@ -376,102 +375,7 @@ class DistillationModule(L.LightningModule):
             if not getattr(self.tokenizer, "chat_template", None):
                 log.warning("the tokenizer has no chat template: %s cannot be used with chat messages", out)
         _greedy_generation_config(self.student, self.tokenizer).save_pretrained(out)
-        dm = getattr(self.trainer, "datamodule", None)
-        ledger = getattr(dm, "ledger", None)
-        summary: dict[str, Any] = {
-            "wall_clock_seconds": round(self.wall_clock_seconds(), 2),
-            "tokens_seen": self.tokens_seen,
-            "student": str(out),
-        }
-        if ledger is not None:
-            write_json_atomic(Path(log_dir) / "ledger.json", ledger.summary())
-            summary["ledger"] = ledger.summary()
-        # Callbacks that measure something (probe cost, decisions) report it here.
-        for cb in self.trainer.callbacks:
-            if callable(getattr(cb, "summary", None)):
-                summary[type(cb).__name__] = cb.summary()
-        summary["time"] = time_shares(summary["wall_clock_seconds"], {
-            "generation": getattr(dm, "generation_seconds", None),
-            "probes": (summary.get("CapabilityProbeCallback") or {}).get("seconds"),
-            "task_evaluation": (summary.get("TaskEvaluationCallback") or {}).get("seconds"),
-        })
-        write_json_atomic(Path(log_dir) / "summary.json", summary)
-        log.info("student saved to %s; run summary in %s", out, Path(log_dir) / "summary.json")
-
-    def on_fit_start(self) -> None:
-        self._fit_started = fit_started(self.trainer)
-        self._outputs_written = False
-        if self.teacher is not None:
-            self.teacher.to(self.device)
-
-    def teardown(self, stage: str) -> None:
-        if self._trainer is not None:
-            clear_fit_started(self._trainer)
-
-    def wall_clock_seconds(self) -> float:
-        """Seconds spent in ``fit`` by this run, summed over the processes a resumed run went
-        through (each earlier process up to its last checkpoint; time after that was lost work)."""
-        return self._wall_before + time.perf_counter() - self._fit_started
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["tokens_seen"] = self.tokens_seen
-        checkpoint["wall_clock_seconds"] = self.wall_clock_seconds()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.tokens_seen = int(checkpoint.get("tokens_seen", 0))
-        self._wall_before = float(checkpoint.get("wall_clock_seconds", 0.0))
-        reopen_interval_end(checkpoint)
-
-
-def time_shares(wall: float, phases: dict[str, float | None]) -> dict[str, Any]:
-    """Where a run's wall clock went: seconds and share of each measured phase, the rest being
-    training (steps, checkpoints, model loading). Phases not measured (None) are left out."""
-    seconds = {name: round(float(v), 2) for name, v in phases.items() if v is not None}
-    seconds["training_and_other"] = round(max(0.0, wall - sum(seconds.values())), 2)
-    return {"seconds": seconds, "share": {k: round(v / wall, 4) if wall > 0 else 0.0 for k, v in seconds.items()}}
-
-
-def fit_started(trainer: Any) -> float:
-    """When this process's ``fit`` started, one clock for the module and every timing callback.
-
-    Lightning runs the callbacks' ``on_fit_start`` before the module's, and those do timed work
-    (the baseline probe, the teacher's references), so each hook asks here and the first one to
-    ask starts the clock; ``teardown`` clears it (:func:`clear_fit_started`) for the next ``fit``.
-    """
-    started = getattr(trainer, "_read_fit_started", None)
-    if started is None:
-        started = time.perf_counter()
-        trainer._read_fit_started = started
-    return started
-
-
-def clear_fit_started(trainer: Any) -> None:
-    if hasattr(trainer, "_read_fit_started"):
-        del trainer._read_fit_started
-
-
-def reopen_interval_end(checkpoint: dict[str, Any]) -> None:
-    """Make a checkpoint taken after an interval's last step still run the interval's end.
-
-    A step-based checkpoint (``ModelCheckpoint(every_n_train_steps=...)``) can land on the last
-    batch of an epoch, before ``on_train_epoch_end``. Lightning resumes such a checkpoint as a
-    finished epoch and never calls that hook, so the interval would go unprobed and the bandit
-    would neither observe it nor choose the next mixture. Marking the batch as not the last one
-    makes Lightning resume inside the epoch; a resumable loader (one with ``state_dict``, as the
-    data module's) has no batch left to give, so the epoch ends at once and its end-of-interval
-    hooks run. Without a saved loader state the epoch would be replayed from its start, so the
-    checkpoint is then left as it is. Called before the loops are restored from ``checkpoint``
-    by ``DistillationModule`` and by the probe and bandit callbacks (so it also works with a
-    user's own module); it is idempotent.
-    """
-    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
-    progress = fit_loop.get("epoch_loop.batch_progress")
-    loader_state = (fit_loop.get("state_dict") or {}).get("combined_loader")
-    if isinstance(progress, dict) and progress.get("is_last_batch") and loader_state:
-        total = progress.get("total", {})
-        # Saved from on_train_batch_end: the batch was processed but not yet counted completed.
-        if total.get("processed") == total.get("completed", 0) + 1:
-            progress["is_last_batch"] = False
+        return out
 
 
 def full_student_state(trainer: L.Trainer) -> dict[str, torch.Tensor]:

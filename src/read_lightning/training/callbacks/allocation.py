@@ -16,6 +16,7 @@ from read_lightning.allocation.bandit import make_allocator
 from read_lightning.core.capabilities import validate_distribution
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_text_atomic
+from read_lightning.training.run_state import RunState
 
 __all__ = ["BanditAllocationCallback"]
 
@@ -27,7 +28,8 @@ class BanditAllocationCallback(Callback):
 
     Works with any LightningDataModule that has ``set_mixture_weights(dict)``; a ``ledger``
     (``spent``, ``fraction_spent``) on it gives the bandit its cost signal, and a
-    ``budget_exhausted`` property stops training once the budget is spent.
+    ``budget_exhausted`` property stops training once the budget is spent (the run's
+    :class:`~read_lightning.training.run_state.RunState` decides the stop; the bandit asks it).
 
     Args:
         allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,
@@ -84,6 +86,11 @@ class BanditAllocationCallback(Callback):
         self._restored: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- setup
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Attached before a checkpoint is restored, so a checkpoint of an interval's last batch
+        # resumes into the decision after it with a user's own module too.
+        RunState.of(trainer)
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
         if dm is None or not callable(getattr(dm, "set_mixture_weights", None)):
@@ -106,10 +113,10 @@ class BanditAllocationCallback(Callback):
         if self._restored is not None:
             self._apply_restored()
             self._truncate_log(trainer)
-            if not self._awaiting(trainer) and getattr(dm, "budget_exhausted", False):
-                # The checkpoint is of a run that had observed its last interval and spent its
-                # budget (the stop itself is not checkpointed): nothing is left to train.
-                trainer.should_stop = True
+            if not self._awaiting(trainer):
+                # The checkpoint is of a run that had observed its last interval: if it had spent
+                # its budget (the stop itself is not checkpointed), nothing is left to train.
+                RunState.of(trainer).decide(trainer)
             return
         self._decide(trainer, pl_module, self._profile(trainer))
 
@@ -180,10 +187,12 @@ class BanditAllocationCallback(Callback):
                      "info": _jsonable(self.allocator.last_info)}, trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state = RunState.of(trainer)
         if not self._awaiting(trainer):
             # An epoch that had no decision to score: one more after a resumed run that had spent
             # its budget (its data module trains on nothing then).
-            trainer.should_stop = True
+            state.request_stop("no mixture choice awaits this interval's observation")
+            state.decide(trainer)
             return
         profile = self._profile(trainer)
         cost = self._spent(trainer) - self._spent_at_decision
@@ -202,10 +211,8 @@ class BanditAllocationCallback(Callback):
                      "cost": cost, "reward": reward, "profile": profile, "trained_mixture": trained,
                      "info": _jsonable(info)}, trainer)
         self._log(pl_module, trainer, reward, info)
-        dm = trainer.datamodule
-        if getattr(dm, "budget_exhausted", False):
-            trainer.should_stop = True
-            return
+        if state.decide(trainer):
+            return  # the budget is spent: no next mixture to choose
         self._decide(trainer, pl_module, profile)
 
     def _log(self, pl_module: L.LightningModule, trainer: L.Trainer, reward: float | None, info: dict[str, Any]) -> None:
@@ -276,11 +283,6 @@ class BanditAllocationCallback(Callback):
             "spent_at_decision": self._spent_at_decision,
             "rows_written": self._rows_written,
         }
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        from read_lightning.training.module import reopen_interval_end
-
-        reopen_interval_end(checkpoint)  # so the decision after the interval is made with a user's own module too
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # The allocator is built at fit start (it needs the data module); restore it then.

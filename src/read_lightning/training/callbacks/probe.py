@@ -104,6 +104,7 @@ class CapabilityProbeCallback(TimedEvaluation):
             raise ValueError(f"probe include_path {include_path!r} is given but no tasks name its tasks")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
         if self.harness is not None:
             self.harness.load_pending()
 

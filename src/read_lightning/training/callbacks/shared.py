@@ -11,6 +11,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from read_lightning.training.run_state import RunState
+
 __all__ = ["TimedEvaluation", "evaluation_student", "teacher_cache", "teacher_source"]
 
 
@@ -78,7 +80,8 @@ def teacher_cache(trainer: L.Trainer, cache_dir: str | None, kind: str) -> Path:
 
 class TimedEvaluation(Callback):
     """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
-    spent evaluating (part of the run summary), all saved in checkpoints.
+    spent evaluating (part of the run summary), all saved in checkpoints. The run's own wall clock,
+    which the time spent is a fraction of, is its :class:`RunState`'s.
 
     Subclasses name the attribute holding their latest result in ``_latest``.
     """
@@ -87,42 +90,29 @@ class TimedEvaluation(Callback):
 
     def __init__(self) -> None:
         self.seconds = 0.0
-        self._fit_started = time.perf_counter()
-        self._wall_before = 0.0  # fit wall clock of earlier processes of a resumed run
+        self.run_state: RunState | None = None  # attached in setup
         self.history: list[dict[str, Any]] = []
         setattr(self, self._latest, None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds,
-                "wall_seconds": self._wall_clock()}
+        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         setattr(self, self._latest, state[self._latest])
         self.history = list(state["history"])
         self.seconds = float(state["seconds"])
-        # Both sums run over the same processes, so the fraction stays a fraction after a resume.
-        self._wall_before = float(state.get("wall_seconds", 0.0))
 
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        from read_lightning.training.module import reopen_interval_end
-
-        reopen_interval_end(checkpoint)  # so the interval's evaluation runs with a user's own module too
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Attached before a checkpoint is restored, so it reopens an interval's end with a user's own module too.
+        self.run_state = RunState.of(trainer)
 
     def _start_clock(self, trainer: L.Trainer) -> None:
-        from read_lightning.training.module import fit_started
-
-        self._fit_started = fit_started(trainer)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        from read_lightning.training.module import clear_fit_started
-
-        clear_fit_started(trainer)
-
-    def _wall_clock(self) -> float:
-        return self._wall_before + time.perf_counter() - self._fit_started
+        RunState.of(trainer).start_clock()
 
     def _fraction(self) -> float:
-        total = self._wall_clock()
+        # The seconds and the run's clock both sum over the same processes, so the fraction stays
+        # a fraction after a resume.
+        total = self.run_state.elapsed() if self.run_state is not None else 0.0
         return self.seconds / total if total > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:

@@ -1,0 +1,194 @@
+"""``RunState``: the one owner of what belongs to a run rather than to one of its parts.
+
+It owns the run's clock, the stop decision, the reopening of an interval's end on a resume, and
+the run's files (``ledger.json``, ``summary.json``). The module and the callbacks ask it; none of
+them keeps a clock, sets ``trainer.should_stop`` or writes those files itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from read_lightning.core.checks import check_number
+from read_lightning.core.jsonl import write_json_atomic
+
+__all__ = ["RunState", "reopen_interval_end", "time_shares"]
+
+log = logging.getLogger(__name__)
+
+
+class RunState(Callback):
+    """The run's clock, its stop decision, its interval lifecycle on resume and its output files.
+
+    Not configured by a user: the parts that need it (``DistillationModule`` and the three
+    callbacks) attach it in their ``setup`` with :meth:`of`, so a user's own Trainer with only
+    ``BanditAllocationCallback`` gets one too. Being a callback, it is checkpointed with the run.
+
+    - **Clock**: seconds spent in ``fit``, summed over the processes of a resumed run (each
+      earlier process up to its last checkpoint). It starts when first asked in a ``fit``:
+      Lightning runs the callbacks' ``on_fit_start`` (the baseline probe, the teacher's
+      references) before the module's, and each of them starts it (:meth:`start_clock`).
+    - **Stop**: the run stops after an interval once the data module's budget is spent or a part
+      asked for it (:meth:`request_stop`). :meth:`decide` decides once per interval end (and once
+      at fit start), agrees across ranks through the strategy (any rank's reason stops all, as
+      ``EarlyStopping`` does) and sets ``trainer.should_stop``.
+    - **Resume**: a checkpoint taken on an interval's last batch resumes into that interval's end
+      (:func:`reopen_interval_end`).
+    - **Files**: :meth:`write_outputs` writes ``ledger.json`` and ``summary.json`` once per fit,
+      after the module has saved the student.
+    """
+
+    def __init__(self) -> None:
+        self._before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
+        self._started: float | None = None
+        self._requests: list[str] = []
+        self._decision: bool | None = None
+        self._outputs_written = False
+
+    @classmethod
+    def of(cls, trainer: L.Trainer) -> RunState:
+        """The trainer's run state, attached to its callbacks on the first ask."""
+        for callback in trainer.callbacks:
+            if isinstance(callback, RunState):
+                return callback
+        state = cls()
+        trainer.callbacks.append(state)
+        return state
+
+    # ----------------------------------------------------------------- clock
+    def start_clock(self) -> None:
+        """Start this process's clock unless a part already did in this ``fit``."""
+        if self._started is None:
+            self._started = time.perf_counter()
+
+    @property
+    def clock_running(self) -> bool:
+        return self._started is not None
+
+    def elapsed(self) -> float:
+        """Seconds spent in ``fit`` by this run, over all its processes."""
+        self.start_clock()
+        return self._before + time.perf_counter() - self._started
+
+    # ----------------------------------------------------------------- stop
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop; honoured by the next :meth:`decide`."""
+        self._requests.append(reason)
+
+    def decide(self, trainer: L.Trainer) -> bool:
+        """Whether the run stops now: the budget is spent or a part asked. A collective: call it on
+        every rank. Decided once per interval end; later calls in the same interval get the answer."""
+        if self._decision is None:
+            reasons = list(self._requests)
+            if getattr(getattr(trainer, "datamodule", None), "budget_exhausted", False):
+                reasons.append("the token budget is spent")
+            self._requests = []
+            self._decision = bool(trainer.strategy.reduce_boolean_decision(bool(reasons), all=False))
+            if self._decision:
+                log.info("stopping: %s", "; ".join(reasons) or "another rank asked")
+                trainer.should_stop = True
+        return self._decision
+
+    # ----------------------------------------------------------------- files
+    def write_outputs(self, trainer: L.Trainer, save_student: Callable[[str | None], Any] | None = None) -> None:
+        """Save the student (``save_student(log_dir)``, the module's), then ``ledger.json`` and
+        ``summary.json``; once per fit. Every rank calls it: the log dir and the student's state
+        are collectives under several processes; rank 0 alone writes."""
+        if self._outputs_written:
+            return
+        log_dir = trainer.log_dir
+        student_dir = save_student(log_dir) if save_student is not None else None
+        self._write_files(trainer, log_dir, student_dir)
+        self._outputs_written = True
+
+    @rank_zero_only
+    def _write_files(self, trainer: L.Trainer, log_dir: str | None, student_dir: Any) -> None:
+        if not log_dir:
+            return
+        dm = getattr(trainer, "datamodule", None)
+        ledger = getattr(dm, "ledger", None)
+        summary: dict[str, Any] = {
+            "wall_clock_seconds": round(self.elapsed(), 2),
+            "tokens_seen": getattr(trainer.lightning_module, "tokens_seen", None),
+            "student": str(student_dir),
+        }
+        if ledger is not None:
+            write_json_atomic(Path(log_dir) / "ledger.json", ledger.summary())
+            summary["ledger"] = ledger.summary()
+        # Callbacks that measure something (probe cost, decisions) report it here.
+        for cb in trainer.callbacks:
+            if callable(getattr(cb, "summary", None)):
+                summary[type(cb).__name__] = cb.summary()
+        summary["time"] = time_shares(summary["wall_clock_seconds"], {
+            "generation": getattr(dm, "generation_seconds", None),
+            "probes": (summary.get("CapabilityProbeCallback") or {}).get("seconds"),
+            "task_evaluation": (summary.get("TaskEvaluationCallback") or {}).get("seconds"),
+        })
+        write_json_atomic(Path(log_dir) / "summary.json", summary)
+        log.info("student saved to %s; run summary in %s", student_dir, Path(log_dir) / "summary.json")
+
+    # ----------------------------------------------------------------- hooks
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._requests, self._decision, self._outputs_written = [], None, False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._decision = None  # a new interval: its end is decided anew
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.decide(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._started = None  # the trainer's next fit starts its own clock
+
+    # ----------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"wall_clock_seconds": self.elapsed()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        seconds = state.get("wall_clock_seconds", 0.0)
+        check_number("checkpoint run state: field 'wall_clock_seconds'", seconds, low=0.0)
+        self._before = float(seconds)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        reopen_interval_end(checkpoint)
+        if self.state_key not in checkpoint.get("callbacks", {}):
+            # A checkpoint from before the run state: the module kept the clock then.
+            self._before = float(checkpoint.get("wall_clock_seconds", 0.0))
+
+
+def time_shares(wall: float, phases: dict[str, float | None]) -> dict[str, Any]:
+    """Where a run's wall clock went: seconds and share of each measured phase, the rest being
+    training (steps, checkpoints, model loading). Phases not measured (None) are left out."""
+    seconds = {name: round(float(v), 2) for name, v in phases.items() if v is not None}
+    seconds["training_and_other"] = round(max(0.0, wall - sum(seconds.values())), 2)
+    return {"seconds": seconds, "share": {k: round(v / wall, 4) if wall > 0 else 0.0 for k, v in seconds.items()}}
+
+
+def reopen_interval_end(checkpoint: dict[str, Any]) -> None:
+    """Make a checkpoint taken after an interval's last step still run the interval's end.
+
+    A step-based checkpoint (``ModelCheckpoint(every_n_train_steps=...)``) can land on the last
+    batch of an epoch, before ``on_train_epoch_end``. Lightning resumes such a checkpoint as a
+    finished epoch and never calls that hook, so the interval would go unprobed and the bandit
+    would neither observe it nor choose the next mixture. Marking the batch as not the last one
+    makes Lightning resume inside the epoch; a resumable loader (one with ``state_dict``, as the
+    data module's) has no batch left to give, so the epoch ends at once and its end-of-interval
+    hooks run. Without a saved loader state the epoch would be replayed from its start, so the
+    checkpoint is then left as it is. Called by :class:`RunState` before the loops are restored
+    from ``checkpoint``; it is idempotent.
+    """
+    fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+    progress = fit_loop.get("epoch_loop.batch_progress")
+    loader_state = (fit_loop.get("state_dict") or {}).get("combined_loader")
+    if isinstance(progress, dict) and progress.get("is_last_batch") and loader_state:
+        total = progress.get("total", {})
+        # Saved from on_train_batch_end: the batch was processed but not yet counted completed.
+        if total.get("processed") == total.get("completed", 0) + 1:
+            progress["is_last_batch"] = False
