@@ -404,7 +404,7 @@ def run(name: str, config: Config, models, rows, steps: int, recipe, args, devic
            **extra, **clock.figures(ceiling[config.precision]), "load_average": [round(x, 2) for x in os.getloadavg()]}
     out["ceiling_gflops_adjacent"] = round(adjacent, 1)
     out["utilisation_vs_adjacent"] = round(out["model_gflops"] / adjacent, 4)
-    print(f"{name}: {out['tokens_per_s']} tokens/s, utilisation {out['utilisation']}", file=sys.stderr)
+    print(f"{name}: {json.dumps(out)}", file=sys.stderr)  # progress, and what is measured if the run is cut short
     return out
 
 
