@@ -14,19 +14,21 @@ configurations one after the other in one process:
   one chunked pass), ``32-true``;
 - ``fused_bf16``: the same under ``bf16-mixed`` (bf16 autocast, fp32 weights);
 - levers, with ``--levers``: ``fused_1thread`` (one intra-op thread), ``fused_adamw_foreach`` and
-  ``fused_adamw_fused`` (AdamW's multi-tensor and fused kernels), ``fused_compile``
-  (``torch.compile`` of the student's decoder; its compilation falls in the untimed steps).
+  ``fused_adamw_fused`` (AdamW's multi-tensor and fused kernels).
 
-Prints one JSON object. The ``ceiling`` is the measured throughput of a 2048x2048x2048 matmul in
-fp32 and in bf16 (``generation.matmul_gflops``, the generation benchmark's measurement), taken
-before and after the configurations; the higher of the two is the ceiling, so a load spike on a
-shared machine lowers a utilisation rather than raising it (each configuration also gives its
-utilisation against the ceiling measured just before it, under the same load). Per configuration: trained
-(non-padding) tokens/s after ``--warmup-steps`` untimed steps, the model FLOPs of the timed steps
-per trained token, the achieved model GFLOP/s, ``utilisation`` (that over the ceiling of the
-precision it ran in), ``speedup_vs_baseline`` (tokens/s over ``plain``'s), and each step's loss;
-module configurations also give the largest relative difference of their step losses from
-``fused``'s (the same job on the same batches, so float rounding only, or bf16's).
+Prints one JSON object. The ceiling is the measured throughput of a 2048x2048x2048 matmul in
+fp32 and in bf16 (``generation.matmul_gflops``, the generation benchmark's measurement) on all
+cores. It is measured before each timed step, with the step clock stopped, so each configuration's
+``utilisation`` (its model GFLOP/s over the mean ceiling of its precision between its steps) is
+taken under the load its own steps ran in: on a shared machine the load moves by 2x within
+minutes. The run's ``ceiling`` (measured before and after all configurations, the higher kept)
+gives ``utilisation_vs_run_ceiling``. Per configuration: trained (non-padding) tokens/s after
+``--warmup-steps`` untimed steps, the model FLOPs of the timed steps per trained token, the
+achieved model GFLOP/s, ``speedup_vs_baseline`` (tokens/s over ``plain``'s) and
+``load_corrected_speedup_vs_baseline`` (the same with each side's tokens/s divided by the fp32
+ceiling between its own steps), and each step's loss; module configurations also give the same
+two ratios against ``fused`` and the largest relative difference of their step losses from
+``fused``'s (the same job on the same batches: float rounding only, or bf16's).
 
 Model FLOPs of one step, counted on the real (non-padding) tokens only, so padding and any
 recomputation are not work (:func:`forward_flops`):
@@ -39,7 +41,7 @@ recomputation are not work (:func:`forward_flops`):
 - embeddings, norms, activations, softmaxes, the loss and the optimiser are not counted.
 
     python benchmarks/throughput.py --steps 3         # 2 timed steps each: about 15 minutes on 2 busy CPU cores
-    python benchmarks/throughput.py --levers          # also threads, AdamW kernels, torch.compile
+    python benchmarks/throughput.py --levers          # also threads and AdamW kernels
     python benchmarks/throughput.py --configs plain,fused --steps 2 --max-tokens-per-batch 512   # quick
     # on a GPU:
     python benchmarks/throughput.py --examples 2048 --max-tokens-per-batch 16384
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import random
@@ -82,6 +85,7 @@ from read_lightning.training.module import DistillationModule, calibration_promp
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "smollm2-135m.yaml"
 PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
+MACHINE_THREADS = torch.get_num_threads()  # torch's default: every core
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,6 @@ class Config:
     module: dict[str, Any] = field(default_factory=dict)  # DistillationModule arguments over the recipe's
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     adamw: str | None = None  # "foreach" or "fused": that AdamW implementation
-    compile: bool = False  # torch.compile the student's decoder
 
 
 CONFIGS: dict[str, Config] = {
@@ -106,7 +109,6 @@ LEVERS: dict[str, Config] = {
     "fused_1thread": Config("module", threads=1),
     "fused_adamw_foreach": Config("module", adamw="foreach"),
     "fused_adamw_fused": Config("module", adamw="fused"),
-    "fused_compile": Config("module", compile=True),
 }
 BASELINE, REFERENCE = "plain", "fused"  # speedups are over BASELINE; loss differences from REFERENCE
 
@@ -253,44 +255,61 @@ def teacher_answers(n: int, max_new_tokens: int, max_length: int, seed: int) -> 
 
 class _StepClock:
     """Times the steps after the first ``warmup`` and counts their trained tokens and model FLOPs;
-    records every step's loss. One clock for both loops."""
+    records every step's loss. Before each timed step, with the clock stopped, it measures the
+    matmul ceiling of the step's precision, so a configuration's utilisation is taken against the
+    ceiling under the load its own steps ran in (on a shared machine the load moves by 2x within
+    minutes). One clock for both loops."""
 
-    def __init__(self, device: torch.device, warmup: int, student, teacher, everywhere: bool) -> None:
-        self.device, self.warmup = device, warmup
+    def __init__(self, device: torch.device, warmup: int, student, teacher, everywhere: bool,
+                 precision: str, ceiling_seconds: float) -> None:
+        self.device, self.warmup, self.precision, self.ceiling_seconds = device, warmup, precision, ceiling_seconds
         self.student, self.teacher, self.everywhere = student, teacher, everywhere
-        self.start = self.end = None
+        self.machine_threads = MACHINE_THREADS
+        self.started = None
+        self.seconds = 0.0
         self.tokens = self.steps = self.padded = 0
         self.flops = 0.0
         self.losses: list[float] = []
+        self.ceilings: list[float] = []
 
     def before(self, step: int) -> None:
-        if step == self.warmup:
+        if step >= self.warmup:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.machine_threads)  # the machine's ceiling, whatever this configuration uses
+            self.ceilings.append(ceilings(self.device, self.ceiling_seconds))
+            torch.set_num_threads(threads)
             _sync(self.device)
-            self.start = time.perf_counter()
+            self.started = time.perf_counter()
 
     def after(self, step: int, batch: dict[str, torch.Tensor], loss: torch.Tensor) -> None:
         self.losses.append(float(loss))
         if step >= self.warmup:
+            _sync(self.device)
+            self.seconds += time.perf_counter() - self.started
             self.steps += 1
             self.tokens += int(batch["attention_mask"].sum())
             self.padded += batch["attention_mask"].numel()
             self.flops += step_flops(self.student, self.teacher, batch, self.everywhere)
 
     def stop(self) -> None:
-        _sync(self.device)
-        self.end = time.perf_counter()
+        self.student = self.teacher = None  # a finished configuration's student is not kept alive
 
     def figures(self, ceiling_gflops: float) -> dict[str, Any]:
-        if self.start is None:
+        if not self.steps:
             raise SystemExit(f"only {len(self.losses)} steps, not more than --warmup-steps {self.warmup}: "
                              "raise --examples")
-        seconds = self.end - self.start
-        gflops = self.flops / seconds / 1e9
-        return {"timed_steps": self.steps, "timed_tokens": self.tokens, "seconds": round(seconds, 2),
-                "tokens_per_s": round(self.tokens / seconds, 1),
+        gflops = self.flops / self.seconds / 1e9
+        between = {k: sum(c[k] for c in self.ceilings) / len(self.ceilings) for k in PRECISIONS}
+        return {"timed_steps": self.steps, "timed_tokens": self.tokens, "seconds": round(self.seconds, 2),
+                "tokens_per_s": round(self.tokens / self.seconds, 1),
                 "padding_fraction": round(1 - self.tokens / self.padded, 4),
                 "model_gflop_per_token": round(self.flops / self.tokens / 1e9, 4),
-                "model_gflops": round(gflops, 1), "utilisation": round(gflops / ceiling_gflops, 4),
+                "model_gflops": round(gflops, 1),
+                "ceiling_gflops_between_steps": {k: round(v, 1) for k, v in between.items()},
+                "utilisation": round(gflops / between[self.precision], 4),
+                # tokens/s per fp32 ceiling GFLOP/s: a throughput with the machine's load divided out
+                "tokens_per_fp32_ceiling_gflop": float(f"{self.tokens / self.seconds / between['32-true']:.4g}"),
+                "utilisation_vs_run_ceiling": round(gflops / ceiling_gflops, 4),
                 "losses": [round(x, 5) for x in self.losses]}
 
 
@@ -329,10 +348,8 @@ def run_module(config: Config, student, teacher, tok, rows, recipe, args, device
     # A constant learning rate: the schedule is not what is measured.
     module = DistillationModule(**{**recipe["module"], **config.module}, warmup_fraction=0.0, min_lr_ratio=1.0)
     module.attach(student=student, tokenizer=tok, teacher=teacher)
-    if config.compile:
-        student.model.compile(dynamic=True)
     everywhere = teacher is not None and module.hparams.kd_positions == "all"
-    clock = _StepClock(device, args.warmup_steps, student, teacher, everywhere)
+    clock = _StepClock(device, args.warmup_steps, student, teacher, everywhere, config.precision, args.ceiling_seconds)
 
     class Clock(L.Callback):
         def on_train_start(self, trainer, pl_module):
@@ -366,12 +383,12 @@ def run_plain(config: Config, student, tok, rows, steps: int, recipe, args, devi
     _adamw_implementation(opt, config.adamw)
     # The same numerics as Lightning's "bf16-mixed": fp32 weights, bf16 autocast.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16-mixed")
-    clock = _StepClock(device, args.warmup_steps, student, None, everywhere=False)
+    clock = _StepClock(device, args.warmup_steps, student, None, False, config.precision, args.ceiling_seconds)
     starts = range(0, len(examples), batch_size)
     for step, i in enumerate(starts[: args.steps]):
-        clock.before(step)
         batch = collate(examples[i : i + batch_size], tok.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        clock.before(step)  # after collating, as Lightning's hook comes after the loader's batch
         with autocast:
             out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         out.loss.backward()
@@ -388,9 +405,6 @@ def run(name: str, config: Config, models, rows, steps: int, recipe, args, devic
     if config.threads:
         torch.set_num_threads(config.threads)
     student = copy.deepcopy(base)
-    # The ceiling of its precision measured just before, under the same load as its steps.
-    adjacent = matmul_gflops(2048, 2048, 2048, seconds=args.ceiling_seconds, device=device,
-                             dtype=PRECISIONS[config.precision])
     extra: dict[str, Any] = {}
     try:
         if config.loop == "plain":
@@ -399,11 +413,11 @@ def run(name: str, config: Config, models, rows, steps: int, recipe, args, devic
             clock = run_module(config, student, teacher, tok, rows, recipe, args, device)
     finally:
         torch.set_num_threads(threads)
+        del student
+        gc.collect()  # the trainer and module hold each other: free this student and its AdamW state now
     out = {"loop": config.loop, "precision": config.precision, "threads": config.threads or threads,
-           **{k: v for k, v in (("module", config.module), ("adamw", config.adamw), ("compile", config.compile)) if v},
+           **{k: v for k, v in (("module", config.module), ("adamw", config.adamw)) if v},
            **extra, **clock.figures(ceiling[config.precision]), "load_average": [round(x, 2) for x in os.getloadavg()]}
-    out["ceiling_gflops_adjacent"] = round(adjacent, 1)
-    out["utilisation_vs_adjacent"] = round(out["model_gflops"] / adjacent, 4)
     print(f"{name}: {json.dumps(out)}", file=sys.stderr)  # progress, and what is measured if the run is cut short
     return out
 
@@ -422,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--warmup-steps", type=int, default=1,
                    help="untimed optimiser steps at the start of each configuration")
-    p.add_argument("--ceiling-seconds", type=float, default=2.0, help="per matmul measurement")
+    p.add_argument("--ceiling-seconds", type=float, default=1.0,
+                   help="per matmul measurement (one before each timed step, two per precision before and after)")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="a data-sheet peak to also report MFU against (default: the bf16 dense peak of a known GPU)")
     args = p.parse_args(argv)
@@ -458,16 +473,21 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: run(name, known[name], models, rows, steps, recipe, args, device, before) for name in names}
     after = ceilings(device, args.ceiling_seconds)
     ceiling = {k: max(before[k], after[k]) for k in before}
-    # The utilisations above used the first measurement; restate them against the higher one.
+    # Against the machine's ceiling over the whole run (the higher of before and after).
     for r in results.values():
-        r["utilisation"] = round(r["model_gflops"] / ceiling[r["precision"]], 4)
+        r["utilisation_vs_run_ceiling"] = round(r["model_gflops"] / ceiling[r["precision"]], 4)
     base = results.get(BASELINE)
     ref = results.get(REFERENCE)
     for name, r in results.items():
         if base:
             r["speedup_vs_baseline"] = round(r["tokens_per_s"] / base["tokens_per_s"], 3)
+            # Tokens/s ratio corrected for load: each side's throughput over its own in-window ceiling.
+            r["load_corrected_speedup_vs_baseline"] = round(
+                r["tokens_per_fp32_ceiling_gflop"] / base["tokens_per_fp32_ceiling_gflop"], 3)
         if ref and r["loop"] == "module":
             r["speedup_vs_fused"] = round(r["tokens_per_s"] / ref["tokens_per_s"], 3)
+            r["load_corrected_speedup_vs_fused"] = round(
+                r["tokens_per_fp32_ceiling_gflop"] / ref["tokens_per_fp32_ceiling_gflop"], 3)
             diff = max(abs(a - b) / abs(b) for a, b in zip(r["losses"], ref["losses"]))
             r["max_loss_rel_diff_vs_fused"] = float(f"{diff:.3g}")
     peak, peak_source = (args.peak_tflops, "--peak-tflops") if args.peak_tflops else detected_peak_tflops(device)
