@@ -40,7 +40,7 @@ recomputation are not work (:func:`forward_flops`):
 - the student costs 3 forwards (forward and backward), the teacher 1 (no gradient);
 - embeddings, norms, activations, softmaxes, the loss and the optimiser are not counted.
 
-    python benchmarks/throughput.py --steps 3         # 2 timed steps each: about 15 minutes on 2 busy CPU cores
+    python benchmarks/throughput.py --steps 3         # 2 timed steps each: 17 minutes on 2 busy CPU cores
     python benchmarks/throughput.py --levers          # also threads and AdamW kernels
     python benchmarks/throughput.py --configs plain,fused --steps 2 --max-tokens-per-batch 512   # quick
     # on a GPU:
