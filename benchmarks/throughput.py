@@ -1,44 +1,72 @@
-"""Student training throughput: read-lightning's module/datamodule against a plain PyTorch loop.
+"""Student training throughput against the machine's measured matmul ceiling.
 
-Both sides train the same compressed embedded student (10 of SmolLM2-135M's 30 layers) on the
-same teacher-answered examples, from the same initial weights, with AdamW at the same lr:
+Trains the recipe's student (``recipes/smollm2-135m.yaml`` by default: SmolLM2-135M-Instruct
+compressed to 24 of its 30 layers by similarity, logit KD from the 30-layer teacher at every
+position) on the same teacher-answered examples, from the same initial weights, in several
+configurations one after the other in one process:
 
-- ours: CapabilityDataModule (length-grouped batches under a padded-token cap) feeding
-  DistillationModule (logits only at answer positions) through a Lightning Trainer;
-- plain: fixed-size batches in arrival order, ``model(input_ids, labels=...)``, with the batch
-  size set so both sides take the same number of optimiser steps (same tokens per step on average).
+- ``plain`` (the baseline): a plain PyTorch loop, fixed-size batches in arrival order,
+  ``model(input_ids, labels=...)``: response-only SFT, no teacher, fp32; its batch size gives it
+  the same number of optimiser steps as the module;
+- ``full_logits``: DistillationModule with ``lean_logits=False``: both models' full ``(B, T, V)``
+  logits, then the loss (how the project trained before ``fused_linear_distillation``);
+- ``fused``: DistillationModule as the recipe runs it (the vocabulary projection and the loss in
+  one chunked pass), ``32-true``;
+- ``fused_bf16``: the same under ``bf16-mixed`` (bf16 autocast, fp32 weights);
+- levers, with ``--levers``: ``fused_1thread`` (one intra-op thread), ``fused_adamw_foreach`` and
+  ``fused_adamw_fused`` (AdamW's multi-tensor and fused kernels).
 
-Teacher answers are generated once and cached, so neither side pays for generation here.
-Prints one JSON object: trained (non-padding) tokens/s for each side, their ratio, and the model
-FLOPs utilisation (MFU) of each side: ``6 * N * tokens/s`` against the device's peak, with N the
-student's non-embedding parameters (the usual 6N-per-token training estimate; attention scores
-and the vocabulary projection are left out, so MFU here understates the hardware's utilisation).
-The peak is ``--peak-tflops``, else the dense bf16 peak of a recognised GPU (H100/H200: 989),
-else (a CPU, an unknown GPU) the measured throughput of a 2048x2048 matmul in the run's dtype on
-the device, which ``measured_matmul_tflops`` always reports (``generation.py`` measures it the same
-way). The first ``--warmup-steps`` optimiser steps of
-each side are not timed (CUDA start-up, allocator warm-up).
+Prints one JSON object. The ceiling is the measured throughput of a 2048x2048x2048 matmul in
+fp32 and in bf16 (``generation.matmul_gflops``, the generation benchmark's measurement) on all
+cores. It is measured before each timed step, with the step clock stopped, so each configuration's
+``utilisation`` (its model GFLOP/s over the mean ceiling of its precision between its steps) is
+taken under the load its own steps ran in: on a shared machine the load moves by 2x within
+minutes. The run's ``ceiling`` (measured before and after all configurations, the higher kept)
+gives ``utilisation_vs_run_ceiling``. Per configuration: trained (non-padding) tokens/s after
+``--warmup-steps`` untimed steps, the model FLOPs of the timed steps per trained token, the
+achieved model GFLOP/s, ``speedup_vs_baseline`` (tokens/s over ``plain``'s) and
+``load_corrected_speedup_vs_baseline`` (the same with each side's tokens/s divided by the fp32
+ceiling between its own steps), and each step's loss; module configurations also give the same
+two ratios against ``fused`` and the largest relative difference of their step losses from
+``fused``'s (the same job on the same batches: float rounding only, or bf16's).
 
-    python benchmarks/throughput.py [--examples 192] [--max-tokens-per-batch 2048]
+Model FLOPs of one step, counted on the real (non-padding) tokens only, so padding and any
+recomputation are not work (:func:`forward_flops`):
+
+- a forward is 2 FLOPs per weight of every decoder linear layer per token, plus 2 per weight of
+  the output projection at the positions the loss uses (every real token but each row's last
+  for KD at all positions, the labelled answer tokens otherwise), plus causal attention: scores
+  and weighted values, 4 x heads x head_dim per (query, earlier key) pair, per layer;
+- the student costs 3 forwards (forward and backward), the teacher 1 (no gradient);
+- embeddings, norms, activations, softmaxes, the loss and the optimiser are not counted.
+
+    python benchmarks/throughput.py --steps 3         # 2 timed steps each: 17 minutes on 2 busy CPU cores
+    python benchmarks/throughput.py --levers          # also threads and AdamW kernels
+    python benchmarks/throughput.py --configs plain,fused --steps 2 --max-tokens-per-batch 512   # quick
     # on a GPU:
-    python benchmarks/throughput.py --precision bf16-mixed --examples 2048 --max-tokens-per-batch 16384
+    python benchmarks/throughput.py --examples 2048 --max-tokens-per-batch 16384
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
+import os
 import random
 import shutil
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from generation import matmul_gflops  # benchmarks/generation.py: one ceiling measurement for both
-
+import yaml
+from generation import flops_per_token, matmul_gflops  # benchmarks/generation.py: one measurement for both
 
 from read_lightning.core.jsonl import read_jsonl, write_jsonl_atomic
 from read_lightning.prompts.library import TemplateLibrary
@@ -49,10 +77,40 @@ from read_lightning.teachers.models import (
     default_cache_dir,
     load_model,
     load_tokenizer,
+    similarity_keep,
 )
-from read_lightning.training.batches import collate, encode_example
+from read_lightning.training.batches import collate, encode_example, length_grouped_batches
 from read_lightning.training.data import CapabilityDataModule
-from read_lightning.training.module import DistillationModule
+from read_lightning.training.module import DistillationModule, calibration_prompts
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "smollm2-135m.yaml"
+PRECISIONS = {"32-true": torch.float32, "bf16-mixed": torch.bfloat16}
+MACHINE_THREADS = torch.get_num_threads()  # torch's default: every core
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of training the same student on the same examples."""
+
+    loop: str  # "plain" (a hand-written PyTorch loop) or "module" (DistillationModule under a Trainer)
+    precision: str = "32-true"
+    module: dict[str, Any] = field(default_factory=dict)  # DistillationModule arguments over the recipe's
+    threads: int | None = None  # torch intra-op threads; None keeps torch's default
+    adamw: str | None = None  # "foreach" or "fused": that AdamW implementation
+
+
+CONFIGS: dict[str, Config] = {
+    "plain": Config("plain"),
+    "full_logits": Config("module", module={"lean_logits": False}),
+    "fused": Config("module"),
+    "fused_bf16": Config("module", "bf16-mixed"),
+}
+LEVERS: dict[str, Config] = {
+    "fused_1thread": Config("module", threads=1),
+    "fused_adamw_foreach": Config("module", adamw="foreach"),
+    "fused_adamw_fused": Config("module", adamw="fused"),
+}
+BASELINE, REFERENCE = "plain", "fused"  # speedups are over BASELINE; loss differences from REFERENCE
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets; matched
 # against torch.cuda.get_device_name() in this order (H100 PCIe/NVL before the SXM default).
@@ -80,17 +138,80 @@ def detected_peak_tflops(device: torch.device) -> tuple[float | None, str]:
     return None, f"unknown GPU {name!r}: pass --peak-tflops"
 
 
-def non_embedding_params(model: torch.nn.Module) -> int:
-    """Parameters outside the token embedding and the output projection (tied or not)."""
-    skip = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
-            for p in m.parameters()}
-    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+def forward_flops(model: torch.nn.Module, attention_mask: torch.Tensor, scored: int) -> float:
+    """Model FLOPs of one forward over the real tokens of a batch (see the module docstring).
+
+    ``attention_mask`` is ``(B, T)`` with 1 at real tokens; ``scored`` is how many positions the
+    loss reads the output projection at. Uses ``generation.flops_per_token`` (2 per linear weight,
+    the output projection included, plus attention over a given context): a token at position
+    ``i`` of its row attends to ``i + 1`` positions, so a row of ``L`` tokens has ``L (L + 1) / 2``
+    (query, key) pairs.
+    """
+    per_token = flops_per_token(model, 0.0)
+    per_pair = flops_per_token(model, 1.0) - per_token
+    head = 2 * model.get_output_embeddings().weight.numel()
+    lengths = attention_mask.sum(dim=1).long()
+    tokens, pairs = int(lengths.sum()), int((lengths * (lengths + 1) // 2).sum())
+    return (per_token - head) * tokens + head * scored + per_pair * pairs
 
 
-def flops_figures(tokens_per_s: float, n_params: int, peak_tflops: float | None) -> dict:
-    """Model FLOP/s of training at ``tokens_per_s`` (6 N per token) and its share of the peak."""
-    tflops = 6.0 * n_params * tokens_per_s / 1e12
-    return {"model_tflops": tflops, "mfu": tflops / peak_tflops if peak_tflops else None}
+def scored_positions(batch: dict[str, torch.Tensor], everywhere: bool) -> int:
+    """Positions whose output projection the loss uses, as ``DistillationModule.training_step``
+    picks them: every real token followed by a real one (KD at all positions), else the labelled ones."""
+    if everywhere:
+        real = batch["attention_mask"].bool()
+        return int((real[:, 1:] & real[:, :-1]).sum())
+    return int((batch["labels"][:, 1:] != -100).sum())
+
+
+def step_flops(student: torch.nn.Module, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
+               everywhere: bool) -> float:
+    """Model FLOPs of one training step: the student's forward and backward (3 forwards) and the
+    teacher's forward, if there is one."""
+    scored = scored_positions(batch, everywhere)
+    flops = 3 * forward_flops(student, batch["attention_mask"], scored)
+    if teacher is not None:
+        flops += forward_flops(teacher, batch["attention_mask"], scored)
+    return flops
+
+
+def ceilings(device: torch.device, seconds: float) -> dict[str, float]:
+    """Measured GFLOP/s of a 2048-cube matmul per precision (bf16-mixed runs its matmuls in bf16)."""
+    return {precision: matmul_gflops(2048, 2048, 2048, seconds=seconds, device=device, dtype=dtype)
+            for precision, dtype in PRECISIONS.items()}
+
+
+def load_recipe(path: Path) -> dict[str, Any]:
+    """The recipe's student, teacher, loss and data settings this benchmark reproduces."""
+    recipe = yaml.safe_load(path.read_text())
+    model, data = recipe.get("model") or {}, recipe.get("data") or {}
+    defaults = DistillationModule.__init__.__kwdefaults__ or {}
+    loss_keys = ("kd_weight", "kd_positions", "divergence", "temperature", "lr", "weight_decay", "betas")
+    return {
+        "student": model.get("student", EMBEDDED),
+        "student_layers": model.get("student_layers", "::3"),
+        "teacher": model.get("teacher", EMBEDDED),
+        "module": {k: model[k] for k in loss_keys if k in model},
+        "precision": (recipe.get("trainer") or {}).get("precision", "32-true"),
+        "max_tokens_per_batch": data.get("max_tokens_per_batch", 2048),
+        "max_length": data.get("max_length", 256),
+        "max_new_tokens": data.get("max_new_tokens", 64),
+        "kd": float(model.get("kd_weight", defaults.get("kd_weight", 0.0))) > 0,
+    }
+
+
+def build_models(recipe: dict[str, Any]) -> tuple[torch.nn.Module, torch.nn.Module | None, Any]:
+    """(student, teacher or None, tokenizer) as ``DistillationModule.configure_model`` builds them."""
+    tok = load_tokenizer(recipe["student"])
+    base = load_model(recipe["student"], shared=recipe["student"] == recipe["teacher"])
+    layers = recipe["student_layers"]
+    if layers:
+        calibration = calibration_prompts(tok) if similarity_keep(layers) else None
+        student = compress_layers(base, layers, calibration).cpu()
+    else:
+        student = copy.deepcopy(base).requires_grad_(True).train()
+    teacher = load_model(recipe["teacher"], shared=True) if recipe["kd"] else None
+    return student, teacher, tok
 
 
 def _sync(device: torch.device) -> None:
@@ -132,7 +253,77 @@ def teacher_answers(n: int, max_new_tokens: int, max_length: int, seed: int) -> 
     return rows
 
 
-def run_ours(student, tok, rows, args) -> dict:
+class _StepClock:
+    """Times the steps after the first ``warmup`` and counts their trained tokens and model FLOPs;
+    records every step's loss. Before each timed step, with the clock stopped, it measures the
+    matmul ceiling of the step's precision, so a configuration's utilisation is taken against the
+    ceiling under the load its own steps ran in (on a shared machine the load moves by 2x within
+    minutes). One clock for both loops."""
+
+    def __init__(self, device: torch.device, warmup: int, student, teacher, everywhere: bool,
+                 precision: str, ceiling_seconds: float) -> None:
+        self.device, self.warmup, self.precision, self.ceiling_seconds = device, warmup, precision, ceiling_seconds
+        self.student, self.teacher, self.everywhere = student, teacher, everywhere
+        self.machine_threads = MACHINE_THREADS
+        self.started = None
+        self.seconds = 0.0
+        self.tokens = self.steps = self.padded = 0
+        self.flops = 0.0
+        self.losses: list[float] = []
+        self.ceilings: list[float] = []
+
+    def before(self, step: int) -> None:
+        if step >= self.warmup:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.machine_threads)  # the machine's ceiling, whatever this configuration uses
+            self.ceilings.append(ceilings(self.device, self.ceiling_seconds))
+            torch.set_num_threads(threads)
+            _sync(self.device)
+            self.started = time.perf_counter()
+
+    def after(self, step: int, batch: dict[str, torch.Tensor], loss: torch.Tensor) -> None:
+        self.losses.append(float(loss))
+        if step >= self.warmup:
+            _sync(self.device)
+            self.seconds += time.perf_counter() - self.started
+            self.steps += 1
+            self.tokens += int(batch["attention_mask"].sum())
+            self.padded += batch["attention_mask"].numel()
+            self.flops += step_flops(self.student, self.teacher, batch, self.everywhere)
+
+    def stop(self) -> None:
+        self.student = self.teacher = None  # a finished configuration's student is not kept alive
+
+    def figures(self, ceiling_gflops: float) -> dict[str, Any]:
+        if not self.steps:
+            raise SystemExit(f"only {len(self.losses)} steps, not more than --warmup-steps {self.warmup}: "
+                             "raise --examples")
+        gflops = self.flops / self.seconds / 1e9
+        between = {k: sum(c[k] for c in self.ceilings) / len(self.ceilings) for k in PRECISIONS}
+        return {"timed_steps": self.steps, "timed_tokens": self.tokens, "seconds": round(self.seconds, 2),
+                "tokens_per_s": round(self.tokens / self.seconds, 1),
+                "padding_fraction": round(1 - self.tokens / self.padded, 4),
+                "model_gflop_per_token": round(self.flops / self.tokens / 1e9, 4),
+                "model_gflops": round(gflops, 1),
+                "ceiling_gflops_between_steps": {k: round(v, 1) for k, v in between.items()},
+                "utilisation": round(gflops / between[self.precision], 4),
+                # tokens/s per fp32 ceiling GFLOP/s: a throughput with the machine's load divided out
+                "tokens_per_fp32_ceiling_gflop": float(f"{self.tokens / self.seconds / between['32-true']:.4g}"),
+                "utilisation_vs_run_ceiling": round(gflops / ceiling_gflops, 4),
+                "losses": [round(x, 5) for x in self.losses]}
+
+
+def _adamw_implementation(optimizer: torch.optim.Optimizer, kind: str | None) -> None:
+    """Switch AdamW to its ``foreach`` or ``fused`` kernels (read at every step, so setting them
+    on the groups before the first step is the same as passing them to the constructor)."""
+    if kind is None:
+        return
+    for group in optimizer.param_groups:
+        group["foreach"], group["fused"] = kind == "foreach", kind == "fused"
+
+
+def run_module(config: Config, student, teacher, tok, rows, recipe, args, device) -> _StepClock:
+    """DistillationModule and CapabilityDataModule under a Lightning Trainer, as a run trains."""
     # The data module reuses an interval's generated JSONL instead of calling the teacher (the
     # resume path), so writing the cached answers there replays exactly these examples.
     run_dir = Path(tempfile.mkdtemp(prefix="read_bench_"))
@@ -150,93 +341,113 @@ def run_ours(student, tok, rows, args) -> dict:
                                  "too_long_prompts": 0}))
     dm = CapabilityDataModule(
         capabilities=sorted({r["capability"] for r in rows}), budget_tokens=10**9, num_intervals=1,
-        max_tokens_per_batch=args.max_tokens_per_batch, max_length=args.max_length,
-        max_new_tokens=args.max_new_tokens, run_dir=str(run_dir), seed=args.seed,
+        max_tokens_per_batch=recipe["max_tokens_per_batch"], max_length=recipe["max_length"],
+        max_new_tokens=recipe["max_new_tokens"], run_dir=str(run_dir), seed=args.seed,
     )
     dm.attach(teacher=NoTeacher(), tokenizer=tok, prompt_source=NoTeacher())
-    module = DistillationModule(lr=args.lr, warmup_fraction=0.0, min_lr_ratio=1.0).attach(student=student, tokenizer=tok)
-    timer = {"tokens": 0, "start": None}
+    # A constant learning rate: the schedule is not what is measured.
+    module = DistillationModule(**{**recipe["module"], **config.module}, warmup_fraction=0.0, min_lr_ratio=1.0)
+    module.attach(student=student, tokenizer=tok, teacher=teacher)
+    everywhere = teacher is not None and module.hparams.kd_positions == "all"
+    clock = _StepClock(device, args.warmup_steps, student, teacher, everywhere, config.precision, args.ceiling_seconds)
 
-    class Timer(L.Callback):
-        """Times the steps after the first ``warmup_steps``, and counts their trained tokens."""
+    class Clock(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            _adamw_implementation(trainer.optimizers[0], config.adamw)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            if batch_idx == args.warmup_steps:
-                _sync(pl_module.device)
-                timer["start"] = time.perf_counter()
+            clock.before(batch_idx)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if batch_idx >= args.warmup_steps:
-                timer["tokens"] += int(batch["attention_mask"].sum())
+            clock.after(batch_idx, batch, outputs["loss"])
 
         def on_train_epoch_end(self, trainer, pl_module):
-            _sync(pl_module.device)
-            timer["end"] = time.perf_counter()
+            clock.stop()
 
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[Timer()], num_sanity_val_steps=0,
-                        default_root_dir=str(run_dir), accelerator=args.accelerator, devices=1,
-                        precision=args.precision)
+                        enable_model_summary=False, callbacks=[Clock()], num_sanity_val_steps=0,
+                        default_root_dir=str(run_dir), accelerator=device.type, devices=1,
+                        precision=config.precision, limit_train_batches=args.steps)
     trainer.fit(module, datamodule=dm)
     shutil.rmtree(run_dir, ignore_errors=True)
-    if timer["start"] is None:
-        raise SystemExit(f"only {trainer.global_step} steps, not more than --warmup-steps {args.warmup_steps}: "
-                         "raise --examples")
-    tokens = dm.ledger.summary()["training"]
-    seconds = timer["end"] - timer["start"]
-    return {"tokens": tokens, "timed_tokens": timer["tokens"], "seconds": seconds, "steps": trainer.global_step,
-            "tokens_per_s": timer["tokens"] / seconds,
-            "padding_fraction": dm.padding_tokens / (tokens + dm.padding_tokens)}
+    return clock
 
 
-def run_plain(student, tok, rows, steps, args, device: torch.device) -> dict:
-    examples = [encode_example(tok, r["prompt"], r["answer"], r["capability"], args.max_length) for r in rows]
+def run_plain(config: Config, student, tok, rows, steps: int, recipe, args, device) -> tuple[_StepClock, int]:
+    """A hand-written loop: fixed-size batches in arrival order, the model's own loss, AdamW."""
+    examples = [encode_example(tok, r["prompt"], r["answer"], r["capability"], recipe["max_length"]) for r in rows]
     examples = [e for e in examples if e is not None]
     batch_size = max(1, round(len(examples) / steps))
     student.to(device).train()
-    opt = torch.optim.AdamW(student.parameters(), lr=args.lr, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(student.parameters(), lr=recipe["module"].get("lr", 3e-4), betas=(0.9, 0.95))
+    _adamw_implementation(opt, config.adamw)
     # The same numerics as Lightning's "bf16-mixed": fp32 weights, bf16 autocast.
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision.startswith("bf16"))
-    tokens = padded = timed = 0
-    start = None
-    for step, i in enumerate(range(0, len(examples), batch_size)):
-        if step == args.warmup_steps:
-            _sync(device)
-            start = time.perf_counter()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16-mixed")
+    clock = _StepClock(device, args.warmup_steps, student, None, False, config.precision, args.ceiling_seconds)
+    starts = range(0, len(examples), batch_size)
+    for step, i in enumerate(starts[: args.steps]):
         batch = collate(examples[i : i + batch_size], tok.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        clock.before(step)  # after collating, as Lightning's hook comes after the loader's batch
         with autocast:
             out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        n = int(batch["attention_mask"].sum())
-        tokens += n
-        timed += n if start is not None else 0
-        padded += batch["input_ids"].numel()
-    _sync(device)
-    if start is None:
-        raise SystemExit(f"plain loop: not more than --warmup-steps {args.warmup_steps} steps; raise --examples")
-    seconds = time.perf_counter() - start
-    return {"tokens": tokens, "timed_tokens": timed, "seconds": seconds, "steps": -(-len(examples) // batch_size),
-            "batch_size": batch_size, "tokens_per_s": timed / seconds, "padding_fraction": (padded - tokens) / padded}
+        clock.after(step, batch, out.loss.detach())
+    clock.stop()
+    return clock, batch_size
+
+def run(name: str, config: Config, models, rows, steps: int, recipe, args, device, ceiling) -> dict[str, Any]:
+    """One configuration on a fresh copy of the initial student; its figures."""
+    base, teacher, tok = models
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    student = copy.deepcopy(base)
+    extra: dict[str, Any] = {}
+    try:
+        if config.loop == "plain":
+            clock, extra["batch_size"] = run_plain(config, student, tok, rows, steps, recipe, args, device)
+        else:
+            clock = run_module(config, student, teacher, tok, rows, recipe, args, device)
+    finally:
+        torch.set_num_threads(threads)
+        del student
+        gc.collect()  # the trainer and module hold each other: free this student and its AdamW state now
+    out = {"loop": config.loop, "precision": config.precision, "threads": config.threads or threads,
+           **{k: v for k, v in (("module", config.module), ("adamw", config.adamw)) if v},
+           **extra, **clock.figures(ceiling[config.precision]), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    print(f"{name}: {json.dumps(out)}", file=sys.stderr)  # progress, and what is measured if the run is cut short
+    return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--examples", type=int, default=192)
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--max-tokens-per-batch", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--recipe", type=Path, default=RECIPE, help="the run whose student and loss are measured")
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help=f"comma-separated, in the order run; known: {', '.join([*CONFIGS, *LEVERS])}")
+    p.add_argument("--levers", action="store_true", help=f"also run {', '.join(LEVERS)}")
+    p.add_argument("--examples", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps per configuration, warm-up included (default: one pass over the examples)")
+    p.add_argument("--max-tokens-per-batch", type=int, default=None, help="default: the recipe's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accelerator", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"],
-                   help="Lightning precision; the plain loop matches it (bf16-mixed: bf16 autocast)")
-    p.add_argument("--warmup-steps", type=int, default=2, help="untimed optimiser steps at the start of each side")
+    p.add_argument("--warmup-steps", type=int, default=1,
+                   help="untimed optimiser steps at the start of each configuration")
+    p.add_argument("--ceiling-seconds", type=float, default=1.0,
+                   help="per matmul measurement (one before each timed step, two per precision before and after)")
     p.add_argument("--peak-tflops", type=float, default=None,
-                   help="device peak for MFU, TFLOP/s (default: the bf16 dense peak of a known GPU)")
-    args = p.parse_args()
+                   help="a data-sheet peak to also report MFU against (default: the bf16 dense peak of a known GPU)")
+    args = p.parse_args(argv)
+    names = [n for n in args.configs.split(",") if n] + (list(LEVERS) if args.levers else [])
+    known = {**CONFIGS, **LEVERS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        p.error(f"unknown --configs {unknown}; known: {list(known)}")
+    if args.steps is not None and args.steps <= args.warmup_steps:
+        p.error(f"--steps {args.steps} leaves no timed step after --warmup-steps {args.warmup_steps}")
     if args.warmup_steps < 0:
         p.error(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
     if args.peak_tflops is not None and not args.peak_tflops > 0:
@@ -245,37 +456,68 @@ def main() -> None:
     if use_gpu and not torch.cuda.is_available():
         p.error("--accelerator gpu, but torch sees no CUDA device")
     device = torch.device("cuda" if use_gpu else "cpu")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    recipe = load_recipe(args.recipe)
+    if args.max_tokens_per_batch:
+        recipe["max_tokens_per_batch"] = args.max_tokens_per_batch
     L.seed_everything(args.seed, verbose=False)
-    rows = teacher_answers(args.examples, args.max_new_tokens, args.max_length, args.seed)
-    tok = load_tokenizer(EMBEDDED)
-    base = compress_layers(load_model(EMBEDDED, shared=True), "::3").cpu()
-    n_params = non_embedding_params(base)
+    rows = teacher_answers(args.examples, recipe["max_new_tokens"], recipe["max_length"], args.seed)
+    models = build_models(recipe)
+    student, teacher, tok = models
+    # The module's number of steps (length-grouped batches under the cap), which the plain loop matches.
+    lengths = [len(e) for r in rows if (e := encode_example(tok, r["prompt"], r["answer"], r["capability"],
+                                                            recipe["max_length"])) is not None]
+    steps = len(length_grouped_batches(lengths, recipe["max_tokens_per_batch"], random.Random(0)))
+    before = ceilings(device, args.ceiling_seconds)
+    print(f"ceiling before {before}", file=sys.stderr)
+    results = {name: run(name, known[name], models, rows, steps, recipe, args, device, before) for name in names}
+    after = ceilings(device, args.ceiling_seconds)
+    ceiling = {k: max(before[k], after[k]) for k in before}
+    # Against the machine's ceiling over the whole run (the higher of before and after).
+    for r in results.values():
+        r["utilisation_vs_run_ceiling"] = round(r["model_gflops"] / ceiling[r["precision"]], 4)
+    base = results.get(BASELINE)
+    ref = results.get(REFERENCE)
+    for name, r in results.items():
+        if base:
+            r["speedup_vs_baseline"] = round(r["tokens_per_s"] / base["tokens_per_s"], 3)
+            # Tokens/s ratio corrected for load: each side's throughput over its own in-window ceiling.
+            r["load_corrected_speedup_vs_baseline"] = round(
+                r["tokens_per_fp32_ceiling_gflop"] / base["tokens_per_fp32_ceiling_gflop"], 3)
+        if ref and r["loop"] == "module":
+            r["speedup_vs_fused"] = round(r["tokens_per_s"] / ref["tokens_per_s"], 3)
+            r["load_corrected_speedup_vs_fused"] = round(
+                r["tokens_per_fp32_ceiling_gflop"] / ref["tokens_per_fp32_ceiling_gflop"], 3)
+            diff = max(abs(a - b) / abs(b) for a, b in zip(r["losses"], ref["losses"]))
+            r["max_loss_rel_diff_vs_fused"] = float(f"{diff:.3g}")
     peak, peak_source = (args.peak_tflops, "--peak-tflops") if args.peak_tflops else detected_peak_tflops(device)
-    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
-    measured = matmul_gflops(2048, 2048, 2048, seconds=2.0, device=device, dtype=dtype) / 1e3
-    if peak is None:
-        peak, peak_source = measured, f"measured {str(dtype).removeprefix('torch.')} matmul 2048x2048x2048 on {device.type}"
-    ours = run_ours(copy.deepcopy(base), tok, rows, args)
-    plain = run_plain(copy.deepcopy(base), tok, rows, ours["steps"], args, device)
-    for side in (ours, plain):
-        side.update(flops_figures(side["tokens_per_s"], n_params, peak))
+    if peak:
+        for r in results.values():
+            r["mfu_vs_datasheet_peak"] = round(r["model_gflops"] / (peak * 1e3), 4)
+    recipe_config = "fused_bf16" if recipe["precision"] == "bf16-mixed" else "fused"
     print(json.dumps({
-        "device": torch.cuda.get_device_name(device) if use_gpu else "cpu",
-        "precision": args.precision,
+        "device": torch.cuda.get_device_name(device) if use_gpu else f"cpu ({os.cpu_count()} cores)",
+        "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "recipe": str(args.recipe),
+        "student": f"{recipe['student']} layers {recipe['student_layers']}",
+        "teacher": recipe["teacher"] if teacher is not None else None,
+        "loss": recipe["module"],
+        "student_linear_params": int(flops_per_token(student, 0.0) // 2),
+        "teacher_linear_params": int(flops_per_token(teacher, 0.0) // 2) if teacher is not None else None,
         "examples": len(rows),
-        "max_tokens_per_batch": args.max_tokens_per_batch,
-        "student_non_embedding_params": n_params,
-        "student_params": sum(p.numel() for p in base.parameters()),
-        "flops_per_token": 6 * n_params,
-        "peak_tflops": peak,
-        "peak_source": peak_source,
-        "measured_matmul_tflops": measured,
-        "ours": ours,
-        "plain": plain,
-        "ratio": ours["tokens_per_s"] / plain["tokens_per_s"],
+        "max_tokens_per_batch": recipe["max_tokens_per_batch"],
+        "ceiling": {"matmul": "2048x2048x2048",
+                    "gflops": {k: round(v, 1) for k, v in ceiling.items()},
+                    "gflops_before": {k: round(v, 1) for k, v in before.items()},
+                    "gflops_after": {k: round(v, 1) for k, v in after.items()}},
+        "datasheet_peak_tflops": peak, "datasheet_peak_source": peak_source,
+        "headline": {"config": recipe_config, "recipe_precision": recipe["precision"],
+                     "utilisation": (results.get(recipe_config) or {}).get("utilisation"), "goal": 0.5},
+        "configs": results,
     }, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
