@@ -34,6 +34,17 @@ class LossOutput:
     num_tokens: int
 
 
+def _check_options(*, kd_weight: float | None = None, divergence: str | None = None,
+                   temperature: float | None = None) -> None:
+    """The checks every loss here makes of the options it takes (None: not taken)."""
+    if kd_weight is not None and not 0.0 <= kd_weight <= 1.0:
+        raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
+    if divergence is not None and divergence not in DIVERGENCES:
+        raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
+    if temperature is not None and temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
 def _zero_like_graph(x: torch.Tensor) -> torch.Tensor:
     # A zero that still depends on x, so backward() works when every token is masked.
     return x.sum() * 0.0
@@ -79,10 +90,7 @@ def kd_divergence(
     Returns:
         ``(N,)`` divergence per token.
     """
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    _check_options(divergence=divergence, temperature=temperature)
     vocab = min(student_logits.shape[-1], teacher_logits.shape[-1])
     s = F.log_softmax(student_logits[..., :vocab].float() / temperature, dim=-1)
     t = F.log_softmax(teacher_logits[..., :vocab].float() / temperature, dim=-1)
@@ -122,8 +130,7 @@ def distillation_loss(
             distribution is as informative as on the answer and costs no generation); by
             default only at the answer tokens, where CE is.
     """
-    if not 0.0 <= kd_weight <= 1.0:
-        raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
+    _check_options(kd_weight=kd_weight)
     if kd_weight > 0 and teacher_logits is None:
         raise ValueError("kd_weight > 0 needs teacher_logits (logit-level KD needs a teacher in the process)")
     flat_targets = targets.reshape(-1)
@@ -222,6 +229,7 @@ class _FusedLinearDistillation(torch.autograd.Function):
         kd_total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         step = options["chunk_rows"]
         want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        weight_fp32 = weight.float()  # once, not per chunk (a no-op for fp32 weights)
         for start in range(0, n, step):
             h = hidden[start:start + step]
             s = F.linear(h, weight)
@@ -236,7 +244,7 @@ class _FusedLinearDistillation(torch.autograd.Function):
             ce_total += ce_sum
             kd_total += kd_sum
             if want_grad:
-                grad_hidden[start:start + step] = g @ weight.float()
+                grad_hidden[start:start + step] = g @ weight_fp32
                 grad_weight.addmm_(g.t(), h.float())
         ce = ce_total / n_ce if n_ce else ce_total
         kd = kd_total / n_kd if (kd_on and n_kd) else torch.zeros((), device=hidden.device)
@@ -282,14 +290,9 @@ def fused_linear_distillation(
         targets: ``(N,)`` as :func:`distillation_loss`.
         teacher_hidden, teacher_weight: the teacher's, for KD (no gradient flows to them).
     """
-    if not 0.0 <= kd_weight <= 1.0:
-        raise ValueError(f"kd_weight must be in [0, 1], got {kd_weight}")
+    _check_options(kd_weight=kd_weight, divergence=divergence, temperature=temperature)
     if kd_weight > 0 and (teacher_hidden is None or teacher_weight is None):
         raise ValueError("kd_weight > 0 needs the teacher's hidden states and output projection")
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; choose one of {list(DIVERGENCES)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     if teacher_hidden is not None and teacher_hidden.shape[0] != hidden.shape[0]:
         raise ValueError(f"teacher hidden states {tuple(teacher_hidden.shape)} do not line up with the "
                          f"student's {tuple(hidden.shape)}")

@@ -230,8 +230,7 @@ class DistillationModule(L.LightningModule):
         matmul of a small LM, is applied only at labelled positions.
         """
         if self._lean(model, batch):
-            hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-            return model.get_output_embeddings()(hidden[:, :-1][keep])
+            return model.get_output_embeddings()(self._hidden_at(model, batch, keep))
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return logits[:, :-1][keep]
 
