@@ -107,6 +107,8 @@ class LmEvalSource:
     test_split: str
     dev_limit: int | None = None
     test_limit: int | None = None
+    train_split: str | None = None
+    train_limit: int | None = None
     seed: int = 0
     dataset_path: str | None = None
     dataset_name: str | None = None
@@ -128,7 +130,9 @@ class LmEvalSource:
         if raw["dev_split"] == raw["test_split"]:
             raise ValueError(f"{where}: dev_split and test_split are both {raw['dev_split']!r}; the rows developed on "
                              "would be the rows reported")
-        for key in ("dev_limit", "test_limit"):
+        if raw.get("train_split") is not None and (not isinstance(raw["train_split"], str) or not raw["train_split"]):
+            raise ValueError(f"{where}: 'train_split' must be a non-empty string, got {raw['train_split']!r}")
+        for key in ("dev_limit", "test_limit", "train_limit"):
             if raw.get(key) is not None:
                 check_number(f"{where}: {key}", raw[key], low=1, integer=True)
         check_number(f"{where}: seed", raw.get("seed", 0), integer=True)
@@ -154,7 +158,9 @@ class LmEvalSource:
 
         Loads the task and its data (no model); refuses an unknown task (with close matches), a
         group, an output type ``evaluation`` cannot score, a missing split and a limit larger
-        than its split. Each row also carries ``source``: ``"<task>/<split>/<document index>"``.
+        than its split. ``train_split`` (optional, with ``train_limit``) adds ``"train"`` rows, task
+        inputs to distil on; it may be the dev split, since a task prompt pool drops every dev and
+        test prompt. Each row also carries ``source``: ``"<task>/<split>/<document index>"``.
         """
         from read_lightning.evaluation.harness import TaskProbe, load_task, seeded_subset
 
@@ -172,7 +178,10 @@ class LmEvalSource:
                              f"{can!r} tasks")
         splits = list(task.dataset)
         out = {}
-        for role, split, limit in (("dev", self.dev_split, self.dev_limit), ("test", self.test_split, self.test_limit)):
+        roles = [("dev", self.dev_split, self.dev_limit), ("test", self.test_split, self.test_limit)]
+        if self.train_split is not None:
+            roles.append(("train", self.train_split, self.train_limit))
+        for role, split, limit in roles:
             if split not in splits:
                 raise ValueError(f"{where}: lm-eval task {self.task!r} has no split {split!r} ({role}_split); "
                                  f"it has {splits!r}")
@@ -212,7 +221,9 @@ class TaskCard:
 
     ``dev``/``test`` are resolved against the card's directory on :meth:`load`; a card with
     ``lm_eval`` (:class:`LmEvalSource`) has neither and reads its rows from that task. ``requirement``
-    is normalised to a distribution over ``capabilities``. ``instruction`` (optional) is put
+    is normalised to a distribution over ``capabilities``. ``train`` (optional) is a JSONL of task
+    inputs to distil on (the input field only; gold is not needed): the data module's
+    ``task_prompts`` draws from it, and none of its rows may be a dev or test row. ``instruction`` (optional) is put
     before every input in the user message; ``max_new_tokens`` bounds generation and
     ``timeout_s`` bounds each pass@1 program.
     """
@@ -222,6 +233,7 @@ class TaskCard:
     evaluation: str
     dev: Path | None = None
     test: Path | None = None
+    train: Path | None = None
     input_format: str = ""
     output_format: str = ""
     exemplars: list[dict[str, Any]] = field(default_factory=list)
@@ -274,6 +286,8 @@ class TaskCard:
                 raise ValueError(f"{path}: evaluation 'pass_at_1' cannot score an lm-eval task's documents; "
                                  f"use one of {sorted({t for ts in _LM_EVAL_TYPES.values() for t in ts})!r}")
             raw["lm_eval"] = LmEvalSource.parse(raw["lm_eval"], path.parent, f"{path}: field 'lm_eval'")
+        if not from_task and raw.get("train") not in (None, ""):
+            splits = (*splits, "train")
         for split in splits:
             resolved = (path.parent / str(raw[split])).resolve()
             if not resolved.is_file():
@@ -299,9 +313,12 @@ class TaskCard:
         return card
 
     def rows(self, split: str = "dev") -> list[dict[str, Any]]:
-        """The validated rows of ``split`` ("dev" or "test")."""
-        if split not in ("dev", "test"):
-            raise ValueError(f"split must be 'dev' or 'test', got {split!r}")
+        """The validated rows of ``split``: "dev", "test", or "train" (inputs only, where the card has one)."""
+        if split not in ("dev", "test", "train"):
+            raise ValueError(f"split must be 'dev', 'test' or 'train', got {split!r}")
+        if split == "train" and not self.has_train:
+            where = "its lm_eval source has no train_split" if self.lm_eval is not None else "it has no 'train' field"
+            raise ValueError(f"task card {self.name!r} has no train split: {where}")
         if self.lm_eval is not None:
             if self._lm_eval_rows is None:
                 self._lm_eval_rows = self.lm_eval.rows(self.evaluation, f"{self.path or self.name}: field 'lm_eval'")
@@ -310,15 +327,22 @@ class TaskCard:
             rows = [dict(r) for r in self._lm_eval_rows[split]]  # copies: the cache stays as read
         else:
             file = getattr(self, split)
-            rows = read_jsonl(file, required=_ROW_FIELDS[self.evaluation])
+            # A train split holds inputs only: the teacher answers them, so gold is optional.
+            required = _ROW_FIELDS[self.evaluation][:1] if split == "train" else _ROW_FIELDS[self.evaluation]
+            rows = read_jsonl(file, required=required)
         if not rows:
             raise ValueError(f"{file}: split {split!r} of task {self.name!r} has no rows")
-        if self.evaluation == "multiple_choice":
+        if self.evaluation == "multiple_choice" and split != "train":
             for i, row in enumerate(rows):
                 ok = isinstance(row["choices"], list) and len(row["choices"]) >= 2
                 if not ok or not isinstance(row["gold"], int) or not 0 <= row["gold"] < len(row["choices"]):
                     raise ValueError(f"{file}: row {i + 1}: needs a list of >= 2 'choices' and a valid 'gold' index")
         return rows
+
+    @property
+    def has_train(self) -> bool:
+        """Whether the card has a train split: task inputs to distil on (``train`` or ``lm_eval.train_split``)."""
+        return self.train is not None or (self.lm_eval is not None and self.lm_eval.train_split is not None)
 
     def user_message(self, row: Mapping[str, Any]) -> str:
         """The user turn for ``row``: the optional instruction, then the input."""

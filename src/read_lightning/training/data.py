@@ -41,6 +41,7 @@ from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabil
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 from read_lightning.core.ledger import TokenLedger
+from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
 from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt, wrap_prompt
 from read_lightning.teachers.generation import (
     TEACHER_BACKENDS,
@@ -135,6 +136,12 @@ class CapabilityDataModule(L.LightningDataModule):
         prompt_source: ``"templates"`` for the built-in capability template library, or a JSONL
             file of ``{"capability": ..., "prompt": ...}`` rows with at least one prompt for every
             capability; rows that are held out (probe prompts, ``leakage_hashes``) are dropped.
+        task_prompts: the task's own inputs for the teacher to answer: a task card (packaged name
+            or path) with a train split, or a JSONL file of ``{"prompt": ...}`` rows. Their rows
+            are labelled ``task``; held-out prompts (as for ``prompt_source``) and the card's own
+            dev and test prompts are dropped. None: capability prompts only.
+        task_share: the share of each interval's prompts drawn from ``task_prompts`` (the rest
+            follow the mixture the allocator chose); ignored without ``task_prompts``.
         extra_templates: YAML/JSONL file(s) of user templates, e.g. for a user-defined capability.
         leakage_hashes: file of evaluation-prompt hashes (``read-train leakage``) never to train on.
         probe_data_dir: directory of user probe sets (``<capability>.jsonl``, see
@@ -172,6 +179,8 @@ class CapabilityDataModule(L.LightningDataModule):
         teacher_timeout: float = 120.0,
         teacher_engine_kwargs: dict[str, Any] | None = None,
         prompt_source: str = "templates",
+        task_prompts: str | None = None,
+        task_share: float = 0.5,
         extra_templates: str | None = None,
         leakage_hashes: str | None = None,
         probe_data_dir: str | None = None,
@@ -192,6 +201,17 @@ class CapabilityDataModule(L.LightningDataModule):
         check_number("top_p", top_p, low=0.0, high=1.0, open_low=True)
         check_number("teacher_timeout", teacher_timeout, low=0.0, open_low=True)
         check_number("seed", seed, integer=True)
+        check_number("task_share", task_share, low=0.0, high=1.0)
+        if task_prompts is not None:
+            if TASK_LABEL in self.capabilities:
+                raise ValueError(f"capability name {TASK_LABEL!r} is reserved for task_prompts' rows; rename it")
+            if Path(task_prompts).suffix == ".jsonl":
+                if not Path(task_prompts).is_file():
+                    raise FileNotFoundError(f"task_prompts file {task_prompts!r} does not exist")
+            else:
+                from read_lightning.requirement.cards import resolve_card
+
+                resolve_card(task_prompts)  # a clear error before any model loads
         for name, value in [
             ("num_intervals", num_intervals),
             ("max_tokens_per_batch", max_tokens_per_batch),
@@ -245,6 +265,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.generation_batch_size = generation_batch_size
         self.temperature, self.top_p = temperature, top_p
         self.prompt_source_name = prompt_source
+        self.task_prompts, self.task_share = task_prompts, float(task_share)
         self.drop_unverified = drop_unverified
         self.teacher_prompt = resolve_teacher_prompt(teacher_prompt)
         self.teacher_dtype = teacher_dtype
@@ -279,6 +300,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.teacher: Teacher | None = None
         self.tokenizer: Any = None
         self.prompt_source: PromptSource | None = None
+        self.task_pool: TaskPromptPool | None = None
 
     # ----------------------------------------------------------------- components
     def attach(
@@ -304,6 +326,7 @@ class CapabilityDataModule(L.LightningDataModule):
             self.tokenizer = load_tokenizer(self.student_name, self.cache_dir)
         if self.prompt_source is None:
             self.prompt_source = self._build_prompt_source()
+        self._load_task_pool()
         if self.teacher is None and self._is_global_zero():
             # Only global rank 0 generates, so only it holds the teacher.
             self.teacher = self._build_teacher()
@@ -348,6 +371,12 @@ class CapabilityDataModule(L.LightningDataModule):
                 f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
             )
         return _jsonl_prompt_source(self.prompt_source_name, self.capabilities, self._held_out_hashes())
+
+    def _load_task_pool(self) -> TaskPromptPool | None:
+        """The task prompt pool, read on first use; None without ``task_prompts``."""
+        if self.task_pool is None and self.task_prompts is not None:
+            self.task_pool = TaskPromptPool.load(self.task_prompts, self._held_out_hashes(), self.seed)
+        return self.task_pool
 
     def _held_out_hashes(self) -> set[str]:
         """Prompts training must never see: the packaged probe items, the dev and test questions
@@ -399,6 +428,11 @@ class CapabilityDataModule(L.LightningDataModule):
             **sampling,
         )
 
+    @property
+    def labels(self) -> list[str]:
+        """What a generated row can be labelled: the capabilities, and ``task`` with task prompts."""
+        return [*self.capabilities, TASK_LABEL] if self.task_prompts is not None else list(self.capabilities)
+
     # ----------------------------------------------------------------- mixture
     def set_mixture_weights(self, weights: dict[str, float]) -> None:
         """Set the data mixture used from the next interval on (a distribution over capabilities)."""
@@ -445,6 +479,8 @@ class CapabilityDataModule(L.LightningDataModule):
         source_state = getattr(self.prompt_source, "state_dict", None)
         if callable(source_state):
             state["prompt_source"] = source_state()
+        if self.task_pool is not None:
+            state["task_prompts"] = self.task_pool.state_dict()
         return state
 
     def _load_generation_state(self, state: Any, origin: str) -> None:
@@ -469,6 +505,13 @@ class CapabilityDataModule(L.LightningDataModule):
                 self.prompt_source.load_state_dict(state["prompt_source"])  # type: ignore[attr-defined]
             except (AttributeError, KeyError, TypeError, ValueError) as err:
                 raise ValueError(f"{origin}: field 'prompt_source' does not fit this run's prompts: {err}") from None
+        if "task_prompts" in state:
+            if self.task_prompts is None:
+                raise ValueError(f"{origin}: the run drew task prompts, but data.task_prompts is not set")
+            try:
+                self._load_task_pool().load_state_dict(state["task_prompts"])
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"{origin}: field 'task_prompts' does not fit this run's task prompts: {err}") from None
         self.rng = restored
         self.too_long_prompts = int(too_long)
         self._teacher_calls = calls
@@ -492,6 +535,7 @@ class CapabilityDataModule(L.LightningDataModule):
         assert self.teacher is not None and self.prompt_source is not None
         if self._teacher_calls is not None and hasattr(self.teacher, "calls"):
             self.teacher.calls = self._teacher_calls
+        self._load_task_pool()
         budget = self._interval_budget()
         committed = 0
         rows: list[dict[str, Any]] = []
@@ -568,6 +612,13 @@ class CapabilityDataModule(L.LightningDataModule):
         leaves this interval's draws with a warning naming it; None once no capability is left.
         """
         assert self.prompt_source is not None
+        if self.task_pool is not None and TASK_LABEL not in self._unfit and self.rng.random() < self.task_share:
+            prompt = self.task_pool.next(self._fits)
+            if prompt is not None:
+                return prompt
+            self._unfit.add(TASK_LABEL)
+            log.warning("interval %d: no task prompt fits max_length=%d; capability prompts take their share",
+                        self.interval, self.max_length)
         while True:
             live = [i for i, c in enumerate(caps) if c not in self._unfit]
             if not live or not any(weights[i] > 0 for i in live):
@@ -611,8 +662,8 @@ class CapabilityDataModule(L.LightningDataModule):
             problem = None
             if not isinstance(row["prompt"], str) or not isinstance(row["answer"], str):
                 problem = "fields 'prompt' and 'answer' must be strings"
-            elif row["capability"] not in self.capabilities:
-                problem = f"field 'capability' is {row['capability']!r}, not one of {self.capabilities}"
+            elif row["capability"] not in self.labels:
+                problem = f"field 'capability' is {row['capability']!r}, not one of {self.labels}"
             elif (isinstance(row["gen_tokens"], bool) or not isinstance(row["gen_tokens"], int)
                   or not 0 <= row["gen_tokens"] <= self.max_new_tokens):
                 problem = f"field 'gen_tokens' must be an integer in [0, max_new_tokens={self.max_new_tokens}], " \
@@ -738,10 +789,10 @@ class CapabilityDataModule(L.LightningDataModule):
         every rank's ledger (budget checks, the budget-based learning rate) stays identical.
         """
         tokens = batch.get("capability_tokens", {})
-        local = [int(tokens.get(c, 0)) for c in self.capabilities]
+        local = [int(tokens.get(c, 0)) for c in self.labels]
         local.append(int((batch["attention_mask"] == 0).sum()))
         *totals, padding = self._sum_over_ranks(local)
-        for cap, n in zip(self.capabilities, totals):
+        for cap, n in zip(self.labels, totals):
             if n:
                 self.ledger.charge_training(cap, n)
         self.padding_tokens += padding

@@ -1,7 +1,8 @@
 """Writes the arith_word splits: one- or two-operation word problems on small whole numbers.
 
 Deterministic (seeded): ``python make_splits.py`` rewrites dev.jsonl and test.jsonl beside this
-file, 200 rows each, and no question appears in both. Each split opens with its 12 hand-written
+file, 200 rows each, and no question appears in both; then train.jsonl, 1,000 questions
+without answers (the inputs a run distils on, ``data.task_prompts``), none in dev or test. Each split opens with its 12 hand-written
 rows; the rest come from the sentence frames below, with the working and the final number in
 the GSM8K form ``"12 + 9 = 21 #### 21"``.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from read_lightning.core.jsonl import write_jsonl_atomic
 
 ROWS_PER_SPLIT = 200
+TRAIN_ROWS = 1000  # task inputs to distil on (questions only: the teacher answers them)
 NAMES = ["Lily", "Omar", "Ella", "Max", "Nina", "Sam", "Tara", "Leo", "Kim", "Ben", "Ana", "Raj", "Mia", "Tom",
          "Zoe", "Ivan", "Maya", "Hugo", "Sara", "Yusuf"]
 ITEMS = ["apples", "marbles", "stickers", "pencils", "cards", "books", "shells", "coins", "stamps", "buttons",
@@ -120,6 +122,8 @@ def main(out: Path = Path(__file__).parent) -> None:
     taken = {q for rows in HAND.values() for q, _ in rows}
     for split, seed in (("dev", 1), ("test", 2)):
         write_jsonl_atomic(out / f"{split}.jsonl", build(HAND[split], ROWS_PER_SPLIT, seed, taken))
+    # Drawn after dev and test, so no train question is one of theirs.
+    write_jsonl_atomic(out / "train.jsonl", [{"question": r["question"]} for r in build([], TRAIN_ROWS, 3, taken)])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Writes the fact_extract splits: a one-sentence passage and a question about one fact in it.
 
 Deterministic (seeded): ``python make_splits.py`` rewrites dev.jsonl and test.jsonl beside this
-file, 200 rows each, and no question appears in both. The question kinds are the ones the
+file, 200 rows each, and no question appears in both; then train.jsonl, 1,000 questions
+without answers (the inputs a run distils on, ``data.task_prompts``), none in dev or test. The question kinds are the ones the
 embedded teacher answers well (who bought, where to, how many, how old, how much paid); measured
 greedily with the card's own rule, it is right on 85% of the test split (docs/results.md).
 """
@@ -21,6 +22,7 @@ DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 OBJECTS = ["bike", "car", "hat", "coat", "bag", "lamp", "chair", "kite", "clock", "guitar"]
 FORMAT = "End your reply with a line of the form 'Answer: <word>'."
 ROWS_PER_SPLIT = 200
+TRAIN_ROWS = 1000  # task inputs to distil on (questions only: the teacher answers them)
 
 
 def item(rng: random.Random) -> tuple[str, str, str]:
@@ -64,6 +66,8 @@ def main(out: Path = Path(__file__).parent) -> None:
     taken: set[str] = set()
     for split, seed in (("dev", 1), ("test", 2)):
         write_jsonl_atomic(out / f"{split}.jsonl", build(ROWS_PER_SPLIT, seed, taken))
+    # Drawn after dev and test, so no train question is one of theirs.
+    write_jsonl_atomic(out / "train.jsonl", [{"question": r["question"]} for r in build(TRAIN_ROWS, 3, taken)])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Writes the trivia_mc splits: four-option general-knowledge questions with a gold index.
 
 Deterministic (seeded): ``python make_splits.py`` rewrites dev.jsonl and test.jsonl beside this
-file, 200 rows each, and no question appears in both. Each split opens with its 12 hand-written
+file, 200 rows each, and no question appears in both; then train.jsonl, 1,000 questions
+without answers (the inputs a run distils on, ``data.task_prompts``), none in dev or test. Each split opens with its 12 hand-written
 rows; the rest are built from the word lists below, chosen so that exactly one option is right
 (a fruit among tools, a country's capital among other capitals, the opposite of a word among
 unrelated words, ...). Words that belong to two lists (orange, kiwi, bat, plum) are left out.
@@ -15,6 +16,7 @@ from pathlib import Path
 from read_lightning.core.jsonl import write_jsonl_atomic
 
 ROWS_PER_SPLIT = 200
+TRAIN_ROWS = 1000  # task inputs to distil on (questions only: the teacher answers them)
 # Categories whose members are never members of another category in this table.
 CATEGORIES: dict[str, list[str]] = {
     "a fruit": ["apple", "banana", "pear", "grape", "cherry", "mango", "strawberry", "pineapple", "lemon",
@@ -146,6 +148,8 @@ def main(out: Path = Path(__file__).parent) -> None:
     taken = {q for rows in HAND.values() for q, _, _ in rows}
     for split, seed in (("dev", 1), ("test", 2)):
         write_jsonl_atomic(out / f"{split}.jsonl", build(HAND[split], ROWS_PER_SPLIT, seed, taken))
+    # Drawn after dev and test, so no train question is one of theirs.
+    write_jsonl_atomic(out / "train.jsonl", [{"question": r["question"]} for r in build([], TRAIN_ROWS, 3, taken)])
 
 
 if __name__ == "__main__":
