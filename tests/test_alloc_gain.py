@@ -197,29 +197,6 @@ def test_pure_noise_seldom_makes_a_capability_futile():
     assert fired <= 6, fired
 
 
-def _stalled_and_learning_run(freed_to: str):
-    """Math saturates at t = 3; code keeps learning fast, reasoning slowly (both keep their early
-    return, so neither is deflated); returns the last mixture / r and the last explanation."""
-    caps, r = ["math", "code", "reasoning", "general_knowledge"], np.array([0.1, 0.3, 0.3, 0.3])
-    alloc = GainTrackingAllocator(caps, r.tolist(), freed_to=freed_to)
-    s = np.full(4, 30.0)
-    for t in range(12):
-        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 12))
-        s = s + np.array([3.0 if t < 3 else 0.0, 2.0, 0.4, 0.4]) * np.sqrt(w / r)
-        alloc.observe(profile=s.tolist(), cost=1.0)
-    return w / r, alloc.last_info["explain"]
-
-
-def test_freed_mass_goes_to_the_capability_that_still_learns_fastest():
-    share, explain = _stalled_and_learning_run("marginal")
-    assert share[0] < 0.2  # the saturated math gave its mass up
-    assert share[1] > 1.2 and share[1] > share[2] + 0.15  # most of it went to code, which still gains the most per unit
-    assert explain["capabilities"]["code"]["marginal"] > explain["capabilities"]["reasoning"]["marginal"] > 0
-    assert "freed mass to the largest marginal returns" in explain["rule"]
-    pro_rata, _ = _stalled_and_learning_run("pro_rata")  # the previous rule: the freed mass spread by r
-    assert abs(pro_rata[1] - pro_rata[2]) < 1e-9 and pro_rata[1] < share[1] - 0.1
-
-
 def test_give_freed_fills_by_marginal_return_up_to_the_cap():
     alloc = GainTrackingAllocator(["a", "b", "c", "d"], [0.4, 0.3, 0.2, 0.1], max_boost=1.5)
     r = alloc.requirement
