@@ -20,6 +20,10 @@ used for no choice. Usage::
     python benchmarks/allocation.py --tune --allocators read  # what the defaults were tuned on
     python benchmarks/allocation.py --families saturation --envs 30
     python benchmarks/allocation.py --diagnostics             # simulator.py only (allocation_diagnostics.py)
+    python benchmarks/allocation.py --allocators read,read:freed_to=pro_rata   # a variant beside the default
+
+An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
+value read as JSON where it parses, else as a string); the spec is its label in the report.
 
 The measured table is in ``docs/allocator.md``.
 """
@@ -43,10 +47,25 @@ from read_lightning.allocation.bandit import make_allocator  # noqa: E402
 from read_lightning.allocation.families import FAMILIES, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
 
-__all__ = ["main", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
+__all__ = ["main", "parse_allocator", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
 
 TUNE_SEED, EVAL_SEED = 0, 1000
 DEFAULT_ALLOCATORS = ("read", "read_ucb")
+
+
+def parse_allocator(spec: str) -> tuple[str, dict]:
+    """``"read:freed_to=pro_rata:kappa=0.5"`` -> ``("read", {"freed_to": "pro_rata", "kappa": 0.5})``."""
+    name, *pairs = spec.split(":")
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"allocator option {pair!r} in {spec!r} is not key=value")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return name, options
 
 
 def _bootstrap_ci(values: np.ndarray, stat, rng: np.random.Generator, draws: int = 2000) -> list[float]:
@@ -104,7 +123,9 @@ def run_suite(
             static.append(float(simulate_fixed(p, p.requirement)[0]))
             best.append(grid_search_best_fixed(lambda: env)[1])
             for name in allocators:
-                result = run_episode(make_allocator(name, env.capabilities, env.requirement, seed=seed), env, decisions)
+                kind, options = parse_allocator(name)
+                alloc = make_allocator(kind, env.capabilities, env.requirement, seed=seed, **options)
+                result = run_episode(alloc, env, decisions)
                 final[name].append(result.utility)
                 ms[name].append(result.ms_per_decision)
         best_over_r = np.array(best) / np.array(static)

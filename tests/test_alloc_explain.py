@@ -51,7 +51,18 @@ def test_each_decision_says_which_rule_set_it_and_the_tests_agree_with_the_mixtu
             assert ex["candidates"][name]["predicted_gain"] == pytest.approx(r @ (recent * np.sqrt(mix)), rel=1e-12)
         if ex["rule"].endswith(": tilted"):  # the mixture is r times the tilt the row reports
             tilt = np.array([caps[c]["tilt"] for c in env.capabilities])
-            assert np.allclose(w, r * tilt / (r * tilt).sum())
+            assert np.allclose(w, r * tilt / (r * tilt).sum()) and (r * tilt).sum() >= 1.0 - 1e-12
+            tilted += 1
+        elif ": tilted; freed mass to the largest marginal returns" in ex["rule"]:  # plus the freed mass
+            tilt = np.array([caps[c]["tilt"] for c in env.capabilities])
+            share = np.array([caps[c]["share_of_r"] for c in env.capabilities])
+            marginal = np.array([caps[c]["marginal"] for c in env.capabilities])
+            assert np.allclose(share, w / r)
+            kept = marginal == 0.0  # not receivers: r * tilt, scaled by the normalisation alone
+            scale = share[kept] / tilt[kept]
+            assert np.allclose(scale, scale[0])  # above 1 where the receivers reached their caps
+            assert np.all(share[~kept] >= scale[0] * tilt[~kept] - 1e-12)  # receivers: their tilt, plus freed mass
+            assert np.all(share[~kept] <= 1.5 * scale[0] + 1e-12)  # up to max_boost before normalising
             tilted += 1
         elif "w = r" in ex["rule"] and "futile" not in ex["rule"]:
             assert np.allclose(w, r)

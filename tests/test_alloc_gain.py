@@ -197,9 +197,40 @@ def test_pure_noise_seldom_makes_a_capability_futile():
     assert fired <= 6, fired
 
 
+def test_give_freed_fills_by_marginal_return_up_to_the_cap():
+    alloc = GainTrackingAllocator(["a", "b", "c", "d"], [0.4, 0.3, 0.2, 0.1], max_boost=1.5)
+    r = alloc.requirement
+    w = np.array([0.04, 0.3, 0.2, 0.1])  # a deflated to its floor: 0.36 freed
+    recent = np.array([1.0, 4.0, 1.0, -1.0])
+    out, marginal = alloc.give_freed(w, recent, futile=np.zeros(4, dtype=bool))
+    assert marginal[0] == 0.0 and marginal[3] == 0.0  # deflated, and no longer gaining: not receivers
+    assert marginal[1] == pytest.approx(np.sqrt(0.3) * 4.0) and marginal[2] == pytest.approx(np.sqrt(0.2) * 1.0)
+    assert out[0] == w[0] and out[3] == w[3]
+    assert out[1] == pytest.approx(1.5 * r[1]) and out[2] == pytest.approx(1.5 * r[2])  # both filled to the cap
+    assert out.sum() == pytest.approx(1.0 - 0.36 + 0.25)  # what the caps leave is spread pro rata later
+    out, _ = alloc.give_freed(np.array([0.04, 0.3, 0.2, 0.1]), np.array([1.0, 4.0, 1.0, 1.0]),
+                              futile=np.array([False, False, False, True]))
+    assert out[3] == 0.1  # a futile capability receives nothing
+    gain_b, gain_c = out[1] - 0.3, out[2] - 0.2
+    assert gain_b == pytest.approx(0.15) and gain_c == pytest.approx(0.1)  # b capped at 1.5 r; c then filled too
+
+
+def test_the_default_beats_the_previous_rule_where_the_best_mixtures_concentrate():
+    # measured on saturation seeds 0-5: +0.50% on average, never below it by more than 0.1%
+    diff = []
+    for seed in range(6):
+        env = make_family_environment("saturation", seed)
+        new = run_episode(GainTrackingAllocator(env.capabilities, env.requirement), env).utility
+        env = make_family_environment("saturation", seed)
+        old = run_episode(GainTrackingAllocator(env.capabilities, env.requirement, freed_to="pro_rata"), env).utility
+        diff.append(new / old - 1.0)
+    assert np.mean(diff) > 0.002 and min(diff) > -0.002, diff
+
+
 def test_validation_names_the_bad_value():
     for kwargs, match in (({"kappa": -1.0}, "kappa"), ({"memory": 0.0}, "memory"), ({"floor": 1.5}, "floor"),
                           ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight"),
-                          ({"harm_memory": 0.0}, "harm_memory"), ({"futile_z": float("nan")}, "futile_z")):
+                          ({"harm_memory": 0.0}, "harm_memory"), ({"futile_z": float("nan")}, "futile_z"),
+                          ({"freed_to": "r"}, "freed_to")):
         with pytest.raises(ValueError, match=match):
             make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)

@@ -247,3 +247,25 @@ def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
             assert low <= read[key]["mean"] + 1e-9 and read[key]["mean"] <= high + 1e-9
         assert read["over_best_fixed"]["mean"] <= 1.0 + 1e-6 and "ms_per_decision" in read
         assert f"| {family} | read |" in printed
+
+
+def test_family_benchmark_runs_a_variant_beside_the_default(capsys, monkeypatch):
+    # an allocator named with options is built with them and reported under its spec
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
+    spec = importlib.util.spec_from_file_location("allocation_suite", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.parse_allocator("read:freed_to=pro_rata:kappa=0.5:futile_z=null") == (
+        "read", {"freed_to": "pro_rata", "kappa": 0.5, "futile_z": None})
+    with pytest.raises(ValueError, match="key=value"):
+        bench.parse_allocator("read:kappa")
+    out = bench.main(["--families", "saturation", "--allocators", "read,read:warmup=6", "--envs", "2",
+                      "--decisions", "6", "--json-only"])
+    rows = out["families"]["saturation"]
+    assert set(rows) == {"read", "read:warmup=6"}
+    assert rows["read"]["over_task_static"]["mean"] != 1.0  # the default moves off w = r here
+    assert rows["read:warmup=6"]["over_task_static"]["mean"] == 1.0  # warm-up all run long: the option reached it

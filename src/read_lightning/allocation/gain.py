@@ -27,8 +27,7 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   ``harm_z`` standard errors) is being hurt by another capability's training
   (spillover, or transfer that turned negative), not saturated: deflating it as if saturated would
   make the damage worse, and the allocator cannot tell which capability does it. While any is, it
-  plays ``w = r`` (but for futile capabilities, below). Boosts are capped (``max_boost``), so no capability's apparent return (a shortcut's
-  early transfer) can draw much more than ``r`` gives it.
+  plays ``w = r`` (but for futile capabilities, below).
 * **Futility.** A required capability that has lost ground over the run while being trained (its
   score below the run's first probe by more than ``futile_z = 4`` noise sds of that difference)
   keeps only the exploration floor, its share going to the others. That is a
@@ -40,6 +39,19 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   the level's noise does not grow with the run and many looks at a noisy slope fire on noise: a
   slope test at 0.5 standard errors floored some capability in 95-98% of runs on pure noise, this
   one at 4 in 6%.
+* **Freed mass goes where a unit of mass still buys the most.** The share that deflated and
+  futile capabilities give up (``1 - sum(r * tilt)`` where positive) goes to the capabilities that
+  kept at least theirs and still gain, in proportion to the ``r``-weighted gain one more unit of
+  mass buys each under the fitted returns (``sqrt(r_c) * recent_c``: the derivative of
+  ``r_c recent_c sqrt(w)`` at ``w = r_c``), none past ``max_boost`` of its ``r`` share, so no
+  apparent return (a shortcut's early transfer) draws much more than ``r`` gives it. Normalising
+  ``r * tilt`` alone (the previous rule, ``freed_to="pro_rata"``) gave part of it back to the
+  deflated capabilities and spread the rest as much to a capability whose gains have stalled as to
+  one still learning fast, where the best fixed mixtures of the ``saturation`` and ``spillover``
+  families concentrate it. Boosts from a retained share above the mean stay: removing them (the
+  freed mass as the only boost) gained more on the six families but lost 1.4% on the ``measured``
+  family, where they are what moves mass off a capability whose training makes the others forget
+  (docs/allocator.md).
 * **Exploration that does not stop.** Every capability keeps at least ``floor`` of its ``r`` share,
   so the return of one the rule deflates is still measured and it can win its mass back.
 
@@ -72,7 +84,8 @@ class GainTrackingAllocator(Allocator):
             exceed before it moves mass (soft threshold).
         memory: weight of an interval in the recent fit, per interval of age (the trend window).
         floor: least share of ``r_c`` any capability keeps (exploration).
-        max_boost: most a capability's share may grow relative to ``r_c``.
+        max_boost: most a capability's share may grow relative to ``r_c`` (before the final
+            normalisation, which spreads what the caps leave pro rata).
         foresight: exponent on the retained return: a return that fell to ``q`` of its early value
             over the recent window is read as falling to ``q ** foresight`` over the intervals the
             choice affects (saturation continues).
@@ -86,6 +99,10 @@ class GainTrackingAllocator(Allocator):
         futile_z: a required capability whose score is below the run's first probe by more than
             ``futile_z`` noise sds (``lost_ground``) keeps only ``floor`` of its share; None: no
             futility rule.
+        freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
+            to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
+            mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
+            ``r * tilt`` alone (kept to measure what the new one is worth).
     Defaults: tuned on the tuning seeds of every family of ``benchmarks/allocation.py`` at once
     (``docs/allocator.md``); none names a family.
     """
@@ -110,6 +127,7 @@ class GainTrackingAllocator(Allocator):
         harm_guard: bool = True,
         harm_memory: float = 0.85,
         futile_z: float | None = 4.0,
+        freed_to: str = "marginal",
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (isinstance(warmup, int) and warmup >= 0):
@@ -134,6 +152,9 @@ class GainTrackingAllocator(Allocator):
         if futile_z is not None and not math.isfinite(futile_z):
             raise ValueError(f"futile_z must be finite or None, got {futile_z!r}")
         self.futile_z = None if futile_z is None else float(futile_z)
+        if freed_to not in ("marginal", "pro_rata"):
+            raise ValueError(f"freed_to must be 'marginal' or 'pro_rata', got {freed_to!r}")
+        self.freed_to = freed_to
         self.history_w: list[np.ndarray] = []  # (K,) mixture of each interval
         self.history_delta: list[np.ndarray] = []  # (K,) observed delta_s of each interval
 
@@ -218,20 +239,55 @@ class GainTrackingAllocator(Allocator):
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
         tilt, info = self.tilt()
         tests, rule = info.pop("_tests", None), info.pop("_rule", "warm-up: w = r")
-        w = self.requirement.copy() if tilt is None else self.requirement * tilt
+        r = self.requirement
+        w = r.copy() if tilt is None else r * tilt
         futile = np.zeros(len(w), dtype=bool)
         if self.futile_z is not None and self.steps >= max(self.warmup, 1):
-            futile = (self.requirement > 0) & self.lost_ground(self.futile_z)
+            futile = (r > 0) & self.lost_ground(self.futile_z)
             if futile.any() and not futile.all():
-                w = np.where(futile, self.floor * self.requirement, w)
+                w = np.where(futile, self.floor * r, w)
                 rule += "; futile capabilities kept at the floor"
+            else:
+                futile[:] = False
             info = {**info, "futile": int(futile.sum())}
+        marginal = None
+        if self.freed_to == "marginal" and tests is not None and w.sum() < 1.0 - 1e-12:
+            w, marginal = self.give_freed(w, tests["recent"], futile)
+            rule += "; freed mass to the largest marginal returns"
         w = w / w.sum()
-        info = {**info, "tilted": bool(tilt is not None and np.any(tilt != 1.0))}
-        return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule)}
+        info = {**info, "tilted": bool(not np.allclose(w, r, rtol=0.0, atol=1e-12))}
+        return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule, marginal)}
+
+    def give_freed(self, w: np.ndarray, recent: np.ndarray, futile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(w, marginal)``: the mass ``1 - sum(w)`` that deflated and futile capabilities gave up, placed.
+
+        ``w`` ``(K,)`` sums to less than 1. The receivers are the required capabilities that kept
+        at least their ``r`` share, are not futile and still gain (``recent > 0``); each is scored by
+        the ``r``-weighted gain of one more unit of mass under the fitted model
+        (``d/dw [r_c recent_c sqrt(w)]`` at ``w = r_c``, which is ``∝ sqrt(r_c) recent_c``),
+        and the freed mass is shared in proportion to that score, none going past ``max_boost``
+        of its ``r`` share; what the caps leave is spread pro rata by the final normalisation.
+        Normalising alone (``w ∝ r * tilt``, the previous rule) gave part of it back to the deflated
+        capabilities and spread the rest by ``r * tilt`` whatever the capabilities still returned
+        (docs/allocator.md).
+        ``marginal`` ``(K,)``: the score, 0 where not a receiver.
+        """
+        r = self.requirement
+        receivers = (r > 0) & ~futile & (w >= r * (1.0 - 1e-12)) & (recent > 0)
+        marginal = np.where(receivers, np.sqrt(r) * np.maximum(recent, 0.0), 0.0)
+        room = np.where(receivers, np.maximum(self.max_boost * r - w, 0.0), 0.0)
+        add, left = np.zeros_like(w), 1.0 - float(w.sum())
+        for _ in range(len(w)):  # water-filling: each pass fills at least one receiver to its cap, or places all
+            open_ = (marginal > 0) & (add < room * (1.0 - 1e-12))
+            if left <= 1e-12 or not open_.any():
+                break
+            share = np.where(open_, marginal, 0.0)
+            step = np.minimum(share / share.sum() * left, room - add)
+            add, left = add + step, left - float(step.sum())
+        return w + add, marginal
 
     def _explain(self, w: np.ndarray, tilt: np.ndarray | None, tests: dict[str, np.ndarray] | None,
-                 futile: np.ndarray, rule: str) -> dict[str, Any]:
+                 futile: np.ndarray, rule: str, marginal: np.ndarray | None = None) -> dict[str, Any]:
         """Why this mixture: the rule that decided, each capability's tests, and the predicted gains.
 
         The candidates are the two mixtures the rule chooses between, ``w = r`` and the one played;
@@ -244,6 +300,10 @@ class GainTrackingAllocator(Allocator):
         out: dict[str, Any] = {"rule": rule}
         per_cap = {c: {"futile": bool(futile[k]), "tilt": None if tilt is None else float(tilt[k])}
                    for k, c in enumerate(caps)}
+        if marginal is not None:  # freed mass was placed: each capability's score and its share of r played
+            for k, c in enumerate(caps):
+                per_cap[c]["marginal"] = float(marginal[k])
+                per_cap[c]["share_of_r"] = float(w[k] / self.requirement[k]) if self.requirement[k] > 0 else None
         if tests is not None:
             for name, values in tests.items():
                 for k, c in enumerate(caps):
