@@ -122,6 +122,16 @@ def test_an_unknown_capability_is_refused_before_any_model_loads_and_leaves_no_r
     assert seconds < SECONDS
 
 
+def test_training_on_one_tasks_inputs_while_evaluating_another_is_refused(tmp_path):
+    recipe = _recipe(tmp_path)
+    done, seconds = _read_train(tmp_path, "fit", "--config", recipe.name, "--data.task_prompts", "arith_word")
+    assert done.returncode == 1, done.stderr
+    assert ("data.task_prompts trains on the inputs of task card 'arith_word', but TaskEvaluationCallback "
+            "uses task card 'fact_extract'") in done.stderr
+    assert not (tmp_path / "runs").exists()
+    assert seconds < SECONDS
+
+
 def test_a_missing_ckpt_path_is_two_lines_and_leaves_no_run(tmp_path):
     recipe = _recipe(tmp_path)
     done, _ = _read_train(tmp_path, "fit", "--config", recipe.name, "--ckpt_path", "runs/nope/last.ckpt")

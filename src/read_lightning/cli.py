@@ -173,6 +173,7 @@ def _read_cli() -> type[LightningCLI]:
             # Everything checkable without a model, before configure_model loads one and before
             # the run directory exists.
             check_capability_names(self.trainer, self.datamodule)
+            check_task_prompts(self.trainer, self.datamodule)
             if not self.config["fit"].get("ckpt_path"):  # a resumed bandit restores its last decision
                 check_bandit_profile(self.trainer)
 
@@ -242,6 +243,26 @@ def check_capability_names(trainer: Any, datamodule: Any) -> None:
                 load_card(card, known)
             except (ValueError, FileNotFoundError) as err:
                 raise ConfigurationError(f"{owner}: {err}") from None
+
+
+def check_task_prompts(trainer: Any, datamodule: Any) -> None:
+    """Refuse training on one task card's inputs (``data.task_prompts``) while a callback
+    evaluates another: a task changed in one place only would distil for the wrong task."""
+    from read_lightning.requirement.cards import resolve_card
+
+    source = getattr(datamodule, "task_prompts", None)
+    if not isinstance(source, str) or Path(source).suffix == ".jsonl":
+        return
+    trained = resolve_card(source).resolve()
+    for cb in trainer.callbacks:
+        card = getattr(cb, "task_card", None)  # BanditAllocationCallback keeps the name or path
+        loaded = getattr(cb, "card", None)  # TaskEvaluationCallback keeps the loaded card
+        path = resolve_card(card) if isinstance(card, str) else getattr(loaded, "path", None)
+        if path is not None and Path(path).resolve() != trained:
+            name = card if isinstance(card, str) else loaded.name
+            raise ConfigurationError(
+                f"data.task_prompts trains on the inputs of task card {source!r}, but {type(cb).__name__} "
+                f"uses task card {name!r}; give both the same card")
 
 
 def check_bandit_profile(trainer: Any) -> None:
