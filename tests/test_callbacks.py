@@ -79,7 +79,7 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
         assert key in trainer.logged_metrics
     assert dm.ledger.spent <= dm.ledger.budget
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
-    assert summary["BanditAllocationCallback"]["decisions"] == 4
+    assert summary["allocation"]["decisions"] == 4
     assert summary["ledger"]["spent"] == dm.ledger.spent
 
 
@@ -305,7 +305,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
     assert task.seconds >= 1.0 and summary["wall_clock_seconds"] >= task.seconds
     assert summary["wall_clock_seconds"] <= elapsed
-    fraction = summary["TaskEvaluationCallback"]["fraction_of_wall_clock"]
+    fraction = summary["task"]["fraction_of_wall_clock"]
     assert fraction == pytest.approx(task.seconds / summary["wall_clock_seconds"], abs=0.02)
     assert not RunState.of(trainer).clock_running  # cleared for the trainer's next fit
 
@@ -329,7 +329,7 @@ def test_task_evaluation_answers_the_test_split_before_and_after_training(tiny_t
     assert [len(p.read_text().splitlines()) for p in test_refs] == [5]
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text()) \
         if (tmp_path / "lightning_logs").exists() else json.loads(next(tmp_path.rglob("summary.json")).read_text())
-    assert summary["TaskEvaluationCallback"]["answers"]["after"]["n"] == 5
+    assert summary["task"]["answers"]["after"]["n"] == 5
     logged = (next(tmp_path.rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "task/test_agreement" in logged and "task/test_degenerate" in logged
     # a resumed state keeps the measurement made before training

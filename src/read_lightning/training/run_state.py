@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_json_atomic
+from read_lightning.core.run_summary import PROBES, TASK, summary_part
 
 __all__ = ["RunState", "reopen_interval_end", "time_shares"]
 
@@ -122,14 +123,15 @@ class RunState(Callback):
         if ledger is not None:
             write_json_atomic(Path(log_dir) / "ledger.json", ledger.summary())
             summary["ledger"] = ledger.summary()
-        # Callbacks that measure something (probe cost, decisions) report it here.
+        # Callbacks that measure something (probe cost, decisions) report it here, each under
+        # its role (read_lightning.core.run_summary); a user's own callback under its class name.
         for cb in trainer.callbacks:
             if callable(getattr(cb, "summary", None)):
-                summary[type(cb).__name__] = cb.summary()
+                summary[getattr(cb, "summary_key", None) or type(cb).__name__] = cb.summary()
         summary["time"] = time_shares(summary["wall_clock_seconds"], {
             "generation": getattr(dm, "generation_seconds", None),
-            "probes": (summary.get("CapabilityProbeCallback") or {}).get("seconds"),
-            "task_evaluation": (summary.get("TaskEvaluationCallback") or {}).get("seconds"),
+            "probes": summary_part(summary, PROBES).get("seconds"),
+            "task_evaluation": summary_part(summary, TASK).get("seconds"),
         })
         write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", student_dir, Path(log_dir) / "summary.json")

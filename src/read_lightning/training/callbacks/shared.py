@@ -83,10 +83,12 @@ class TimedEvaluation(Callback):
     spent evaluating (part of the run summary), all saved in checkpoints. The run's own wall clock,
     which the time spent is a fraction of, is its :class:`RunState`'s.
 
-    Subclasses name the attribute holding their latest result in ``_latest``.
+    Subclasses name the attribute holding their latest result in ``_latest``, and their part of
+    the run's ``summary.json`` in ``summary_key`` (:mod:`read_lightning.core.run_summary`).
     """
 
     _latest: str
+    summary_key: str
 
     def __init__(self) -> None:
         self.seconds = 0.0
