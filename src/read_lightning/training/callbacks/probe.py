@@ -54,6 +54,7 @@ class CapabilityProbeCallback(TimedEvaluation):
 
     _latest = "latest_profile"
     summary_key = PROBES
+    phase = "probes"  # its phase of the run's time (RunState.timed)
     latest_profile: dict[str, float] | None
 
     def __init__(

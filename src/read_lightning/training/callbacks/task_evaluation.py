@@ -49,6 +49,7 @@ class TaskEvaluationCallback(TimedEvaluation):
 
     _latest = "latest_utility"
     summary_key = TASK
+    phase = "task_evaluation"  # its phase of the run's time (RunState.timed)
     latest_utility: float | None
 
     def __init__(
