@@ -79,7 +79,7 @@ def test_bandit_pushes_each_choice_into_the_data_module_and_logs_it(tiny_tokeniz
         assert key in trainer.logged_metrics
     assert dm.ledger.spent <= dm.ledger.budget
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
-    assert summary["BanditAllocationCallback"]["decisions"] == 4
+    assert summary["allocation"]["decisions"] == 4
     assert summary["ledger"]["spent"] == dm.ledger.spent
 
 
@@ -100,6 +100,41 @@ def test_resumed_run_makes_the_same_decisions(tiny_tokenizer, tmp_path):
     assert [d["mixture"] for d in part] == [d["mixture"] for d in full]
     # The same tokens were bought and trained, none twice: the ledgers match exactly.
     assert part_dm.ledger.summary() == full_dm.ledger.summary()
+
+
+def test_a_resumed_runs_phase_seconds_are_the_sum_of_both_processes(tiny_tokenizer, tmp_path, monkeypatch):
+    import time
+
+    from read_lightning.training.data import CapabilityDataModule
+
+    spent: list[float] = []  # the seconds of each interval's generation, measured around it
+    generate = CapabilityDataModule._generate_interval
+
+    def timed_generation(self):
+        start = time.perf_counter()
+        try:
+            return generate(self)
+        finally:
+            spent.append(time.perf_counter() - start)
+
+    monkeypatch.setattr(CapabilityDataModule, "_generate_interval", timed_generation)
+    ckpt = tmp_path / "ckpt"
+
+    def callbacks():
+        return [LedgerProbe(), BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1}),
+                ModelCheckpoint(dirpath=str(ckpt), save_last=True)]
+
+    run(tiny_tokenizer, tmp_path, 4, callbacks(), max_epochs=2, enable_checkpointing=True)
+    first = list(spent)
+    saved = torch.load(ckpt / "last.ckpt", weights_only=False)["callbacks"]["RunState"]["phase_seconds"]
+    assert len(first) == 2 and saved["generation"] == pytest.approx(sum(first), abs=1e-3)
+    trainer, _ = run(tiny_tokenizer, tmp_path, 4, callbacks(), ckpt_path=str(ckpt / "last.ckpt"),
+                     enable_checkpointing=True)
+    second = spent[len(first):]
+    assert len(second) == 2  # the resumed process generated the last two intervals
+    summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
+    assert summary["time"]["seconds"]["generation"] == pytest.approx(sum(first) + sum(second), abs=0.01)
+    assert summary["wall_clock_seconds"] >= summary["time"]["seconds"]["generation"]
 
 
 def test_resuming_a_run_that_spent_its_budget_ends_cleanly(tiny_tokenizer, tmp_path):
@@ -269,15 +304,15 @@ def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
     from read_lightning.training.run_state import RunState
 
     state = RunState()  # the run's one clock, asked by the module and the callbacks
-    state.load_state_dict({"wall_clock_seconds": 100.0})  # the process before the kill ran 100 s
+    # The process before the kill ran 100 s, 40 of them probing.
+    state.load_state_dict({"wall_clock_seconds": 100.0, "phase_seconds": {"probes": 40.0}})
     before = state.elapsed()
     saved = state.state_dict()
     assert 100.0 <= before <= saved["wall_clock_seconds"] < 160.0
     probe = CapabilityProbeCallback()
     probe.run_state = state
-    # 40 of the earlier process's 100 s were probing: the fraction must not count them over this
-    # process's seconds only (that made it exceed 1 after a resume).
-    probe.load_state_dict({"latest_profile": None, "history": [], "seconds": 40.0})
+    # The earlier process's 40 s of probing must not be counted over this process's seconds only
+    # (that made the fraction exceed 1 after a resume).
     assert probe._fraction() == pytest.approx(0.4, abs=0.05)
     assert state.state_dict()["wall_clock_seconds"] >= 100.0
 
@@ -305,7 +340,7 @@ def test_one_wall_clock_covers_the_work_callbacks_do_at_fit_start(tiny_tokenizer
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text())
     assert task.seconds >= 1.0 and summary["wall_clock_seconds"] >= task.seconds
     assert summary["wall_clock_seconds"] <= elapsed
-    fraction = summary["TaskEvaluationCallback"]["fraction_of_wall_clock"]
+    fraction = summary["task"]["fraction_of_wall_clock"]
     assert fraction == pytest.approx(task.seconds / summary["wall_clock_seconds"], abs=0.02)
     assert not RunState.of(trainer).clock_running  # cleared for the trainer's next fit
 
@@ -329,7 +364,7 @@ def test_task_evaluation_answers_the_test_split_before_and_after_training(tiny_t
     assert [len(p.read_text().splitlines()) for p in test_refs] == [5]
     summary = json.loads((tmp_path / "lightning_logs" / "version_0" / "summary.json").read_text()) \
         if (tmp_path / "lightning_logs").exists() else json.loads(next(tmp_path.rglob("summary.json")).read_text())
-    assert summary["TaskEvaluationCallback"]["answers"]["after"]["n"] == 5
+    assert summary["task"]["answers"]["after"]["n"] == 5
     logged = (next(tmp_path.rglob("metrics.csv"))).read_text().splitlines()[0]
     assert "task/test_agreement" in logged and "task/test_degenerate" in logged
     # a resumed state keeps the measurement made before training

@@ -20,6 +20,7 @@ from read_lightning.reporting.tables import (
     paired_against_best,
     paired_difference_over_seeds,
     run_metrics,
+    start_profile,
     t_quantile,
     verdict,
 )
@@ -97,7 +98,7 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
         # The table's numbers are the run's own: ledger and final probe profile.
         run_dir = root / r["allocator"] / f"seed_{r['seed']}"
         assert float(r["spent_tokens"]) == json.loads((run_dir / "ledger.json").read_text())["spent"]
-        final = json.loads((run_dir / "summary.json").read_text())["CapabilityProbeCallback"]["history"][-1]
+        final = json.loads((run_dir / "summary.json").read_text())["probes"]["history"][-1]
         assert float(r["probe/math"]) == pytest.approx(final["profile"]["math"])
         # The run's report, written by fit before the test score existed, now shows that score.
         report = (run_dir / "report" / "report.md").read_text()
@@ -115,7 +116,7 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     # Each run used its own allocator.
     for alloc in ("read", "uniform"):
         summary = json.loads((root / alloc / "seed_0" / "summary.json").read_text())
-        assert summary["BanditAllocationCallback"]["allocator"] == alloc
+        assert summary["allocation"]["allocator"] == alloc
     md = (root / "compare.md").read_text()
     assert md in captured.out and "| read | 2 |" in md and "| uniform | 2 |" in md
     assert "best baseline (uniform, the highest mean agreement)" in md
@@ -221,8 +222,8 @@ def test_run_metrics_on_and_off_target(tmp_path):
     r = {"general_knowledge": 0.1, "steerability": 0.1, "reasoning": 0.3, "math": 0.5, "code": 0.0}
     (tmp_path / "summary.json").write_text(json.dumps({
         "wall_clock_seconds": 12.5,
-        "CapabilityProbeCallback": {"history": [{"epoch": 0, "profile": s0}, {"epoch": 1, "profile": s1}]},
-        "BanditAllocationCallback": {"requirement": r},
+        "probes": {"history": [{"epoch": 0, "profile": s0}, {"epoch": 1, "profile": s1}]},
+        "allocation": {"requirement": r},
     }))
     (tmp_path / "ledger.json").write_text(json.dumps({"spent": 900, "generation": 300, "training": 600}))
     m = run_metrics(tmp_path, k=3)
@@ -230,6 +231,19 @@ def test_run_metrics_on_and_off_target(tmp_path):
     # C_ess = top-3 of r = math, reasoning, general_knowledge (tie broken by order): off = steerability, code.
     assert m["off_target_change"] == pytest.approx((0.0 - 5.0) / 2)
     assert (m["spent_tokens"], m["wall_seconds"], m["probe/math"]) == (900, 12.5, 30.0)
+
+
+def test_run_metrics_reads_a_summary_keyed_by_class_name_from_an_older_run(tmp_path):
+    s0, s1 = {"math": 20.0, "code": 60.0}, {"math": 30.0, "code": 55.0}
+    parts = {"history": [{"epoch": 0, "profile": s0}, {"epoch": 1, "profile": s1}]}, {"requirement": {"math": 1.0, "code": 0.0}}
+    (tmp_path / "ledger.json").write_text(json.dumps({"spent": 900, "generation": 300, "training": 600}))
+    metrics, starts = [], []
+    for keys in (("probes", "allocation"), ("CapabilityProbeCallback", "BanditAllocationCallback")):
+        (tmp_path / "summary.json").write_text(json.dumps({"wall_clock_seconds": 1.0, **dict(zip(keys, parts))}))
+        metrics.append(run_metrics(tmp_path, k=1))
+        starts.append(start_profile(tmp_path))
+    assert metrics[0] == metrics[1] and metrics[0]["on_target_gain"] == pytest.approx(10.0)
+    assert starts[0] == starts[1] == {"capability_mean": 40.0, "probe/math": 20.0, "probe/code": 60.0}
 
 
 def test_run_metrics_names_the_file_and_the_missing_field(tmp_path):
@@ -337,8 +351,8 @@ def _fake_run(run_dir: Path, items: list[dict], key: dict) -> None:
     profile = {"math": 10.0, "reasoning": 20.0}
     (run_dir / "summary.json").write_text(json.dumps({
         "wall_clock_seconds": 1.0,
-        "CapabilityProbeCallback": {"history": [{"epoch": 0, "profile": profile}, {"epoch": 1, "profile": profile}]},
-        "BanditAllocationCallback": {"requirement": {"math": 0.7, "reasoning": 0.3}},
+        "probes": {"history": [{"epoch": 0, "profile": profile}, {"epoch": 1, "profile": profile}]},
+        "allocation": {"requirement": {"math": 0.7, "reasoning": 0.3}},
     }))
     (run_dir / "ledger.json").write_text(json.dumps({"spent": 900, "generation": 300, "training": 600, "budget": BUDGET}))
     rate = {name: 100.0 * sum(bool(it[k]) for it in items) / len(items)

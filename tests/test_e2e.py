@@ -17,16 +17,16 @@ def test_default_recipe_runs_end_to_end(default_run):
     assert sorted(p.name for p in (run / "generated").iterdir()) == ["interval_000.jsonl", "interval_001.jsonl"]
 
     summary = json.loads((run / "summary.json").read_text())
-    probe = summary["CapabilityProbeCallback"]
+    probe = summary["probes"]
     assert 0 < probe["fraction_of_wall_clock"] < 1 and len(probe["history"]) == 3  # baseline + 2 intervals
-    assert summary["BanditAllocationCallback"]["decisions"] == 2
-    task = summary["TaskEvaluationCallback"]["history"]  # fidelity to the teacher on the dev split
+    assert summary["allocation"]["decisions"] == 2
+    task = summary["task"]["history"]  # fidelity to the teacher on the dev split
     assert len(task) == 3 and all(0 <= h["utility"] <= 100 and "agreement" in h for h in task)
     assert [r["info"].get("dev_utility") for r in rows if r["event"] == "observe"] == [h["utility"] for h in task[1:]]
     report = (run / "report" / "report.md").read_text()
     assert "Task utility (dev split" in report
     # the headline: the student's greedy test answers before and after, with intervals
-    answers = summary["TaskEvaluationCallback"]["answers"]
+    answers = summary["task"]["answers"]
     assert answers["before"]["n"] == answers["after"]["n"] == 6
     assert "## Does the student answer the task?" in report and "agrees with the teacher's answer" in report
 

@@ -49,13 +49,13 @@ def write_run(run_dir, n=12, seed=0, cost=1000, noise=0.0, finished=True, utilit
                   "training": 5400, "by_capability": by_cap}
         (run_dir / "ledger.json").write_text(json.dumps(ledger))
         summary = {"wall_clock_seconds": 12.5, "ledger": ledger,
-                   "CapabilityProbeCallback": {"seconds": 1.0, "fraction_of_wall_clock": 0.08, "history": []},
-                   "BanditAllocationCallback": {"allocator": "read", "decisions": n, "requirement": REQ,
-                                                "requirement_explanation": "given in the configuration"},
+                   "probes": {"seconds": 1.0, "fraction_of_wall_clock": 0.08, "history": []},
+                   "allocation": {"allocator": "read", "decisions": n, "requirement": REQ,
+                                  "requirement_explanation": "given in the configuration"},
                    "time": {"seconds": {"generation": 5.0, "probes": 1.0, "training_and_other": 6.5},
                             "share": {"generation": 0.4, "probes": 0.08, "training_and_other": 0.52}}}
         if utility:
-            summary["TaskEvaluationCallback"] = {"history": [{"epoch": 0, "utility": 30.0}]}
+            summary["task"] = {"history": [{"epoch": 0, "utility": 30.0}]}
         (run_dir / "summary.json").write_text(json.dumps(summary))
     return s
 
@@ -97,6 +97,26 @@ def test_a_compared_runs_test_score_is_reported(tmp_path):
     (tmp_path / "task_eval.json").write_text(json.dumps({"result": {"task_utility": "high"}}))
     with pytest.raises(ValueError, match=r"task_eval.json: field 'result' must hold a number 'task_utility'"):
         load_run(tmp_path)
+
+
+def test_a_summary_keyed_by_class_name_from_an_older_run_reports_the_same(tmp_path):
+    # summary.json keyed each part by the callback's class name before it was keyed by role
+    write_run(tmp_path, n=3, utility=True)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["task"]["answers"] = {"split": "test", "before": None,
+                                  "after": {"n": 4, "agreement": 50.0, "agreement_ci": [15.0, 85.0]}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    record, text = load_run(tmp_path), write_report(tmp_path, tensorboard=False).read_text()
+    for line in ("probing: 8.0% of wall clock", "requirement vector: given in the configuration",
+                 "Task utility (dev split, 0-100): 30.0", "| agrees with the teacher's answer |"):
+        assert line in text
+    old = {"CapabilityProbeCallback": "probes", "TaskEvaluationCallback": "task", "BanditAllocationCallback": "allocation"}
+    (tmp_path / "summary.json").write_text(json.dumps({k: summary.pop(role) for k, role in old.items()} | summary))
+    assert not {"probes", "task", "allocation"} & set(json.loads((tmp_path / "summary.json").read_text()))
+    old_record = load_run(tmp_path)
+    assert write_report(tmp_path, tensorboard=False).read_text() == text
+    assert (old_record.requirement, old_record.allocator, old_record.baseline_utility) == \
+        (record.requirement, record.allocator, record.baseline_utility)
 
 
 def test_reward_parts_are_read_back_exactly(tmp_path):

@@ -1,6 +1,7 @@
 """``RunState``: the one owner of the run's clock and stop decision."""
 
 import re
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,6 +50,44 @@ def test_a_checkpoint_from_before_the_run_state_keeps_its_wall_clock():
     assert state.elapsed() >= 30.0
     with pytest.raises(ValueError, match="wall_clock_seconds"):
         state.load_state_dict({"wall_clock_seconds": -1.0})
+
+
+def test_phase_seconds_accumulate_and_carry_over_a_resume():
+    first = RunState()
+    for _ in range(2):
+        with first.timed("generation"):
+            time.sleep(0.02)
+    assert first.clock_running and 0.04 <= first.seconds("generation") <= first.elapsed()
+    assert first.seconds("probes") == 0.0 and first.fraction("generation") > 0
+    saved = first.state_dict()
+    assert saved["phase_seconds"] == {"generation": first.seconds("generation")}
+    resumed = RunState()
+    resumed.load_state_dict(saved)
+    with resumed.timed("generation"):
+        time.sleep(0.02)
+    assert resumed.seconds("generation") >= saved["phase_seconds"]["generation"] + 0.02
+    split = resumed.time_split(10.0)
+    assert list(split["seconds"]) == ["generation", "training_and_other"]
+    assert split["seconds"]["training_and_other"] == pytest.approx(10.0 - resumed.seconds("generation"), abs=0.01)
+    with pytest.raises(ValueError, match=r"phase_seconds\.probes"):
+        RunState().load_state_dict({"wall_clock_seconds": 1.0, "phase_seconds": {"probes": -1.0}})
+
+
+def test_a_checkpoint_from_before_the_phase_timers_keeps_each_parts_seconds():
+    # Each part kept its own seconds then: the data module's generation_seconds, each evaluation
+    # callback's seconds (found by its phase); none of them reads them any more.
+    probe = SimpleNamespace(phase="probes", state_key="CapabilityProbeCallback")
+    state = RunState()
+    t = SimpleNamespace(datamodule=SimpleNamespace(), callbacks=[probe, state])
+    checkpoint = {"callbacks": {"CapabilityProbeCallback": {"seconds": 4.0}, "RunState": {"wall_clock_seconds": 9.0}},
+                  "SimpleNamespace": {"generation_seconds": 3.0}}
+    state.on_load_checkpoint(t, None, checkpoint)
+    state.load_state_dict(checkpoint["callbacks"]["RunState"])
+    assert (state.seconds("generation"), state.seconds("probes")) == (3.0, 4.0)
+    checkpoint["callbacks"]["RunState"]["phase_seconds"] = {"generation": 1.0}  # saved by this version
+    state.on_load_checkpoint(t, None, checkpoint)
+    state.load_state_dict(checkpoint["callbacks"]["RunState"])
+    assert (state.seconds("generation"), state.seconds("probes")) == (1.0, 0.0)
 
 
 def test_only_the_run_state_sets_should_stop_or_reopens_an_interval():

@@ -48,6 +48,7 @@ _EXPORTS = {
     "write_report": "reporting.report",
     "load_run": "reporting.records",
     "estimate_transfer": "reporting.records",
+    "summary_part": "core.run_summary",
     # Lightning adapters
     "CapabilityDataModule": "training.data",
     "MixtureDataModule": "training.mixture",

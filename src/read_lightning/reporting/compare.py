@@ -77,6 +77,7 @@ from typing import Any
 import yaml
 
 from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
+from read_lightning.core.run_summary import ALLOCATION, summary_part
 from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT
 from read_lightning.reporting.methods import METHOD_KEYS, PAPER, PAPER_BASELINES, Method, describe_loss, resolve_methods
 from read_lightning.reporting.recipes import (
@@ -613,7 +614,7 @@ def _top_capability(run_dirs: Sequence[Path]) -> str:
 
     for run_dir in run_dirs:
         try:
-            requirement = (read_json(run_dir / "summary.json").get(BANDIT) or {}).get("requirement")
+            requirement = summary_part(read_json(run_dir / "summary.json"), ALLOCATION).get("requirement")
         except (FileNotFoundError, ValueError):
             continue
         if requirement:

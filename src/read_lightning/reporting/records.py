@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from read_lightning.core.jsonl import iter_jsonl, read_json
+from read_lightning.core.run_summary import ALLOCATION, TASK, summary_part
 
 __all__ = ["FIGURES", "TASK_EVAL_FILE", "Decision", "RunRecord", "estimate_transfer", "load_run"]
 
@@ -228,11 +229,11 @@ def load_run(run_dir: str | Path) -> RunRecord:
     ledger = _read_json(run_dir / "ledger.json", notes, "it is written when a run finishes")
     summary = _read_json(run_dir / "summary.json", notes, "it is written when a run finishes")
     config = _read_config(run_dir / "config.yaml")
-    bandit_summary = (summary or {}).get("BanditAllocationCallback") or {}
+    bandit_summary = summary_part(summary, ALLOCATION)
     bandit_config = _bandit_config(config)
     budget = (ledger or {}).get("budget") or (config.get("data") or {}).get("budget_tokens")
     requirement = bandit_summary.get("requirement") or bandit_config.get("requirement")
-    task_history = ((summary or {}).get("TaskEvaluationCallback") or {}).get("history") or []
+    task_history = summary_part(summary, TASK).get("history") or []
     baseline = task_history[0].get("utility") if task_history and isinstance(task_history[0], dict) else None
     test_result, test_path = None, run_dir / TASK_EVAL_FILE
     if test_path.is_file():

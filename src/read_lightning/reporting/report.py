@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from read_lightning.core.run_summary import ALLOCATION, PROBES, TASK, summary_part
 from read_lightning.reporting.figures import (
     _plot_ledger,
     _plot_mixture,
@@ -165,14 +166,14 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
         shares = (summary.get("time") or {}).get("share") or {}
         where = ", ".join(f"{name.replace('_', ' ')} {100 * float(v):.0f}%" for name, v in shares.items())
         facts.append(f"wall clock: {summary['wall_clock_seconds']} s" + (f" ({where})" if where else ""))
-    probe = summary.get("CapabilityProbeCallback") or {}
+    probe = summary_part(summary, PROBES)
     if "fraction_of_wall_clock" in probe:
         facts.append(f"probing: {100 * float(probe['fraction_of_wall_clock']):.1f}% of wall clock")
-    bandit = summary.get("BanditAllocationCallback") or {}
+    bandit = summary_part(summary, ALLOCATION)
     if bandit.get("requirement_explanation"):
         facts.append(f"requirement vector: {bandit['requirement_explanation']}")
     lines += [f"- {f}" for f in facts] + [""]
-    lines += _answer_lines((summary.get("TaskEvaluationCallback") or {}).get("answers"))
+    lines += _answer_lines(summary_part(summary, TASK).get("answers"))
 
     lines += ["## Capability profile", "", "| capability | r | start | end | change |", "| --- | --- | --- | --- | --- |"]
     r = record.requirement or {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from read_lightning.core.jsonl import read_json
+from read_lightning.core.run_summary import ALLOCATION, PROBES, summary_part
 from read_lightning.evaluation.answer_metrics import Z95, mean_interval, paired_difference
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 
+# The callbacks as a recipe names them (trainer.callbacks[].class_path); summary.json keys their
+# parts by role instead (read_lightning.core.run_summary).
 BANDIT = "BanditAllocationCallback"
 PROBE = "CapabilityProbeCallback"
 
@@ -46,8 +49,8 @@ def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
 
     summary = read_json(run_dir / "summary.json", required=["wall_clock_seconds"])
     ledger = read_json(run_dir / "ledger.json", required=["spent", "generation", "training"])
-    history = (summary.get(PROBE) or {}).get("history") or []
-    requirement = (summary.get(BANDIT) or {}).get("requirement")
+    history = summary_part(summary, PROBES).get("history") or []
+    requirement = summary_part(summary, ALLOCATION).get("requirement")
     if len(history) < 2 or not requirement:
         raise ValueError(f"{run_dir / 'summary.json'}: needs the probe history (baseline and final profile) and "
                          f"the bandit's requirement vector; found {len(history)} profile(s)")
@@ -72,7 +75,7 @@ def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
 def start_profile(run_dir: Path) -> dict[str, float]:
     """The undistilled student's profile s_0 of a finished run (its first probe), as ``probe/<c>``
     columns and their ``capability_mean``: the reference row of Table 1."""
-    history = (read_json(run_dir / "summary.json").get(PROBE) or {}).get("history") or []
+    history = summary_part(read_json(run_dir / "summary.json"), PROBES).get("history") or []
     if not history:
         raise ValueError(f"{run_dir / 'summary.json'}: has no probe history")
     first = {c: float(s) for c, s in history[0]["profile"].items()}

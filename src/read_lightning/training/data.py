@@ -62,6 +62,7 @@ from read_lightning.training.batches import (
     trained_mixture,
 )
 from read_lightning.training.progress import progress_display
+from read_lightning.training.run_state import timed
 
 __all__ = ["CapabilityDataModule"]
 
@@ -291,7 +292,6 @@ class CapabilityDataModule(L.LightningDataModule):
         self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
         self.too_long_prompts = 0  # prompts redrawn because they could not fit max_length
         self._unfit: set[str] = set()  # capabilities of this interval with no prompt that fits
-        self.generation_seconds = 0.0  # wall clock of this run's teacher generation, over resumes
         # The teacher's call counter (its sampling seed), carried here so a restored value reaches
         # a teacher that is built after the state is loaded.
         self._teacher_calls: int | None = None
@@ -525,11 +525,8 @@ class CapabilityDataModule(L.LightningDataModule):
         path for generated and reused intervals, and the plan keeps their cost within budget.
         """
         assert self.teacher is not None and self.prompt_source is not None
-        start = time.perf_counter()
-        try:
+        with timed(self.trainer, "generation"):  # the run's generation phase, kept by its RunState
             return self._generate_rows()
-        finally:
-            self.generation_seconds += time.perf_counter() - start
 
     def _generate_rows(self) -> list[dict[str, Any]]:
         assert self.teacher is not None and self.prompt_source is not None
@@ -808,7 +805,6 @@ class CapabilityDataModule(L.LightningDataModule):
             "charged_interval": self.charged_interval,
             "padding_tokens": self.padding_tokens,
             "run_id": self.run_id,
-            "generation_seconds": self.generation_seconds,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -825,9 +821,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.interval = state["interval"]
         self.charged_interval = state["charged_interval"]
         self.padding_tokens = state.get("padding_tokens", 0)
-        seconds = state.get("generation_seconds", 0.0)
-        check_number("checkpoint data-module state: field 'generation_seconds'", seconds, low=0.0)
-        self.generation_seconds = float(seconds)
+        # An older checkpoint's "generation_seconds" is read by RunState.on_load_checkpoint.
         run_id = state.get("run_id")  # None: saved before runs had ids; accept the run's files
         if run_id is not None and not isinstance(run_id, str):
             raise ValueError(f"checkpoint data-module state: field 'run_id' must be a string, got {run_id!r}")

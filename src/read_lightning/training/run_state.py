@@ -1,14 +1,17 @@
 """``RunState``: the one owner of what belongs to a run rather than to one of its parts.
 
-It owns the run's clock, the stop decision, the reopening of an interval's end on a resume, and
-the run's files (``ledger.json``, ``summary.json``). The module and the callbacks ask it; none of
-them keeps a clock, sets ``trainer.should_stop`` or writes those files itself.
+It owns the run's clock and the seconds of each phase of it, the stop decision, the reopening of
+an interval's end on a resume, and the run's files (``ledger.json``, ``summary.json``). The
+module, the data module and the callbacks ask it; none of them keeps a clock or a timer, sets
+``trainer.should_stop`` or writes those files itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,9 +22,14 @@ from lightning.pytorch.utilities import rank_zero_only
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_json_atomic
 
-__all__ = ["RunState", "reopen_interval_end", "time_shares"]
+__all__ = ["PHASES", "RunState", "reopen_interval_end", "time_shares", "timed"]
 
 log = logging.getLogger(__name__)
+
+# The phases the package's parts time, in the order summary.json lists them: the teacher's
+# generation (the data module), the capability probes and the task evaluation (their callbacks).
+# The rest of the wall clock is training (steps, checkpoints, model loading).
+PHASES = ("generation", "probes", "task_evaluation")
 
 
 class RunState(Callback):
@@ -35,6 +43,10 @@ class RunState(Callback):
       earlier process up to its last checkpoint). It starts when first asked in a ``fit``:
       Lightning runs the callbacks' ``on_fit_start`` (the baseline probe, the teacher's
       references) before the module's, and each of them starts it (:meth:`start_clock`).
+    - **Phases**: seconds spent in each phase of the run (:data:`PHASES`: generation, probes, task
+      evaluation), summed over its processes as the clock is. A part times its work with
+      ``with state.timed("probes"): ...``; the fractions the callbacks log and ``summary.json``'s
+      ``time`` section are read from here (:meth:`seconds`, :meth:`fraction`).
     - **Stop**: the run stops after an interval once the data module's budget is spent or a part
       asked for it (:meth:`request_stop`). :meth:`decide` decides once per interval end (and once
       at fit start), agrees across ranks through the strategy (any rank's reason stops all, as
@@ -48,6 +60,7 @@ class RunState(Callback):
     def __init__(self) -> None:
         self._before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
         self._started: float | None = None
+        self._phases: dict[str, float] = {}  # seconds per phase, this process's added to the checkpoint's
         self._requests: list[str] = []
         self._decision: bool | None = None
         self._outputs_written = False
@@ -76,6 +89,34 @@ class RunState(Callback):
         """Seconds spent in ``fit`` by this run, over all its processes."""
         self.start_clock()
         return self._before + time.perf_counter() - self._started
+
+    # ----------------------------------------------------------------- phases
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the seconds spent in the ``with`` block to ``phase`` (and start the clock, so the
+        phase is part of the run's wall clock)."""
+        self.start_clock()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._phases[phase] = self._phases.get(phase, 0.0) + time.perf_counter() - start
+
+    def seconds(self, phase: str) -> float:
+        """Seconds this run spent in ``phase``, over all its processes (0 when never timed)."""
+        return self._phases.get(phase, 0.0)
+
+    def fraction(self, phase: str) -> float:
+        """The share of the run's wall clock spent in ``phase``. Both sum over the same processes,
+        so it stays a fraction after a resume."""
+        total = self.elapsed()
+        return self.seconds(phase) / total if total > 0 else 0.0
+
+    def time_split(self, wall: float) -> dict[str, Any]:
+        """Where ``wall`` seconds of the run went: :func:`time_shares` of the phases timed in this
+        run (over all its processes), the package's phases first, in :data:`PHASES` order."""
+        order = [p for p in PHASES if p in self._phases] + [p for p in self._phases if p not in PHASES]
+        return time_shares(wall, {p: self._phases[p] for p in order})
 
     # ----------------------------------------------------------------- stop
     def request_stop(self, reason: str) -> None:
@@ -122,15 +163,12 @@ class RunState(Callback):
         if ledger is not None:
             write_json_atomic(Path(log_dir) / "ledger.json", ledger.summary())
             summary["ledger"] = ledger.summary()
-        # Callbacks that measure something (probe cost, decisions) report it here.
+        # Callbacks that measure something (probe cost, decisions) report it here, each under
+        # its role (read_lightning.core.run_summary); a user's own callback under its class name.
         for cb in trainer.callbacks:
             if callable(getattr(cb, "summary", None)):
-                summary[type(cb).__name__] = cb.summary()
-        summary["time"] = time_shares(summary["wall_clock_seconds"], {
-            "generation": getattr(dm, "generation_seconds", None),
-            "probes": (summary.get("CapabilityProbeCallback") or {}).get("seconds"),
-            "task_evaluation": (summary.get("TaskEvaluationCallback") or {}).get("seconds"),
-        })
+                summary[getattr(cb, "summary_key", None) or type(cb).__name__] = cb.summary()
+        summary["time"] = self.time_split(summary["wall_clock_seconds"])
         write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", student_dir, Path(log_dir) / "summary.json")
 
@@ -149,18 +187,52 @@ class RunState(Callback):
 
     # ----------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"wall_clock_seconds": self.elapsed()}
+        return {"wall_clock_seconds": self.elapsed(), "phase_seconds": dict(self._phases)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         seconds = state.get("wall_clock_seconds", 0.0)
         check_number("checkpoint run state: field 'wall_clock_seconds'", seconds, low=0.0)
         self._before = float(seconds)
+        if "phase_seconds" in state:  # else kept from on_load_checkpoint (an older checkpoint)
+            self._phases = _checked_phases(state["phase_seconds"])
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         reopen_interval_end(checkpoint)
-        if self.state_key not in checkpoint.get("callbacks", {}):
+        own = checkpoint.get("callbacks", {}).get(self.state_key)
+        if own is None:
             # A checkpoint from before the run state: the module kept the clock then.
             self._before = float(checkpoint.get("wall_clock_seconds", 0.0))
+        if not isinstance(own, dict) or "phase_seconds" not in own:
+            self._phases = _phases_of_older_checkpoint(trainer, checkpoint)
+
+
+def timed(trainer: L.Trainer | None, phase: str) -> contextlib.AbstractContextManager[None]:
+    """``RunState.of(trainer).timed(phase)``; untimed outside a Trainer (a part used on its own)."""
+    return RunState.of(trainer).timed(phase) if trainer is not None else contextlib.nullcontext()
+
+
+def _checked_phases(phases: Any) -> dict[str, float]:
+    if not isinstance(phases, dict):
+        raise ValueError(f"checkpoint run state: field 'phase_seconds' must be a mapping, got {phases!r}")
+    for name, seconds in phases.items():
+        check_number(f"checkpoint run state: field 'phase_seconds.{name}'", seconds, low=0.0)
+    return {str(name): float(seconds) for name, seconds in phases.items()}
+
+
+def _phases_of_older_checkpoint(trainer: L.Trainer, checkpoint: dict[str, Any]) -> dict[str, float]:
+    """The phase seconds of a checkpoint saved before the run state timed the phases: each part
+    kept its own then (the data module's ``generation_seconds``, each evaluation callback's
+    ``seconds``, found by the callback's ``phase``)."""
+    found: dict[str, Any] = {}
+    dm = getattr(trainer, "datamodule", None)
+    if dm is not None:
+        found["generation"] = (checkpoint.get(type(dm).__qualname__) or {}).get("generation_seconds")
+    states = checkpoint.get("callbacks", {})
+    for callback in getattr(trainer, "callbacks", ()):
+        phase = getattr(callback, "phase", None)
+        if phase is not None:
+            found[phase] = (states.get(callback.state_key) or {}).get("seconds")
+    return _checked_phases({name: seconds for name, seconds in found.items() if seconds is not None})
 
 
 def time_shares(wall: float, phases: dict[str, float | None]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from read_lightning.allocation.bandit import make_allocator
 from read_lightning.core.capabilities import validate_distribution
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_text_atomic
+from read_lightning.core.run_summary import ALLOCATION
 from read_lightning.training.run_state import RunState
 
 __all__ = ["BanditAllocationCallback"]
@@ -42,6 +43,8 @@ class BanditAllocationCallback(Callback):
         allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...).
         log_file: JSONL of every decision; default ``<log_dir>/allocations.jsonl``.
     """
+
+    summary_key = ALLOCATION  # its part of the run's summary.json
 
     def __init__(
         self,

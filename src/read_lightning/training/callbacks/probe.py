@@ -10,6 +10,7 @@ import lightning as L
 
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 from read_lightning.core.checks import check_number
+from read_lightning.core.run_summary import PROBES
 from read_lightning.training.callbacks.shared import (
     TimedEvaluation,
     evaluation_student,
@@ -52,6 +53,8 @@ class CapabilityProbeCallback(TimedEvaluation):
     """
 
     _latest = "latest_profile"
+    summary_key = PROBES
+    phase = "probes"  # its phase of the run's time (RunState.timed)
     latest_profile: dict[str, float] | None
 
     def __init__(

@@ -1,9 +1,9 @@
 """What the evaluation callbacks share: the student to evaluate, the teacher to ask for references,
-and ``TimedEvaluation`` (latest result, history, time spent, saved in checkpoints)."""
+and ``TimedEvaluation`` (latest result and history, saved in checkpoints; its time spent, timed by
+the run's ``RunState``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -79,28 +79,32 @@ def teacher_cache(trainer: L.Trainer, cache_dir: str | None, kind: str) -> Path:
 
 
 class TimedEvaluation(Callback):
-    """Shared by the evaluation callbacks: the latest result, its history, and the wall-clock
-    spent evaluating (part of the run summary), all saved in checkpoints. The run's own wall clock,
-    which the time spent is a fraction of, is its :class:`RunState`'s.
+    """Shared by the evaluation callbacks: the latest result and its history, saved in
+    checkpoints, and the wall clock spent evaluating (part of the run summary). The time spent is
+    the run's :class:`RunState`'s to keep, as its phase ``phase``, and so is the run's own wall
+    clock that it is a fraction of.
 
-    Subclasses name the attribute holding their latest result in ``_latest``.
+    Subclasses name the attribute holding their latest result in ``_latest``, their phase of the
+    run's time in ``phase``, and their part of the run's ``summary.json`` in ``summary_key``
+    (:mod:`read_lightning.core.run_summary`).
     """
 
     _latest: str
+    phase: str
+    summary_key: str
 
     def __init__(self) -> None:
-        self.seconds = 0.0
         self.run_state: RunState | None = None  # attached in setup
         self.history: list[dict[str, Any]] = []
         setattr(self, self._latest, None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {self._latest: getattr(self, self._latest), "history": self.history, "seconds": self.seconds}
+        return {self._latest: getattr(self, self._latest), "history": self.history}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # An older checkpoint's "seconds" is read by RunState.on_load_checkpoint.
         setattr(self, self._latest, state[self._latest])
         self.history = list(state["history"])
-        self.seconds = float(state["seconds"])
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Attached before a checkpoint is restored, so it reopens an interval's end with a user's own module too.
@@ -109,20 +113,20 @@ class TimedEvaluation(Callback):
     def _start_clock(self, trainer: L.Trainer) -> None:
         RunState.of(trainer).start_clock()
 
+    @property
+    def seconds(self) -> float:
+        """Seconds this callback has spent evaluating, over all the run's processes."""
+        return self.run_state.seconds(self.phase) if self.run_state is not None else 0.0
+
     def _fraction(self) -> float:
-        # The seconds and the run's clock both sum over the same processes, so the fraction stays
-        # a fraction after a resume.
-        total = self.run_state.elapsed() if self.run_state is not None else 0.0
-        return self.seconds / total if total > 0 else 0.0
+        return self.run_state.fraction(self.phase) if self.run_state is not None else 0.0
 
     def summary(self) -> dict[str, Any]:
         """What this callback contributes to the run's ``summary.json``."""
         return {"seconds": round(self.seconds, 2), "fraction_of_wall_clock": round(self._fraction(), 4),
                 "history": self.history}
 
-    def _timed(self, fn: Any, *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.seconds += time.perf_counter() - start
+    def _timed(self, fn: Any, trainer: L.Trainer, *args: Any) -> Any:
+        """``fn(trainer, *args)``, its seconds counted to this callback's phase of the run."""
+        with RunState.of(trainer).timed(self.phase):
+            return fn(trainer, *args)

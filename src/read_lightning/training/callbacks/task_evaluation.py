@@ -10,6 +10,7 @@ import lightning as L
 
 from read_lightning.core import progress
 from read_lightning.core.checks import check_number
+from read_lightning.core.run_summary import TASK
 from read_lightning.training.callbacks.shared import (
     TimedEvaluation,
     evaluation_student,
@@ -47,6 +48,8 @@ class TaskEvaluationCallback(TimedEvaluation):
     """
 
     _latest = "latest_utility"
+    summary_key = TASK
+    phase = "task_evaluation"  # its phase of the run's time (RunState.timed)
     latest_utility: float | None
 
     def __init__(
