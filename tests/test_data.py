@@ -534,3 +534,41 @@ def test_training_progress_spreads_an_intervals_generation_over_its_steps(tiny_t
     assert seen[0] == 0.0 and seen == sorted(seen)
     steps = [b - a for a, b in zip(seen, seen[1:]) if b != a]
     assert max(steps) < 3 * min(steps)  # no jump at an interval's start
+
+
+class CallSizes(CountingTeacher):
+    """Records how many prompts each call asks; ``text`` overrides the answer."""
+
+    def __init__(self, num_tokens=6, text=None):
+        super().__init__(num_tokens)
+        self.sizes, self.text = [], text
+
+    def generate(self, prompts, *, max_new_tokens=None):
+        self.sizes.append(len(prompts))
+        out = super().generate(prompts, max_new_tokens=max_new_tokens)
+        return out if self.text is None else [Generation(text=self.text, num_tokens=g.num_tokens) for g in out]
+
+
+def test_a_teacher_call_is_sized_by_its_prompts_own_worst_case(tiny_tokenizer):
+    # Short prompts at max_length 256: sizing by the longest possible example (16 + 256 tokens)
+    # would ask 3000 // 272 = 11 prompts; their own worst cases let one call ask all 32.
+    teacher = CallSizes()
+    dm = make_dm(tiny_tokenizer, teacher, budget_tokens=3000, num_intervals=1, max_length=256,
+                 max_tokens_per_batch=2048, generation_batch_size=32)
+    consume_interval(dm, 0)
+    assert teacher.sizes[0] == 32 > 3000 // (16 + 256)
+    assert all(dm._worst_case(p) < 16 + 256 for p in teacher.prompts)
+    assert 0 < dm.ledger.spent <= 3000
+
+
+def test_an_answer_that_retokenises_longer_than_it_was_generated_never_overdraws(tiny_tokenizer):
+    # Each answer cost max_new_tokens (16) to generate, but its text encodes to far more than
+    # max_new_tokens: the rows that would overdraw the interval are paid for and not trained on.
+    teacher = CallSizes(num_tokens=16, text="word " * 40)
+    dm = make_dm(tiny_tokenizer, teacher, budget_tokens=2000, num_intervals=1, generation_batch_size=64)
+    rows = dm._generate_interval()
+    assert any(not r["used"] for r in rows) and any(r["used"] for r in rows)
+    trained = sum(len(encode_example(tiny_tokenizer, r["prompt"], r["answer"], "x", 64)) for r in rows if r["used"])
+    assert sum(r["gen_tokens"] for r in rows) + trained <= 2000
+    consume_interval(dm, 0)
+    assert dm.ledger.spent <= 2000

@@ -301,6 +301,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.tokenizer: Any = None
         self.prompt_source: PromptSource | None = None
         self.task_pool: TaskPromptPool | None = None
+        self._lengths: dict[str, int] = {}
 
     # ----------------------------------------------------------------- components
     def attach(
@@ -541,26 +542,42 @@ class CapabilityDataModule(L.LightningDataModule):
         self._unfit: set[str] = set()
         verify = getattr(self.prompt_source, "verify", None)
         while True:
-            # Size each teacher call so that even worst-case answers cannot overdraw the interval.
-            n = min(self.generation_batch_size, (budget - committed) // self.example_worst_case)
-            if n <= 0:
-                break
-            prompts = [p for p in (self._draw_fitting(caps, weights, progress) for _ in range(n)) if p is not None]
+            # Size each teacher call so that even worst-case answers cannot overdraw the interval,
+            # by each drawn prompt's own worst case: sizing by the longest possible example
+            # (max_length) split each interval into many small calls, each decoding as long as
+            # its longest answer. The prompt that no longer fits is dropped.
+            prompts: list[Prompt] = []
+            reserved, unfit = 0, False
+            while len(prompts) < self.generation_batch_size:
+                prompt = self._draw_fitting(caps, weights, progress)
+                if prompt is None:
+                    unfit = True
+                    break
+                cost = self._worst_case(prompt.text)
+                if committed + reserved + cost > budget:
+                    break
+                prompts.append(prompt)
+                reserved += cost
             if not prompts:
-                log.warning(
-                    "interval %d: no prompt of the current mixture %s fits max_length=%d; ending the interval "
-                    "early (raise data.max_length to train on them)", self.interval, self.mixture, self.max_length,
-                )
+                if unfit:
+                    log.warning(
+                        "interval %d: no prompt of the current mixture %s fits max_length=%d; ending the interval "
+                        "early (raise data.max_length to train on them)", self.interval, self.mixture, self.max_length,
+                    )
                 break
             asked = [wrap_prompt(self.teacher_prompt, p.text) for p in prompts]
             answers = self.teacher.generate(asked, max_new_tokens=self.max_new_tokens)
             before = committed
-            for prompt, answer, text in zip(prompts, answers, asked):
+            for i, (prompt, answer, text) in enumerate(zip(prompts, answers, asked)):
                 gen_tokens = min(answer.num_tokens, self.max_new_tokens)
                 committed += gen_tokens
                 verified = verify(prompt, answer.text) if verify is not None else None
                 example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length)
-                keep = example is not None and not (self.drop_unverified and verified is False)
+                # A decoded answer can re-tokenise longer than it was generated: a row is trained
+                # on only if the rest of this call's answers can still be paid for.
+                rest = (len(prompts) - i - 1) * self.max_new_tokens
+                keep = (example is not None and not (self.drop_unverified and verified is False)
+                        and committed + len(example) + rest <= budget)
                 if keep:
                     committed += len(example)
                 rows.append(
@@ -595,8 +612,22 @@ class CapabilityDataModule(L.LightningDataModule):
     MIN_ANSWER_TOKENS = 8
     MAX_DRAWS = 16
 
+    def _prompt_length(self, text: str) -> int:
+        """Tokens of ``text`` as a chat turn (kept for the last prompts asked: fitting and sizing
+        a teacher call both need it)."""
+        if text not in self._lengths:
+            if len(self._lengths) > 4 * self.generation_batch_size:
+                self._lengths.clear()
+            self._lengths[text] = len(chat_prompt_ids(self.tokenizer, text))
+        return self._lengths[text]
+
     def _fits(self, text: str) -> bool:
-        return len(chat_prompt_ids(self.tokenizer, text)) + self.MIN_ANSWER_TOKENS <= self.max_length
+        return self._prompt_length(text) + self.MIN_ANSWER_TOKENS <= self.max_length
+
+    def _worst_case(self, text: str) -> int:
+        """The most a prompt can cost: a full-length answer, then its training row (the prompt,
+        that answer and the end-of-turn token, at most ``max_length``)."""
+        return self.max_new_tokens + min(self.max_length, self._prompt_length(text) + self.max_new_tokens + 1)
 
     def _draw_fitting(self, caps: list[str], weights: list[float], progress: float) -> Prompt | None:
         """Draw a capability from the mixture, then a prompt of it that leaves room for an answer.
