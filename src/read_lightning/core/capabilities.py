@@ -20,7 +20,11 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "multilingual",
 )
 
-__all__ = ["DEFAULT_CAPABILITIES", "check_capabilities", "validate_distribution", "top_k"]
+__all__ = ["DEFAULT_CAPABILITIES", "TASK_LABEL", "check_capabilities", "validate_distribution", "top_k"]
+
+# What the rows drawn from the task's own inputs (``data.task_prompts``) are labelled with where
+# capabilities label the others: generated files, the ledger, the report.
+TASK_LABEL = "task"
 
 
 def check_capabilities(names: Sequence[str], known: Sequence[str], *, what: str = "capability") -> None:

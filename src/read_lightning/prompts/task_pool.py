@@ -14,15 +14,13 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from read_lightning.core.capabilities import TASK_LABEL
 from read_lightning.core.jsonl import iter_jsonl
 from read_lightning.teachers.generation import Prompt
 
 __all__ = ["TASK_LABEL", "TaskPromptPool"]
 
 log = logging.getLogger(__name__)
-
-TASK_LABEL = "task"
-
 
 class TaskPromptPool:
     """Task prompts in a fixed seeded order, each used once before any is used again.

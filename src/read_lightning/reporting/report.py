@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from read_lightning.core.capabilities import TASK_LABEL
 from read_lightning.core.run_summary import ALLOCATION, PROBES, TASK, summary_part
 from read_lightning.reporting.figures import (
     _plot_ledger,
@@ -159,6 +160,11 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
         led = record.ledger
         facts.append(f"tokens spent: **{led.get('spent')}** of {led.get('budget')} "
                      f"(generation {led.get('generation')}, training {led.get('training')})")
+        task = (led.get("by_capability") or {}).get(TASK_LABEL)
+        if task and led.get("spent"):
+            spent = task.get("generation", 0) + task.get("training", 0)
+            facts.append(f"of which on the task's own inputs (`data.task_prompts`): {spent} "
+                         f"({100 * spent / led['spent']:.0f}%); the allocator's mixture covers the rest")
     elif record.budget:
         facts.append(f"tokens spent (from the decision log): **{int(x[-1])}** of {record.budget}")
     summary = record.summary or {}
