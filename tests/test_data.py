@@ -572,3 +572,19 @@ def test_an_answer_that_retokenises_longer_than_it_was_generated_never_overdraws
     assert sum(r["gen_tokens"] for r in rows) + trained <= 2000
     consume_interval(dm, 0)
     assert dm.ledger.spent <= 2000
+
+
+def test_after_the_first_call_an_interval_asks_what_its_mean_cost_says_the_share_holds(tiny_tokenizer):
+    # The first call is sized by worst cases (16 prompts of at most 16 + 64 + 16 tokens here, in
+    # a 1,500-token share); the second asks what the first call's mean cost says is left, so an
+    # interval takes two calls, not one call per shrinking worst-case remainder. The whole
+    # budget is never exceeded, and the last interval keeps within what is left.
+    teacher = CallSizes()
+    dm = make_dm(tiny_tokenizer, teacher, budget_tokens=4500, num_intervals=3, generation_batch_size=64)
+    calls = []
+    for epoch in range(3):
+        before = len(teacher.sizes)
+        consume_interval(dm, epoch)
+        calls.append(len(teacher.sizes) - before)
+    assert calls[0] == 2 and max(calls) <= 3, (calls, teacher.sizes)
+    assert 0.9 * 4500 < dm.ledger.spent <= 4500

@@ -534,7 +534,10 @@ class CapabilityDataModule(L.LightningDataModule):
         if self._teacher_calls is not None and hasattr(self.teacher, "calls"):
             self.teacher.calls = self._teacher_calls
         self._load_task_pool()
-        budget = self._interval_budget()
+        share = self._interval_budget()
+        # The hard limit is what is left of the whole budget; the interval's share is a target
+        # that the later intervals' shares correct (each is what is left over the intervals left).
+        budget = self.ledger.remaining
         committed = 0
         rows: list[dict[str, Any]] = []
         progress = self.ledger.fraction_spent
@@ -542,19 +545,26 @@ class CapabilityDataModule(L.LightningDataModule):
         self._unfit: set[str] = set()
         verify = getattr(self.prompt_source, "verify", None)
         while True:
-            # Size each teacher call so that even worst-case answers cannot overdraw the interval,
-            # by each drawn prompt's own worst case: sizing by the longest possible example
-            # (max_length) split each interval into many small calls, each decoding as long as
-            # its longest answer. The prompt that no longer fits is dropped.
+            # Each teacher call decodes as long as its longest answer, so an interval should take
+            # few calls. The first is sized so that even worst-case answers stay within the share;
+            # later ones ask as many prompts as this interval's mean cost so far says the rest of
+            # the share holds, each prompt's worst case still reserved against the whole budget.
+            # A prompt drawn that no longer fits is dropped.
+            if rows:
+                mean = committed / len(rows)
+                wanted = min(self.generation_batch_size, int((share - committed) // max(mean, 1.0)))
+                limit = budget
+            else:
+                wanted, limit = self.generation_batch_size, share
             prompts: list[Prompt] = []
             reserved, unfit = 0, False
-            while len(prompts) < self.generation_batch_size:
+            while len(prompts) < wanted:
                 prompt = self._draw_fitting(caps, weights, progress)
                 if prompt is None:
                     unfit = True
                     break
                 cost = self._worst_case(prompt.text)
-                if committed + reserved + cost > budget:
+                if committed + reserved + cost > limit:
                     break
                 prompts.append(prompt)
                 reserved += cost
