@@ -178,7 +178,9 @@ def test_card_file_with_bad_requirement_names_file_and_value(tmp_path):
     src = list_example_tasks()[0]
     text = src.read_text().replace("math: 0.5", "math: -0.5")
     bad = tmp_path / "card.yaml"
-    bad.write_text(text.replace("dev.jsonl", str(src.parent / "dev.jsonl")).replace("test.jsonl", str(src.parent / "test.jsonl")))
+    for split in ("dev", "test", "train"):
+        text = text.replace(f"{split}.jsonl", str(src.parent / f"{split}.jsonl"))
+    bad.write_text(text)
     with pytest.raises(ValueError, match=r"card.yaml: field 'requirement'.*'math'.*-0.5"):
         TaskCard.load(bad)
 

@@ -73,7 +73,7 @@ def test_packaged_cards_train_splits_never_hold_a_dev_or_test_prompt():
         train = {card.user_message(r) for r in card.rows("train")}
         held = {card.user_message(r) for s in ("dev", "test") for r in card.rows(s)}
         assert len(train) == len(card.rows("train")) >= 1000 and not train & held, name
-    pool = TaskPromptPool.load("fact_extract")
+    pool = TaskPromptPool.from_card(TaskCard.load(resolve_card("fact_extract")))
     assert len(pool) == 1000 and pool.next().capability == TASK_LABEL
 
 
@@ -88,10 +88,10 @@ def test_the_pool_drops_held_out_and_own_evaluation_prompts(tmp_path, caplog):
     (root / "card.yaml").write_text("name: mine\ndescription: d\nevaluation: exact_match\n"
                                     "dev: dev.jsonl\ntest: test.jsonl\ntrain: train.jsonl\n")
     with caplog.at_level(logging.WARNING):
-        pool = TaskPromptPool.load(str(root / "card.yaml"), held_out={prompt_hash("Q?")} - {prompt_hash("Q?")})
+        pool = TaskPromptPool.from_card(TaskCard.load(root / "card.yaml"))
     assert pool.prompts == ["Q?"] and "dropped 1 of 2" in caplog.text
     with pytest.raises(ValueError, match="no prompt left"):
-        TaskPromptPool.load(str(root / "card.yaml"), held_out={prompt_hash("Q?")})
+        TaskPromptPool.from_card(TaskCard.load(root / "card.yaml"), held_out={prompt_hash("Q?")})
 
 
 def test_bad_task_prompts_fail_before_any_model_loads(tmp_path):
@@ -104,8 +104,8 @@ def test_bad_task_prompts_fail_before_any_model_loads(tmp_path):
     with pytest.raises(ValueError, match="'task' is reserved"):
         CapabilityDataModule(capabilities=["math", "task"], task_prompts="fact_extract")
     with pytest.raises(ValueError, match="task card 'py_funcs' has no train split"):
-        TaskPromptPool.load("py_funcs")
+        TaskPromptPool.from_card(TaskCard.load(resolve_card("py_funcs")))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "x"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1: row has no 'prompt'"):
-        TaskPromptPool.load(str(bad))
+        TaskPromptPool.from_jsonl(str(bad))

@@ -43,37 +43,37 @@ class TaskPromptPool:
         self.skipped = 0  # prompts passed over because they did not fit
 
     @classmethod
-    def load(cls, source: str, held_out: set[str] | frozenset[str] = frozenset(), seed: int = 0) -> TaskPromptPool:
-        """Read ``source``: a JSONL file of ``{"prompt": ...}`` rows (or ``"question"``), or a task
-        card (path or packaged name) with a train split.
+    def from_jsonl(cls, path: str, held_out: set[str] | frozenset[str] = frozenset(), seed: int = 0) -> TaskPromptPool:
+        """A JSONL file of ``{"prompt": ...}`` rows (or ``"question"``), less the prompts whose
+        hash is in ``held_out``."""
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"task_prompts file {path!r} does not exist")
+        prompts = []
+        for lineno, row in iter_jsonl(path):
+            text = row.get("prompt", row.get("question"))
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{path}:{lineno}: row has no 'prompt' (or 'question') string")
+            prompts.append(text)
+        return cls._kept(prompts, Path(path).stem, held_out, seed)
 
-        Drops every prompt whose hash is in ``held_out`` and, for a card, its own dev and test
-        prompts, so training never sees an evaluation prompt; says how many it dropped.
-        """
+    @classmethod
+    def from_card(cls, card: Any, held_out: set[str] | frozenset[str] = frozenset(), seed: int = 0) -> TaskPromptPool:
+        """A task card's train split (a ``TaskCard``), less its own dev and test prompts and the
+        prompts whose hash is in ``held_out``."""
         from read_lightning.prompts.leakage import prompt_hash
 
-        path = Path(source)
-        if path.suffix == ".jsonl":
-            if not path.is_file():
-                raise FileNotFoundError(f"task_prompts file {source!r} does not exist")
-            prompts = []
-            for lineno, row in iter_jsonl(path):
-                text = row.get("prompt", row.get("question"))
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError(f"{source}:{lineno}: row has no 'prompt' (or 'question') string")
-                prompts.append(text)
-            name = path.stem
-        else:
-            from read_lightning.requirement.cards import load_card
+        if not card.has_train:
+            raise ValueError(f"task_prompts: task card {card.name!r} has no train split; give it a 'train' JSONL "
+                             "of task inputs, or pass a JSONL file of prompts")
+        own = {prompt_hash(card.user_message(row)) for split in ("dev", "test") for row in card.rows(split)}
+        prompts = [card.user_message(row) for row in card.rows("train")]
+        return cls._kept(prompts, card.name, set(held_out) | own, seed)
 
-            card = load_card(source)
-            if not card.has_train:
-                raise ValueError(f"task_prompts {source!r}: task card {card.name!r} has no train split; give it a "
-                                 "'train' JSONL of task inputs, or pass a JSONL file of prompts")
-            prompts = [card.user_message(row) for row in card.rows("train")]
-            held_out = set(held_out) | {prompt_hash(card.user_message(row)) for s in ("dev", "test")
-                                        for row in card.rows(s)}
-            name = card.name
+    @classmethod
+    def _kept(cls, prompts: list[str], name: str, held_out: set[str] | frozenset[str], seed: int) -> TaskPromptPool:
+        """Training never sees an evaluation or probe prompt: drop them, and say how many."""
+        from read_lightning.prompts.leakage import prompt_hash
+
         kept = [p for p in prompts if prompt_hash(p) not in held_out]
         if len(kept) < len(prompts):
             log.warning("task prompts %r: dropped %d of %d that are evaluation or probe prompts",

@@ -376,7 +376,13 @@ class CapabilityDataModule(L.LightningDataModule):
     def _load_task_pool(self) -> TaskPromptPool | None:
         """The task prompt pool, read on first use; None without ``task_prompts``."""
         if self.task_pool is None and self.task_prompts is not None:
-            self.task_pool = TaskPromptPool.load(self.task_prompts, self._held_out_hashes(), self.seed)
+            if Path(self.task_prompts).suffix == ".jsonl":
+                self.task_pool = TaskPromptPool.from_jsonl(self.task_prompts, self._held_out_hashes(), self.seed)
+            else:
+                from read_lightning.requirement.cards import load_card
+
+                card = load_card(self.task_prompts, self.capabilities)
+                self.task_pool = TaskPromptPool.from_card(card, self._held_out_hashes(), self.seed)
         return self.task_pool
 
     def _held_out_hashes(self) -> set[str]:
