@@ -223,10 +223,9 @@ def test_the_allocators_candidates_move_with_its_previous_choice(monkeypatch):
     assert moving > frozen + 0.005
 
 
-def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
-    # smoke run of benchmarks/allocation.py on two tiny families: the table, the targets and the JSON agree
+def _allocation_benchmark(monkeypatch):
+    """benchmarks/allocation.py as a module, on one BLAS thread."""
     import importlib.util
-    import json
     from pathlib import Path
 
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
@@ -234,6 +233,14 @@ def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
     spec = importlib.util.spec_from_file_location("allocation_suite", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
+    # smoke run of benchmarks/allocation.py on two tiny families: the table, the targets and the JSON agree
+    import json
+
+    bench = _allocation_benchmark(monkeypatch)
     out = bench.main(["--families", "simulator,saturation", "--allocators", "read,task_static", "--envs", "3", "--decisions", "4"])
     printed = capsys.readouterr().out
     assert json.loads(printed.strip().splitlines()[-1])["families"] == json.loads(json.dumps(out["families"]))
@@ -251,14 +258,7 @@ def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
 
 def test_family_benchmark_runs_a_variant_beside_the_default(capsys, monkeypatch):
     # an allocator named with options is built with them and reported under its spec
-    import importlib.util
-    from pathlib import Path
-
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
-    spec = importlib.util.spec_from_file_location("allocation_suite", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _allocation_benchmark(monkeypatch)
     assert bench.parse_allocator("read:freed_to=pro_rata:kappa=0.5:futile_z=null") == (
         "read", {"freed_to": "pro_rata", "kappa": 0.5, "futile_z": None})
     with pytest.raises(ValueError, match="key=value"):
