@@ -250,10 +250,10 @@ def check_task_prompts(trainer: Any, datamodule: Any) -> None:
     evaluates another: a task changed in one place only would distil for the wrong task."""
     from read_lightning.requirement.cards import resolve_card
 
-    source = getattr(datamodule, "task_prompts", None)
-    if not isinstance(source, str) or Path(source).suffix == ".jsonl":
+    trained = getattr(datamodule, "task_card_path", None)  # None: no task prompts, or a JSONL of them
+    if trained is None:
         return
-    trained = resolve_card(source).resolve()
+    trained, source = trained.resolve(), datamodule.task_prompts
     for cb in trainer.callbacks:
         card = getattr(cb, "task_card", None)  # BanditAllocationCallback keeps the name or path
         loaded = getattr(cb, "card", None)  # TaskEvaluationCallback keeps the loaded card

@@ -203,6 +203,8 @@ class CapabilityDataModule(L.LightningDataModule):
         check_number("teacher_timeout", teacher_timeout, low=0.0, open_low=True)
         check_number("seed", seed, integer=True)
         check_number("task_share", task_share, low=0.0, high=1.0)
+        # The card that task_prompts names (None for a JSONL file), found before any model loads.
+        self.task_card_path: Path | None = None
         if task_prompts is not None:
             if TASK_LABEL in self.capabilities:
                 raise ValueError(f"capability name {TASK_LABEL!r} is reserved for task_prompts' rows; rename it")
@@ -212,7 +214,7 @@ class CapabilityDataModule(L.LightningDataModule):
             else:
                 from read_lightning.requirement.cards import resolve_card
 
-                resolve_card(task_prompts)  # a clear error before any model loads
+                self.task_card_path = resolve_card(task_prompts)
         for name, value in [
             ("num_intervals", num_intervals),
             ("max_tokens_per_batch", max_tokens_per_batch),
@@ -376,12 +378,12 @@ class CapabilityDataModule(L.LightningDataModule):
     def _load_task_pool(self) -> TaskPromptPool | None:
         """The task prompt pool, read on first use; None without ``task_prompts``."""
         if self.task_pool is None and self.task_prompts is not None:
-            if Path(self.task_prompts).suffix == ".jsonl":
+            if self.task_card_path is None:
                 self.task_pool = TaskPromptPool.from_jsonl(self.task_prompts, self._held_out_hashes(), self.seed)
             else:
                 from read_lightning.requirement.cards import load_card
 
-                card = load_card(self.task_prompts, self.capabilities)
+                card = load_card(str(self.task_card_path), self.capabilities)
                 self.task_pool = TaskPromptPool.from_card(card, self._held_out_hashes(), self.seed)
         return self.task_pool
 
