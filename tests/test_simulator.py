@@ -143,8 +143,9 @@ def test_read_ucb_beats_uniform_and_random_and_stays_near_task_static():
     assert mean["read"] > 0.993 * mean["task_static"]  # measured 0.997-0.998; before the shrunk anchor 0.996-0.999
 
 
-def _allocation_benchmark(monkeypatch):
-    """benchmarks/allocation_diagnostics.py (simulator.py only, the published allocator) as a module."""
+def _allocation_benchmark(monkeypatch, script="allocation_diagnostics"):
+    """benchmarks/<script>.py as a module: allocation_diagnostics (simulator.py only, the published
+    allocator) or allocation (the families)."""
     import importlib.util
     import os
     from pathlib import Path
@@ -152,8 +153,8 @@ def _allocation_benchmark(monkeypatch):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         # the module setdefault()s these; through monkeypatch they are undone after the test
         monkeypatch.setenv(var, os.environ.get(var, "1"))
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_diagnostics.py"
-    spec = importlib.util.spec_from_file_location("allocation_benchmark", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(f"{script}_benchmark", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     return bench
@@ -223,24 +224,11 @@ def test_the_allocators_candidates_move_with_its_previous_choice(monkeypatch):
     assert moving > frozen + 0.005
 
 
-def _allocation_benchmark(monkeypatch):
-    """benchmarks/allocation.py as a module, on one BLAS thread."""
-    import importlib.util
-    from pathlib import Path
-
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation.py"
-    spec = importlib.util.spec_from_file_location("allocation_suite", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
 def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
     # smoke run of benchmarks/allocation.py on two tiny families: the table, the targets and the JSON agree
     import json
 
-    bench = _allocation_benchmark(monkeypatch)
+    bench = _allocation_benchmark(monkeypatch, "allocation")
     out = bench.main(["--families", "simulator,saturation", "--allocators", "read,task_static", "--envs", "3", "--decisions", "4"])
     printed = capsys.readouterr().out
     assert json.loads(printed.strip().splitlines()[-1])["families"] == json.loads(json.dumps(out["families"]))
@@ -258,7 +246,7 @@ def test_family_benchmark_reports_every_figure_per_family(capsys, monkeypatch):
 
 def test_family_benchmark_runs_a_variant_beside_the_default(capsys, monkeypatch):
     # an allocator named with options is built with them and reported under its spec
-    bench = _allocation_benchmark(monkeypatch)
+    bench = _allocation_benchmark(monkeypatch, "allocation")
     assert bench.parse_allocator("read:freed_to=pro_rata:kappa=0.5:futile_z=null") == (
         "read", {"freed_to": "pro_rata", "kappa": 0.5, "futile_z": None})
     with pytest.raises(ValueError, match="key=value"):
