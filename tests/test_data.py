@@ -502,7 +502,7 @@ def test_a_fresh_run_refuses_the_interval_files_another_run_left_in_its_run_dir(
 def test_a_teacher_that_returns_nothing_ends_the_interval_instead_of_looping(tiny_tokenizer, caplog):
     class EmptyTeacher(CountingTeacher):
         def generate(self, prompts, *, max_new_tokens=None):
-            self.prompts.extend(prompts)
+            self.prompts.append(prompts)
             return [Generation(text="", num_tokens=0) for _ in prompts]
 
     class RejectAll(StaticPromptSource):
@@ -514,7 +514,7 @@ def test_a_teacher_that_returns_nothing_ends_the_interval_instead_of_looping(tin
     dm.attach(prompt_source=RejectAll(POOLS))
     with caplog.at_level(logging.WARNING, logger="read_lightning.training.data"):
         assert list(dm.train_dataloader()) == []
-    assert len(teacher.prompts) == 4 and "produced no token and no training example" in caplog.text
+    assert len(teacher.prompts) == 1 and "produced no token and no training example" in caplog.text
 
 
 def test_training_progress_spreads_an_intervals_generation_over_its_steps(tiny_tokenizer):
@@ -551,13 +551,16 @@ class CallSizes(CountingTeacher):
 
 def test_a_teacher_call_is_sized_by_its_prompts_own_worst_case(tiny_tokenizer):
     # Short prompts at max_length 256: sizing by the longest possible example (16 + 256 tokens)
-    # would ask 3000 // 272 = 11 prompts; their own worst cases let one call ask all 32.
+    # would ask 3000 // 272 = 11 prompts. With no answer seen yet, the first call asks prompts
+    # until their own worst cases fill the share, whatever the teacher's batch size.
     teacher = CallSizes()
     dm = make_dm(tiny_tokenizer, teacher, budget_tokens=3000, num_intervals=1, max_length=256,
-                 max_tokens_per_batch=2048, generation_batch_size=32)
+                 max_tokens_per_batch=2048, generation_batch_size=8)
     consume_interval(dm, 0)
-    assert teacher.sizes[0] == 32 > 3000 // (16 + 256)
-    assert all(dm._worst_case(p) < 16 + 256 for p in teacher.prompts)
+    first = teacher.prompts[: teacher.sizes[0]]
+    worst = [dm._worst_case(p) for p in first]
+    assert teacher.sizes[0] > 3000 // (16 + 256) and all(w < 16 + 256 for w in worst)
+    assert 3000 - max(worst) < sum(worst) <= 3000
     assert 0 < dm.ledger.spent <= 3000
 
 
@@ -574,17 +577,18 @@ def test_an_answer_that_retokenises_longer_than_it_was_generated_never_overdraws
     assert dm.ledger.spent <= 2000
 
 
-def test_after_the_first_call_an_interval_asks_what_its_mean_cost_says_the_share_holds(tiny_tokenizer):
-    # The first call is sized by worst cases (16 prompts of at most 16 + 64 + 16 tokens here, in
-    # a 1,500-token share); the second asks what the first call's mean cost says is left, so an
-    # interval takes two calls, not one call per shrinking worst-case remainder. The whole
-    # budget is never exceeded, and the last interval keeps within what is left.
+def test_once_answers_are_seen_an_interval_takes_one_call_sized_by_their_mean(tiny_tokenizer):
+    # Interval 0's first call is sized by worst cases (no answer seen yet), so a second call asks
+    # what the mean answers say the rest of the share holds. From then on each interval takes
+    # one call sized by the labels' mean answers (its miss moves the next shares), except the
+    # last, which spends what is left. The whole budget is never exceeded.
     teacher = CallSizes()
-    dm = make_dm(tiny_tokenizer, teacher, budget_tokens=4500, num_intervals=3, generation_batch_size=64)
+    dm = make_dm(tiny_tokenizer, teacher, budget_tokens=6000, num_intervals=4, generation_batch_size=8)
     calls = []
-    for epoch in range(3):
+    for epoch in range(4):
         before = len(teacher.sizes)
         consume_interval(dm, epoch)
         calls.append(len(teacher.sizes) - before)
-    assert calls[0] == 2 and max(calls) <= 3, (calls, teacher.sizes)
-    assert 0.9 * 4500 < dm.ledger.spent <= 4500
+    assert calls[0] == 2 and calls[1:3] == [1, 1] and calls[3] >= 1, (calls, teacher.sizes)
+    assert sum(n for _, n in dm._answer_tokens.values()) == sum(teacher.sizes)  # every answer counted once
+    assert 0.9 * 6000 < dm.ledger.spent <= 6000

@@ -304,6 +304,8 @@ class CapabilityDataModule(L.LightningDataModule):
         self.prompt_source: PromptSource | None = None
         self.task_pool: TaskPromptPool | None = None
         self._lengths: dict[str, int] = {}
+        # Answer tokens the teacher gave so far per label: (sum, count), for _expected_cost.
+        self._answer_tokens: dict[str, tuple[int, int]] = {}
 
     # ----------------------------------------------------------------- components
     def attach(
@@ -490,6 +492,7 @@ class CapabilityDataModule(L.LightningDataModule):
             state["prompt_source"] = source_state()
         if self.task_pool is not None:
             state["task_prompts"] = self.task_pool.state_dict()
+        state["answer_tokens"] = {label: list(v) for label, v in sorted(self._answer_tokens.items())}
         return state
 
     def _load_generation_state(self, state: Any, origin: str) -> None:
@@ -521,6 +524,15 @@ class CapabilityDataModule(L.LightningDataModule):
                 self._load_task_pool().load_state_dict(state["task_prompts"])
             except (KeyError, TypeError, ValueError) as err:
                 raise ValueError(f"{origin}: field 'task_prompts' does not fit this run's task prompts: {err}") from None
+        answer_tokens = state.get("answer_tokens", {})
+        if not isinstance(answer_tokens, dict):
+            raise ValueError(f"{origin}: field 'answer_tokens' must map labels to [tokens, answers], got {answer_tokens!r}")
+        for label, pair in answer_tokens.items():
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise ValueError(f"{origin}: field 'answer_tokens.{label}' must be [tokens, answers], got {pair!r}")
+            for name, value in zip(("tokens", "answers"), pair):
+                check_number(f"{origin}: field 'answer_tokens.{label}' {name}", value, low=0, integer=True)
+        self._answer_tokens = {label: (int(a), int(b)) for label, (a, b) in answer_tokens.items()}
         self.rng = restored
         self.too_long_prompts = int(too_long)
         self._teacher_calls = calls
@@ -552,30 +564,26 @@ class CapabilityDataModule(L.LightningDataModule):
         caps, weights = list(self.mixture), list(self.mixture.values())
         self._unfit: set[str] = set()
         verify = getattr(self.prompt_source, "verify", None)
+        last = self.interval >= self.num_intervals - 1
         while True:
             # Each teacher call decodes as long as its longest answer, so an interval should take
-            # few calls. The first is sized so that even worst-case answers stay within the share;
-            # later ones ask as many prompts as this interval's mean cost so far says the rest of
-            # the share holds, each prompt's worst case still reserved against the whole budget.
-            # A prompt drawn that no longer fits is dropped.
-            if rows:
-                mean = committed / len(rows)
-                wanted = min(self.generation_batch_size, int((share - committed) // max(mean, 1.0)))
-                limit = budget
-            else:
-                wanted, limit = self.generation_batch_size, share
+            # one call. A call asks prompts while their expected costs (each prompt's own length
+            # and its label's mean answer so far, see _expected_cost) fit what is left of the
+            # share, each prompt's worst case reserved against the whole budget. A prompt drawn
+            # that no longer fits is dropped.
             prompts: list[Prompt] = []
-            reserved, unfit = 0, False
-            while len(prompts) < wanted:
+            expected, reserved, unfit, estimated = 0, 0, False, True
+            while True:
                 prompt = self._draw_fitting(caps, weights, progress)
                 if prompt is None:
                     unfit = True
                     break
-                cost = self._worst_case(prompt.text)
-                if committed + reserved + cost > limit:
+                cost, guess = self._worst_case(prompt.text), self._expected_cost(prompt)
+                if committed + reserved + cost > budget or committed + expected + guess > share:
                     break
                 prompts.append(prompt)
-                reserved += cost
+                reserved, expected = reserved + cost, expected + guess
+                estimated = estimated and prompt.capability in self._answer_tokens
             if not prompts:
                 if unfit:
                     log.warning(
@@ -615,6 +623,16 @@ class CapabilityDataModule(L.LightningDataModule):
                     rows[-1]["teacher_prompt"] = text
             if (shown := phases.current()) is not None:  # the phase opened by _load_or_generate
                 shown.advance(committed - before, tokens=sum(a.num_tokens for a in answers), info=f"{len(rows)} answers")
+            for prompt, answer in zip(prompts, answers):
+                total, n = self._answer_tokens.get(prompt.capability, (0, 0))
+                self._answer_tokens[prompt.capability] = (total + min(answer.num_tokens, self.max_new_tokens), n + 1)
+            if estimated and not last and committed > before:
+                # A call sized by mean answers fills the share in expectation; what it misses or
+                # overshoots moves the next intervals' shares (each is what is left over the
+                # intervals left), so a second call for the rest would only decode another tail.
+                # A call with worst-case guesses leaves the share's rest, and the last interval
+                # spends what is left of the budget.
+                break
             if committed == before:
                 # Empty answers (0 tokens) that are all dropped cost nothing, so the loop would
                 # never reach the interval's budget: end it rather than call the teacher forever.
@@ -638,6 +656,13 @@ class CapabilityDataModule(L.LightningDataModule):
                 self._lengths.clear()
             self._lengths[text] = len(chat_prompt_ids(self.tokenizer, text))
         return self._lengths[text]
+
+    def _expected_cost(self, prompt: Prompt) -> int:
+        """What a prompt is expected to cost: its label's mean answer so far (``max_new_tokens``
+        before any answer of that label, so then its worst case), then its training row."""
+        total, n = self._answer_tokens.get(prompt.capability, (0, 0))
+        answer = round(total / n) if n else self.max_new_tokens
+        return answer + min(self.max_length, self._prompt_length(prompt.text) + answer + 1)
 
     def _fits(self, text: str) -> bool:
         return self._prompt_length(text) + self.MIN_ANSWER_TOKENS <= self.max_length
