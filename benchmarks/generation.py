@@ -10,9 +10,11 @@ JSON object:
   ``batch x hidden @ hidden x intermediate``), the model's FLOPs per token (2 x its linear
   weights, plus attention over the mean context), and so the tokens/s ceiling of decoding alone
   and of these prompts (their prefill at the square rate plus their answers at the decode rate).
-- ``sampled``: what the run does. Prompts drawn from the default capability mix (every
-  capability, long_context included, each fitting ``max_length`` with room for an answer as the
-  data module requires), answered in teacher calls of ``--batch-size`` prompts with
+- ``sampled``: what the run does. Prompts drawn as the default recipe draws them: half from the
+  ``fact_extract`` card's train split (``--task``, ``--task-share``), half from the capability mix
+  (every capability, long_context included, each fitting ``max_length`` with room for an answer
+  as the data module requires), answered in teacher calls of ``--per-call`` prompts (the run asks
+  an interval's 25-35 prompts in one call) decoded ``--batch-size`` rows at a time with
   ``--max-new-tokens`` new tokens, temperature 0.2, top-p 0.95, seeded. Per engine:
   ``tokens_per_s`` and ``speedup_vs_baseline`` (the baseline is ``generate``, today's batched
   ``model.generate``), plus whether the loop gives the same answers when asked again.
@@ -80,15 +82,29 @@ def flops_per_token(model: torch.nn.Module, context: float) -> float:
 
 
 def run_prompts(library: TemplateLibrary, tokenizer: Any, n: int, max_length: int, min_answer: int,
-                seed: int) -> list[str]:
-    """``n`` prompts from the default mix, each leaving ``min_answer`` tokens within ``max_length``
-    as the data module's ``_draw_fitting`` requires; capabilities in turn, long_context included."""
+                seed: int, task: str | None = None, task_share: float = 0.0) -> list[str]:
+    """``n`` prompts as the run draws them: a share ``task_share`` from the task card ``task``'s
+    train split (the recipe's ``data.task_prompts``), the rest from the default capability mix,
+    capabilities in turn, long_context included; each leaves ``min_answer`` tokens within
+    ``max_length`` as the data module's ``_draw_fitting`` requires."""
     rng = random.Random(seed)
     caps = library.capabilities
+    pool = None
+    if task is not None and task_share > 0:
+        from read_lightning.prompts.task_pool import TaskPromptPool
+        from read_lightning.requirement.cards import load_card, resolve_card
+
+        pool = TaskPromptPool.from_card(load_card(str(resolve_card(task)), caps), seed=seed)
     prompts: list[str] = []
+    drawn = 0
     while len(prompts) < n:
-        text = library.sample(caps[len(prompts) % len(caps)], rng, 0.0).text
-        if len(chat_prompt_ids(tokenizer, text)) + min_answer <= max_length:
+        if pool is not None and rng.random() < task_share:
+            prompt = pool.next()
+            text = prompt.text if prompt is not None else None
+        else:
+            text = library.sample(caps[drawn % len(caps)], rng, 0.0).text
+            drawn += 1
+        if text is not None and len(chat_prompt_ids(tokenizer, text)) + min_answer <= max_length:
             prompts.append(text)
     return prompts
 
@@ -102,14 +118,14 @@ def answer_in_calls(teacher: HFTeacher, prompts: Sequence[str], per_call: int) -
     return out, time.perf_counter() - start
 
 
-def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_size: int, max_new_tokens: int,
-                    temperature: float, top_p: float, seed: int) -> tuple[dict[str, Any], dict[str, list[Generation]]]:
+def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_size: int, per_call: int,
+                    max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[dict[str, Any], dict[str, list[Generation]]]:
     """Per engine: seconds, tokens, tokens/s and speedup over the first engine, on the same prompts."""
     teachers = {e: HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens,
                              temperature=temperature, top_p=top_p, seed=seed, engine=e) for e in ENGINES}
     answers, seconds = {}, {}
     for engine, teacher in teachers.items():
-        answers[engine], seconds[engine] = answer_in_calls(teacher, prompts, batch_size)
+        answers[engine], seconds[engine] = answer_in_calls(teacher, prompts, per_call)
         teacher.calls = 0
     out: dict[str, Any] = {}
     for engine in ENGINES:
@@ -137,7 +153,8 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - load_start
     library = TemplateLibrary(seed=args.seed)
     n = max(args.prompts, args.greedy_prompts)
-    prompts = run_prompts(library, tokenizer, n, args.max_length, CapabilityDataModule.MIN_ANSWER_TOKENS, args.seed)
+    prompts = run_prompts(library, tokenizer, n, args.max_length, CapabilityDataModule.MIN_ANSWER_TOKENS, args.seed,
+                          args.task, args.task_share)
     prompt_tokens = [len(chat_prompt_ids(tokenizer, p)) for p in prompts]
     HFTeacher(model, tokenizer, max_new_tokens=2, engine="loop").generate(prompts[:2])  # warm-up
 
@@ -154,6 +171,8 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
         "load_s": round(load_s, 1),
         "torch_threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
+        "prompts_per_call": args.per_call,
+        "task_prompts": {"card": args.task, "share": args.task_share},
         "max_new_tokens": args.max_new_tokens,
         "max_length": args.max_length,
         "mean_prompt_tokens": round(mean_prompt, 1),
@@ -170,12 +189,12 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
 
     sampled_prompts = prompts[: args.prompts]
     print(f"sampled: {len(sampled_prompts)} prompts, engines {ENGINES} ...", file=sys.stderr)
-    sampled, answers = compare_engines(model, tokenizer, sampled_prompts, batch_size=args.batch_size,
+    sampled, answers = compare_engines(model, tokenizer, sampled_prompts, batch_size=args.batch_size, per_call=args.per_call,
                                        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                                        top_p=args.top_p, seed=args.seed)
     again = HFTeacher(model, tokenizer, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                       temperature=args.temperature, top_p=args.top_p, seed=args.seed, engine="loop")
-    first = sampled_prompts[: args.batch_size]
+    first = sampled_prompts[: args.per_call]
     sampled["loop"]["same_answers_when_asked_again"] = [g.text for g in again.generate(first)] == [
         g.text for g in answers["loop"][: len(first)]]
     sampled.update(temperature=args.temperature, top_p=args.top_p, seed=args.seed,
@@ -186,7 +205,8 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
     if args.greedy_prompts:
         print(f"greedy: {args.greedy_prompts} prompts ...", file=sys.stderr)
         greedy, answers = compare_engines(model, tokenizer, prompts[: args.greedy_prompts],
-                                          batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                          batch_size=args.batch_size, per_call=args.per_call,
+                                          max_new_tokens=args.max_new_tokens,
                                           temperature=0.0, top_p=1.0, seed=args.seed)
         greedy["identical_to_baseline"] = identity(answers[ENGINES[0]], answers["loop"])
         greedy["load_average"] = [round(x, 2) for x in os.getloadavg()]
@@ -208,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=32, help="prompts answered with sampling, per engine")
     parser.add_argument("--greedy-prompts", type=int, default=64, help="prompts answered greedily; 0 skips")
-    parser.add_argument("--batch-size", type=int, default=16, help="prompts per teacher call and batch (the recipe's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows decoded at once (the recipe's generation_batch_size)")
+    parser.add_argument("--per-call", type=int, default=None,
+                        help="prompts per teacher call (default: --batch-size; the run asks an interval's ~25-35 in one call)")
+    parser.add_argument("--task", default="fact_extract", help="task card whose train split gives --task-share of the prompts")
+    parser.add_argument("--task-share", type=float, default=0.5, help="the recipe's data.task_share; 0: capability prompts only")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=256, help="the recipe's data.max_length")
     parser.add_argument("--temperature", type=float, default=0.2)
@@ -218,9 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher", action="store_true")
     args = parser.parse_args(argv)
-    for name in ("prompts", "batch_size", "max_new_tokens", "threads"):
+    if args.per_call is None:
+        args.per_call = args.batch_size
+    for name in ("prompts", "batch_size", "per_call", "max_new_tokens", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 <= args.task_share <= 1:
+        parser.error(f"--task-share must be in [0, 1], got {args.task_share}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {}
