@@ -97,3 +97,17 @@ def test_only_the_run_state_sets_should_stop_or_reopens_an_interval():
         if path.name != "run_state.py":
             assert not re.search(r"should_stop\s*=", text), path
             assert "reopen_interval_end(" not in text, path
+
+
+def test_a_second_fit_of_the_same_trainer_keeps_the_first_fits_time():
+    # The phases add up over both fits, so the wall clock must too (or the phases' shares would
+    # pass 100%).
+    state = RunState()
+    with state.timed("generation"):
+        time.sleep(0.03)
+    state.teardown(None, None, "fit")
+    assert not state.clock_running
+    with state.timed("generation"):
+        time.sleep(0.03)
+    assert state.elapsed() >= state.seconds("generation") >= 0.06
+    assert state.fraction("generation") <= 1.0

@@ -58,7 +58,7 @@ class RunState(Callback):
     """
 
     def __init__(self) -> None:
-        self._before = 0.0  # wall clock of earlier processes of this run, from the checkpoint
+        self._before = 0.0  # wall clock of earlier fits of this run: this trainer's, or the checkpoint's
         self._started: float | None = None
         self._phases: dict[str, float] = {}  # seconds per phase, this process's added to the checkpoint's
         self._requests: list[str] = []
@@ -183,7 +183,11 @@ class RunState(Callback):
         self.decide(trainer)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._started = None  # the trainer's next fit starts its own clock
+        # A later fit of the same trainer continues this run (its phases keep adding up), so its
+        # clock starts where this one stopped.
+        if self._started is not None:
+            self._before = self.elapsed()
+            self._started = None
 
     # ----------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
