@@ -72,8 +72,9 @@ def _config(root: Path, name: str) -> Path:
                                "allocator": "random"}},
                 {"class_path": "test_ddp.RankRecorder", "init_args": {"dir": str(root / name / "ranks")}},
                 {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0}},
+                # (after every step, so a kill mid-interval resumes one step in whatever the plan)
                 {"class_path": checkpoint, "init_args": {"save_last": True, "save_top_k": 0,
-                                                         "every_n_train_steps": 2}},
+                                                         "every_n_train_steps": 1}},
             ],
             "enable_checkpointing": True, "enable_progress_bar": False, "enable_model_summary": False,
         },
@@ -140,7 +141,11 @@ def test_two_process_ddp_shares_mixture_ledger_and_budget(root, full):
 def test_killed_ddp_run_resumes_to_the_same_result(root, full):
     """Both ranks killed mid-interval (a lost node), resumed with --ckpt_path last under DDP."""
     config = _config(root, "killed")
-    assert _fit(config, kill_at="train:5") == KILLED
+    # Killed before interval 1's second step, whatever the plan's step counts (the step after
+    # interval 0's last, from the uninterrupted run's rank 0).
+    rank0 = [json.loads(line) for line in (full / "ranks" / "rank0.jsonl").read_text().splitlines()]
+    first_interval_steps = sum(1 for row in rank0 if row["event"] == "batch" and row["epoch"] == 0)
+    assert _fit(config, kill_at=f"train:{first_interval_steps + 1}") == KILLED
     # It resumes inside interval 1, one step in (each rank skips its first batch).
     assert _newest_checkpoint(root / "killed" / "ddp" / "version_0") == {
         "epoch": 1, "batches_done": 1, "last_batch": False, "at_batch_end": True}

@@ -49,18 +49,16 @@ def _install_kill_point(spec: str) -> None:
     def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
-    if kind == "generate":  # in the second teacher call of an interval: half of it is answered
+    if kind == "generate":  # once the interval's first teacher call is answered: paid for, nothing on disk
         original = CapabilityDataModule._generate_interval
 
         def generate_interval(self):
             if self.interval == at_int:
-                answer, calls = self.teacher.generate, []
+                answer = self.teacher.generate
 
                 def dying_generate(prompts, **kw):
-                    calls.append(1)
-                    if len(calls) == 2:
-                        die()
-                    return answer(prompts, **kw)
+                    answer(prompts, **kw)
+                    die()
 
                 self.teacher.generate = dying_generate
             return original(self)
@@ -219,8 +217,8 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
 
     config = _config(root, prompts, "killed")
     run = root / "killed" / "tiny" / "version_0"
-    # Killed in the teacher's second call of interval 1 (the interval's data is half paid for,
-    # nothing on disk), mid-way through interval 2's training, after interval 2's decision was
+    # Killed once the teacher has answered interval 1's first call (the interval's data is paid
+    # for, nothing on disk), mid-way through interval 2's training, after interval 2's decision was
     # logged but not checkpointed, and while interval 3 is probed (after its last step was
     # checkpointed).
     assert _fit(config, kill_at="generate:1") == KILLED
