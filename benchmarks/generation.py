@@ -119,22 +119,27 @@ def answer_in_calls(teacher: HFTeacher, prompts: Sequence[str], per_call: int) -
 
 
 def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_size: int, per_call: int,
-                    max_new_tokens: int, temperature: float, top_p: float, seed: int) -> tuple[dict[str, Any], dict[str, list[Generation]]]:
-    """Per engine: seconds, tokens, tokens/s and speedup over the first engine, on the same prompts."""
-    teachers = {e: HFTeacher(model, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_p=top_p, seed=seed, engine=e) for e in ENGINES}
+                    max_new_tokens: int, temperature: float, top_p: float, seed: int,
+                    bf16_model: Any = None) -> tuple[dict[str, Any], dict[str, list[Generation]]]:
+    """Per engine: seconds, tokens, tokens/s and speedup over the first engine, on the same prompts
+    (with ``bf16_model``, also ``loop_bf16``: the loop on bfloat16 weights)."""
+    models = {e: model for e in ENGINES}
+    if bf16_model is not None:
+        models["loop_bf16"] = bf16_model
+    teachers = {e: HFTeacher(m, tokenizer, batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, seed=seed, engine="loop" if e == "loop_bf16" else e) for e, m in models.items()}
     answers, seconds = {}, {}
     for engine, teacher in teachers.items():
         answers[engine], seconds[engine] = answer_in_calls(teacher, prompts, per_call)
         teacher.calls = 0
     out: dict[str, Any] = {}
-    for engine in ENGINES:
+    for engine in teachers:
         tokens = sum(g.num_tokens for g in answers[engine])
         out[engine] = {"seconds": round(seconds[engine], 2), "tokens": tokens,
                        "tokens_per_s": round(tokens / seconds[engine], 1),
                        "finished": sum(bool(g.finished) for g in answers[engine])}
     base = out[ENGINES[0]]["tokens_per_s"]
-    for engine in ENGINES:
+    for engine in teachers:
         out[engine]["speedup_vs_baseline"] = round(out[engine]["tokens_per_s"] / base, 2)
     return out, answers
 
@@ -189,9 +194,14 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
 
     sampled_prompts = prompts[: args.prompts]
     print(f"sampled: {len(sampled_prompts)} prompts, engines {ENGINES} ...", file=sys.stderr)
+    bf16_model = None
+    if args.bf16:
+        from read_lightning.teachers.models import EMBEDDED, load_model
+
+        bf16_model = load_model(EMBEDDED, dtype="bfloat16")
     sampled, answers = compare_engines(model, tokenizer, sampled_prompts, batch_size=args.batch_size, per_call=args.per_call,
                                        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                       top_p=args.top_p, seed=args.seed)
+                                       top_p=args.top_p, seed=args.seed, bf16_model=bf16_model)
     again = HFTeacher(model, tokenizer, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                       temperature=args.temperature, top_p=args.top_p, seed=args.seed, engine="loop")
     first = sampled_prompts[: args.per_call]
@@ -207,8 +217,10 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
         greedy, answers = compare_engines(model, tokenizer, prompts[: args.greedy_prompts],
                                           batch_size=args.batch_size, per_call=args.per_call,
                                           max_new_tokens=args.max_new_tokens,
-                                          temperature=0.0, top_p=1.0, seed=args.seed)
+                                          temperature=0.0, top_p=1.0, seed=args.seed, bf16_model=bf16_model)
         greedy["identical_to_baseline"] = identity(answers[ENGINES[0]], answers["loop"])
+        if bf16_model is not None:
+            greedy["loop_bf16"]["identical_to_baseline"] = identity(answers[ENGINES[0]], answers["loop_bf16"])
         greedy["load_average"] = [round(x, 2) for x in os.getloadavg()]
         result["greedy"] = greedy
     return result
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distinct-n", type=int, default=10_000, help="0 skips the distinctness part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher", action="store_true")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run the loop on bfloat16 weights (data.teacher_dtype: bfloat16; answers differ from fp32's)")
     args = parser.parse_args(argv)
     if args.per_call is None:
         args.per_call = args.batch_size
