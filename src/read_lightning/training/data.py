@@ -26,6 +26,7 @@ Resuming and several processes:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import time
@@ -52,6 +53,13 @@ from read_lightning.teachers.generation import (
     resolve_teacher_backend,
 )
 from read_lightning.teachers.models import EMBEDDED
+from read_lightning.teachers.specs import (
+    HFTeacherSpec,
+    HTTPTeacherSpec,
+    TeacherSpec,
+    VLLMTeacherSpec,
+    check_engine_kwargs,
+)
 from read_lightning.training.batches import (
     BatchStream,
     IntervalLoader,
@@ -70,12 +78,14 @@ __all__ = ["CapabilityDataModule"]
 
 log = logging.getLogger(__name__)
 
-# vLLM claims 90% of the GPU by default, but here the student trains on the same device in the
-# same process; the teacher is built first (in setup), so without a limit training would be left
-# with a tenth. A 135M teacher needs well under 1% of an 80 GB card, a 7B one about 25%.
-VLLM_MEMORY_SHARE = 0.3
-_OWN_ENGINE_KEYS = {"model": "teacher", "seed": "seed", "dtype": "teacher_dtype", "temperature": "temperature",
-                    "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
+# teacher_engine_kwargs' keys that other options own, and those options.
+_OWN_ENGINE_KEYS = {key: f"data.{option}" for key, option in (
+    ("model", "teacher"), ("seed", "seed"), ("dtype", "teacher_dtype"), ("temperature", "temperature"),
+    ("top_p", "top_p"), ("max_new_tokens", "max_new_tokens"))}
+# The options that configure a teacher named by a string: a teacher given as a spec takes its own
+# (its init_args), so one of these set to other than its default beside a spec is refused.
+_STRING_FORM_OPTIONS = ("teacher_backend", "teacher_url", "teacher_timeout", "teacher_engine_kwargs",
+                        "teacher_dtype", "generation_batch_size")
 
 def _jsonl_prompt_source(
     path: str, capabilities: Sequence[str], held_out: set[str] | frozenset[str] = frozenset()
@@ -124,7 +134,14 @@ class CapabilityDataModule(L.LightningDataModule):
     """Streams teacher-answered capability batches under a token budget.
 
     Args:
-        teacher: Hub id, local directory, or ``embedded:smollm2-135m-instruct``.
+        teacher: the teacher that answers the prompts. A string names its model (Hub id, local
+            directory, or ``embedded:smollm2-135m-instruct``, the default), run as
+            ``teacher_backend`` says with the ``teacher_*`` options and ``generation_batch_size``;
+            ``read-train fit`` fills it from ``model.teacher``. A ``TeacherSpec``
+            (``HFTeacherSpec``, ``VLLMTeacherSpec``, ``HTTPTeacherSpec``; a ``class_path`` /
+            ``init_args`` entry in YAML) says how the teacher runs in its own arguments; the
+            string-form options are then refused. Either way the seed and the sampling options
+            (``temperature``, ``top_p``, ``max_new_tokens``) are this module's.
         student: model whose tokenizer encodes the training data (usually linked to the model's).
         capabilities: capability names; defaults to the eight built-in ones.
         mixture: initial data mixture over capabilities (a distribution); uniform if omitted.
@@ -171,7 +188,7 @@ class CapabilityDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        teacher: str = EMBEDDED,
+        teacher: str | TeacherSpec | None = None,
         student: str = EMBEDDED,
         capabilities: list[str] | None = None,
         mixture: dict[str, float] | None = None,
@@ -249,21 +266,27 @@ class CapabilityDataModule(L.LightningDataModule):
             raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose one of {list(TEACHER_BACKENDS)}")
         if teacher_backend == "http" and not teacher_url:
             raise ValueError("teacher_backend 'http' needs teacher_url (an OpenAI-compatible server)")
-        engine = teacher_engine_kwargs or {}
-        if not isinstance(engine, dict) or not all(isinstance(k, str) for k in engine):
-            raise ValueError(f"teacher_engine_kwargs must map vllm.LLM argument names to values, "
-                             f"got {teacher_engine_kwargs!r}")
-        for key, option in _OWN_ENGINE_KEYS.items():
-            if key in engine:
-                raise ValueError(f"teacher_engine_kwargs sets {key!r}={engine[key]!r}; use data.{option} instead")
-        if "gpu_memory_utilization" in engine:
-            check_number("teacher_engine_kwargs.gpu_memory_utilization", engine["gpu_memory_utilization"],
-                         low=0.0, high=1.0, open_low=True)
-        self.teacher_engine_kwargs = {"gpu_memory_utilization": VLLM_MEMORY_SHARE, **engine}
+        self.teacher_engine_kwargs = check_engine_kwargs(teacher_engine_kwargs, "teacher_engine_kwargs",
+                                                         _OWN_ENGINE_KEYS)
+        if teacher is not None and not isinstance(teacher, (str, TeacherSpec)):
+            raise ValueError(f"teacher must be a model name or a TeacherSpec, got {teacher!r}")
+        # The teacher as a spec, None for one named by a string (built from the options below).
+        self.teacher_spec = teacher if isinstance(teacher, TeacherSpec) else None
+        if self.teacher_spec is not None:
+            given, defaults = locals(), inspect.signature(CapabilityDataModule.__init__).parameters
+            for name in _STRING_FORM_OPTIONS:
+                value = given[name]
+                if value != defaults[name].default:
+                    raise ValueError(
+                        f"data.{name}={value!r} configures a teacher named by a string, but data.teacher is "
+                        f"{type(teacher).__name__}: set it in the spec's init_args (see docs/teachers.md) or drop it")
+            teacher_backend, teacher_dtype = self.teacher_spec.backend, self.teacher_spec.dtype
+            generation_batch_size = getattr(self.teacher_spec, "batch_size", generation_batch_size)
         for name, path in (("extra_templates", extra_templates), ("leakage_hashes", leakage_hashes)):
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"{name} file {path!r} does not exist")
-        self.teacher_name, self.student_name = teacher, student
+        self.teacher_name = teacher.model if isinstance(teacher, TeacherSpec) else (teacher or EMBEDDED)
+        self.student_name = student
         self.teacher_backend, self.teacher_url, self.teacher_timeout = teacher_backend, teacher_url, teacher_timeout
         if probe_data_dir is not None and not Path(probe_data_dir).is_dir():
             raise FileNotFoundError(f"probe_data_dir {probe_data_dir!r} is not a directory")
@@ -422,29 +445,22 @@ class CapabilityDataModule(L.LightningDataModule):
         return hashes
 
     def _build_teacher(self) -> Teacher:
-        from read_lightning.teachers.generation import HFTeacher, HTTPTeacher, VLLMTeacher
-        from read_lightning.teachers.models import load_model, load_tokenizer, resolve_model_path
-
+        """The teacher: its spec built, or for a teacher named by a string, the spec its options say."""
+        spec = self.teacher_spec
+        if spec is None:
+            backend = resolve_teacher_backend(self.teacher_backend)
+            log.info("teacher backend: %s (configured %r)", backend, self.teacher_backend)
+            if backend == "http":
+                spec = HTTPTeacherSpec(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout)
+            elif backend == "vllm":
+                spec = VLLMTeacherSpec(self.teacher_name, dtype=self.teacher_dtype,
+                                       engine_kwargs=self.teacher_engine_kwargs)
+            else:
+                spec = HFTeacherSpec(self.teacher_name, dtype=self.teacher_dtype, batch_size=self.generation_batch_size)
+        else:
+            log.info("teacher: %r", spec)
         sampling = dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
-        backend = resolve_teacher_backend(self.teacher_backend)
-        log.info("teacher backend: %s (configured %r)", backend, self.teacher_backend)
-        if backend == "http":
-            return HTTPTeacher(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout,
-                               tokenizer=self.tokenizer, seed=self.seed, **sampling)
-        if backend == "vllm":
-            path = resolve_model_path(self.teacher_name, self.cache_dir)
-            return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **self.teacher_engine_kwargs, **sampling)
-
-        model = load_model(self.teacher_name, dtype=self.teacher_dtype, cache_dir=self.cache_dir, shared=True)
-        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
-            model.to("cuda")
-        return HFTeacher(
-            model,
-            load_tokenizer(self.teacher_name, self.cache_dir),
-            batch_size=self.generation_batch_size,
-            seed=self.seed,
-            **sampling,
-        )
+        return spec.build(self.tokenizer, seed=self.seed, sampling=sampling, cache_dir=self.cache_dir)
 
     @property
     def labels(self) -> list[str]:
