@@ -41,14 +41,12 @@ from torch.utils.data import DataLoader
 from read_lightning.core import progress as phases
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
 from read_lightning.core.checks import check_number
-from read_lightning.core.jsonl import iter_jsonl
 from read_lightning.core.ledger import TokenLedger
 from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
 from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt
 from read_lightning.teachers.generation import (
     TEACHER_BACKENDS,
     PromptSource,
-    StaticPromptSource,
     Teacher,
     resolve_teacher_backend,
 )
@@ -71,6 +69,7 @@ from read_lightning.training.batches import (
 from read_lightning.training.generation_plan import GenerationPlanner
 from read_lightning.training.interval_store import IntervalStore
 from read_lightning.training.progress import progress_display
+from read_lightning.training.prompt_sources import build_prompt_source, held_out_hashes, load_task_pool
 from read_lightning.training.run_state import timed
 
 __all__ = ["CapabilityDataModule"]
@@ -86,42 +85,6 @@ _OWN_ENGINE_KEYS = {key: f"data.{option}" for key, option in (
 # (its init_args), so one of these set to other than its default beside a spec is refused.
 _STRING_FORM_OPTIONS = ("teacher_backend", "teacher_url", "teacher_timeout", "teacher_engine_kwargs",
                         "teacher_dtype", "generation_batch_size")
-
-def _jsonl_prompt_source(
-    path: str, capabilities: Sequence[str], held_out: set[str] | frozenset[str] = frozenset()
-) -> StaticPromptSource:
-    """Per-capability pools from a JSONL file of ``{"capability", "prompt"}`` rows.
-
-    Rows whose prompt hash is in ``held_out`` (probe and evaluation prompts) are dropped with a
-    warning, as the template library drops them. Every capability must keep at least one prompt:
-    a mixture may put weight on any of them.
-    """
-    from read_lightning.prompts.leakage import prompt_hash
-
-    pools: dict[str, list[str]] = {c: [] for c in capabilities}
-    dropped: list[int] = []
-    for lineno, row in iter_jsonl(path):
-        cap, text = row.get("capability"), row.get("prompt")
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}:{lineno}: row has no 'prompt' string")
-        if not isinstance(cap, str) or cap not in pools:
-            raise ValueError(f"{path}:{lineno}: unknown capability {cap!r}; expected one of {list(pools)}")
-        if prompt_hash(text) in held_out:
-            dropped.append(lineno)
-            continue
-        pools[cap].append(text)
-    if dropped:
-        log.warning("%s: dropped %d prompt(s) that are probe or evaluation prompts (lines %s); training never sees them",
-                    path, len(dropped), ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else ""))
-    empty = [c for c, pool in pools.items() if not pool]
-    if empty:
-        raise ValueError(
-            f"prompt_source {path!r} has no usable prompts for capabilities {empty}"
-            + (f" ({len(dropped)} held-out prompt(s) were dropped)" if dropped else "")
-            + "; add rows for them or leave them out of `capabilities`"
-        )
-    return StaticPromptSource(pools)
-
 
 def _delegate(part: str, name: str) -> property:
     """An attribute of the data module that is the attribute ``name`` of its part ``part``."""
@@ -392,57 +355,18 @@ class CapabilityDataModule(L.LightningDataModule):
         return [int(v) for v in total.tolist()]
 
     def _build_prompt_source(self) -> PromptSource:
-        if self.prompt_source_name == "templates":
-            from read_lightning.prompts.library import TemplateLibrary
-
-            return TemplateLibrary(
-                capabilities=self.capabilities,
-                extra=self.extra_templates,
-                leakage_hashes=self._held_out_hashes(),
-                seed=self.seed,
-            )
-        if not Path(self.prompt_source_name).is_file():
-            raise FileNotFoundError(
-                f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
-            )
-        return _jsonl_prompt_source(self.prompt_source_name, self.capabilities, self._held_out_hashes())
+        return build_prompt_source(self.prompt_source_name, self.capabilities, self.extra_templates,
+                                   self._held_out_hashes(), self.seed)
 
     def _load_task_pool(self) -> TaskPromptPool | None:
         """The task prompt pool, read on first use; None without ``task_prompts``."""
         if self.task_pool is None and self.task_prompts is not None:
-            if self.task_card_path is None:
-                self.task_pool = TaskPromptPool.from_jsonl(self.task_prompts, self._held_out_hashes(), self.seed)
-            else:
-                from read_lightning.requirement.cards import load_card
-
-                card = load_card(str(self.task_card_path), self.capabilities)
-                self.task_pool = TaskPromptPool.from_card(card, self._held_out_hashes(), self.seed)
+            self.task_pool = load_task_pool(self.task_prompts, self.task_card_path, self.capabilities,
+                                            self._held_out_hashes(), self.seed)
         return self.task_pool
 
     def _held_out_hashes(self) -> set[str]:
-        """Prompts training must never see: the packaged probe items, the dev and test questions
-        of every packaged task card, plus the user's hash file.
-
-        Probes measure the profile the bandit learns from, and task splits the student a user
-        gets; a held-out prompt in the training data would reward memorisation instead of
-        capability. A user's own card is held out with ``read-train leakage``'s hash file.
-        """
-        from read_lightning.evaluation.probes import probe_file, probe_items
-        from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
-        from read_lightning.prompts.leakage import load_hash_set, prompt_hash
-
-        hashes = {
-            prompt_hash(item["prompt"])
-            for cap in self.capabilities
-            if probe_file(cap, ".jsonl", self.probe_data_dir).is_file()
-            for item in probe_items(cap, self.probe_data_dir)
-        }
-        for path in list_example_tasks():
-            card = TaskCard.load(path, check_data=False)
-            hashes |= {prompt_hash(card.user_message(row)) for split in ("dev", "test") for row in card.rows(split)}
-        if self.leakage_hashes:
-            hashes |= set(load_hash_set(self.leakage_hashes))
-        return hashes
+        return held_out_hashes(self.capabilities, self.probe_data_dir, self.leakage_hashes)
 
     def _build_teacher(self) -> Teacher:
         """The teacher: its spec built, or for a teacher named by a string, the spec its options say."""
