@@ -82,7 +82,7 @@ def flops_per_token(model: torch.nn.Module, context: float) -> float:
 def run_prompts(library: TemplateLibrary, tokenizer: Any, n: int, max_length: int, min_answer: int,
                 seed: int) -> list[str]:
     """``n`` prompts from the default mix, each leaving ``min_answer`` tokens within ``max_length``
-    as the data module's ``_draw_fitting`` requires; capabilities in turn, long_context included."""
+    as the generation planner's ``draw_fitting`` requires; capabilities in turn, long_context included."""
     rng = random.Random(seed)
     caps = library.capabilities
     prompts: list[str] = []
