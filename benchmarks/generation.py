@@ -86,7 +86,7 @@ def run_prompts(library: TemplateLibrary, tokenizer: Any, n: int, max_length: in
     """``n`` prompts as the run draws them: a share ``task_share`` from the task card ``task``'s
     train split (the recipe's ``data.task_prompts``), the rest from the default capability mix,
     capabilities in turn, long_context included; each leaves ``min_answer`` tokens within
-    ``max_length`` as the data module's ``_draw_fitting`` requires."""
+    ``max_length`` as the generation planner's ``draw_fitting`` requires."""
     rng = random.Random(seed)
     caps = library.capabilities
     pool = None
@@ -151,14 +151,14 @@ def identity(a: list[Generation], b: list[Generation]) -> dict[str, Any]:
 
 
 def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
-    from read_lightning.training.data import CapabilityDataModule
+    from read_lightning.training.generation_plan import GenerationPlanner
 
     load_start = time.perf_counter()
     model, tokenizer, how = load_teacher()
     load_s = time.perf_counter() - load_start
     library = TemplateLibrary(seed=args.seed)
     n = max(args.prompts, args.greedy_prompts)
-    prompts = run_prompts(library, tokenizer, n, args.max_length, CapabilityDataModule.MIN_ANSWER_TOKENS, args.seed,
+    prompts = run_prompts(library, tokenizer, n, args.max_length, GenerationPlanner.MIN_ANSWER_TOKENS, args.seed,
                           args.task, args.task_share)
     prompt_tokens = [len(chat_prompt_ids(tokenizer, p)) for p in prompts]
     HFTeacher(model, tokenizer, max_new_tokens=2, engine="loop").generate(prompts[:2])  # warm-up

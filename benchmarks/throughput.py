@@ -81,6 +81,7 @@ from read_lightning.teachers.models import (
 )
 from read_lightning.training.batches import collate, encode_example, length_grouped_batches
 from read_lightning.training.data import CapabilityDataModule
+from read_lightning.training.generation_plan import GenerationPlanner
 from read_lightning.training.module import DistillationModule, calibration_prompts
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "smollm2-135m.yaml"
@@ -241,7 +242,7 @@ def teacher_answers(n: int, max_new_tokens: int, max_length: int, seed: int) -> 
     while len(prompts) < n:
         p = lib.sample(lib.capabilities[len(prompts) % len(lib.capabilities)], rng, 0.5)
         # The data module redraws prompts that leave no room for an answer; so does this.
-        if len(chat_prompt_ids(tok, p.text)) + CapabilityDataModule.MIN_ANSWER_TOKENS <= max_length:
+        if len(chat_prompt_ids(tok, p.text)) + GenerationPlanner.MIN_ANSWER_TOKENS <= max_length:
             prompts.append(p)
     model = load_model(EMBEDDED, shared=True).to("cuda" if torch.cuda.is_available() else "cpu")
     teacher = HFTeacher(model, tok, batch_size=64 if torch.cuda.is_available() else 16,

@@ -10,6 +10,7 @@ from read_lightning.core.jsonl import read_jsonl
 from read_lightning.teachers.generation import Generation, StaticPromptSource
 from read_lightning.training.batches import IGNORE_INDEX, collate, encode_example, length_grouped_batches
 from read_lightning.training.data import CapabilityDataModule
+from read_lightning.training.generation_plan import GenerationPlanner
 
 POOLS = {
     "math": ["What is 12 plus 7?", "Add 3 and 4 and 5."],
@@ -284,8 +285,8 @@ def test_a_static_pool_is_tested_for_length_once_not_at_every_draw(tiny_tokenize
                               max_new_tokens=16, max_tokens_per_batch=256, generation_batch_size=4)
     dm.attach(teacher=CountingTeacher(), tokenizer=tiny_tokenizer, prompt_source=StaticPromptSource(pools))
     tested = []
-    fits = CapabilityDataModule._fits
-    monkeypatch.setattr(CapabilityDataModule, "_fits", lambda self, text: tested.append(text) or fits(self, text))
+    fits = GenerationPlanner.fits
+    monkeypatch.setattr(GenerationPlanner, "fits", lambda self, text: tested.append(text) or fits(self, text))
     consume_interval(dm, 0)
     assert len(tested) == 3  # each pooled prompt once, over 80+ draws
 
@@ -314,7 +315,7 @@ def test_the_template_library_trains_a_long_capability_on_its_longest_prompts_th
               prompt_source=TemplateLibrary(capabilities=["long_context", "math"], calibration_per_template=4))
     consume_interval(dm, 0)
     assert len(teacher.prompts) >= 20
-    assert all(dm._fits(p) for p in teacher.prompts)
+    assert all(dm.planner.fits(p) for p in teacher.prompts)
     lc = sum("<document>" in p for p in teacher.prompts) / len(teacher.prompts)
     assert lc > 0.6, lc
     assert dm.prompt_source.stats["length_fallbacks"] > 0
@@ -558,7 +559,7 @@ def test_a_teacher_call_is_sized_by_its_prompts_own_worst_case(tiny_tokenizer):
                  max_tokens_per_batch=2048, generation_batch_size=8)
     consume_interval(dm, 0)
     first = teacher.prompts[: teacher.sizes[0]]
-    worst = [dm._worst_case(p) for p in first]
+    worst = [dm.planner.worst_case(p) for p in first]
     assert teacher.sizes[0] > 3000 // (16 + 256) and all(w < 16 + 256 for w in worst)
     assert 3000 - max(worst) < sum(worst) <= 3000
     assert 0 < dm.ledger.spent <= 3000
@@ -590,5 +591,5 @@ def test_once_answers_are_seen_an_interval_takes_one_call_sized_by_their_mean(ti
         consume_interval(dm, epoch)
         calls.append(len(teacher.sizes) - before)
     assert calls[0] == 2 and calls[1:3] == [1, 1] and calls[3] >= 1, (calls, teacher.sizes)
-    assert sum(n for _, n in dm._answer_tokens.values()) == sum(teacher.sizes)  # every answer counted once
+    assert sum(n for _, n in dm.planner.answer_tokens.values()) == sum(teacher.sizes)  # every answer counted once
     assert 0.9 * 6000 < dm.ledger.spent <= 6000

@@ -11,6 +11,7 @@ from test_data import consume_interval, make_dm
 
 from read_lightning.core.jsonl import read_json, read_jsonl
 from read_lightning.evaluation.tasks import TaskCard
+from read_lightning.training.interval_store import load_interval_rows
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -130,7 +131,7 @@ def test_generated_interval_reader_names_file_line_and_field(tiny_tokenizer, tmp
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     try:
-        loaded = dm._load_interval(path)
+        loaded = load_interval_rows(path, dm.labels, dm.max_new_tokens)
     except ValueError as err:
         assert str(err).startswith(f"{path}:"), str(err)
     else:

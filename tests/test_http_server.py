@@ -112,6 +112,19 @@ def test_a_run_charges_the_ledger_what_the_server_reported(server, tiny_tokenize
     assert served and sum(dm.ledger.generation.values()) == sum(r["completion_tokens"] for r in served)
 
 
+def test_an_http_spec_builds_a_teacher_that_answers_as_the_client_does(server, tiny_tokenizer):
+    from read_lightning.teachers import HTTPTeacherSpec
+    from read_lightning.training.data import CapabilityDataModule
+
+    url, _ = server
+    dm = CapabilityDataModule(teacher=HTTPTeacherSpec(url, "tiny", timeout=30, concurrency=2), budget_tokens=10_000,
+                              temperature=0.0, max_new_tokens=12, seed=0)
+    built = dm.attach(tokenizer=tiny_tokenizer)._build_teacher()
+    direct = HTTPTeacher(url, "tiny", temperature=0.0, max_new_tokens=12, timeout=30, seed=0)
+    assert [(g.text, g.num_tokens) for g in built.generate(PROMPTS[:3])] == \
+        [(g.text, g.num_tokens) for g in direct.generate(PROMPTS[:3])]
+
+
 def test_a_slow_server_times_out_and_one_killed_mid_request_is_retried_on_its_replacement(model_dir):
     with socket.socket() as s:  # a free port both servers will bind
         s.bind(("127.0.0.1", 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import gc
+import importlib
 import inspect
 import logging
 import os
@@ -126,9 +127,9 @@ def _read_cli() -> type[LightningCLI]:
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             # The models are named once, on the module; the data module needs the same names to
-            # load the student's tokenizer and the teacher.
+            # load the student's tokenizer and the teacher. (The teacher is not a link: data.teacher
+            # may be a spec that names it instead; link_teacher makes the two agree.)
             parser.link_arguments("model.student", "data.student")
-            parser.link_arguments("model.teacher", "data.teacher")
             parser.link_arguments("model.cache_dir", "data.cache_dir")
             # One epoch is one allocation interval.
             parser.link_arguments("data.num_intervals", "trainer.max_epochs")
@@ -147,6 +148,7 @@ def _read_cli() -> type[LightningCLI]:
                 raise UsageError(_short_parse_error(str(err))) from None
 
         def before_instantiate_classes(self) -> None:
+            link_teacher(self.config[self.subcommand] if self.subcommand else self.config)
             if self.subcommand == "fit":
                 check_ckpt_path(self.config["fit"].get("ckpt_path"))
                 check_student(self.config["fit"].get("model"))
@@ -282,6 +284,55 @@ def check_bandit_profile(trainer: Any) -> None:
         fix = (f"{later[0]} comes after {owner} in trainer.callbacks: put it before" if later else
                f"trainer.callbacks has no CapabilityProbeCallback: add one before {owner}")
         raise ConfigurationError(f"{owner}: no capability profile found at fit start: {fix}")
+
+
+def link_teacher(config: Any) -> None:
+    """Make ``model.teacher`` and ``data.teacher`` name one teacher, before anything is built.
+
+    Unset ``data.teacher`` is ``model.teacher`` (a model name, run as ``data.teacher_backend``
+    says: every recipe's form). A spec (``class_path``/``init_args``) names its model itself:
+    ``model.teacher``, the module's logit-KD teacher, gets that name unless it names another
+    model, which is refused; a teacher behind a server cannot give the module its logits, so
+    ``model.kd_weight > 0`` is refused beside one.
+    """
+    model, data = config.get("model"), config.get("data")
+    if model is None or data is None:
+        return
+    chosen, named = data.get("teacher"), model.get("teacher")
+    if chosen is None:
+        data["teacher"] = named
+        return
+    if isinstance(chosen, str):
+        if chosen != named:
+            raise UsageError(f"data.teacher {chosen!r} and model.teacher {named!r} name two teachers; "
+                             "name the model once, in model.teacher")
+        return
+    from jsonargparse import Namespace
+
+    from read_lightning.teachers.models import EMBEDDED
+
+    if not isinstance(chosen, Namespace) or not isinstance(chosen.get("class_path"), str):
+        return  # the parser accepted it; the data module names what is wrong with it
+    init_args = chosen.get("init_args") or Namespace()
+    module, _, spec = chosen["class_path"].rpartition(".")
+    cls = getattr(importlib.import_module(module), spec)
+    try:
+        # A spec only holds its arguments: making one here costs nothing and names a bad value in
+        # one line (jsonargparse, making it later, would bury it in a union's error).
+        cls(**init_args.as_dict())
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"data.teacher: {err}") from None
+    spec_model = init_args.get("model")
+    if not isinstance(spec_model, str):
+        return
+    if named not in (EMBEDDED, spec_model):
+        raise UsageError(f"model.teacher {named!r} and data.teacher ({spec}, model {spec_model!r}) name two "
+                         "teachers; name the model once, in data.teacher.init_args.model")
+    model["teacher"] = spec_model
+    if not getattr(cls, "in_process", True) and (model.get("kd_weight") or 0) > 0:
+        raise UsageError(f"model.kd_weight={model.get('kd_weight')} needs the teacher's logits in this process, but "
+                         f"data.teacher is {spec}, which runs elsewhere (model {spec_model!r}); "
+                         "set model.kd_weight: 0")
 
 
 def check_student(model: Any) -> None:
@@ -442,8 +493,6 @@ def _override_keys(argv: list[str]) -> list[str]:
 def _signature_parameters(class_path: str) -> set[str] | None:
     """The parameters of the class at ``class_path``, imported; None when it cannot be imported
     (jsonargparse says why) or takes ``**kwargs`` (only the class knows what it accepts)."""
-    import importlib
-
     module, _, name = class_path.rpartition(".")
     try:
         params = inspect.signature(getattr(importlib.import_module(module), name)).parameters

@@ -53,7 +53,7 @@ def _check_mapping(doc: dict[str, Any], prefix: str, keys: set[str], source: str
         if isinstance(value, dict) and deeper and "class_path" not in value:
             message = _check_mapping(value, path + ".", keys, source, parameters)
         elif path in keys:
-            message = _check_init_args(value, path, source, parameters) if parameters else None
+            message = _check_init_args(value, path, source, parameters, keys) if parameters else None
         else:
             message = unknown_key(path, keys, f"in {source}")
         if message:
@@ -74,9 +74,11 @@ def _accepted_override(key: str, keys: set[str]) -> bool:
     return False
 
 
-def _check_init_args(value: Any, path: str, source: str, parameters: Parameters) -> str | None:
+def _check_init_args(value: Any, path: str, source: str, parameters: Parameters,
+                     keys: set[str] = frozenset()) -> str | None:
     """The message for the first ``init_args`` key of a ``class_path`` entry in ``value`` (one or
-    a list) that its class does not take."""
+    a list) that its class does not take; a key of ``keys`` with its name is suggested (a
+    teacher spec's ``temperature`` is ``data.temperature``)."""
     for item in value if isinstance(value, list) else [value]:
         if not (isinstance(item, dict) and isinstance(item.get("class_path"), str)
                 and isinstance(item.get("init_args"), dict)):
@@ -87,13 +89,14 @@ def _check_init_args(value: Any, path: str, source: str, parameters: Parameters)
         name = item["class_path"].rpartition(".")[2]
         for arg in item["init_args"]:
             if arg not in accepted:
-                return unknown_key(arg, accepted, f"in {source}", owner=f"{path}: {name}")
+                return unknown_key(arg, accepted, f"in {source}", owner=f"{path}: {name}", elsewhere=keys)
     return None
 
 
-def unknown_key(key: str, keys: Iterable[str], where: str, *, owner: str | None = None, flag: bool = False) -> str:
-    """A few lines: the unknown key and where it is, the nearest accepted key, the keys accepted
-    beside it."""
+def unknown_key(key: str, keys: Iterable[str], where: str, *, owner: str | None = None, flag: bool = False,
+                elsewhere: Iterable[str] = ()) -> str:
+    """A few lines: the unknown key and where it is, the nearest accepted key (or a key of
+    ``elsewhere`` of the same name), the keys accepted beside it."""
     keys = set(keys)
     dash = "--" if flag else ""
     parent, _, leaf = key.rpartition(".")
@@ -102,7 +105,7 @@ def unknown_key(key: str, keys: Iterable[str], where: str, *, owner: str | None 
     if guess:
         guess = [f"{parent}.{guess[0]}" if parent else guess[0]]
     else:  # the right key in the wrong section (data.lr for model.lr)
-        guess = sorted(k for k in keys if k.rpartition(".")[2] == leaf and k != key)[:1]
+        guess = sorted(k for k in {*keys, *elsewhere} if k.rpartition(".")[2] == leaf and k != key)[:1]
     head = f"{owner} does not accept {key!r}" if owner else f"unknown configuration key '{dash}{key}'"
     lines = [f"{head} ({where})"]
     if guess:

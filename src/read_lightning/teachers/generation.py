@@ -119,7 +119,7 @@ class StaticPromptSource:
         if fits is None:
             i = rng.randrange(len(pool))
         else:
-            # ``==``, not ``is``: a bound method (the data module's ``_fits``) is a new object at
+            # ``==``, not ``is``: a bound method (the generation planner's ``fits``) is a new object at
             # every attribute access, and the pool would be re-tested on every draw.
             if self._fitting.get(capability, (None,))[0] != fits:
                 self._fitting[capability] = (fits, [j for j, text in enumerate(pool) if fits(text)])

@@ -1,17 +1,20 @@
 """Budget-limited capability batches: the LightningDataModule side of ReAD.
 
 One training epoch is one allocation interval. At the start of each interval the data module
-draws capabilities from the current mixture, fills capability prompts, has the teacher answer
-them, and packs the (prompt, answer) pairs into length-grouped batches until the interval's share
-of the budget is committed. The ledger is charged generation tokens when the teacher answers and
-training tokens when a batch is handed to the training step, and it never lets B be exceeded.
+has its interval's rows made (by the ``GenerationPlanner``, ``generation_plan.py``: prompts drawn
+from the current mixture and answered by the teacher until the interval's share of the budget is
+committed) or read back (from the ``IntervalStore``, ``interval_store.py``), and packs the
+(prompt, answer) pairs into length-grouped batches. The ledger is charged generation tokens when
+the interval's rows are first used and training tokens when a batch is handed to the training
+step, and it never lets B be exceeded.
 
 Resuming and several processes:
 
-- an interval's prompts and answers go to ``generated/interval_NNN.jsonl`` and the sampling
-  state after them (prompt RNG, template window, teacher call counter) to
-  ``generation_state/interval_NNN.json``, both atomically, so a run killed at any point and
-  resumed from its last checkpoint reuses what was paid for and continues the same sampling;
+- an interval's prompts and answers go to ``generated/interval_NNN.jsonl`` and the planner's
+  sampling state after them (prompt RNG, template window, teacher call counter, answer
+  statistics) to ``generation_state/interval_NNN.json``, both atomically (the store), so a run
+  killed at any point and resumed from its last checkpoint reuses what was paid for and
+  continues the same sampling;
 - the training loader is resumable through Lightning's ``state_dict`` interface: a checkpoint
   taken mid-interval records how many steps of the interval were trained (and charged), and the
   resumed loader skips exactly those;
@@ -27,7 +30,6 @@ import inspect
 import logging
 import random
 import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,20 +41,23 @@ from torch.utils.data import DataLoader
 from read_lightning.core import progress as phases
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
 from read_lightning.core.checks import check_number
-from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 from read_lightning.core.ledger import TokenLedger
 from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
-from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt, wrap_prompt
+from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt
 from read_lightning.teachers.generation import (
     TEACHER_BACKENDS,
-    Prompt,
     PromptSource,
-    StaticPromptSource,
     Teacher,
-    chat_prompt_ids,
     resolve_teacher_backend,
 )
 from read_lightning.teachers.models import EMBEDDED
+from read_lightning.teachers.specs import (
+    HFTeacherSpec,
+    HTTPTeacherSpec,
+    TeacherSpec,
+    VLLMTeacherSpec,
+    check_engine_kwargs,
+)
 from read_lightning.training.batches import (
     BatchStream,
     IntervalLoader,
@@ -61,7 +66,10 @@ from read_lightning.training.batches import (
     shard_batches,
     trained_mixture,
 )
+from read_lightning.training.generation_plan import GenerationPlanner
+from read_lightning.training.interval_store import IntervalStore
 from read_lightning.training.progress import progress_display
+from read_lightning.training.prompt_sources import build_prompt_source, held_out_hashes, load_task_pool
 from read_lightning.training.run_state import timed
 
 __all__ = ["CapabilityDataModule"]
@@ -69,54 +77,34 @@ __all__ = ["CapabilityDataModule"]
 
 log = logging.getLogger(__name__)
 
-# vLLM claims 90% of the GPU by default, but here the student trains on the same device in the
-# same process; the teacher is built first (in setup), so without a limit training would be left
-# with a tenth. A 135M teacher needs well under 1% of an 80 GB card, a 7B one about 25%.
-VLLM_MEMORY_SHARE = 0.3
-_OWN_ENGINE_KEYS = {"model": "teacher", "seed": "seed", "dtype": "teacher_dtype", "temperature": "temperature",
-                    "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
+# teacher_engine_kwargs' keys that other options own, and those options.
+_OWN_ENGINE_KEYS = {key: f"data.{option}" for key, option in (
+    ("model", "teacher"), ("seed", "seed"), ("dtype", "teacher_dtype"), ("temperature", "temperature"),
+    ("top_p", "top_p"), ("max_new_tokens", "max_new_tokens"))}
+# The options that configure a teacher named by a string: a teacher given as a spec takes its own
+# (its init_args), so one of these set to other than its default beside a spec is refused.
+_STRING_FORM_OPTIONS = ("teacher_backend", "teacher_url", "teacher_timeout", "teacher_engine_kwargs",
+                        "teacher_dtype", "generation_batch_size")
 
-def _jsonl_prompt_source(
-    path: str, capabilities: Sequence[str], held_out: set[str] | frozenset[str] = frozenset()
-) -> StaticPromptSource:
-    """Per-capability pools from a JSONL file of ``{"capability", "prompt"}`` rows.
-
-    Rows whose prompt hash is in ``held_out`` (probe and evaluation prompts) are dropped with a
-    warning, as the template library drops them. Every capability must keep at least one prompt:
-    a mixture may put weight on any of them.
-    """
-    from read_lightning.prompts.leakage import prompt_hash
-
-    pools: dict[str, list[str]] = {c: [] for c in capabilities}
-    dropped: list[int] = []
-    for lineno, row in iter_jsonl(path):
-        cap, text = row.get("capability"), row.get("prompt")
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{path}:{lineno}: row has no 'prompt' string")
-        if not isinstance(cap, str) or cap not in pools:
-            raise ValueError(f"{path}:{lineno}: unknown capability {cap!r}; expected one of {list(pools)}")
-        if prompt_hash(text) in held_out:
-            dropped.append(lineno)
-            continue
-        pools[cap].append(text)
-    if dropped:
-        log.warning("%s: dropped %d prompt(s) that are probe or evaluation prompts (lines %s); training never sees them",
-                    path, len(dropped), ", ".join(map(str, dropped[:10])) + (", ..." if len(dropped) > 10 else ""))
-    empty = [c for c, pool in pools.items() if not pool]
-    if empty:
-        raise ValueError(
-            f"prompt_source {path!r} has no usable prompts for capabilities {empty}"
-            + (f" ({len(dropped)} held-out prompt(s) were dropped)" if dropped else "")
-            + "; add rows for them or leave them out of `capabilities`"
-        )
-    return StaticPromptSource(pools)
+def _delegate(part: str, name: str) -> property:
+    """An attribute of the data module that is the attribute ``name`` of its part ``part``."""
+    return property(lambda self: getattr(getattr(self, part), name),
+                    lambda self, value: setattr(getattr(self, part), name, value),
+                    doc=f"``self.{part}.{name}``")
 
 
 class CapabilityDataModule(L.LightningDataModule):
     """Streams teacher-answered capability batches under a token budget.
 
     Args:
-        teacher: Hub id, local directory, or ``embedded:smollm2-135m-instruct``.
+        teacher: the teacher that answers the prompts. A string names its model (Hub id, local
+            directory, or ``embedded:smollm2-135m-instruct``, the default), run as
+            ``teacher_backend`` says with the ``teacher_*`` options and ``generation_batch_size``;
+            ``read-train fit`` fills it from ``model.teacher``. A ``TeacherSpec``
+            (``HFTeacherSpec``, ``VLLMTeacherSpec``, ``HTTPTeacherSpec``; a ``class_path`` /
+            ``init_args`` entry in YAML) says how the teacher runs in its own arguments; the
+            string-form options are then refused. Either way the seed and the sampling options
+            (``temperature``, ``top_p``, ``max_new_tokens``) are this module's.
         student: model whose tokenizer encodes the training data (usually linked to the model's).
         capabilities: capability names; defaults to the eight built-in ones.
         mixture: initial data mixture over capabilities (a distribution); uniform if omitted.
@@ -163,7 +151,7 @@ class CapabilityDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        teacher: str = EMBEDDED,
+        teacher: str | TeacherSpec | None = None,
         student: str = EMBEDDED,
         capabilities: list[str] | None = None,
         mixture: dict[str, float] | None = None,
@@ -241,21 +229,27 @@ class CapabilityDataModule(L.LightningDataModule):
             raise ValueError(f"unknown teacher_backend {teacher_backend!r}; choose one of {list(TEACHER_BACKENDS)}")
         if teacher_backend == "http" and not teacher_url:
             raise ValueError("teacher_backend 'http' needs teacher_url (an OpenAI-compatible server)")
-        engine = teacher_engine_kwargs or {}
-        if not isinstance(engine, dict) or not all(isinstance(k, str) for k in engine):
-            raise ValueError(f"teacher_engine_kwargs must map vllm.LLM argument names to values, "
-                             f"got {teacher_engine_kwargs!r}")
-        for key, option in _OWN_ENGINE_KEYS.items():
-            if key in engine:
-                raise ValueError(f"teacher_engine_kwargs sets {key!r}={engine[key]!r}; use data.{option} instead")
-        if "gpu_memory_utilization" in engine:
-            check_number("teacher_engine_kwargs.gpu_memory_utilization", engine["gpu_memory_utilization"],
-                         low=0.0, high=1.0, open_low=True)
-        self.teacher_engine_kwargs = {"gpu_memory_utilization": VLLM_MEMORY_SHARE, **engine}
+        self.teacher_engine_kwargs = check_engine_kwargs(teacher_engine_kwargs, "teacher_engine_kwargs",
+                                                         _OWN_ENGINE_KEYS)
+        if teacher is not None and not isinstance(teacher, (str, TeacherSpec)):
+            raise ValueError(f"teacher must be a model name or a TeacherSpec, got {teacher!r}")
+        # The teacher as a spec, None for one named by a string (built from the options below).
+        self.teacher_spec = teacher if isinstance(teacher, TeacherSpec) else None
+        if self.teacher_spec is not None:
+            given, defaults = locals(), inspect.signature(CapabilityDataModule.__init__).parameters
+            for name in _STRING_FORM_OPTIONS:
+                value = given[name]
+                if value != defaults[name].default:
+                    raise ValueError(
+                        f"data.{name}={value!r} configures a teacher named by a string, but data.teacher is "
+                        f"{type(teacher).__name__}: set it in the spec's init_args (see docs/teachers.md) or drop it")
+            teacher_backend, teacher_dtype = self.teacher_spec.backend, self.teacher_spec.dtype
+            generation_batch_size = getattr(self.teacher_spec, "batch_size", generation_batch_size)
         for name, path in (("extra_templates", extra_templates), ("leakage_hashes", leakage_hashes)):
             if path is not None and not Path(path).is_file():
                 raise FileNotFoundError(f"{name} file {path!r} does not exist")
-        self.teacher_name, self.student_name = teacher, student
+        self.teacher_name = teacher.model if isinstance(teacher, TeacherSpec) else (teacher or EMBEDDED)
+        self.student_name = student
         self.teacher_backend, self.teacher_url, self.teacher_timeout = teacher_backend, teacher_url, teacher_timeout
         if probe_data_dir is not None and not Path(probe_data_dir).is_dir():
             raise FileNotFoundError(f"probe_data_dir {probe_data_dir!r} is not a directory")
@@ -273,39 +267,38 @@ class CapabilityDataModule(L.LightningDataModule):
         self.teacher_prompt = resolve_teacher_prompt(teacher_prompt)
         self.teacher_dtype = teacher_dtype
         self.cache_dir = cache_dir
-        self.run_dir = run_dir
         self.seed = seed
         self.mixture = validate_distribution(
             mixture or {c: 1.0 / len(self.capabilities) for c in self.capabilities},
             self.capabilities,
             name="mixture",
         )
-        self.rng = random.Random(seed)
+        # Where the intervals' data lives; it names this run in the files it writes, so that a
+        # fresh run never trains on the files another run left in the same run_dir.
+        self.store = IntervalStore(run_dir)
+        # What the teacher is asked, in which calls, and the sampling state that depends on.
+        self.planner = GenerationPlanner(
+            max_length=max_length, max_new_tokens=max_new_tokens, generation_batch_size=generation_batch_size,
+            task_share=self.task_share, teacher_prompt=self.teacher_prompt, drop_unverified=drop_unverified,
+            seed=seed, build_prompt_source=self._build_prompt_source, load_task_pool=self._load_task_pool,
+        )
         self.interval = 0
         # Last interval whose generation tokens are in the ledger, so a resume that reuses an
         # interval's JSONL charges its generation exactly once.
         self.charged_interval = -1
         self.interval_steps = 0  # steps of the current interval whose training tokens are charged
-        # Names this run in the interval files it writes, so that a fresh run never trains on the
-        # files another run left in the same run_dir; a resumed run takes it from the checkpoint.
-        self.run_id: str | None = uuid.uuid4().hex
-        # The current interval's rows and generation state when there is no run_dir to keep them.
-        self._kept: tuple[int, list[dict[str, Any]], dict[str, Any]] | None = None
         self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
-        self.too_long_prompts = 0  # prompts redrawn because they could not fit max_length
-        self._unfit: set[str] = set()  # capabilities of this interval with no prompt that fits
-        # The teacher's call counter (its sampling seed), carried here so a restored value reaches
-        # a teacher that is built after the state is loaded.
-        self._teacher_calls: int | None = None
         self.interval_stats: dict[str, Any] = {}
         self._interval_plan = (0, 0)  # the current interval's generation tokens and steps on this rank
-        self.teacher: Teacher | None = None
-        self.tokenizer: Any = None
-        self.prompt_source: PromptSource | None = None
-        self.task_pool: TaskPromptPool | None = None
-        self._lengths: dict[str, int] = {}
-        # Answer tokens the teacher gave so far per label: (sum, count), for _expected_cost.
-        self._answer_tokens: dict[str, tuple[int, int]] = {}
+
+    # The parts' state, read and set where the data module's users reach it.
+    teacher = _delegate("planner", "teacher")
+    tokenizer = _delegate("planner", "tokenizer")
+    prompt_source = _delegate("planner", "prompt_source")
+    task_pool = _delegate("planner", "task_pool")
+    too_long_prompts = _delegate("planner", "too_long_prompts")
+    run_dir = _delegate("store", "run_dir")
+    run_id = _delegate("store", "run_id")
 
     # ----------------------------------------------------------------- components
     def attach(
@@ -362,82 +355,36 @@ class CapabilityDataModule(L.LightningDataModule):
         return [int(v) for v in total.tolist()]
 
     def _build_prompt_source(self) -> PromptSource:
-        if self.prompt_source_name == "templates":
-            from read_lightning.prompts.library import TemplateLibrary
-
-            return TemplateLibrary(
-                capabilities=self.capabilities,
-                extra=self.extra_templates,
-                leakage_hashes=self._held_out_hashes(),
-                seed=self.seed,
-            )
-        if not Path(self.prompt_source_name).is_file():
-            raise FileNotFoundError(
-                f"prompt_source {self.prompt_source_name!r} is neither 'templates' nor an existing JSONL file"
-            )
-        return _jsonl_prompt_source(self.prompt_source_name, self.capabilities, self._held_out_hashes())
+        return build_prompt_source(self.prompt_source_name, self.capabilities, self.extra_templates,
+                                   self._held_out_hashes(), self.seed)
 
     def _load_task_pool(self) -> TaskPromptPool | None:
         """The task prompt pool, read on first use; None without ``task_prompts``."""
         if self.task_pool is None and self.task_prompts is not None:
-            if self.task_card_path is None:
-                self.task_pool = TaskPromptPool.from_jsonl(self.task_prompts, self._held_out_hashes(), self.seed)
-            else:
-                from read_lightning.requirement.cards import load_card
-
-                card = load_card(str(self.task_card_path), self.capabilities)
-                self.task_pool = TaskPromptPool.from_card(card, self._held_out_hashes(), self.seed)
+            self.task_pool = load_task_pool(self.task_prompts, self.task_card_path, self.capabilities,
+                                            self._held_out_hashes(), self.seed)
         return self.task_pool
 
     def _held_out_hashes(self) -> set[str]:
-        """Prompts training must never see: the packaged probe items, the dev and test questions
-        of every packaged task card, plus the user's hash file.
-
-        Probes measure the profile the bandit learns from, and task splits the student a user
-        gets; a held-out prompt in the training data would reward memorisation instead of
-        capability. A user's own card is held out with ``read-train leakage``'s hash file.
-        """
-        from read_lightning.evaluation.probes import probe_file, probe_items
-        from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
-        from read_lightning.prompts.leakage import load_hash_set, prompt_hash
-
-        hashes = {
-            prompt_hash(item["prompt"])
-            for cap in self.capabilities
-            if probe_file(cap, ".jsonl", self.probe_data_dir).is_file()
-            for item in probe_items(cap, self.probe_data_dir)
-        }
-        for path in list_example_tasks():
-            card = TaskCard.load(path, check_data=False)
-            hashes |= {prompt_hash(card.user_message(row)) for split in ("dev", "test") for row in card.rows(split)}
-        if self.leakage_hashes:
-            hashes |= set(load_hash_set(self.leakage_hashes))
-        return hashes
+        return held_out_hashes(self.capabilities, self.probe_data_dir, self.leakage_hashes)
 
     def _build_teacher(self) -> Teacher:
-        from read_lightning.teachers.generation import HFTeacher, HTTPTeacher, VLLMTeacher
-        from read_lightning.teachers.models import load_model, load_tokenizer, resolve_model_path
-
+        """The teacher: its spec built, or for a teacher named by a string, the spec its options say."""
+        spec = self.teacher_spec
+        if spec is None:
+            backend = resolve_teacher_backend(self.teacher_backend)
+            log.info("teacher backend: %s (configured %r)", backend, self.teacher_backend)
+            if backend == "http":
+                spec = HTTPTeacherSpec(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout)
+            elif backend == "vllm":
+                spec = VLLMTeacherSpec(self.teacher_name, dtype=self.teacher_dtype,
+                                       engine_kwargs=self.teacher_engine_kwargs)
+            else:
+                spec = HFTeacherSpec(self.teacher_name, dtype=self.teacher_dtype, batch_size=self.generation_batch_size)
+        else:
+            log.info("teacher: %r", spec)
         sampling = dict(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p)
-        backend = resolve_teacher_backend(self.teacher_backend)
-        log.info("teacher backend: %s (configured %r)", backend, self.teacher_backend)
-        if backend == "http":
-            return HTTPTeacher(self.teacher_url, self.teacher_name, timeout=self.teacher_timeout,
-                               tokenizer=self.tokenizer, seed=self.seed, **sampling)
-        if backend == "vllm":
-            path = resolve_model_path(self.teacher_name, self.cache_dir)
-            return VLLMTeacher(path, seed=self.seed, dtype=self.teacher_dtype, **self.teacher_engine_kwargs, **sampling)
-
-        model = load_model(self.teacher_name, dtype=self.teacher_dtype, cache_dir=self.cache_dir, shared=True)
-        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
-            model.to("cuda")
-        return HFTeacher(
-            model,
-            load_tokenizer(self.teacher_name, self.cache_dir),
-            batch_size=self.generation_batch_size,
-            seed=self.seed,
-            **sampling,
-        )
+        return spec.build(self.tokenizer, seed=self.seed, sampling=sampling, cache_dir=self.cache_dir)
 
     @property
     def labels(self) -> list[str]:
@@ -468,76 +415,13 @@ class CapabilityDataModule(L.LightningDataModule):
         intervals_left = max(1, self.num_intervals - self.interval)
         return self.ledger.remaining // intervals_left
 
-    def _interval_path(self) -> Path | None:
-        if not self.run_dir:
-            return None
-        return Path(self.run_dir) / "generated" / f"interval_{self.interval:03d}.jsonl"
-
-    def _state_path(self) -> Path | None:
-        if not self.run_dir:
-            return None
-        return Path(self.run_dir) / "generation_state" / f"interval_{self.interval:03d}.json"
-
     def _generation_state(self) -> dict[str, Any]:
-        """Everything prompt sampling and teacher sampling depend on (JSON-serialisable)."""
-        version, internal, gauss = self.rng.getstate()
-        calls = getattr(self.teacher, "calls", self._teacher_calls)
-        state: dict[str, Any] = {
-            "rng": [version, list(internal), gauss],
-            "teacher_calls": calls,
-            "too_long_prompts": self.too_long_prompts,
-        }
-        source_state = getattr(self.prompt_source, "state_dict", None)
-        if callable(source_state):
-            state["prompt_source"] = source_state()
-        if self.task_pool is not None:
-            state["task_prompts"] = self.task_pool.state_dict()
-        state["answer_tokens"] = {label: list(v) for label, v in sorted(self._answer_tokens.items())}
-        return state
+        """Everything prompt sampling and teacher sampling depend on (the planner's state)."""
+        return self.planner.state_dict()
 
     def _load_generation_state(self, state: Any, origin: str) -> None:
         """Restore :meth:`_generation_state`; ``origin`` names the file or checkpoint in errors."""
-        if not isinstance(state, dict):
-            raise ValueError(f"{origin}: generation state must be a mapping, got {type(state).__name__}")
-        rng = state.get("rng")
-        try:
-            version, internal, gauss = rng
-            restored = random.Random()
-            restored.setstate((version, tuple(internal), gauss))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{origin}: field 'rng' is not a random.Random state ({err})") from None
-        calls, too_long = state.get("teacher_calls"), state.get("too_long_prompts", 0)
-        if calls is not None:  # None: the teacher keeps no call counter
-            check_number(f"{origin}: field 'teacher_calls'", calls, low=0, integer=True)
-        check_number(f"{origin}: field 'too_long_prompts'", too_long, low=0, integer=True)
-        if "prompt_source" in state:
-            if self.prompt_source is None:
-                self.prompt_source = self._build_prompt_source()
-            try:
-                self.prompt_source.load_state_dict(state["prompt_source"])  # type: ignore[attr-defined]
-            except (AttributeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{origin}: field 'prompt_source' does not fit this run's prompts: {err}") from None
-        if "task_prompts" in state:
-            if self.task_prompts is None:
-                raise ValueError(f"{origin}: the run drew task prompts, but data.task_prompts is not set")
-            try:
-                self._load_task_pool().load_state_dict(state["task_prompts"])
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"{origin}: field 'task_prompts' does not fit this run's task prompts: {err}") from None
-        answer_tokens = state.get("answer_tokens", {})
-        if not isinstance(answer_tokens, dict):
-            raise ValueError(f"{origin}: field 'answer_tokens' must map labels to [tokens, answers], got {answer_tokens!r}")
-        for label, pair in answer_tokens.items():
-            if not (isinstance(pair, list) and len(pair) == 2):
-                raise ValueError(f"{origin}: field 'answer_tokens.{label}' must be [tokens, answers], got {pair!r}")
-            for name, value in zip(("tokens", "answers"), pair):
-                check_number(f"{origin}: field 'answer_tokens.{label}' {name}", value, low=0, integer=True)
-        self._answer_tokens = {label: (int(a), int(b)) for label, (a, b) in answer_tokens.items()}
-        self.rng = restored
-        self.too_long_prompts = int(too_long)
-        self._teacher_calls = calls
-        if calls is not None and hasattr(self.teacher, "calls"):
-            self.teacher.calls = calls
+        self.planner.load_state_dict(state, origin)
 
     def _generate_interval(self) -> list[dict[str, Any]]:
         """Prompt the teacher until this interval's budget is committed; returns JSONL rows.
@@ -547,248 +431,35 @@ class CapabilityDataModule(L.LightningDataModule):
         """
         assert self.teacher is not None and self.prompt_source is not None
         with timed(self.trainer, "generation"):  # the run's generation phase, kept by its RunState
-            return self._generate_rows()
-
-    def _generate_rows(self) -> list[dict[str, Any]]:
-        assert self.teacher is not None and self.prompt_source is not None
-        if self._teacher_calls is not None and hasattr(self.teacher, "calls"):
-            self.teacher.calls = self._teacher_calls
-        self._load_task_pool()
-        share = self._interval_budget()
-        # The hard limit is what is left of the whole budget; the interval's share is a target
-        # that the later intervals' shares correct (each is what is left over the intervals left).
-        budget = self.ledger.remaining
-        committed = 0
-        rows: list[dict[str, Any]] = []
-        progress = self.ledger.fraction_spent
-        caps, weights = list(self.mixture), list(self.mixture.values())
-        self._unfit: set[str] = set()
-        verify = getattr(self.prompt_source, "verify", None)
-        last = self.interval >= self.num_intervals - 1
-        while True:
-            # Each teacher call decodes as long as its longest answer, so an interval should take
-            # one call. A call asks prompts while their expected costs (each prompt's own length
-            # and its label's mean answer so far, see _expected_cost) fit what is left of the
-            # share, each prompt's worst case reserved against the whole budget. A prompt drawn
-            # that no longer fits is dropped.
-            prompts: list[Prompt] = []
-            expected, reserved, unfit, estimated = 0, 0, False, True
-            while True:
-                prompt = self._draw_fitting(caps, weights, progress)
-                if prompt is None:
-                    unfit = True
-                    break
-                cost, guess = self._worst_case(prompt.text), self._expected_cost(prompt)
-                if committed + reserved + cost > budget or committed + expected + guess > share:
-                    break
-                prompts.append(prompt)
-                reserved, expected = reserved + cost, expected + guess
-                estimated = estimated and prompt.capability in self._answer_tokens
-            if not prompts:
-                if unfit:
-                    log.warning(
-                        "interval %d: no prompt of the current mixture %s fits max_length=%d; ending the interval "
-                        "early (raise data.max_length to train on them)", self.interval, self.mixture, self.max_length,
-                    )
-                break
-            asked = [wrap_prompt(self.teacher_prompt, p.text) for p in prompts]
-            answers = self.teacher.generate(asked, max_new_tokens=self.max_new_tokens)
-            before = committed
-            for i, (prompt, answer, text) in enumerate(zip(prompts, answers, asked)):
-                gen_tokens = min(answer.num_tokens, self.max_new_tokens)
-                committed += gen_tokens
-                verified = verify(prompt, answer.text) if verify is not None else None
-                example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length)
-                # A decoded answer can re-tokenise longer than it was generated: a row is trained
-                # on only if the rest of this call's answers can still be paid for.
-                rest = (len(prompts) - i - 1) * self.max_new_tokens
-                keep = (example is not None and not (self.drop_unverified and verified is False)
-                        and committed + len(example) + rest <= budget)
-                if keep:
-                    committed += len(example)
-                rows.append(
-                    {
-                        "prompt": prompt.text,
-                        "answer": answer.text,
-                        "capability": prompt.capability,
-                        "template": prompt.template,
-                        "difficulty": prompt.difficulty,
-                        "verified": verified,
-                        "gen_tokens": gen_tokens,
-                        "used": keep,
-                        "meta": prompt.meta,
-                    }
-                )
-                if self.teacher_prompt is not None:
-                    rows[-1]["teacher_prompt"] = text
-            if (shown := phases.current()) is not None:  # the phase opened by _load_or_generate
-                shown.advance(committed - before, tokens=sum(a.num_tokens for a in answers), info=f"{len(rows)} answers")
-            for prompt, answer in zip(prompts, answers):
-                total, n = self._answer_tokens.get(prompt.capability, (0, 0))
-                self._answer_tokens[prompt.capability] = (total + min(answer.num_tokens, self.max_new_tokens), n + 1)
-            if estimated and not last and committed > before:
-                # A call sized by mean answers fills the share in expectation; what it misses or
-                # overshoots moves the next intervals' shares (each is what is left over the
-                # intervals left), so a second call for the rest would only decode another tail.
-                # A call with worst-case guesses leaves the share's rest, and the last interval
-                # spends what is left of the budget.
-                break
-            if committed == before:
-                # Empty answers (0 tokens) that are all dropped cost nothing, so the loop would
-                # never reach the interval's budget: end it rather than call the teacher forever.
-                log.warning(
-                    "interval %d: a teacher call of %d prompts produced no token and no training example; "
-                    "ending the interval early (is the teacher returning empty answers?)", self.interval, len(prompts),
-                )
-                break
-        self._teacher_calls = getattr(self.teacher, "calls", None)
-        return rows
-
-    # A prompt must leave room for at least this many answer tokens to be worth a teacher call.
-    MIN_ANSWER_TOKENS = 8
-    MAX_DRAWS = 16
-
-    def _prompt_length(self, text: str) -> int:
-        """Tokens of ``text`` as a chat turn (kept for the last prompts asked: fitting and sizing
-        a teacher call both need it)."""
-        if text not in self._lengths:
-            if len(self._lengths) > 4 * self.generation_batch_size:
-                self._lengths.clear()
-            self._lengths[text] = len(chat_prompt_ids(self.tokenizer, text))
-        return self._lengths[text]
-
-    def _expected_cost(self, prompt: Prompt) -> int:
-        """What a prompt is expected to cost: its label's mean answer so far (``max_new_tokens``
-        before any answer of that label, so then its worst case), then its training row."""
-        total, n = self._answer_tokens.get(prompt.capability, (0, 0))
-        answer = round(total / n) if n else self.max_new_tokens
-        return answer + min(self.max_length, self._prompt_length(prompt.text) + answer + 1)
-
-    def _fits(self, text: str) -> bool:
-        return self._prompt_length(text) + self.MIN_ANSWER_TOKENS <= self.max_length
-
-    def _worst_case(self, text: str) -> int:
-        """The most a prompt can cost: a full-length answer, then its training row (the prompt,
-        that answer and the end-of-turn token, at most ``max_length``)."""
-        return self.max_new_tokens + min(self.max_length, self._prompt_length(text) + self.max_new_tokens + 1)
-
-    def _draw_fitting(self, caps: list[str], weights: list[float], progress: float) -> Prompt | None:
-        """Draw a capability from the mixture, then a prompt of it that leaves room for an answer.
-
-        A prompt that cannot fit ``max_length`` would be answered (and paid for) and then
-        dropped, so it is never sent to the teacher. The prompt is sought within the capability
-        drawn, so the mixture trained on is the mixture chosen: a source that takes ``fits``
-        returns a fitting prompt (the template library falls back to its shortest fills); any
-        other source is redrawn up to ``MAX_DRAWS`` times. A capability with no prompt that fits
-        leaves this interval's draws with a warning naming it; None once no capability is left.
-        """
-        assert self.prompt_source is not None
-        if self.task_pool is not None and TASK_LABEL not in self._unfit and self.rng.random() < self.task_share:
-            prompt = self.task_pool.next(self._fits)
-            if prompt is not None:
-                return prompt
-            self._unfit.add(TASK_LABEL)
-            log.warning("interval %d: no task prompt fits max_length=%d; capability prompts take their share",
-                        self.interval, self.max_length)
-        while True:
-            live = [i for i, c in enumerate(caps) if c not in self._unfit]
-            if not live or not any(weights[i] > 0 for i in live):
-                return None
-            cap = self.rng.choices([caps[i] for i in live], [weights[i] for i in live])[0]
-            prompt = self._sample_fitting(cap, progress)
-            if prompt is not None:
-                return prompt
-            self._unfit.add(cap)
-            log.warning(
-                "interval %d: no %s prompt fits max_length=%d, so its mixture weight %.2f goes to the other "
-                "capabilities for the rest of this interval (raise data.max_length to train on it)",
-                self.interval, cap, self.max_length, self.mixture.get(cap, 0.0),
+            return self.planner.generate_rows(
+                interval=self.interval, mixture=self.mixture, share=self._interval_budget(),
+                budget=self.ledger.remaining, progress=self.ledger.fraction_spent,
+                last=self.interval >= self.num_intervals - 1,
             )
 
-    def _sample_fitting(self, capability: str, progress: float) -> Prompt | None:
-        assert self.prompt_source is not None
-        if self._source_takes_fits:
-            prompt = self.prompt_source.sample(capability, self.rng, progress, fits=self._fits)  # type: ignore[call-arg]
-            if prompt is None:
-                self.too_long_prompts += 1
-            return prompt
-        for _ in range(self.MAX_DRAWS):
-            prompt = self.prompt_source.sample(capability, self.rng, progress)
-            if self._fits(prompt.text):
-                return prompt
-            self.too_long_prompts += 1
-        return None
-
-    @property
-    def _source_takes_fits(self) -> bool:
-        try:
-            return "fits" in inspect.signature(self.prompt_source.sample).parameters  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            return False
-
-    def _load_interval(self, path: Path) -> list[dict[str, Any]]:
-        """Rows of a generated interval file, each field checked; errors name file, line and field."""
-        rows = []
-        for lineno, row in iter_jsonl(path, required=("prompt", "answer", "capability", "gen_tokens", "used")):
-            problem = None
-            if not isinstance(row["prompt"], str) or not isinstance(row["answer"], str):
-                problem = "fields 'prompt' and 'answer' must be strings"
-            elif row["capability"] not in self.labels:
-                problem = f"field 'capability' is {row['capability']!r}, not one of {self.labels}"
-            elif (isinstance(row["gen_tokens"], bool) or not isinstance(row["gen_tokens"], int)
-                  or not 0 <= row["gen_tokens"] <= self.max_new_tokens):
-                problem = f"field 'gen_tokens' must be an integer in [0, max_new_tokens={self.max_new_tokens}], " \
-                          f"got {row['gen_tokens']!r}"
-            elif not isinstance(row["used"], bool):
-                problem = f"field 'used' must be true or false, got {row['used']!r}"
-            if problem:
-                raise ValueError(f"{path}:{lineno}: {problem}")
-            rows.append(row)
-        return rows
-
     def _load_or_generate(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """This interval's rows and the generation state after them: from disk (or memory, without
-        a run_dir) if the interval was already paid for (a resumed run), else from the teacher,
-        written to disk before use."""
-        path, state_path = self._interval_path(), self._state_path()
-        if path is not None and path.exists():
-            rows = self._load_interval(path)
-            if state_path is None or not state_path.is_file():
-                raise ValueError(
-                    f"{path} exists but its generation state {state_path} does not, so resuming from it would "
-                    "not continue the same prompt sampling; delete the interval file to generate it again"
-                )
-            state = read_json(state_path)
-            owner = state.get("run_id") if isinstance(state, dict) else None
-            if owner is not None and self.run_id is not None and owner != self.run_id:
-                raise ValueError(
-                    f"{path} was generated by another run (run id {owner}; this run is {self.run_id}), so this run "
-                    "would train on that run's data: resume that run from its checkpoint (--ckpt_path), or give "
-                    f"this run its own run_dir, or delete {path.parent} and {state_path.parent}"
-                )
+        """This interval's rows and the generation state after them: from the store if the
+        interval was already paid for (a resumed run), else from the teacher, stored before use."""
+        found = self.store.load(self.interval, self.labels, self.max_new_tokens)
+        if found is not None:
+            rows, state, origin = found
             # The run continues as if it had just generated these rows.
-            self._load_generation_state(state, str(state_path))
+            self._load_generation_state(state, origin)
             return rows, state
-        if path is None and self._kept is not None and self._kept[0] == self.interval:
-            return self._kept[1], self._kept[2]  # the same interval's loader built again
+        kept = self.store.kept(self.interval)
+        if kept is not None:
+            return kept  # the same interval's loader built again
         if self.charged_interval == self.interval:
-            where = f"its data {path} is missing" if path is not None else "there is no run_dir that kept its data"
             raise ValueError(
-                f"resuming inside interval {self.interval}, but {where}: the checkpoint's steps were trained on "
-                "that data, and generating it again would draw different data"
+                f"resuming inside interval {self.interval}, but {self.store.missing(self.interval)}: the checkpoint's "
+                "steps were trained on that data, and generating it again would draw different data"
             )
         display = progress_display(self.trainer) if self.trainer is not None else None
         with phases.phase(f"interval {self.interval}: teacher generation", total=self._interval_budget(),
                           unit="budget tokens", display=display, explicit=True):
             rows = self._generate_interval()
         state = self._generation_state()
-        if path is not None and state_path is not None:
-            # The state first: an interval file without its state is refused on resume, a state
-            # without its interval file is simply regenerated.
-            write_json_atomic(state_path, {**state, "run_id": self.run_id})
-            write_jsonl_atomic(path, rows)
-        else:
-            self._kept = (self.interval, rows, state)
+        self.store.save(self.interval, rows, state)
         return rows, state
 
     def _interval_rows(self) -> list[dict[str, Any]]:
