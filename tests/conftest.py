@@ -16,6 +16,20 @@ import torch
 # imports Lightning only once a run starts, which in a test may be under capsys, whose stream is
 # closed after that test ("--- Logging error ---" in every later one): imported here, it is not.
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_model_cache(tmp_path_factory):
+    """The tests' models, references and cached answers go to a cache of their own
+    (``READ_LIGHTNING_CACHE``, inherited by the ``read-train`` processes tests start), never the
+    user's: runs on temporary models used to leave their reference files there."""
+    before = os.environ.get("READ_LIGHTNING_CACHE")
+    os.environ["READ_LIGHTNING_CACHE"] = str(tmp_path_factory.mktemp("read_lightning_cache"))
+    yield
+    if before is None:
+        os.environ.pop("READ_LIGHTNING_CACHE", None)
+    else:
+        os.environ["READ_LIGHTNING_CACHE"] = before
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
