@@ -81,6 +81,17 @@ def test_the_report_shows_why_the_mixture_moved(tmp_path):
     top = max(env.requirement, key=env.requirement.get)
     v = last["capabilities"][top]
     assert f"| {top} | {v['early']:+.2f} +- {v['early_se']:.2f} |" in text
+    # With the requirement known (summary.json), each decision shows its mixture as a multiple of r,
+    # which after renormalisation is not the tilt.
+    (tmp_path / "summary.json").write_text(json.dumps({"allocation": {"requirement": env.requirement}}))
+    text = write_report(tmp_path, tensorboard=False).read_text()
+    selects = [row for row in rows if row["event"] == "select"]
+    tilted = next(i for i, row in enumerate(selects) if "tilted" in row["info"]["explain"]["rule"])
+    w = selects[tilted]["mixture"]
+    ratio = ", ".join(f"{c} x{w[c] / r:.2f}" for c, r in env.requirement.items() if r > 0 and abs(w[c] / r - 1) > 0.005)
+    why = text.split("## Why the mixture moved", 1)[1].splitlines()
+    row = next(line for line in why if line.startswith(f"| {tilted + 1} | "))
+    assert ratio and f"| {ratio} |" in row, row
 
 
 def test_the_callback_writes_the_explanation_into_allocations_jsonl(tiny_tokenizer, tmp_path):

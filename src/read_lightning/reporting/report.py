@@ -120,19 +120,24 @@ def _explanation_lines(record: RunRecord) -> list[str]:
              "Per decision: the rule that set the mixture; the capabilities whose early return is 2 standard "
              "errors above 0 (only those can be judged: the eligibility test); those whose mean change is below 0 "
              "(harmed: then w = r) and those that lost ground since the start (futile: kept at the floor); the "
-             "tilt on r; and the r-weighted gain the measured recent returns predict for w = r and for the "
-             "mixture chosen (points per interval).", "",
-             "| # | rule | eligible | harmed | futile | tilt (not 1) | predicted gain w = r | predicted gain chosen |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "tilt the rule put on r; the mixture chosen as a multiple of r (w / r: the tilts after the freed mass "
+             "is placed and the mixture renormalised, so it can differ from the tilt); and the r-weighted gain the "
+             "measured recent returns predict for w = r and for the mixture chosen (points per interval).", "",
+             "| # | rule | eligible | harmed | futile | tilt (not 1) | w / r (not 1) | predicted gain w = r | "
+             "predicted gain chosen |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    r = record.requirement or {}
     for d in explained:
         per_cap = d.explain.get("capabilities") or {}
         tilt = ", ".join(f"{c} x{v['tilt']:.2f}" for c, v in per_cap.items()
                          if isinstance(v.get("tilt"), (int, float)) and abs(v["tilt"] - 1.0) > 1e-9) or "-"
+        ratio = ", ".join(f"{c} x{d.mixture.get(c, 0.0) / r[c]:.2f}" for c in r
+                          if r[c] > 0 and abs(d.mixture.get(c, 0.0) / r[c] - 1.0) > 0.005) or "-"
         cand = d.explain.get("candidates") or {}
         gain = {k: _fmt((cand.get(k) or {}).get("predicted_gain"), 2) for k in ("w = r", "chosen")}
         lines.append(f"| {d.number} | {d.explain.get('rule', '-')} | {_names(per_cap, 'eligible')} | "
-                     f"{_names(per_cap, 'harmed')} | {_names(per_cap, 'futile')} | {tilt} | {gain['w = r']} | "
-                     f"{gain['chosen']} |")
+                     f"{_names(per_cap, 'harmed')} | {_names(per_cap, 'futile')} | {tilt} | {ratio} | "
+                     f"{gain['w = r']} | {gain['chosen']} |")
     last = explained[-1]
     per_cap = last.explain.get("capabilities") or {}
     if any("early" in v for v in per_cap.values()):
