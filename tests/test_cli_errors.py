@@ -110,7 +110,7 @@ def test_an_unknown_command_names_the_nearest_one(capsys):
 
 def test_an_unknown_capability_is_refused_before_any_model_loads_and_leaves_no_run(tmp_path):
     def typo(doc):
-        req = _bandit(doc)["init_args"]["requirement"]
+        req = doc["task"]["requirement"]
         req["long_contxt"] = req.pop("long_context")
 
     recipe = _recipe(tmp_path, typo)
@@ -123,13 +123,35 @@ def test_an_unknown_capability_is_refused_before_any_model_loads_and_leaves_no_r
     assert not (tmp_path / "cache").exists()  # no model was loaded (the embedded one would be converted there)
 
 
+def _without_task_section(doc: dict) -> None:
+    """The recipe in its form before the task: section: each place names the task itself."""
+    task = doc.pop("task")
+    for cb in doc["trainer"]["callbacks"]:
+        if cb["class_path"].endswith("TaskEvaluationCallback"):
+            cb["init_args"]["task_card"] = task["card"]
+    _bandit(doc)["init_args"]["requirement"] = task["requirement"]
+    doc["data"]["task_prompts"] = task["card"]
+
+
 def test_training_on_one_tasks_inputs_while_evaluating_another_is_refused(tmp_path):
-    recipe = _recipe(tmp_path)
+    recipe = _recipe(tmp_path, _without_task_section)
     done, _ = _read_train(tmp_path, "fit", "--config", recipe.name, "--data.task_prompts", "arith_word",
                           cache=tmp_path / "cache")
     assert done.returncode == 1, done.stderr
     assert ("data.task_prompts trains on the inputs of task card 'arith_word', but TaskEvaluationCallback "
             "uses task card 'fact_extract'") in done.stderr
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "cache").exists()  # no model was loaded
+
+
+def test_a_place_that_names_another_task_than_the_task_section_is_one_line(tmp_path):
+    recipe = _recipe(tmp_path)
+    done, _ = _read_train(tmp_path, "fit", "--config", recipe.name, "--data.task_prompts", "arith_word",
+                          cache=tmp_path / "cache")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == ("read-train: task.card is 'fact_extract' but data.task_prompts is 'arith_word'; "
+                                   "name the task once, in task.card"), done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr  # "Seed set to 0" and the refusal
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "cache").exists()  # no model was loaded
 

@@ -45,10 +45,9 @@ def tiny_recipe(tmp_path_factory, tiny_tokenizer) -> Path:
     for cb in recipe["trainer"]["callbacks"]:
         if cb["class_path"].endswith("CapabilityProbeCallback"):
             cb["init_args"].update(limit=1, reference_max_new_tokens=4, cache_dir=str(tmp / "cache"), batch_size=4)
-        if cb["class_path"].endswith("BanditAllocationCallback"):
-            cb["init_args"]["requirement"] = {"math": 0.7, "reasoning": 0.3}
         if cb["class_path"].endswith("ModelCheckpoint"):
             cb["init_args"]["save_top_k"] = -1  # keep every interval's checkpoint: the test interrupts a run
+    recipe["task"]["requirement"] = {"math": 0.7, "reasoning": 0.3}
     recipe["trainer"]["enable_progress_bar"] = False
     recipe["trainer"]["enable_model_summary"] = False
     recipe["model"].update(student=str(model_dir), teacher=str(model_dir), student_layers=None, lr=1e-2)

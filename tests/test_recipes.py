@@ -111,7 +111,7 @@ def _default_recipe_with(tmp_path, name: str, edit) -> str:
 def test_a_value_a_class_refuses_is_one_line_naming_the_class(tmp_path, capsys, monkeypatch):
     # jsonargparse would bury the class's own message in ~80 lines of union-type reasons
     def bad_requirement(doc):
-        _bandit_args(doc)["requirement"] = {"math": 0.5, "reasoning": 0.3, "steerability": 0.1,
+        doc["task"]["requirement"] = {"math": 0.5, "reasoning": 0.3, "steerability": 0.1,
                                             "general_knowledge": 0.3}
 
     config = _default_recipe_with(tmp_path, "requirement.yaml", bad_requirement)
@@ -194,10 +194,7 @@ def test_gpu_recipe_is_the_embedded_default_on_a_gpu():
     for key in ("student", "student_layers", "teacher", "kd_weight"):
         assert gpu["model"][key] == default["model"][key]
 
-    def bandit(doc):
-        return next(cb for cb in doc["trainer"]["callbacks"] if cb["class_path"].endswith("BanditAllocationCallback"))
-
-    assert bandit(gpu)["init_args"]["requirement"] == bandit(default)["init_args"]["requirement"]
+    assert gpu["task"] == default["task"]
     assert gpu["data"]["max_tokens_per_batch"] > default["data"]["max_tokens_per_batch"]
     assert gpu["data"]["budget_tokens"] > default["data"]["budget_tokens"]
 

@@ -133,6 +133,13 @@ def _read_cli() -> type[LightningCLI]:
             parser.link_arguments("model.cache_dir", "data.cache_dir")
             # One epoch is one allocation interval.
             parser.link_arguments("data.num_intervals", "trainer.max_epochs")
+            # The task, named once; apply_task fills it into the data module and the callbacks.
+            parser.add_argument("--task.card", type=str | None, default=None,
+                                help="the task card (a packaged name or a card.yaml path): fills "
+                                     "data.task_prompts and the callbacks' task_card where unset")
+            parser.add_argument("--task.requirement", type=dict[str, float] | None, default=None,
+                                help="the task's requirement vector over capabilities: fills "
+                                     "BanditAllocationCallback.requirement where unset")
 
         def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
             if args is None or isinstance(args, list):
@@ -149,6 +156,7 @@ def _read_cli() -> type[LightningCLI]:
 
         def before_instantiate_classes(self) -> None:
             link_teacher(self.config[self.subcommand] if self.subcommand else self.config)
+            apply_task(self.config[self.subcommand] if self.subcommand else self.config)
             if self.subcommand == "fit":
                 check_ckpt_path(self.config["fit"].get("ckpt_path"))
                 check_student(self.config["fit"].get("model"))
@@ -335,6 +343,74 @@ def link_teacher(config: Any) -> None:
                          "set model.kd_weight: 0")
 
 
+def apply_task(config: Any) -> None:
+    """Fill the ``task:`` section into the places that use the task, before anything is built.
+
+    ``task.card`` fills ``data.task_prompts`` and the ``task_card`` of each callback that takes
+    one (``BanditAllocationCallback``'s only where it has no requirement vector, the one thing it
+    reads the card for); ``task.requirement`` fills each callback's ``requirement``. A place left
+    unset gets the task's value; a place that names another value is refused, naming both.
+
+    Not ``link_arguments``: a link's target is no longer a key of the parser (jsonargparse
+    replaces its action with the link's), so ``data.task_prompts: prompts.jsonl`` and a
+    callback's own ``task_card`` would stop parsing; and an item of ``trainer.callbacks`` (a list
+    of class_path entries) cannot be a link target at all.
+    """
+    task = config.get("task")
+    card = task.get("card") if task is not None else None
+    requirement = task.get("requirement") if task is not None else None
+    if card is None and requirement is None:
+        return  # no task section: every place keeps its own value, as before it existed
+    data = config.get("data")
+    if card is not None and data is not None:
+        _fill(data, "task_prompts", card, "data.task_prompts", "task.card")
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    taken = False
+    for i, entry in enumerate(callbacks if isinstance(callbacks, list) else [callbacks]):
+        class_path = entry.get("class_path") if hasattr(entry, "get") else None
+        params = _signature_parameters(class_path) if isinstance(class_path, str) else None
+        if not params:
+            continue
+        init_args = entry.get("init_args")
+        if init_args is None:
+            from jsonargparse import Namespace
+
+            entry["init_args"] = init_args = Namespace()
+        where = f"trainer.callbacks[{i}] {class_path.rpartition('.')[2]}"
+        if requirement is not None and "requirement" in params:
+            _fill(init_args, "requirement", dict(requirement), f"{where} requirement", "task.requirement")
+            taken = True
+        if card is not None and "task_card" in params and not (
+                "requirement" in params and init_args.get("requirement") is not None and init_args.get("task_card") is None):
+            _fill(init_args, "task_card", card, f"{where} task_card", "task.card")
+    if requirement is not None and not taken:
+        raise UsageError("task.requirement is given, but no callback in trainer.callbacks takes a requirement "
+                         "(add a BanditAllocationCallback, or leave task.requirement out)")
+
+
+def _fill(node: Any, key: str, value: Any, where: str, source: str) -> None:
+    """Set ``node[key]`` to the task section's ``value`` when unset; refuse another value."""
+    given = node.get(key)
+    if given is None:
+        node[key] = value
+    elif not _same(given, value):
+        raise UsageError(f"{source} is {value!r} but {where} is {given!r}; name the task once, in {source}")
+
+
+def _same(given: Any, value: Any) -> bool:
+    """Whether two values of one task key agree: equal, or two names of one card file."""
+    if given == value:
+        return True
+    if not (isinstance(given, str) and isinstance(value, str)):
+        return False
+    from read_lightning.requirement.cards import resolve_card
+
+    try:
+        return resolve_card(given).resolve() == resolve_card(value).resolve()
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def check_student(model: Any) -> None:
     """Refuse an empty ``model.student``, a path that does not exist and an unknown embedded
     model, before any model loads: the data module would fail when it loads the student's
@@ -416,7 +492,8 @@ def check_config_keys(parser: LightningArgumentParser, argv: list[str]) -> None:
 # What fit's parser holds besides the arguments of its three classes: LightningCLI's own keys,
 # and the arguments of Trainer.fit other than those LightningCLI fills itself
 # (LightningCLI.subcommands()["fit"]). tests/test_cli_keys.py compares the keys with the parser's.
-_FIT_OWN_KEYS = ("config", "print_config", "seed_everything", "optimizer", "lr_scheduler")
+_FIT_OWN_KEYS = ("config", "print_config", "seed_everything", "optimizer", "lr_scheduler",
+                 "task.card", "task.requirement")
 _FIT_FILLED = {"model", "train_dataloaders", "val_dataloaders", "datamodule"}
 _FIT_SECTIONS = {"trainer": "lightning.pytorch.trainer.trainer.Trainer",
                  "model": "read_lightning.training.module.DistillationModule",

@@ -28,7 +28,8 @@ class TaskEvaluationCallback(TimedEvaluation):
     """Evaluates the real task utility on the task card's dev split at coarse checkpoints.
 
     Args:
-        task_card: a card path or the name of a packaged example task (``arith_word``).
+        task_card: a card path or the name of a packaged example task (``arith_word``); under
+            ``read-train fit`` the config's ``task.card`` fills it when it is left out.
         every_n_epochs: the spacing of development checkpoints, in intervals.
         limit, batch_size: dev rows scored (default all) and the scoring batch size.
         references: ``"gold"`` scores the card's own metric against its answers; ``"teacher"``
@@ -54,7 +55,7 @@ class TaskEvaluationCallback(TimedEvaluation):
 
     def __init__(
         self,
-        task_card: str,
+        task_card: str | None = None,
         every_n_epochs: int = 1,
         limit: int | None = None,
         batch_size: int = 8,
@@ -67,6 +68,10 @@ class TaskEvaluationCallback(TimedEvaluation):
         from read_lightning.evaluation.tasks import TaskCard
         from read_lightning.requirement.cards import resolve_card
 
+        if task_card is None:
+            # None only so that read-train's task.card can fill it (a required key would not parse)
+            raise ValueError("TaskEvaluationCallback needs a task_card: a card path or a packaged task name "
+                             "(under read-train fit, task.card fills it)")
         check_number("every_n_epochs", every_n_epochs, low=1, integer=True)
         check_number("task batch_size", batch_size, low=1, integer=True)
         if limit is not None:
