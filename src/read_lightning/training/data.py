@@ -278,7 +278,7 @@ class CapabilityDataModule(L.LightningDataModule):
         self.store = IntervalStore(run_dir)
         # What the teacher is asked, in which calls, and the sampling state that depends on.
         self.planner = GenerationPlanner(
-            max_length=max_length, max_new_tokens=max_new_tokens, generation_batch_size=generation_batch_size,
+            max_length=max_length, max_new_tokens=max_new_tokens,
             task_share=self.task_share, teacher_prompt=self.teacher_prompt, drop_unverified=drop_unverified,
             seed=seed, build_prompt_source=self._build_prompt_source, load_task_pool=self._load_task_pool,
         )

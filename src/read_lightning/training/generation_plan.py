@@ -39,7 +39,6 @@ class GenerationPlanner:
         max_length: longest training sequence; a prompt that leaves no room for an answer in it
             is never asked.
         max_new_tokens: teacher answer length limit (the worst case of an answer).
-        generation_batch_size: how many prompt lengths to keep cached is a multiple of it.
         task_share: the share of prompts drawn from the task pool, when there is one.
         teacher_prompt: the wrapper of what the teacher is asked (``teacher_prompts.wrap_prompt``).
         drop_unverified: mark rows a verifier calls wrong as not to be trained on.
@@ -60,7 +59,6 @@ class GenerationPlanner:
         *,
         max_length: int,
         max_new_tokens: int,
-        generation_batch_size: int,
         task_share: float,
         teacher_prompt: str | None,
         drop_unverified: bool,
@@ -69,7 +67,6 @@ class GenerationPlanner:
         load_task_pool: Callable[[], TaskPromptPool | None],
     ) -> None:
         self.max_length, self.max_new_tokens = max_length, max_new_tokens
-        self.generation_batch_size = generation_batch_size
         self.task_share, self.teacher_prompt, self.drop_unverified = task_share, teacher_prompt, drop_unverified
         self._build_prompt_source, self._load_task_pool = build_prompt_source, load_task_pool
         self.rng = random.Random(seed)
@@ -84,7 +81,7 @@ class GenerationPlanner:
         # Answer tokens the teacher gave so far per label: (sum, count), for expected_cost.
         self.answer_tokens: dict[str, tuple[int, int]] = {}
         self._unfit: set[str] = set()  # capabilities of this interval with no prompt that fits
-        self._lengths: dict[str, int] = {}
+        self._lengths: dict[str, int] = {}  # prompt lengths of the interval being planned
         self._interval, self._mixture = 0, {}  # the interval being planned, for its warnings
 
     # ----------------------------------------------------------------- state
@@ -165,6 +162,7 @@ class GenerationPlanner:
             self.teacher.calls = self.teacher_calls
         self._load_task_pool()
         self._interval, self._mixture = interval, mixture
+        self._lengths = {}  # fitting and sizing a prompt need its length; no later interval does
         # The hard limit is what is left of the whole budget; the interval's share is a target
         # that the later intervals' shares correct (each is what is left over the intervals left).
         committed = 0
@@ -213,6 +211,8 @@ class GenerationPlanner:
                         and committed + len(example) + rest <= budget)
                 if keep:
                     committed += len(example)
+                total, n = self.answer_tokens.get(prompt.capability, (0, 0))
+                self.answer_tokens[prompt.capability] = (total + gen_tokens, n + 1)
                 rows.append(
                     {
                         "prompt": prompt.text,
@@ -230,9 +230,6 @@ class GenerationPlanner:
                     rows[-1]["teacher_prompt"] = text
             if (shown := phases.current()) is not None:  # the phase the data module opened
                 shown.advance(committed - before, tokens=sum(a.num_tokens for a in answers), info=f"{len(rows)} answers")
-            for prompt, answer in zip(prompts, answers):
-                total, n = self.answer_tokens.get(prompt.capability, (0, 0))
-                self.answer_tokens[prompt.capability] = (total + min(answer.num_tokens, self.max_new_tokens), n + 1)
             if estimated and not last and committed > before:
                 # A call sized by mean answers fills the share in expectation; what it misses or
                 # overshoots moves the next intervals' shares (each is what is left over the
@@ -308,11 +305,9 @@ class GenerationPlanner:
 
     # ----------------------------------------------------------------- sizing
     def prompt_length(self, text: str) -> int:
-        """Tokens of ``text`` as a chat turn (kept for the last prompts asked: fitting and sizing
+        """Tokens of ``text`` as a chat turn (kept for this interval's prompts: fitting and sizing
         a teacher call both need it)."""
         if text not in self._lengths:
-            if len(self._lengths) > 4 * self.generation_batch_size:
-                self._lengths.clear()
             self._lengths[text] = len(chat_prompt_ids(self.tokenizer, text))
         return self._lengths[text]
 
