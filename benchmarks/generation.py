@@ -10,6 +10,9 @@ JSON object:
   ``batch x hidden @ hidden x intermediate``), the model's FLOPs per token (2 x its linear
   weights, plus attention over the mean context), and so the tokens/s ceiling of decoding alone
   and of these prompts (their prefill at the square rate plus their answers at the decode rate).
+- ``decode_step_ms``: the median time of one decode step at 1, 4, 8, 16 and 32 rows (150 cached
+  positions): a step's cost grows far slower than its rows, which is why the run asks an
+  interval's prompts in one call.
 - ``sampled``: what the run does. Prompts drawn as the default recipe draws them: half from the
   ``fact_extract`` card's train split (``--task``, ``--task-share``), half from the capability mix
   (every capability, long_context included, each fitting ``max_length`` with room for an answer
@@ -144,6 +147,32 @@ def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_siz
     return out, answers
 
 
+@torch.no_grad()
+def decode_step_ms(model: Any, batches: Sequence[int], context: int = 150, steps: int = 8) -> dict[str, float]:
+    """Median milliseconds of one decode step (one new token per row over ``context`` cached
+    positions) at each batch size: what a teacher call pays per step whatever its rows."""
+    from transformers import DynamicCache
+
+    from read_lightning.teachers.decoding import _cache_argument
+
+    device, cache_arg = next(model.parameters()).device, _cache_argument(model)
+    out: dict[str, float] = {}
+    for b in batches:
+        cache = DynamicCache(config=model.config)
+        model(input_ids=torch.randint(100, 1000, (b, context), device=device), use_cache=True, logits_to_keep=1,
+              **{cache_arg: cache})
+        mask = torch.ones(b, context + 1, dtype=torch.long, device=device)
+        times = []
+        for s in range(steps):
+            start = time.perf_counter()
+            model(input_ids=torch.randint(100, 1000, (b, 1), device=device), attention_mask=mask,
+                  position_ids=torch.full((b, 1), context + s, device=device), use_cache=True, **{cache_arg: cache})
+            times.append(time.perf_counter() - start)
+            mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
+        out[str(b)] = round(1000 * sorted(times)[len(times) // 2], 1)
+    return out
+
+
 def identity(a: list[Generation], b: list[Generation]) -> dict[str, Any]:
     same = [x.text == y.text and x.num_tokens == y.num_tokens for x, y in zip(a, b)]
     return {"identical": sum(same), "of": len(same), "share": round(sum(same) / len(same), 3),
@@ -190,7 +219,9 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
             "tokens_per_s_with_prefill": round(args.max_new_tokens / seconds_per_prompt, 1),
         },
     }
-    print(f"ceiling {result['ceiling']}; load {os.getloadavg()}", file=sys.stderr)
+    result["decode_step_ms"] = decode_step_ms(model, (1, 4, 8, 16, 32))
+    print(f"ceiling {result['ceiling']}; decode step ms {result['decode_step_ms']}; load {os.getloadavg()}",
+          file=sys.stderr)
 
     sampled_prompts = prompts[: args.prompts]
     print(f"sampled: {len(sampled_prompts)} prompts, engines {ENGINES} ...", file=sys.stderr)
