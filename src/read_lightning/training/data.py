@@ -197,7 +197,7 @@ class CapabilityDataModule(BudgetStreamDataModule):
         # The most one example can cost: a full-length answer plus a full-length training row.
         super().__init__(capabilities=capabilities, mixture=mixture, budget_tokens=budget_tokens,
                          num_intervals=num_intervals, max_tokens_per_batch=max_tokens_per_batch,
-                         max_length=max_length, example_worst_case=max_new_tokens + max_length, seed=seed)
+                         max_length=max_length, generation_worst_case=max_new_tokens, seed=seed)
         per_interval = budget_tokens // num_intervals
         if per_interval < self.example_worst_case:
             raise ValueError(

@@ -74,7 +74,7 @@ class MixtureDataModule(BudgetStreamDataModule):
         # An example costs its own tokens, at most max_length: the budget is spent below that.
         super().__init__(capabilities=list(sources), mixture=mixture, budget_tokens=budget_tokens,
                          num_intervals=num_intervals, max_tokens_per_batch=max_tokens_per_batch,
-                         max_length=max_length, example_worst_case=max_length, seed=seed)
+                         max_length=max_length, generation_worst_case=0, seed=seed)
         if budget_tokens // num_intervals < max_length:
             raise ValueError(
                 f"budget_tokens={budget_tokens} is too small for one example per interval: split over "

@@ -74,7 +74,9 @@ class BudgetStreamDataModule(L.LightningDataModule):
         num_intervals: allocation intervals (= training epochs) the budget is spread over.
         max_tokens_per_batch: padded tokens (batch size x longest sequence) per batch.
         max_length: longest training sequence.
-        example_worst_case: the most one example can cost; the budget is spent once less is left.
+        generation_worst_case: the most one example can cost before it is trained on (a
+            full-length teacher answer; 0 without a teacher). With its training row, at most
+            ``max_length``, it is ``example_worst_case``: the budget is spent once less is left.
         seed: seeds the batch order (with the interval).
     """
 
@@ -89,7 +91,7 @@ class BudgetStreamDataModule(L.LightningDataModule):
         num_intervals: int,
         max_tokens_per_batch: int,
         max_length: int,
-        example_worst_case: int,
+        generation_worst_case: int,
         seed: int,
     ) -> None:
         super().__init__()
@@ -104,7 +106,7 @@ class BudgetStreamDataModule(L.LightningDataModule):
         self.ledger = TokenLedger(budget_tokens)
         self.capabilities = list(capabilities)
         self.num_intervals, self.max_tokens_per_batch, self.max_length = num_intervals, max_tokens_per_batch, max_length
-        self.example_worst_case, self.seed = example_worst_case, seed
+        self.example_worst_case, self.seed = generation_worst_case + max_length, seed
         self.mixture = validate_distribution(
             mixture or {c: 1.0 / len(self.capabilities) for c in self.capabilities}, self.capabilities, name="mixture"
         )
