@@ -570,8 +570,11 @@ def test_an_answer_that_retokenises_longer_than_it_was_generated_never_overdraws
     # max_new_tokens: the rows that would overdraw the interval are paid for and not trained on.
     teacher = CallSizes(num_tokens=16, text="word " * 40)
     dm = make_dm(tiny_tokenizer, teacher, budget_tokens=2000, num_intervals=1, generation_batch_size=64)
-    rows = dm._generate_interval()
+    rows, examples = dm._generate_interval()
     assert any(not r["used"] for r in rows) and any(r["used"] for r in rows)
+    # The planner's examples (the prompt tokenised once) are the used rows' examples encoded anew.
+    assert examples == [encode_example(tiny_tokenizer, r["prompt"], r["answer"], r["capability"], 64)
+                        for r in rows if r["used"]]
     trained = sum(len(encode_example(tiny_tokenizer, r["prompt"], r["answer"], "x", 64)) for r in rows if r["used"])
     assert sum(r["gen_tokens"] for r in rows) + trained <= 2000
     consume_interval(dm, 0)

@@ -138,6 +138,18 @@ def test_the_bandit_reweights_a_users_own_data_without_a_teacher(tiny_tokenizer,
     assert dm.ledger.summary()["generation"] == 0 and dm.budget_exhausted
 
 
+def test_both_data_modules_stream_through_one_implementation():
+    # The ledger, the mixture, the batching, the charge and the checkpoint live in the stream;
+    # a data module says only where an interval's examples come from.
+    from read_lightning.training.data import CapabilityDataModule
+    from read_lightning.training.stream import BudgetStreamDataModule
+
+    shared = ["set_mixture_weights", "budget_exhausted", "training_progress", "on_before_batch_transfer",
+              "_charge_step", "_interval_budget", "_world", "state_dict", "load_state_dict"]
+    for cls in (MixtureDataModule, CapabilityDataModule):
+        assert issubclass(cls, BudgetStreamDataModule) and not set(shared) & set(vars(cls)), cls
+
+
 def test_resuming_mid_interval_continues_the_same_stream(tiny_tokenizer, tmp_path, one_torch_thread):
     full_dm, full = fit(tiny_tokenizer, tmp_path / "full", [TokenProbe(), bandit()])
     part, ckpt = tmp_path / "part", tmp_path / "part" / "mid.ckpt"

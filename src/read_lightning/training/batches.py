@@ -35,12 +35,17 @@ class Example:
         return len(self.input_ids)
 
 
-def encode_example(tokenizer: Any, prompt: str, answer: str, capability: str, max_length: int) -> Example | None:
+def encode_example(
+    tokenizer: Any, prompt: str, answer: str, capability: str, max_length: int,
+    *, prompt_ids: Sequence[int] | None = None,
+) -> Example | None:
     """Chat-format ``prompt`` and ``answer``; only answer tokens (and end-of-turn) are labelled.
 
+    ``prompt_ids``: ``chat_prompt_ids(tokenizer, prompt)`` where the caller has them already
+    (the generation planner tokenised the prompt to fit it), so it is not tokenised again.
     Returns None when the prompt alone leaves no room for a single answer token.
     """
-    prompt_ids = chat_prompt_ids(tokenizer, prompt)
+    prompt_ids = chat_prompt_ids(tokenizer, prompt) if prompt_ids is None else list(prompt_ids)
     answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"]) + [tokenizer.eos_token_id]
     if len(prompt_ids) >= max_length:
         return None
@@ -153,8 +158,8 @@ class BatchStream(IterableDataset):
 class IntervalLoader(DataLoader):
     """The interval's loader, resumable mid-interval through Lightning's ``state_dict`` interface.
 
-    ``datamodule`` keeps ``interval`` and ``interval_steps`` (CapabilityDataModule,
-    MixtureDataModule). The state is the number of steps of this interval whose tokens the data module has charged
+    ``datamodule`` keeps ``interval`` and ``interval_steps`` (a ``BudgetStreamDataModule``,
+    ``stream.py``). The state is the number of steps of this interval whose tokens the data module has charged
     (batches handed to training, not batches prefetched), so a resumed run neither trains nor
     pays for a step twice.
     """

@@ -1,12 +1,13 @@
-"""Budget-limited capability batches: the LightningDataModule side of ReAD.
+"""Teacher-answered capability batches: the teacher's generated pool as the budget stream's source.
 
-One training epoch is one allocation interval. At the start of each interval the data module
-has its interval's rows made (by the ``GenerationPlanner``, ``generation_plan.py``: prompts drawn
-from the current mixture and answered by the teacher until the interval's share of the budget is
-committed) or read back (from the ``IntervalStore``, ``interval_store.py``), and packs the
-(prompt, answer) pairs into length-grouped batches. The ledger is charged generation tokens when
-the interval's rows are first used and training tokens when a batch is handed to the training
-step, and it never lets B be exceeded.
+One training epoch is one allocation interval. The stream (``stream.py``, shared with
+``MixtureDataModule``) owns the ledger, the mixture, the batches and the training charges; this
+module says where an interval's examples come from. At the start of each interval it has the
+interval's rows made (by the ``GenerationPlanner``, ``generation_plan.py``: prompts drawn from
+the current mixture and answered by the teacher until the interval's share of the budget is
+committed) or read back (from the ``IntervalStore``, ``interval_store.py``), charges their
+generation tokens to the ledger once, and gives the stream one example per (prompt, answer) row
+to be trained on. The ledger never lets B be exceeded.
 
 Resuming and several processes:
 
@@ -28,20 +29,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from read_lightning.core import progress as phases
-from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities, validate_distribution
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.core.checks import check_number
-from read_lightning.core.ledger import TokenLedger
 from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
 from read_lightning.prompts.teacher_prompts import resolve_teacher_prompt
 from read_lightning.teachers.generation import (
@@ -58,19 +55,13 @@ from read_lightning.teachers.specs import (
     VLLMTeacherSpec,
     check_engine_kwargs,
 )
-from read_lightning.training.batches import (
-    BatchStream,
-    IntervalLoader,
-    encode_example,
-    length_grouped_batches,
-    shard_batches,
-    trained_mixture,
-)
+from read_lightning.training.batches import Example, encode_example
 from read_lightning.training.generation_plan import GenerationPlanner
 from read_lightning.training.interval_store import IntervalStore
 from read_lightning.training.progress import progress_display
 from read_lightning.training.prompt_sources import build_prompt_source, held_out_hashes, load_task_pool
 from read_lightning.training.run_state import timed
+from read_lightning.training.stream import BudgetStreamDataModule, IntervalExamples
 
 __all__ = ["CapabilityDataModule"]
 
@@ -93,7 +84,7 @@ def _delegate(part: str, name: str) -> property:
                     doc=f"``self.{part}.{name}``")
 
 
-class CapabilityDataModule(L.LightningDataModule):
+class CapabilityDataModule(BudgetStreamDataModule):
     """Streams teacher-answered capability batches under a token budget.
 
     Args:
@@ -180,21 +171,19 @@ class CapabilityDataModule(L.LightningDataModule):
         run_dir: str | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.capabilities = list(capabilities or DEFAULT_CAPABILITIES)
+        capabilities = list(capabilities or DEFAULT_CAPABILITIES)
         try:
-            check_capabilities(self.capabilities, self.capabilities)
+            check_capabilities(capabilities, capabilities)
         except ValueError as err:
-            raise ValueError(f"capabilities {self.capabilities!r}: {err}") from None
+            raise ValueError(f"capabilities {capabilities!r}: {err}") from None
         check_number("temperature", temperature, low=0.0)
         check_number("top_p", top_p, low=0.0, high=1.0, open_low=True)
         check_number("teacher_timeout", teacher_timeout, low=0.0, open_low=True)
-        check_number("seed", seed, integer=True)
         check_number("task_share", task_share, low=0.0, high=1.0)
         # The card that task_prompts names (None for a JSONL file), found before any model loads.
         self.task_card_path: Path | None = None
         if task_prompts is not None:
-            if TASK_LABEL in self.capabilities:
+            if TASK_LABEL in capabilities:
                 raise ValueError(f"capability name {TASK_LABEL!r} is reserved for task_prompts' rows; rename it")
             if Path(task_prompts).suffix == ".jsonl":
                 if not Path(task_prompts).is_file():
@@ -203,21 +192,12 @@ class CapabilityDataModule(L.LightningDataModule):
                 from read_lightning.requirement.cards import resolve_card
 
                 self.task_card_path = resolve_card(task_prompts)
-        for name, value in [
-            ("num_intervals", num_intervals),
-            ("max_tokens_per_batch", max_tokens_per_batch),
-            ("max_length", max_length),
-            ("max_new_tokens", max_new_tokens),
-            ("generation_batch_size", generation_batch_size),
-        ]:
+        for name, value in [("max_new_tokens", max_new_tokens), ("generation_batch_size", generation_batch_size)]:
             check_number(name, value, low=1, integer=True)
-        if max_length > max_tokens_per_batch:
-            raise ValueError(
-                f"max_length={max_length} does not fit in one batch of max_tokens_per_batch={max_tokens_per_batch}"
-            )
-        self.ledger = TokenLedger(budget_tokens)
         # The most one example can cost: a full-length answer plus a full-length training row.
-        self.example_worst_case = max_new_tokens + max_length
+        super().__init__(capabilities=capabilities, mixture=mixture, budget_tokens=budget_tokens,
+                         num_intervals=num_intervals, max_tokens_per_batch=max_tokens_per_batch,
+                         max_length=max_length, generation_worst_case=max_new_tokens, seed=seed)
         per_interval = budget_tokens // num_intervals
         if per_interval < self.example_worst_case:
             raise ValueError(
@@ -255,9 +235,6 @@ class CapabilityDataModule(L.LightningDataModule):
             raise FileNotFoundError(f"probe_data_dir {probe_data_dir!r} is not a directory")
         self.extra_templates, self.leakage_hashes = extra_templates, leakage_hashes
         self.probe_data_dir = probe_data_dir
-        self.num_intervals = num_intervals
-        self.max_tokens_per_batch = max_tokens_per_batch
-        self.max_length = max_length
         self.max_new_tokens = max_new_tokens
         self.generation_batch_size = generation_batch_size
         self.temperature, self.top_p = temperature, top_p
@@ -267,12 +244,6 @@ class CapabilityDataModule(L.LightningDataModule):
         self.teacher_prompt = resolve_teacher_prompt(teacher_prompt)
         self.teacher_dtype = teacher_dtype
         self.cache_dir = cache_dir
-        self.seed = seed
-        self.mixture = validate_distribution(
-            mixture or {c: 1.0 / len(self.capabilities) for c in self.capabilities},
-            self.capabilities,
-            name="mixture",
-        )
         # Where the intervals' data lives; it names this run in the files it writes, so that a
         # fresh run never trains on the files another run left in the same run_dir.
         self.store = IntervalStore(run_dir)
@@ -282,14 +253,9 @@ class CapabilityDataModule(L.LightningDataModule):
             task_share=self.task_share, teacher_prompt=self.teacher_prompt, drop_unverified=drop_unverified,
             seed=seed, build_prompt_source=self._build_prompt_source, load_task_pool=self._load_task_pool,
         )
-        self.interval = 0
         # Last interval whose generation tokens are in the ledger, so a resume that reuses an
         # interval's JSONL charges its generation exactly once.
         self.charged_interval = -1
-        self.interval_steps = 0  # steps of the current interval whose training tokens are charged
-        self.padding_tokens = 0  # padded positions handed to training (a statistic, not budget)
-        self.interval_stats: dict[str, Any] = {}
-        self._interval_plan = (0, 0)  # the current interval's generation tokens and steps on this rank
 
     # The parts' state, read and set where the data module's users reach it.
     teacher = _delegate("planner", "teacher")
@@ -331,29 +297,7 @@ class CapabilityDataModule(L.LightningDataModule):
         if self.run_dir is None and self.trainer is not None and self.trainer.log_dir:
             self.run_dir = self.trainer.log_dir
 
-    # ----------------------------------------------------------------- ranks
-    def _is_global_zero(self) -> bool:
-        return self.trainer is None or self.trainer.is_global_zero
-
-    def _world(self) -> tuple[int, int]:
-        """``(world_size, global_rank)``; ``(1, 0)`` outside a trainer."""
-        if self.trainer is None:
-            return 1, 0
-        return int(self.trainer.world_size), int(self.trainer.global_rank)
-
-    def _broadcast(self, obj: Any) -> Any:
-        if self.trainer is None or self.trainer.world_size == 1:
-            return obj
-        return self.trainer.strategy.broadcast(obj, src=0)
-
-    def _sum_over_ranks(self, values: list[int]) -> list[int]:
-        if self.trainer is None or self.trainer.world_size == 1:
-            return values
-        strategy = self.trainer.strategy
-        # On the root device: NCCL reduces only CUDA tensors.
-        total = strategy.reduce(torch.tensor(values, dtype=torch.long, device=strategy.root_device), reduce_op="sum")
-        return [int(v) for v in total.tolist()]
-
+    # ----------------------------------------------------------------- parts
     def _build_prompt_source(self) -> PromptSource:
         return build_prompt_source(self.prompt_source_name, self.capabilities, self.extra_templates,
                                    self._held_out_hashes(), self.seed)
@@ -391,30 +335,11 @@ class CapabilityDataModule(L.LightningDataModule):
         """What a generated row can be labelled: the capabilities, and ``task`` with task prompts."""
         return [*self.capabilities, TASK_LABEL] if self.task_prompts is not None else list(self.capabilities)
 
-    # ----------------------------------------------------------------- mixture
-    def set_mixture_weights(self, weights: dict[str, float]) -> None:
-        """Set the data mixture used from the next interval on (a distribution over capabilities)."""
-        self.mixture = validate_distribution(weights, self.capabilities, name="mixture")
-
     @property
-    def training_progress(self) -> float:
-        """The fraction of the budget spent, with the current interval's generation spread over its
-        steps: it is charged at once when the interval's loader is built, so ``fraction_spent``
-        jumps there, and a learning-rate schedule that read it would warm up in one step."""
-        generated, steps = self._interval_plan
-        pending = generated * (1.0 - min(self.interval_steps, steps) / steps) if steps else 0.0
-        return max(self.ledger.spent - pending, 0.0) / self.ledger.budget
-
-    @property
-    def budget_exhausted(self) -> bool:
-        """True once not even one more worst-case example fits in the budget."""
-        return self.ledger.remaining < self.example_worst_case
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
 
     # ----------------------------------------------------------------- intervals
-    def _interval_budget(self) -> int:
-        intervals_left = max(1, self.num_intervals - self.interval)
-        return self.ledger.remaining // intervals_left
-
     def _generation_state(self) -> dict[str, Any]:
         """Everything prompt sampling and teacher sampling depend on (the planner's state)."""
         return self.planner.state_dict()
@@ -423,8 +348,9 @@ class CapabilityDataModule(L.LightningDataModule):
         """Restore :meth:`_generation_state`; ``origin`` names the file or checkpoint in errors."""
         self.planner.load_state_dict(state, origin)
 
-    def _generate_interval(self) -> list[dict[str, Any]]:
-        """Prompt the teacher until this interval's budget is committed; returns JSONL rows.
+    def _generate_interval(self) -> tuple[list[dict[str, Any]], list[Example]]:
+        """Prompt the teacher until this interval's budget is committed; returns the JSONL rows
+        and the examples of the rows to be trained on (tokenised once, by the planner).
 
         Nothing is charged here: the rows are charged by :meth:`_charge_generation`, the one
         path for generated and reused intervals, and the plan keeps their cost within budget.
@@ -437,18 +363,19 @@ class CapabilityDataModule(L.LightningDataModule):
                 last=self.interval >= self.num_intervals - 1,
             )
 
-    def _load_or_generate(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """This interval's rows and the generation state after them: from the store if the
-        interval was already paid for (a resumed run), else from the teacher, stored before use."""
+    def _load_or_generate(self) -> tuple[list[dict[str, Any]], dict[str, Any], list[Example] | None]:
+        """This interval's rows, the generation state after them and, when they were just
+        generated, their examples: from the store if the interval was already paid for (a resumed
+        run; examples None), else from the teacher, stored before use."""
         found = self.store.load(self.interval, self.labels, self.max_new_tokens)
         if found is not None:
             rows, state, origin = found
             # The run continues as if it had just generated these rows.
             self._load_generation_state(state, origin)
-            return rows, state
+            return rows, state, None
         kept = self.store.kept(self.interval)
         if kept is not None:
-            return kept  # the same interval's loader built again
+            return (*kept, None)  # the same interval's loader built again
         if self.charged_interval == self.interval:
             raise ValueError(
                 f"resuming inside interval {self.interval}, but {self.store.missing(self.interval)}: the checkpoint's "
@@ -457,23 +384,35 @@ class CapabilityDataModule(L.LightningDataModule):
         display = progress_display(self.trainer) if self.trainer is not None else None
         with phases.phase(f"interval {self.interval}: teacher generation", total=self._interval_budget(),
                           unit="budget tokens", display=display, explicit=True):
-            rows = self._generate_interval()
+            rows, examples = self._generate_interval()
         state = self._generation_state()
         self.store.save(self.interval, rows, state)
-        return rows, state
+        return rows, state, examples
 
-    def _interval_rows(self) -> list[dict[str, Any]]:
-        """Rank 0 loads or generates the interval; every rank receives the same rows and state."""
+    def _interval_rows(self) -> tuple[list[dict[str, Any]], list[Example] | None]:
+        """Rank 0 loads or generates the interval; every rank receives the same rows and state.
+        Also the examples to train on where rank 0 has them from generating the rows, else None."""
         if self.budget_exhausted and self.charged_interval != self.interval:
             # Only a resume from the checkpoint of a run that had spent its budget asks for one
             # more interval (the stop decision is not checkpointed): it gets none, and no file.
             # (An interval resumed mid-way was paid for already and is rebuilt as usual.)
-            return []
-        rows, state = self._load_or_generate() if self._is_global_zero() else (None, None)
+            return [], []
+        rows, state, examples = self._load_or_generate() if self._is_global_zero() else (None, None, None)
         rows, state = self._broadcast((rows, state))
         if not self._is_global_zero():
             self._load_generation_state(state, "generation state broadcast by rank 0")
-        return rows
+        return rows, examples
+
+    def _encode(self, rows: Sequence[dict[str, Any]]) -> list[Example]:
+        """The examples of the rows to be trained on (rows read back, or received from rank 0):
+        the same ``encode_example`` the planner used when it kept them."""
+        examples = []
+        for row in rows:
+            if row["used"]:
+                ex = encode_example(self.tokenizer, row["prompt"], row["answer"], row["capability"], self.max_length)
+                if ex is not None:
+                    examples.append(ex)
+        return examples
 
     def _charge_generation(self, rows: Sequence[dict[str, Any]]) -> None:
         for row in rows:
@@ -482,92 +421,38 @@ class CapabilityDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.tokenizer is None or self.prompt_source is None or (self.teacher is None and self._is_global_zero()):
             self.setup("fit")
-        if self.trainer is not None:
-            self.interval = self.trainer.current_epoch
+        return super().train_dataloader()
+
+    def _interval_examples(self) -> IntervalExamples:
         start = time.perf_counter()
-        rows = self._interval_rows()
+        rows, examples = self._interval_rows()
         # Lightning may build the same interval's loader again (a resume); it is paid for once.
         if self.charged_interval != self.interval:
             self._charge_generation(rows)
             self.charged_interval = self.interval
-        examples = []
-        for row in rows:
-            if row["used"]:
-                ex = encode_example(self.tokenizer, row["prompt"], row["answer"], row["capability"], self.max_length)
-                if ex is not None:
-                    examples.append(ex)
-        # The batch order has its own RNG per interval: Lightning may build an interval's loader
-        # again when it resumes, and that must not move the prompt-sampling RNG.
-        order_rng = random.Random(self.seed * 1_000_003 + self.interval)
-        batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, order_rng)
-        world_size, rank = self._world()
-        mine = shard_batches(batches, world_size)[rank]
-        self.interval_steps = 0
-        self._interval_plan = (sum(int(r["gen_tokens"]) for r in rows), len(mine))
-        self.interval_stats = {
-            "interval": self.interval,
-            "examples": len(examples),
-            "batches": len(batches),
-            "steps": len(mine),
+        if examples is None:
+            examples = self._encode(rows)
+        stats = {
             "prepare_seconds": time.perf_counter() - start,  # generating, or reading the interval's file
             "verified_false": sum(1 for r in rows if r.get("verified") is False),
             "too_long_prompts": self.too_long_prompts,
-            "mixture": dict(self.mixture),
-            "trained_mixture": trained_mixture(examples),
         }
-        log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
-        return IntervalLoader(BatchStream(examples, mine, self.tokenizer.pad_token_id), self)
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Charge training tokens at the moment a batch is used, not when it is prefetched.
-        if self.trainer is None or self.trainer.training:
-            self._charge_step(batch)
-        return batch
-
-    def _charge_step(self, batch: dict[str, Any]) -> None:
-        """Charge one training step: this rank's batch plus, under DDP, every other rank's.
-
-        Every rank reaches this once per step, so the sum is a collective all of them join, and
-        every rank's ledger (budget checks, the budget-based learning rate) stays identical.
-        """
-        tokens = batch.get("capability_tokens", {})
-        local = [int(tokens.get(c, 0)) for c in self.labels]
-        local.append(int((batch["attention_mask"] == 0).sum()))
-        *totals, padding = self._sum_over_ranks(local)
-        for cap, n in zip(self.labels, totals):
-            if n:
-                self.ledger.charge_training(cap, n)
-        self.padding_tokens += padding
-        self.interval_steps += 1
+        return IntervalExamples(examples, dict(self.mixture), sum(int(r["gen_tokens"]) for r in rows), stats)
 
     # ----------------------------------------------------------------- checkpointing
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "ledger": self.ledger.state_dict(),
-            "mixture": dict(self.mixture),
-            "generation": self._generation_state(),
-            "interval": self.interval,
-            "charged_interval": self.charged_interval,
-            "padding_tokens": self.padding_tokens,
-            "run_id": self.run_id,
-        }
+    _source_fields = ("generation", "charged_interval")
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = [k for k in ("ledger", "mixture", "generation", "interval", "charged_interval") if k not in state]
-        if missing:
-            raise ValueError(f"checkpoint data-module state lacks field(s) {missing}; was it saved by this version?")
-        for name, low in (("interval", 0), ("charged_interval", -1), ("padding_tokens", 0)):
-            check_number(f"checkpoint data-module state: field {name!r}", state.get(name, 0), low=low, integer=True)
-        if not isinstance(state["mixture"], dict):
-            raise ValueError(f"checkpoint data-module state: field 'mixture' must be a mapping, got {state['mixture']!r}")
-        self.ledger.load_state_dict(state["ledger"])
-        self.mixture = validate_distribution(state["mixture"], self.capabilities, name="checkpoint mixture")
-        self._load_generation_state(state["generation"], "checkpoint data-module state")
-        self.interval = state["interval"]
-        self.charged_interval = state["charged_interval"]
-        self.padding_tokens = state.get("padding_tokens", 0)
-        # An older checkpoint's "generation_seconds" is read by RunState.on_load_checkpoint.
+    def _source_state(self) -> dict[str, Any]:
+        return {"generation": self._generation_state(), "charged_interval": self.charged_interval,
+                "run_id": self.run_id}
+
+    def _load_source_state(self, state: dict[str, Any]) -> None:
+        check_number("checkpoint data-module state: field 'charged_interval'", state["charged_interval"], low=-1,
+                     integer=True)
         run_id = state.get("run_id")  # None: saved before runs had ids; accept the run's files
         if run_id is not None and not isinstance(run_id, str):
             raise ValueError(f"checkpoint data-module state: field 'run_id' must be a string, got {run_id!r}")
+        self._load_generation_state(state["generation"], "checkpoint data-module state")
+        self.charged_interval = state["charged_interval"]
+        # An older checkpoint's "generation_seconds" is read by RunState.on_load_checkpoint.
         self.run_id = run_id

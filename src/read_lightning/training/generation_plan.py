@@ -25,7 +25,7 @@ from read_lightning.core.checks import check_number
 from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
 from read_lightning.prompts.teacher_prompts import wrap_prompt
 from read_lightning.teachers.generation import Prompt, PromptSource, Teacher, chat_prompt_ids
-from read_lightning.training.batches import encode_example
+from read_lightning.training.batches import Example, encode_example
 
 __all__ = ["GenerationPlanner"]
 
@@ -81,7 +81,7 @@ class GenerationPlanner:
         # Answer tokens the teacher gave so far per label: (sum, count), for expected_cost.
         self.answer_tokens: dict[str, tuple[int, int]] = {}
         self._unfit: set[str] = set()  # capabilities of this interval with no prompt that fits
-        self._lengths: dict[str, int] = {}  # prompt lengths of the interval being planned
+        self._prompt_ids: dict[str, list[int]] = {}  # chat-format ids of the interval's prompts
         self._interval, self._mixture = 0, {}  # the interval being planned, for its warnings
 
     # ----------------------------------------------------------------- state
@@ -150,8 +150,10 @@ class GenerationPlanner:
     # ----------------------------------------------------------------- one interval
     def generate_rows(
         self, *, interval: int, mixture: dict[str, float], share: int, budget: int, progress: float, last: bool
-    ) -> list[dict[str, Any]]:
-        """Ask the teacher until the interval's ``share`` is committed; returns JSONL rows.
+    ) -> tuple[list[dict[str, Any]], list[Example]]:
+        """Ask the teacher until the interval's ``share`` is committed; returns the JSONL rows and
+        the training examples of the rows marked ``used``, in row order (each prompt tokenised
+        once for fitting, sizing and its example).
 
         ``share`` is a target and ``budget`` (what is left of the whole budget) the hard limit;
         ``progress`` is the fraction of the budget spent (the curriculum reads it) and ``last``
@@ -162,11 +164,12 @@ class GenerationPlanner:
             self.teacher.calls = self.teacher_calls
         self._load_task_pool()
         self._interval, self._mixture = interval, mixture
-        self._lengths = {}  # fitting and sizing a prompt need its length; no later interval does
+        self._prompt_ids = {}  # fitting, sizing and encoding a prompt need its ids; no later interval does
         # The hard limit is what is left of the whole budget; the interval's share is a target
         # that the later intervals' shares correct (each is what is left over the intervals left).
         committed = 0
         rows: list[dict[str, Any]] = []
+        examples: list[Example] = []
         caps, weights = list(mixture), list(mixture.values())
         self._unfit = set()
         verify = getattr(self.prompt_source, "verify", None)
@@ -203,7 +206,8 @@ class GenerationPlanner:
                 gen_tokens = min(answer.num_tokens, self.max_new_tokens)
                 committed += gen_tokens
                 verified = verify(prompt, answer.text) if verify is not None else None
-                example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length)
+                example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length,
+                                         prompt_ids=self.prompt_ids(prompt.text))
                 # A decoded answer can re-tokenise longer than it was generated: a row is trained
                 # on only if the rest of this call's answers can still be paid for.
                 rest = (len(prompts) - i - 1) * self.max_new_tokens
@@ -211,6 +215,7 @@ class GenerationPlanner:
                         and committed + len(example) + rest <= budget)
                 if keep:
                     committed += len(example)
+                    examples.append(example)
                 total, n = self.answer_tokens.get(prompt.capability, (0, 0))
                 self.answer_tokens[prompt.capability] = (total + gen_tokens, n + 1)
                 rows.append(
@@ -246,7 +251,7 @@ class GenerationPlanner:
                 )
                 break
         self.teacher_calls = getattr(self.teacher, "calls", None)
-        return rows
+        return rows, examples
 
     # ----------------------------------------------------------------- drawing
     def draw_fitting(self, caps: list[str], weights: list[float], progress: float) -> Prompt | None:
@@ -304,12 +309,16 @@ class GenerationPlanner:
             return False
 
     # ----------------------------------------------------------------- sizing
+    def prompt_ids(self, text: str) -> list[int]:
+        """``text`` as a chat turn's token ids, kept for this interval's prompts: fitting a prompt,
+        sizing a teacher call and encoding the training example all need them."""
+        if text not in self._prompt_ids:
+            self._prompt_ids[text] = chat_prompt_ids(self.tokenizer, text)
+        return self._prompt_ids[text]
+
     def prompt_length(self, text: str) -> int:
-        """Tokens of ``text`` as a chat turn (kept for this interval's prompts: fitting and sizing
-        a teacher call both need it)."""
-        if text not in self._lengths:
-            self._lengths[text] = len(chat_prompt_ids(self.tokenizer, text))
-        return self._lengths[text]
+        """Tokens of ``text`` as a chat turn."""
+        return len(self.prompt_ids(text))
 
     def expected_cost(self, prompt: Prompt) -> int:
         """What a prompt is expected to cost: its label's mean answer so far (``max_new_tokens``

@@ -1,41 +1,30 @@
 """``MixtureDataModule``: budget-limited batches from a user's own per-capability datasets.
 
-The teacher-free counterpart of ``CapabilityDataModule``: a user who already has tokenised data
-for each capability gets ``BanditAllocationCallback``'s re-weighting on their own Trainer. One
-epoch is one allocation interval (the Trainer needs ``reload_dataloaders_every_n_epochs=1``).
-The ledger is charged training tokens (prompt + label, padding excluded) when a batch is handed
-to the training step, and never lets the budget be exceeded.
+The teacher-free source of the budget stream (``stream.py``, shared with ``CapabilityDataModule``):
+a user who already has tokenised data for each capability gets ``BanditAllocationCallback``'s
+re-weighting on their own Trainer. One epoch is one allocation interval (the Trainer needs
+``reload_dataloaders_every_n_epochs=1``). The ledger is charged training tokens (prompt + label,
+padding excluded) when a batch is handed to the training step, and never lets the budget be
+exceeded.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from read_lightning.core.capabilities import validate_distribution
 from read_lightning.core.checks import check_number
-from read_lightning.core.ledger import TokenLedger
-from read_lightning.training.batches import (
-    BatchStream,
-    IntervalLoader,
-    Example,
-    length_grouped_batches,
-    shard_batches,
-    trained_mixture,
-)
+from read_lightning.training.batches import Example
+from read_lightning.training.stream import BudgetStreamDataModule, IntervalExamples
 
 __all__ = ["MixtureDataModule"]
 
-log = logging.getLogger(__name__)
 
-
-class MixtureDataModule(L.LightningDataModule):
+class MixtureDataModule(BudgetStreamDataModule):
     """Streams batches drawn from per-capability datasets in the current mixture, under a budget.
 
     Each interval may spend its share of the remaining budget (``remaining // intervals left``)
@@ -72,7 +61,6 @@ class MixtureDataModule(L.LightningDataModule):
         pad_id: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         if not isinstance(sources, Mapping) or not sources:
             raise ValueError(f"sources must be a non-empty mapping capability -> dataset, got {sources!r}")
         for cap, source in sources.items():
@@ -82,16 +70,11 @@ class MixtureDataModule(L.LightningDataModule):
                 raise TypeError(f"source {cap!r} must be a map-style dataset (len and [i]), got {type(source).__name__}")
             if len(source) == 0:
                 raise ValueError(f"source {cap!r} is empty; give it examples or leave it out of sources")
-        for name, value in (("num_intervals", num_intervals), ("max_tokens_per_batch", max_tokens_per_batch),
-                            ("max_length", max_length)):
-            check_number(name, value, low=1, integer=True)
         check_number("pad_id", pad_id, low=0, integer=True)
-        check_number("seed", seed, integer=True)
-        if max_length > max_tokens_per_batch:
-            raise ValueError(
-                f"max_length={max_length} does not fit in one batch of max_tokens_per_batch={max_tokens_per_batch}"
-            )
-        self.ledger = TokenLedger(budget_tokens)
+        # An example costs its own tokens, at most max_length: the budget is spent below that.
+        super().__init__(capabilities=list(sources), mixture=mixture, budget_tokens=budget_tokens,
+                         num_intervals=num_intervals, max_tokens_per_batch=max_tokens_per_batch,
+                         max_length=max_length, generation_worst_case=0, seed=seed)
         if budget_tokens // num_intervals < max_length:
             raise ValueError(
                 f"budget_tokens={budget_tokens} is too small for one example per interval: split over "
@@ -99,31 +82,13 @@ class MixtureDataModule(L.LightningDataModule):
                 f"but one example can be max_length={max_length} tokens"
             )
         self.sources = dict(sources)
-        self.capabilities = list(sources)
-        self.num_intervals, self.max_tokens_per_batch = num_intervals, max_tokens_per_batch
-        self.max_length, self.pad_id, self.seed = max_length, pad_id, seed
-        self.mixture = validate_distribution(
-            mixture or {c: 1.0 / len(self.capabilities) for c in self.capabilities}, self.capabilities, name="mixture"
-        )
-        self.interval = 0
-        self.interval_steps = 0  # steps of the current interval whose training tokens are charged
+        self.pad_id = pad_id
         # Where each source's stream stands: [pass, position in that pass's order].
         self.cursors = {c: [0, 0] for c in self.capabilities}
         # What the current interval was drawn from, so a loader built again for it (a resume
         # inside the interval) draws the same examples.
         self._plan_start: dict[str, Any] | None = None
         self._orders: dict[str, tuple[int, list[int]]] = {}
-        self.interval_stats: dict[str, Any] = {}
-
-    # ----------------------------------------------------------------- mixture and budget
-    def set_mixture_weights(self, weights: dict[str, float]) -> None:
-        """Set the mixture used from the next interval on (a distribution over ``capabilities``)."""
-        self.mixture = validate_distribution(weights, self.capabilities, name="mixture")
-
-    @property
-    def budget_exhausted(self) -> bool:
-        """True once not even one more example of ``max_length`` fits in the budget."""
-        return self.ledger.remaining < self.max_length
 
     # ----------------------------------------------------------------- drawing
     def _order(self, cap: str, pass_no: int) -> list[int]:
@@ -185,14 +150,7 @@ class MixtureDataModule(L.LightningDataModule):
             share -= len(example)
 
     # ----------------------------------------------------------------- intervals
-    def _world(self) -> tuple[int, int]:
-        if self.trainer is None:
-            return 1, 0
-        return int(self.trainer.world_size), int(self.trainer.global_rank)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.trainer is not None:
-            self.interval = self.trainer.current_epoch
+    def _interval_examples(self) -> IntervalExamples:
         start = self._plan_start
         if start is not None and start["interval"] == self.interval:
             # The same interval's loader again (a resume inside it): draw it again from where it began.
@@ -200,66 +158,21 @@ class MixtureDataModule(L.LightningDataModule):
             share, mixture = start["share"], start["mixture"]
         else:
             # A resumed run that had spent its budget asks for one more interval: it gets none.
-            intervals_left = max(1, self.num_intervals - self.interval)
-            share = 0 if self.budget_exhausted else self.ledger.remaining // intervals_left
+            share = 0 if self.budget_exhausted else self._interval_budget()
             mixture = dict(self.mixture)
             self._plan_start = {"interval": self.interval, "cursors": {c: list(v) for c, v in self.cursors.items()},
                                 "share": share, "mixture": mixture}
         examples, truncated = self._draw(share, mixture)
-        # The batch order has its own RNG per interval, as in CapabilityDataModule.
-        order_rng = random.Random(self.seed * 1_000_003 + self.interval)
-        batches = length_grouped_batches([len(e) for e in examples], self.max_tokens_per_batch, order_rng)
-        world_size, rank = self._world()
-        mine = shard_batches(batches, world_size)[rank]
-        self.interval_steps = 0
-        self.interval_stats = {
-            "interval": self.interval,
-            "examples": len(examples),
-            "batches": len(batches),
-            "steps": len(mine),
-            "share": share,
-            "truncated": truncated,  # examples cut to max_length
-            "mixture": dict(mixture),
-            "trained_mixture": trained_mixture(examples),
-        }
-        log.info("interval %d: %d examples in %d batches", self.interval, len(examples), len(batches))
-        return IntervalLoader(BatchStream(examples, mine, self.pad_id), self)  # type: ignore[arg-type]
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Charge training tokens when a batch is used, not when it is prefetched.
-        if self.trainer is None or self.trainer.training:
-            self._charge_step(batch)
-        return batch
-
-    def _charge_step(self, batch: dict[str, Any]) -> None:
-        """Charge this step's tokens, summed over ranks so every rank holds the same ledger."""
-        tokens = batch.get("capability_tokens", {})
-        counts = [int(tokens.get(c, 0)) for c in self.capabilities]
-        if self.trainer is not None and self.trainer.world_size > 1:
-            strategy = self.trainer.strategy
-            total = strategy.reduce(torch.tensor(counts, dtype=torch.long, device=strategy.root_device),
-                                    reduce_op="sum")
-            counts = [int(v) for v in total.tolist()]
-        for cap, n in zip(self.capabilities, counts):
-            if n:
-                self.ledger.charge_training(cap, n)
-        self.interval_steps += 1
+        # "truncated": examples cut to max_length
+        return IntervalExamples(examples, mixture, stats={"share": share, "truncated": truncated})
 
     # ----------------------------------------------------------------- checkpointing
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "ledger": self.ledger.state_dict(),
-            "mixture": dict(self.mixture),
-            "interval": self.interval,
-            "cursors": {c: list(v) for c, v in self.cursors.items()},
-            "plan_start": self._plan_start,
-        }
+    _source_fields = ("cursors", "plan_start")
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        missing = [k for k in ("ledger", "mixture", "interval", "cursors", "plan_start") if k not in state]
-        if missing:
-            raise ValueError(f"checkpoint data-module state lacks field(s) {missing}; was it saved by MixtureDataModule?")
-        check_number("checkpoint data-module state: field 'interval'", state["interval"], low=0, integer=True)
+    def _source_state(self) -> dict[str, Any]:
+        return {"cursors": {c: list(v) for c, v in self.cursors.items()}, "plan_start": self._plan_start}
+
+    def _load_source_state(self, state: dict[str, Any]) -> None:
         cursors = self._check_cursors(state["cursors"], "cursors")
         plan = state["plan_start"]
         if plan is not None:
@@ -267,9 +180,7 @@ class MixtureDataModule(L.LightningDataModule):
                 raise ValueError(f"checkpoint data-module state: field 'plan_start' is malformed: {plan!r}")
             plan = {**plan, "cursors": self._check_cursors(plan["cursors"], "plan_start.cursors"),
                     "mixture": validate_distribution(plan["mixture"], self.capabilities, name="checkpoint plan mixture")}
-        mixture = validate_distribution(state["mixture"], self.capabilities, name="checkpoint mixture")
-        self.ledger.load_state_dict(state["ledger"])
-        self.mixture, self.interval, self.cursors, self._plan_start = mixture, state["interval"], cursors, plan
+        self.cursors, self._plan_start = cursors, plan
 
     def _check_cursors(self, cursors: Any, field: str) -> dict[str, list[int]]:
         if not isinstance(cursors, dict) or sorted(cursors) != sorted(self.capabilities):
