@@ -299,6 +299,32 @@ def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
         BanditAllocationCallback(requirement_method="psychic")
 
 
+def test_the_bandit_asks_the_run_state_for_the_task_not_a_callback_with_its_attributes():
+    from types import SimpleNamespace
+
+    from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+    from read_lightning.requirement.cards import load_card
+    from read_lightning.training.callbacks import TaskEvaluationCallback
+    from read_lightning.training.run_state import RunState
+
+    caps = list(DEFAULT_CAPABILITIES)
+    # A callback that only has the attribute names (another task's card, a utility) is not the task.
+    decoy = SimpleNamespace(card=load_card("fact_extract"), latest_utility=99.0, evaluated_epoch=0)
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(teacher=None), callbacks=[decoy], current_epoch=0)
+    bandit = BanditAllocationCallback(requirement_method="card")
+    with pytest.raises(ValueError, match="no requirement vector"):
+        bandit._infer_requirement(trainer, caps)
+    task = TaskEvaluationCallback("arith_word", test_answers=False)
+    task.setup(trainer, None, "fit")  # attaches itself as the run's task evaluation
+    TaskEvaluationCallback("fact_extract", test_answers=False).setup(trainer, None, "fit")  # the first stays
+    assert RunState.of(trainer).task is task
+    assert bandit._infer_requirement(trainer, caps)["math"] == pytest.approx(0.5)  # arith_word's card
+    # A utility counts for the interval it was measured at the end of, and only for it.
+    assert task.utility_at(0) is None  # nothing measured yet
+    task.latest_utility, task.evaluated_epoch = 40.0, 2
+    assert task.utility_at(2) == 40.0 and task.utility_at(3) is None
+
+
 def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():
     from read_lightning.training.callbacks import CapabilityProbeCallback
     from read_lightning.training.run_state import RunState
