@@ -147,8 +147,10 @@ def _read_cli() -> type[LightningCLI]:
                 subparsers = getattr(self, "_subcommand_parsers", None)
                 if subparsers is None:  # run=False: the parser is fit's, with no subcommand word
                     check_config_keys(parser, argv)
+                    check_teacher_class_path(argv)
                 elif argv and argv[0] in subparsers:
                     check_config_keys(subparsers[argv[0]], argv[1:])
+                    check_teacher_class_path(argv[1:])
             try:
                 super().parse_arguments(parser, args)
             except ArgumentError as err:
@@ -292,6 +294,34 @@ def check_bandit_profile(trainer: Any) -> None:
         fix = (f"{later[0]} comes after {owner} in trainer.callbacks: put it before" if later else
                f"trainer.callbacks has no CapabilityProbeCallback: add one before {owner}")
         raise ConfigurationError(f"{owner}: no capability profile found at fit start: {fix}")
+
+
+def check_teacher_class_path(argv: list[str]) -> None:
+    """Refuse, before the config is parsed, a ``data.teacher`` whose ``class_path`` names no
+    teacher spec: one line naming the value and the specs there are. (jsonargparse says it in a
+    seven-line union message, the value in its fifth line.) A ``class_path`` is the full path or
+    the name of a ``TeacherSpec`` subclass, as jsonargparse resolves it."""
+    from read_lightning.teachers.specs import known_specs, spec_class
+
+    given = []
+    for where, doc in _config_docs(argv):
+        teacher = (doc.get("data") or {}).get("teacher") if isinstance(doc.get("data"), dict) else None
+        if isinstance(teacher, dict) and "class_path" in teacher:
+            given.append((where, teacher["class_path"]))
+    for i, arg in enumerate(argv):
+        if arg.startswith("--data.teacher.class_path"):
+            value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else None)
+            given.append(("the command line", value))
+    for where, class_path in given:
+        if spec_class(class_path) is None:
+            specs = known_specs()
+            guess = difflib.get_close_matches(str(class_path).rpartition(".")[2], list(specs), n=1, cutoff=0.6)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            ours = ", ".join(f"{c.__module__.rpartition('.')[0]}.{n}" for n, c in specs.items()
+                             if c.__module__.startswith("read_lightning."))
+            raise UsageError(f"data.teacher: class_path {class_path!r} in {where} is not a teacher spec{hint}; "
+                             f"accepted: {ours} (or their names alone), a subclass of "
+                             "read_lightning.teachers.TeacherSpec, or a model name instead of class_path")
 
 
 def link_teacher(config: Any) -> None:
