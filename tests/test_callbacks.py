@@ -258,7 +258,17 @@ def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_che
     task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", limit=12, test_answers=False,
                                   cache_dir=str(tmp_path / "cache"))
     bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
-    trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), task, bandit])
+
+    class NotTheTask(Callback):
+        """Has the task evaluation's attribute names, fresh every interval; the bandit reads the
+        utility of the run's task evaluation (RunState.task), not of a callback with the names."""
+
+        latest_utility = 99.0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.evaluated_epoch = trainer.current_epoch
+
+    trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), NotTheTask(), task, bandit])
     # the start, then the ends of intervals 1 and 3: each scored against the teacher's answers
     assert [h["epoch"] for h in task.history] == [0, 1, 3]
     assert all(0.0 <= h["utility"] <= 100.0 and 0.0 <= h["agreement"] <= 100.0 for h in task.history)
