@@ -133,6 +133,29 @@ def test_validation_messages_name_the_bad_value():
         UCBEnsembleAllocator(CAPS, R, anchor_shrink=1.5)
 
 
+
+def test_a_requirement_is_checked_when_made_and_taken_as_it_is_afterwards():
+    from read_lightning.core.capabilities import Requirement
+
+    with pytest.raises(ValueError, match=r"requirement vector must sum to 1 \(a distribution\), but sums to 1.5"):
+        Requirement({"math": 1.0, "code": 0.5})
+    with pytest.raises(ValueError, match="requirement vector: value for 'math' must be finite and >= 0, got -0.5"):
+        Requirement({"math": -0.5, "code": 1.5})
+    with pytest.raises(ValueError, match="requirement vector must be a mapping capability -> weight, got"):
+        Requirement([0.5, 0.5])
+    r = Requirement({"math": 0.75, "code": 0.25})
+    assert Requirement.of(r) is r and r == {"math": 0.75, "code": 0.25} and r["math"] == 0.75
+    with pytest.raises(TypeError):
+        r["math"] = 1.0  # it cannot be changed
+    with pytest.raises(AttributeError, match="cannot be changed"):
+        r._weights = {}
+    assert r.over(CAPS)["math"] == 0.75 and r.over(CAPS)["reasoning"] == 0.0
+    with pytest.raises(ValueError, match=r"unknown capability in the requirement vector \['code'\]"):
+        r.over(["math", "reasoning"])
+    # an allocator takes one as it is; a list in capability order is made into one
+    alloc = UCBEnsembleAllocator(CAPS, Requirement(dict(zip(CAPS, R))), **FAST)
+    assert alloc.requirement.tolist() == UCBEnsembleAllocator(CAPS, R, **FAST).requirement.tolist()
+
 @pytest.mark.parametrize("name", ["read", "read_ucb", "random", "task_static"])
 def test_state_dict_round_trip_continues_identically(name):
     kwargs = {"read_ucb": dict(FAST, warmup=3), "read": {"warmup": 2}}.get(name, {})

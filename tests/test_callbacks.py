@@ -258,7 +258,17 @@ def test_task_evaluation_scores_fidelity_to_the_teacher_and_feeds_only_fresh_che
     task = TaskEvaluationCallback("arith_word", every_n_epochs=2, references="teacher", limit=12, test_answers=False,
                                   cache_dir=str(tmp_path / "cache"))
     bandit = BanditAllocationCallback(requirement=REQ, allocator_kwargs={"warmup": 1})
-    trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), task, bandit])
+
+    class NotTheTask(Callback):
+        """Has the task evaluation's attribute names, fresh every interval; the bandit reads the
+        utility of the run's task evaluation (RunState.task), not of a callback with the names."""
+
+        latest_utility = 99.0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.evaluated_epoch = trainer.current_epoch
+
+    trainer, dm = run(tiny_tokenizer, tmp_path, 4, [LedgerProbe(), NotTheTask(), task, bandit])
     # the start, then the ends of intervals 1 and 3: each scored against the teacher's answers
     assert [h["epoch"] for h in task.history] == [0, 1, 3]
     assert all(0.0 <= h["utility"] <= 100.0 and 0.0 <= h["agreement"] <= 100.0 for h in task.history)
@@ -297,6 +307,32 @@ def test_requirement_is_inferred_from_a_task_card_with_an_explanation():
         BanditAllocationCallback()._infer_requirement(trainer, list(DEFAULT_CAPABILITIES))
     with pytest.raises(ValueError, match="unknown requirement_method 'psychic'"):
         BanditAllocationCallback(requirement_method="psychic")
+
+
+def test_the_bandit_asks_the_run_state_for_the_task_not_a_callback_with_its_attributes():
+    from types import SimpleNamespace
+
+    from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
+    from read_lightning.requirement.cards import load_card
+    from read_lightning.training.callbacks import TaskEvaluationCallback
+    from read_lightning.training.run_state import RunState
+
+    caps = list(DEFAULT_CAPABILITIES)
+    # A callback that only has the attribute names (another task's card, a utility) is not the task.
+    decoy = SimpleNamespace(card=load_card("fact_extract"), latest_utility=99.0, evaluated_epoch=0)
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(teacher=None), callbacks=[decoy], current_epoch=0)
+    bandit = BanditAllocationCallback(requirement_method="card")
+    with pytest.raises(ValueError, match="no requirement vector"):
+        bandit._infer_requirement(trainer, caps)
+    task = TaskEvaluationCallback("arith_word", test_answers=False)
+    task.setup(trainer, None, "fit")  # attaches itself as the run's task evaluation
+    TaskEvaluationCallback("fact_extract", test_answers=False).setup(trainer, None, "fit")  # the first stays
+    assert RunState.of(trainer).task is task
+    assert bandit._infer_requirement(trainer, caps)["math"] == pytest.approx(0.5)  # arith_word's card
+    # A utility counts for the interval it was measured at the end of, and only for it.
+    assert task.utility_at(0) is None  # nothing measured yet
+    task.latest_utility, task.evaluated_epoch = 40.0, 2
+    assert task.utility_at(2) == 40.0 and task.utility_at(3) is None
 
 
 def test_wall_clock_and_probe_fraction_count_every_process_of_a_resumed_run():

@@ -97,3 +97,31 @@ def test_a_task_evaluation_without_any_task_card_is_refused_by_name(tmp_path):
 
     with pytest.raises(ValueError, match="TaskEvaluationCallback needs a task_card"):
         _build(tmp_path, _recipe(tmp_path, no_card))
+
+
+def test_the_requirement_vector_is_checked_once_from_the_recipe_to_the_allocator(tmp_path, monkeypatch):
+    # Made a Requirement where the bandit is built; the name check before the models load and the
+    # allocator at fit start take it as it is.
+    from read_lightning.allocation.bandit import make_allocator
+    from read_lightning.cli import check_capability_names
+    from read_lightning.core import capabilities
+    from read_lightning.requirement.cards import resolve_card
+
+    checked = []
+    real = capabilities._checked_weights
+
+    def counting(values, known, name):
+        if "requirement" in name:
+            checked.append((name, dict(values)))
+        return real(values, known, name)
+
+    monkeypatch.setattr(capabilities, "_checked_weights", counting)
+    cli = _build(tmp_path, RECIPE)
+    bandit = _callback(cli, "BanditAllocationCallback")
+    check_capability_names(cli.trainer, cli.datamodule)
+    allocator = make_allocator("uniform", cli.datamodule.capabilities, bandit.requirement)
+    vector = yaml.safe_load(RECIPE.read_text())["task"]["requirement"]
+    card = resolve_card("fact_extract")
+    # the task card's own vector, once when TaskEvaluationCallback loads it; the recipe's, once
+    assert checked == [(f"{card}: field 'requirement'", vector), ("requirement vector", vector)]
+    assert dict(zip(allocator.capabilities, allocator.requirement))["long_context"] == pytest.approx(0.4)

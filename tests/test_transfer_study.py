@@ -163,6 +163,44 @@ def test_every_packaged_recipe_gives_the_study_its_settings():
         assert settings["interval_tokens"] > 0 and settings["capabilities"], path
 
 
+def test_a_recipe_whose_teacher_is_a_server_asks_the_server_and_runs_no_teacher_here(tmp_path, monkeypatch,
+                                                                                      tiny_tokenizer):
+    from pathlib import Path
+
+    from read_lightning.evaluation.probes import CapabilityProbe
+    from read_lightning.requirement import interventions
+    from read_lightning.teachers.generation import HTTPTeacher
+    from read_lightning.teachers.specs import HTTPTeacherSpec
+
+    recipe = str(Path(__file__).parent.parent / "recipes" / "smollm2-135m-http.yaml")
+    spec = transfer_study.recipe_settings(transfer_study.load_study_recipe(recipe), recipe)["teacher_spec"]
+    assert spec == HTTPTeacherSpec("http://127.0.0.1:8000", "HuggingFaceTB/SmolLM2-135M-Instruct", timeout=60,
+                                   concurrency=8)
+    # read-train transfer hands the recipe's spec to the setup it builds
+    built = {}
+
+    def setup_stub(*args, **kwargs):
+        built.update(kwargs)
+        raise SystemExit("stub")
+
+    monkeypatch.setattr(interventions, "embedded_setup", setup_stub)
+    with pytest.raises(SystemExit, match="stub"):
+        transfer_main(["--config", recipe, "--out", str(tmp_path / "study")])
+    assert built["teacher_spec"] == spec
+    monkeypatch.undo()
+    # and the setup builds that teacher, loads the student alone and asks the server for the references
+    loaded, asked = [], []
+    monkeypatch.setattr("read_lightning.teachers.models.load_model",
+                        lambda name, **kw: loaded.append((name, kw.get("shared", False))) or build_tiny_model(tiny_tokenizer))
+    monkeypatch.setattr("read_lightning.teachers.models.load_tokenizer", lambda name, cache_dir=None: tiny_tokenizer)
+    monkeypatch.setattr(CapabilityProbe, "build_references", lambda self, teacher, *a, **kw: asked.append(teacher))
+    setup = interventions.embedded_setup(spec.model, "some/student", None, CAPS, probe_limit=1,
+                                         reference_dir=tmp_path / "refs", teacher_spec=spec)
+    assert isinstance(setup.teacher, HTTPTeacher) and setup.teacher.url.startswith("http://127.0.0.1:8000")
+    assert loaded == [("some/student", False)]  # no teacher model in this process
+    assert asked == [setup.teacher]
+
+
 # --------------------------------------------------------------------------- the calibrated family
 
 

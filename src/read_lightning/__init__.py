@@ -15,6 +15,7 @@ _EXPORTS = {
     # pure core
     "DEFAULT_CAPABILITIES": "core.capabilities",
     "validate_distribution": "core.capabilities",
+    "Requirement": "core.capabilities",
     "distillation_loss": "training.losses",
     "kd_divergence": "training.losses",
     "TokenLedger": "core.ledger",

@@ -147,8 +147,10 @@ def _read_cli() -> type[LightningCLI]:
                 subparsers = getattr(self, "_subcommand_parsers", None)
                 if subparsers is None:  # run=False: the parser is fit's, with no subcommand word
                     check_config_keys(parser, argv)
+                    check_teacher_class_path(argv)
                 elif argv and argv[0] in subparsers:
                     check_config_keys(subparsers[argv[0]], argv[1:])
+                    check_teacher_class_path(argv[1:])
             try:
                 super().parse_arguments(parser, args)
             except ArgumentError as err:
@@ -223,34 +225,31 @@ def remove_failed_start(created: Path) -> None:
 
 
 def check_capability_names(trainer: Any, datamodule: Any) -> None:
-    """Refuse a callback's requirement vector or task card naming a capability the data module
+    """Refuse a bandit's requirement vector or task card naming a capability the data module
     does not train, before any model loads (the allocator would refuse it at fit start, after
-    the models load and the baseline probes run)."""
-    from read_lightning.core.capabilities import validate_distribution
+    the models load and the baseline probes run). The vector itself (weights, sum) was checked
+    when the bandit was made (a ``Requirement``); only its names are the data module's to judge."""
     from read_lightning.requirement.cards import load_card
+    from read_lightning.training.callbacks import BanditAllocationCallback
 
     known = list(getattr(datamodule, "capabilities", None) or [])
     if not known:
         return
     for cb in trainer.callbacks:
+        if not isinstance(cb, BanditAllocationCallback):
+            continue
         owner = type(cb).__name__
-        requirement = getattr(cb, "requirement", None)
-        if isinstance(requirement, dict):
-            unknown = [c for c in requirement if c not in known]
+        if cb.requirement is not None:
+            unknown = [c for c in cb.requirement if c not in known]
             if unknown:
                 guess = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
                 lines = [f"{owner}: unknown capability {unknown[0]!r} in the requirement vector"]
                 lines += [f"  did you mean {guess[0]!r}?"] if guess else []
                 lines.append(f"  the data module's capabilities: {', '.join(known)}")
                 raise ConfigurationError("\n".join(lines))
+        elif isinstance(cb.task_card, str):
             try:
-                validate_distribution(requirement, known, name="requirement vector")
-            except ValueError as err:
-                raise ConfigurationError(f"{owner}: {err}") from None
-        card = getattr(cb, "task_card", None)
-        if isinstance(card, str) and requirement is None and hasattr(cb, "requirement_method"):
-            try:
-                load_card(card, known)
+                load_card(cb.task_card, known)
             except (ValueError, FileNotFoundError) as err:
                 raise ConfigurationError(f"{owner}: {err}") from None
 
@@ -259,17 +258,20 @@ def check_task_prompts(trainer: Any, datamodule: Any) -> None:
     """Refuse training on one task card's inputs (``data.task_prompts``) while a callback
     evaluates another: a task changed in one place only would distil for the wrong task."""
     from read_lightning.requirement.cards import resolve_card
+    from read_lightning.training.callbacks import BanditAllocationCallback, TaskEvaluationCallback
 
     trained = getattr(datamodule, "task_card_path", None)  # None: no task prompts, or a JSONL of them
     if trained is None:
         return
     trained, source = trained.resolve(), datamodule.task_prompts
     for cb in trainer.callbacks:
-        card = getattr(cb, "task_card", None)  # BanditAllocationCallback keeps the name or path
-        loaded = getattr(cb, "card", None)  # TaskEvaluationCallback keeps the loaded card
-        path = resolve_card(card) if isinstance(card, str) else getattr(loaded, "path", None)
+        if isinstance(cb, BanditAllocationCallback) and isinstance(cb.task_card, str):
+            path, name = resolve_card(cb.task_card), cb.task_card  # the bandit keeps the name or path
+        elif isinstance(cb, TaskEvaluationCallback):
+            path, name = cb.card.path, cb.card.name  # the task evaluation keeps the loaded card
+        else:
+            continue
         if path is not None and Path(path).resolve() != trained:
-            name = card if isinstance(card, str) else loaded.name
             raise ConfigurationError(
                 f"data.task_prompts trains on the inputs of task card {source!r}, but {type(cb).__name__} "
                 f"uses task card {name!r}; give both the same card")
@@ -292,6 +294,34 @@ def check_bandit_profile(trainer: Any) -> None:
         fix = (f"{later[0]} comes after {owner} in trainer.callbacks: put it before" if later else
                f"trainer.callbacks has no CapabilityProbeCallback: add one before {owner}")
         raise ConfigurationError(f"{owner}: no capability profile found at fit start: {fix}")
+
+
+def check_teacher_class_path(argv: list[str]) -> None:
+    """Refuse, before the config is parsed, a ``data.teacher`` whose ``class_path`` names no
+    teacher spec: one line naming the value and the specs there are. (jsonargparse says it in a
+    seven-line union message, the value in its fifth line.) A ``class_path`` is the full path or
+    the name of a ``TeacherSpec`` subclass, as jsonargparse resolves it."""
+    from read_lightning.teachers.specs import known_specs, spec_class
+
+    given = []
+    for where, doc in _config_docs(argv):
+        teacher = (doc.get("data") or {}).get("teacher") if isinstance(doc.get("data"), dict) else None
+        if isinstance(teacher, dict) and "class_path" in teacher:
+            given.append((where, teacher["class_path"]))
+    for i, arg in enumerate(argv):
+        if arg.startswith("--data.teacher.class_path"):
+            value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else None)
+            given.append(("the command line", value))
+    for where, class_path in given:
+        if spec_class(class_path) is None:
+            specs = known_specs()
+            guess = difflib.get_close_matches(str(class_path).rpartition(".")[2], list(specs), n=1, cutoff=0.6)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            ours = ", ".join(f"{c.__module__.rpartition('.')[0]}.{n}" for n, c in specs.items()
+                             if c.__module__.startswith("read_lightning."))
+            raise UsageError(f"data.teacher: class_path {class_path!r} in {where} is not a teacher spec{hint}; "
+                             f"accepted: {ours} (or their names alone), a subclass of "
+                             "read_lightning.teachers.TeacherSpec, or a model name instead of class_path")
 
 
 def link_teacher(config: Any) -> None:

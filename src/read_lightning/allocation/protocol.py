@@ -27,14 +27,14 @@ import numpy as np
 
 from read_lightning.core.capabilities import (
     DEFAULT_CAPABILITIES,
+    Requirement,
     check_capabilities,
     top_k,
-    validate_distribution,
 )
 
 __all__ = ["Vector", "compute_reward", "Allocator"]
 
-Vector = Mapping[str, float] | Sequence[float]
+Vector = Mapping[str, float] | Sequence[float]  # a Requirement is a Mapping
 
 
 def compute_reward(
@@ -92,7 +92,8 @@ class Allocator:
         check_capabilities(self.capabilities, self.capabilities)
         if requirement is None:
             raise ValueError("requirement is required: a distribution over the capabilities")
-        req = validate_distribution(requirement, self.capabilities, name="requirement vector")
+        # A Requirement was checked when it was made; a mapping or list is made into one here.
+        req = Requirement.of(requirement, self.capabilities).over(self.capabilities)
         self.requirement = np.array([req[c] for c in self.capabilities])
         for name, value in (("beta", beta), ("lam", lam)):
             if not (math.isfinite(value) and value >= 0):

@@ -306,13 +306,13 @@ def _resolve_setup(config: Path, overrides: Sequence[str], task_card: str | None
 def _card_for_requirement(requirement: Mapping[str, float] | None, capabilities: Sequence[str]) -> tuple[Any, str]:
     """The packaged example card whose requirement vector is the recipe's (the default recipe
     writes arith_word's vector out instead of naming the card)."""
-    from read_lightning.core.capabilities import validate_distribution
+    from read_lightning.core.capabilities import Requirement
     from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
 
     hint = "name the task with --task-card PATH_OR_NAME (or task_card on the BanditAllocationCallback)"
     if not requirement:
         raise SystemExit(f"read-train compare: the recipe names no task card and no requirement vector; {hint}")
-    want = validate_distribution(requirement, list(requirement), normalise=True)
+    want = Requirement.of(requirement).over(list(requirement))  # the bandit's, checked when it was made
     matches = []
     for path in list_example_tasks():
         card = TaskCard.load(path, check_data=False)

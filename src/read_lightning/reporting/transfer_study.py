@@ -50,6 +50,7 @@ from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 from read_lightning.core.jsonl import write_json_atomic, write_text_atomic
 from read_lightning.reporting.recipes import _callback, load_recipe
 from read_lightning.requirement.interventions import InterventionSetup, append_row, read_rows, run_intervention
+from read_lightning.teachers.specs import spec_from_config
 
 __all__ = ["STUDY_ROW_FIELDS", "run_transfer_study", "summarize_study", "transfer_main", "write_study_outputs"]
 
@@ -88,8 +89,17 @@ def recipe_settings(recipe: Mapping[str, Any], path: str) -> dict[str, Any]:
     if not isinstance(capabilities, list) or not all(isinstance(c, str) for c in capabilities):
         raise _fail(f"{path}: data.capabilities must be a list of names, got {capabilities!r}")
     budget, intervals = data.get("budget_tokens", 200_000), data.get("num_intervals", 10)
+    # data.teacher as a spec names the teacher (read-train fit's link_teacher): a server's is asked
+    # there, never run in this process
+    spec = None
+    if isinstance(data.get("teacher"), dict):
+        try:
+            spec = spec_from_config(data["teacher"])
+        except ValueError as err:
+            raise _fail(f"{path}: {err}") from None
     return {
-        "teacher": str(model.get("teacher", "embedded:smollm2-135m-instruct")),
+        "teacher": spec.model if spec is not None else str(model.get("teacher", "embedded:smollm2-135m-instruct")),
+        "teacher_spec": spec,
         "student": str(model.get("student", "embedded:smollm2-135m-instruct")),
         "student_layers": model.get("student_layers", "::3"),
         "lr": float(model.get("lr", 2e-5)),
@@ -398,7 +408,7 @@ def transfer_main(argv: list[str] | None = None, *, setup: InterventionSetup | N
             probe_limit=settings["probe_limit"], batch_size=settings["probe_batch_size"],
             reference_dir=out / "references", max_new_tokens=settings["max_new_tokens"],
             temperature=settings["temperature"], seed=seed, cache_dir=args.cache_dir,
-            reference_max_new_tokens=settings["reference_max_new_tokens"])
+            reference_max_new_tokens=settings["reference_max_new_tokens"], teacher_spec=settings["teacher_spec"])
         setup.description.pop("task_limit", None)  # the study scores no task
         setup.description.pop("utility", None)
     else:

@@ -55,6 +55,7 @@ from read_lightning.evaluation.tasks import TaskCard
 from read_lightning.requirement.cards import card_text, load_card
 from read_lightning.teachers.generation import PromptSource, Teacher
 from read_lightning.teachers.models import EMBEDDED
+from read_lightning.teachers.specs import TeacherSpec
 from read_lightning.training.data import CapabilityDataModule
 from read_lightning.training.module import DistillationModule
 
@@ -469,12 +470,18 @@ def embedded_setup(
     seed: int = 0,
     cache_dir: str | None = None,
     reference_max_new_tokens: int = 48,
+    teacher_spec: TeacherSpec | None = None,
 ) -> InterventionSetup:
     """The real components: teacher loaded once (shared), student compressed from it, probe and utility.
 
     The probe scores fidelity to the teacher's greedy answers (cached in ``reference_dir``), the
     way the training callbacks do on the embedded default; ``utility="reference"`` scores the
     task the same way on its dev split, ``"native"`` with the card's own evaluation type.
+
+    ``teacher_spec``: a teacher that does not run in this process (``HTTPTeacherSpec``, a
+    recipe's ``data.teacher``) is built from its spec and asked for the references through
+    ``generate``, as the training callbacks ask it; the student is then loaded on its own. An
+    in-process spec is loaded by its model name (``teacher``), as before.
     """
     from read_lightning.evaluation.probes import CapabilityProbe
     from read_lightning.evaluation.tasks import evaluate_task, task_references
@@ -486,13 +493,21 @@ def embedded_setup(
         raise ValueError(f"utility must be 'reference' or 'native', got {utility!r}")
     capabilities = list(capabilities or DEFAULT_CAPABILITIES)
     reference_dir = Path(reference_dir)
-    teacher_model = load_model(teacher, cache_dir=cache_dir, shared=True)
-    if torch.cuda.is_available():
-        teacher_model.to("cuda")
-    teacher_tok = load_tokenizer(teacher, cache_dir)
-    # compress_layers deep-copies, so the shared teacher is never the student.
-    base = teacher_model if student == teacher else load_model(student, cache_dir=cache_dir)
     tokenizer = load_tokenizer(student, cache_dir)
+    remote = teacher_spec is not None and not teacher_spec.in_process
+    if remote:
+        # The teacher runs elsewhere: asked for its answers (and references) through generate().
+        generator = teacher_spec.build(tokenizer, seed=seed, cache_dir=cache_dir,
+                                       sampling={"temperature": temperature, "max_new_tokens": max_new_tokens})
+        teacher_model, teacher_tok = generator, getattr(generator, "tokenizer", None) or tokenizer
+        base = load_model(student, cache_dir=cache_dir)
+    else:
+        teacher_model = load_model(teacher, cache_dir=cache_dir, shared=True)
+        if torch.cuda.is_available():
+            teacher_model.to("cuda")
+        teacher_tok = load_tokenizer(teacher, cache_dir)
+        # compress_layers deep-copies, so the shared teacher is never the student.
+        base = teacher_model if student == teacher else load_model(student, cache_dir=cache_dir)
     # "similarity:N" ranks the layers on the same calibration prompts a training run uses
     calibration = calibration_prompts(tokenizer) if student_layers and similarity_keep(student_layers) else None
     student_model = compress_layers(base, student_layers, calibration) if student_layers else copy.deepcopy(base)
@@ -513,7 +528,7 @@ def embedded_setup(
     return InterventionSetup(
         student=student_model,
         tokenizer=tokenizer,
-        teacher=HFTeacher(
+        teacher=generator if remote else HFTeacher(
             teacher_model, teacher_tok, batch_size=16, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
         ),
         probe=probe,
@@ -521,6 +536,7 @@ def embedded_setup(
         capabilities=capabilities,
         description={
             "teacher": teacher,
+            **({"teacher_spec": repr(teacher_spec)} if remote else {}),
             "student": student,
             "student_layers": student_layers,
             "probe_limit": probe_limit,

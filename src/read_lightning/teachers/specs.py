@@ -24,7 +24,7 @@ from typing import Any
 from read_lightning.core.checks import check_number
 
 __all__ = ["TeacherSpec", "HFTeacherSpec", "VLLMTeacherSpec", "HTTPTeacherSpec", "check_engine_kwargs",
-           "SAMPLING_KEYS", "VLLM_MEMORY_SHARE"]
+           "known_specs", "spec_class", "spec_from_config", "SAMPLING_KEYS", "VLLM_MEMORY_SHARE"]
 
 # vLLM claims 90% of the GPU by default, but here the student trains on the same device in the
 # same process; the teacher is built first (in setup), so without a limit training would be left
@@ -189,3 +189,47 @@ class HTTPTeacherSpec(TeacherSpec):
         return HTTPTeacher(self.url, self.model, api_key_env=self.api_key_env, timeout=self.timeout,
                            max_retries=self.max_retries, backoff=self.backoff, concurrency=self.concurrency,
                            tokenizer=tokenizer, seed=seed, **sampling)
+
+
+# --------------------------------------------------------------------------- naming a spec
+def known_specs() -> dict[str, type[TeacherSpec]]:
+    """The subclasses of :class:`TeacherSpec` imported so far, by class name (the package's three
+    first)."""
+    found: dict[str, type[TeacherSpec]] = {}
+    todo = list(TeacherSpec.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def spec_class(class_path: Any) -> type[TeacherSpec] | None:
+    """The spec class a config's ``class_path`` names, resolved as jsonargparse resolves it: a
+    dotted path to a :class:`TeacherSpec` subclass, or the name of one imported so far. None when
+    it names none (not importable, or not a spec)."""
+    import importlib
+
+    if not isinstance(class_path, str) or not class_path:
+        return None
+    if "." not in class_path:
+        return known_specs().get(class_path)
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, TeacherSpec) else None
+
+
+def spec_from_config(entry: Any, where: str = "data.teacher") -> TeacherSpec:
+    """The spec of a config's ``{class_path, init_args}`` entry (a recipe read as plain YAML);
+    a ``ValueError`` naming ``where`` when the class path names no spec or refuses its arguments."""
+    cls = spec_class(entry.get("class_path") if isinstance(entry, dict) else None)
+    if cls is None:
+        raise ValueError(f"{where}: class_path {entry.get('class_path') if isinstance(entry, dict) else entry!r} "
+                         f"is not a teacher spec; accepted: {', '.join(known_specs())}")
+    try:
+        return cls(**(entry.get("init_args") or {}))
+    except TypeError as err:
+        raise ValueError(f"{where}: {err}") from None

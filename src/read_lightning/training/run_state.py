@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -22,7 +22,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_json_atomic
 
-__all__ = ["PHASES", "RunState", "reopen_interval_end", "time_shares", "timed"]
+if TYPE_CHECKING:
+    from read_lightning.evaluation.tasks import TaskCard
+
+__all__ = ["PHASES", "RunState", "TaskEvaluation", "reopen_interval_end", "time_shares", "timed"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,17 @@ log = logging.getLogger(__name__)
 # generation (the data module), the capability probes and the task evaluation (their callbacks).
 # The rest of the wall clock is training (steps, checkpoints, model loading).
 PHASES = ("generation", "probes", "task_evaluation")
+
+
+class TaskEvaluation(Protocol):
+    """What the run's task evaluation gives the other parts (``TaskEvaluationCallback`` is one):
+    the task's card, and the task utility measured at the end of an interval."""
+
+    card: TaskCard
+
+    def utility_at(self, epoch: int) -> float | None:
+        """The task utility measured at the end of interval ``epoch``; None when it was not
+        measured then (evaluations every few intervals, or before the first)."""
 
 
 class RunState(Callback):
@@ -53,6 +67,8 @@ class RunState(Callback):
       ``EarlyStopping`` does) and sets ``trainer.should_stop``.
     - **Resume**: a checkpoint taken on an interval's last batch resumes into that interval's end
       (:func:`reopen_interval_end`).
+    - **Task**: the run's task evaluation attaches itself (:meth:`attach_task`); the bandit asks
+      :attr:`task` for the task's card and the utility of each interval, not the callback list.
     - **Files**: :meth:`write_outputs` writes ``ledger.json`` and ``summary.json`` once per fit,
       after the module has saved the student.
     """
@@ -64,6 +80,7 @@ class RunState(Callback):
         self._requests: list[str] = []
         self._decision: bool | None = None
         self._outputs_written = False
+        self._task: TaskEvaluation | None = None
 
     @classmethod
     def of(cls, trainer: L.Trainer) -> RunState:
@@ -74,6 +91,19 @@ class RunState(Callback):
         state = cls()
         trainer.callbacks.append(state)
         return state
+
+    # ----------------------------------------------------------------- task
+    def attach_task(self, evaluation: TaskEvaluation) -> None:
+        """Make ``evaluation`` the run's task evaluation, the one the other parts ask for the task's
+        card and utility. Attached in ``setup``, which runs in the callbacks' order: the first
+        attached stays the run's (a second is evaluated and reported, not used by the bandit)."""
+        if self._task is None:
+            self._task = evaluation
+
+    @property
+    def task(self) -> TaskEvaluation | None:
+        """The run's task evaluation; None when the run has none."""
+        return self._task
 
     # ----------------------------------------------------------------- clock
     def start_clock(self) -> None:

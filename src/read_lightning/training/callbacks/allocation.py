@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from read_lightning.allocation.bandit import make_allocator
-from read_lightning.core.capabilities import validate_distribution
+from read_lightning.core.capabilities import Requirement
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_text_atomic
 from read_lightning.core.run_summary import ALLOCATION
@@ -35,9 +36,12 @@ class BanditAllocationCallback(Callback):
     Args:
         allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,
             ``task_static``, ``single``, ``greedy``, ``fixed``, ``random``.
-        requirement: the task's requirement vector (a distribution over capabilities). If
-            omitted, it is inferred from a task card (``task_card``, else the
-            ``TaskEvaluationCallback``'s) by ``requirement_method``: ``card`` (the card's own
+        requirement: the task's requirement vector (a distribution over capabilities): a
+            :class:`~read_lightning.core.capabilities.Requirement`, or a mapping made into one
+            (checked) here; its names are checked against the data module's capabilities at fit
+            start. If omitted, it is inferred from a task card (``task_card``, else the card of
+            the run's task evaluation, a ``TaskEvaluationCallback``, asked through the run's
+            ``RunState.task``) by ``requirement_method``: ``card`` (the card's own
             vector), ``identifier`` (a learned g_phi at ``identifier_path``), ``zero_shot`` (the
             teacher rates each capability) or ``auto`` (the first of these that is available).
         allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...).
@@ -49,7 +53,7 @@ class BanditAllocationCallback(Callback):
     def __init__(
         self,
         allocator: str = "read",
-        requirement: dict[str, float] | None = None,
+        requirement: Mapping[str, float] | None = None,
         seed: int = 0,
         allocator_kwargs: dict[str, Any] | None = None,
         log_file: str | None = None,
@@ -71,8 +75,8 @@ class BanditAllocationCallback(Callback):
                 f"allocator_kwargs {unknown!r} are not options of allocator {allocator!r}; it takes {sorted(accepted)!r}"
             )
         if requirement is not None:
-            # Names are checked against the data module's capabilities at fit start.
-            validate_distribution(requirement, list(requirement), name="requirement vector")
+            # Checked once, here; names against the data module's capabilities at fit start.
+            requirement = Requirement.of(requirement)
         if requirement_method not in METHODS:
             raise ValueError(f"unknown requirement_method {requirement_method!r}; choose one of {list(METHODS)}")
         self.allocator_name = allocator
@@ -132,7 +136,8 @@ class BanditAllocationCallback(Callback):
         from read_lightning.requirement.cards import load_card
         from read_lightning.requirement.inference import infer_requirement
 
-        card = load_card(self.task_card) if self.task_card else _find(trainer, "card")
+        task = RunState.of(trainer).task
+        card = load_card(self.task_card) if self.task_card else (task.card if task is not None else None)
         if card is None:
             raise ValueError(
                 "BanditAllocationCallback has no requirement vector: pass requirement: {...}, a task_card, "
@@ -202,7 +207,7 @@ class BanditAllocationCallback(Callback):
         reward = None
         if trainer.is_global_zero:
             reward = self.allocator.observe(profile=profile, cost=cost)
-            utility = _new_dev_utility(trainer)
+            utility = state.task.utility_at(trainer.current_epoch) if state.task is not None else None
             if utility is not None:
                 self.allocator.development_checkpoint(utility)
         reward = trainer.strategy.broadcast(reward, src=0)
@@ -301,27 +306,6 @@ class BanditAllocationCallback(Callback):
         self._spent_at_decision = int(state["spent_at_decision"])
         rows = state.get("rows_written")  # None: a checkpoint saved before it was kept
         self._rows_written = None if rows is None else int(rows)
-
-
-def _find(trainer: L.Trainer, attribute: str) -> Any:
-    for cb in trainer.callbacks:
-        value = getattr(cb, attribute, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _new_dev_utility(trainer: L.Trainer) -> float | None:
-    """The task utility measured at the end of this interval, if one was. A callback that says
-    which interval it last evaluated (``evaluated_epoch``, as ``TaskEvaluationCallback`` does)
-    counts only then: with ``every_n_epochs > 1`` the utility of an earlier checkpoint is not a
-    new development checkpoint (it would add a duplicate calibration point and shrink kappa)."""
-    for cb in trainer.callbacks:
-        utility = getattr(cb, "latest_utility", None)
-        if utility is not None:
-            fresh = getattr(cb, "evaluated_epoch", trainer.current_epoch) == trainer.current_epoch
-            return float(utility) if fresh else None
-    return None
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:

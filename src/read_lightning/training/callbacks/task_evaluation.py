@@ -44,8 +44,11 @@ class TaskEvaluationCallback(TimedEvaluation):
         test_limit: test rows answered (default all).
 
     Logs ``task/utility`` (0-100), and ``task/agreement`` (teacher-forced whole-answer match, %)
-    with teacher references. ``BanditAllocationCallback`` uses the utility for kappa decay and reward
-    calibration.
+    with teacher references. It attaches itself to the run's
+    :class:`~read_lightning.training.run_state.RunState` as the run's task evaluation
+    (:meth:`~read_lightning.training.run_state.RunState.attach_task`): ``BanditAllocationCallback``
+    asks it there for the card (when it has no requirement vector or card of its own) and for the
+    utility of each interval (:meth:`utility_at`), for kappa decay and reward calibration.
     """
 
     _latest = "latest_utility"
@@ -89,6 +92,18 @@ class TaskEvaluationCallback(TimedEvaluation):
         # rates of the test answers before and after training (see answer_report)
         self.answers: dict[str, Any] = {"split": "test", "before": None, "after": None}
         self._outcomes: dict[str, list[dict[str, Any]]] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self.run_state.attach_task(self)
+
+    def utility_at(self, epoch: int) -> float | None:
+        """The task utility measured at the end of interval ``epoch``; None when it was not
+        measured then. With ``every_n_epochs > 1`` the utility of an earlier checkpoint is not
+        a new development checkpoint (it would add a duplicate calibration point and shrink kappa)."""
+        if self.latest_utility is None or self.evaluated_epoch != epoch:
+            return None
+        return float(self.latest_utility)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "evaluated_epoch": self.evaluated_epoch, "answers": self.answers,
