@@ -152,6 +152,9 @@ def test_a_requirement_is_checked_when_made_and_taken_as_it_is_afterwards():
     assert r.over(CAPS)["math"] == 0.75 and r.over(CAPS)["reasoning"] == 0.0
     with pytest.raises(ValueError, match=r"unknown capability in the requirement vector \['code'\]"):
         r.over(["math", "reasoning"])
+    # a name of weight 0 asks for nothing: a run that does not train it takes the rest
+    card_like = Requirement({"math": 0.75, "code": 0.25, "tool_use": 0.0})
+    assert card_like.over(["code", "math"]) == {"code": 0.25, "math": 0.75}
     # an allocator takes one as it is; a list in capability order is made into one
     alloc = UCBEnsembleAllocator(CAPS, Requirement(dict(zip(CAPS, R))), **FAST)
     assert alloc.requirement.tolist() == UCBEnsembleAllocator(CAPS, R, **FAST).requirement.tolist()

@@ -136,8 +136,11 @@ class Requirement(Mapping[str, float]):
 
     def over(self, capabilities: Sequence[str]) -> dict[str, float]:
         """The vector over ``capabilities``, in their order, 0 where it names none, rescaled to
-        sum to 1 exactly; a ``ValueError`` naming any capability of it that is not among them."""
-        check_capabilities(list(self._weights), capabilities, what=f"capability in the {self.name}")
+        sum to 1 exactly; a ``ValueError`` naming any capability of positive weight that is not
+        among them. A name of weight 0 outside them is left out: it asks for nothing (a task
+        card's vector lists every built-in capability, and a run may train a subset)."""
+        check_capabilities([c for c, v in self._weights.items() if v > 0], capabilities,
+                           what=f"capability in the {self.name}")
         vec = {c: self._weights.get(c, 0.0) for c in capabilities}
         total = sum(vec.values())
         return {c: v / total for c, v in vec.items()}
