@@ -21,7 +21,11 @@ capability's change ``delta_s`` has two sources, measured here apart:
 
 It also prints, at each capability's measured level ``s``, the range of the ``noisy`` family's
 assumed sd (``sigma sqrt(s (100 - s)) / 50``, ``sigma`` in [0.5, 3]) and, for an interval's
-change, that sd times ``sqrt(2)`` (two independent probes).
+change, that sd times ``sqrt(2)`` (two independent probes); and, to compare noise by the size
+of the change it blurs, the real probes' seed sd per unit of change (``real_sd_per_change``,
+the smallest and largest over capabilities) beside each environment family's
+(``families``: mean true change per interval and the median noise sd on it, under ``w = r`` on
+the evaluation seeds, at 8 and 25 decisions).
 
 The undistilled student is rebuilt from the runs' ``config.yaml`` (``model.student``,
 ``model.student_layers``); the teacher's greedy references for the items a run did not probe are
@@ -139,6 +143,33 @@ def item_sampling(runs: list[Path], limit: int, threads: int) -> dict[str, Any]:
     return out
 
 
+def family_signal(decisions: int, seeds: range = range(1000, 1012)) -> dict[str, dict[str, float]]:
+    """Per family of ``allocation.families``, under ``w = r`` on the evaluation seeds: the mean
+    absolute true change of a capability per interval and the median sd of the probe noise on
+    that change (two probes), so the families' noise can be set against the real probes' by
+    the size of the change it blurs."""
+    from read_lightning.allocation.families import FAMILIES, make_family_environment
+
+    out = {}
+    for family in FAMILIES:
+        changes, sds = [], []
+        for seed in seeds:
+            env = make_family_environment(family, seed, decisions=decisions)
+            env.reset()
+            w = dict(zip(env.capabilities, np.asarray(env.params.requirement, dtype=float)))
+            before = np.array(list(env.profile().values()))
+            for _ in range(decisions):
+                sds.append(env.probe_sd() * math.sqrt(2))
+                env.step(w)
+                after = np.array(list(env.profile().values()))
+                changes.append(np.abs(after - before))
+                before = after
+        change, sd = float(np.mean(changes)), float(np.median(sds))
+        out[family] = {"mean_abs_change": round(change, 3), "median_change_sd": round(sd, 3),
+                       "sd_per_change": round(sd / change, 2)}
+    return out
+
+
 def family_range(level: float, factor: float = 1.0) -> list[float]:
     """The ``noisy`` family's sd at score ``level`` for its smallest and largest sigma, times ``factor``."""
     scale = factor * math.sqrt(max(level * (100.0 - level), 0.0)) / 50.0
@@ -169,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         # The family draws each probe's noise afresh: an interval's change carries two of them.
         row["noisy_family_delta_sd"] = family_range(row["final"], math.sqrt(2))
     result["seeds"] = seeds
+    changes = [row["delta_mean"] for row in seeds.values()]
+    sds = [row["delta_sd_pooled"] for row in seeds.values()]
+    result["real_sd_per_change"] = [round(min(s / c for s, c in zip(sds, changes) if c > 0), 2),
+                                    round(max(s / c for s, c in zip(sds, changes) if c > 0), 2)]
+    result["families"] = {f"{d}_decisions": family_signal(d) for d in (8, 25)}
     if not args.no_items:
         result["items"] = item_sampling(runs, args.limit, args.threads)
     json.dump(result, sys.stdout, indent=1)

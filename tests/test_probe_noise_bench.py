@@ -73,5 +73,10 @@ def test_no_items_prints_the_seed_part_as_json(bench, tmp_path, capsys):
     assert bench.main(["--runs", str(a), str(b), "--no-items"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["allocator"] == "task_static" and "items" not in out
+    # sd per unit of change: a's changes 1, 2 (sd 0.707, mean 1.5), b's 0, 1 (sd 0.707, mean 0.5)
+    assert out["real_sd_per_change"] == [0.47, 1.41]
+    noisy = out["families"]["8_decisions"]["noisy"]
+    assert noisy["sd_per_change"] == round(noisy["median_change_sd"] / noisy["mean_abs_change"], 2) > 1
+    assert out["families"]["25_decisions"]["sign_flip"]["median_change_sd"] == round(0.05 * 2 ** 0.5, 3)
     scale = math.sqrt(2) * math.sqrt(80.5 * 19.5) / 50  # b's final score, mean over the runs: 80.5
     assert out["seeds"]["b"]["noisy_family_delta_sd"] == [round(0.5 * scale, 3), round(3.0 * scale, 3)]
