@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 
-FAMILY_SIGMA = (0.5, 3.0)  # the noisy family's per-capability sigma range (allocation/families.py)
 
 
 def _profiles(run: Path) -> list[dict[str, float]]:
@@ -172,8 +171,10 @@ def family_signal(decisions: int, seeds: range = range(1000, 1012)) -> dict[str,
 
 def family_range(level: float, factor: float = 1.0) -> list[float]:
     """The ``noisy`` family's sd at score ``level`` for its smallest and largest sigma, times ``factor``."""
+    from read_lightning.allocation.families import NOISY_SIGMA
+
     scale = factor * math.sqrt(max(level * (100.0 - level), 0.0)) / 50.0
-    return [round(FAMILY_SIGMA[0] * scale, 3), round(FAMILY_SIGMA[1] * scale, 3)]
+    return [round(NOISY_SIGMA[0] * scale, 3), round(NOISY_SIGMA[1] * scale, 3)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 STEP_TOKENS = (1, 4, 16, 32, 64)
 
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="a finished run directory (its generated/ answers)")
     parser.add_argument("--drafts", default="0,2,4,8", help="comma-separated draft lengths")
     parser.add_argument("--step-ms", default="60,100,102,151,249",
-                        help="decode step milliseconds at 1,4,16,32,64 tokens in a step")
+                        help="decode step milliseconds at 1,4,16,32,64 tokens in a step (default: generation.py's "
+                             "decode_step_ms on the idle 2-core CPU; 64 extrapolated from 16 and 32)")
     args = parser.parse_args(argv)
     run = Path(args.run)
     if not sorted(run.glob("generated/interval_*.jsonl")):
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--step-ms needs {len(STEP_TOKENS)} values and --drafts values >= 0")
     from read_lightning.teachers.models import EMBEDDED, load_tokenizer
 
-    config = json.loads(json.dumps(__import__("yaml").safe_load((run / "config.yaml").read_text())))
+    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     tokenizer = load_tokenizer((config.get("model") or {}).get("teacher") or EMBEDDED)
     calls = load_calls(run, tokenizer)
     result: dict[str, Any] = {"run": str(run), "calls": len(calls), "answers": sum(len(c) for c in calls),

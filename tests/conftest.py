@@ -50,14 +50,23 @@ _TRAIN_TEXT = [
 
 
 def load_benchmark(filename: str):
-    """A script of ``benchmarks/`` as a module, for its tests (the scripts are not a package)."""
+    """A script of ``benchmarks/`` as a module, for its tests (the scripts are not a package).
+
+    It is registered in ``sys.modules`` (a dataclass looks its module up there) and may import
+    its neighbours (``throughput.py`` imports ``generation.py``) while it loads."""
     import importlib.util
+    import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / filename
-    spec = importlib.util.spec_from_file_location(f"{path.stem}_benchmark", path)
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(f"{Path(filename).stem}_benchmark", folder / filename)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
     return module
 
 

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-from conftest import build_tiny_model
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import build_tiny_model, load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
     """benchmarks/throughput.py as a module (it imports its neighbour generation.py)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location("throughput_benchmark", BENCHMARKS / "throughput.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("throughput.py")
 
 
 def test_forward_flops_counted_by_hand(bench, tiny_tokenizer):

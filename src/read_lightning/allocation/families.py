@@ -56,6 +56,8 @@ __all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment",
 
 FAMILIES: tuple[str, ...] = ("simulator", "additive", "sign_flip", "saturation", "spillover", "noisy")
 _NOISY_DYNAMICS = FAMILIES[:5]
+# The range of the noisy family's per-capability probe-noise scale sigma_c, points at mid-scale.
+NOISY_SIGMA: tuple[float, float] = (0.5, 3.0)
 CALIBRATED = "measured"
 # The study of the embedded default the ``measured`` family uses unless given another: read-train transfer
 # on recipes/smollm2-135m.yaml, 4 capabilities at 3750 and 7500 tokens (docs/allocator.md).
@@ -178,7 +180,7 @@ def make_family_environment(
     if family == "noisy":
         base = make_family_environment(_NOISY_DYNAMICS[seed % len(_NOISY_DYNAMICS)], seed, capabilities, decisions=decisions)
         p = base.params
-        p.noise_scale = np.random.default_rng([seed, 31]).uniform(0.5, 3.0, size=len(capabilities))
+        p.noise_scale = np.random.default_rng([seed, 31]).uniform(*NOISY_SIGMA, size=len(capabilities))
         p.heteroscedastic = True
         return CapabilityTransferEnv(p, seed=seed)
     rng = np.random.default_rng([seed, FAMILIES.index(family)])
@@ -341,6 +343,6 @@ def calibrated_environment(
     p = calibrated_params(study, decisions=decisions)
     rng = np.random.default_rng([seed, len(FAMILIES)])
     p.hidden_requirement, p.requirement = _requirement(rng, len(p.capabilities))
-    p.noise_scale = rng.uniform(0.5, 3.0, size=len(p.capabilities))
+    p.noise_scale = rng.uniform(*NOISY_SIGMA, size=len(p.capabilities))
     p.heteroscedastic = True
     return CapabilityTransferEnv(p, seed=seed)

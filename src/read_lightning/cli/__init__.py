@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from read_lightning.cli.checks import (
+    _PACKAGE,
     ConfigurationError,
     UsageError,
     _config_docs,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigurationError", "ReadCLI", "UsageError", "main"]
 
-_PACKAGE = Path(__file__).resolve().parents[1]  # read_lightning/
 _CLI = Path(__file__).resolve().parent  # read_lightning/cli/
 log = logging.getLogger(__name__)
 

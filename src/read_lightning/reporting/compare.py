@@ -312,7 +312,7 @@ def _card_for_requirement(requirement: Mapping[str, float] | None, capabilities:
     hint = "name the task with --task-card PATH_OR_NAME (or task_card on the BanditAllocationCallback)"
     if not requirement:
         raise SystemExit(f"read-train compare: the recipe names no task card and no requirement vector; {hint}")
-    want = Requirement.of(requirement).over(list(requirement))  # the bandit's, checked when it was made
+    want = Requirement.of(requirement).over(list(requirement))  # checked as the bandit checks it
     matches = []
     for path in list_example_tasks():
         card = TaskCard.load(path, check_data=False)
