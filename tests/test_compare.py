@@ -17,6 +17,7 @@ from conftest import build_tiny_model
 from read_lightning.reporting.compare import ANSWERS_VERSION, _finished, compare_main
 from read_lightning.reporting.tables import (
     aggregate,
+    paired_against_baselines,
     paired_against_best,
     paired_difference_over_seeds,
     run_metrics,
@@ -396,6 +397,10 @@ def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, tmp
     assert ("On agreement, read is not distinguishable from the best baseline (uniform, the highest mean "
             "agreement): +12.5 points (95% CI -100.0 to +100.0, paired over 4 items x 2 seed(s)).") in md
     assert "On accuracy, read is above the best baseline (uniform, the highest mean agreement) by +100.0 points" in md
+    # read against each baseline, not only the best: against single, agreement +75 and +50 a seed.
+    assert "read against each baseline, paired on the seeds both ran" in md
+    assert "| uniform | 0, 1 | +12.5 [-100.0, +100.0] | +100.0 [+100.0, +100.0] | +0.00 [+0.00, +0.00] | 0: +0.00, 1: +0.00 |" in md
+    assert "| single | 0, 1 | +62.5 [" in md
 
 
 def test_paired_difference_intervals_for_one_seed_and_for_identical_seeds():
@@ -435,3 +440,27 @@ def test_a_paired_interval_containing_zero_is_not_distinguishable():
     clear = paired_against_best({"read": {0: _items([1] * 20)}, "greedy": {0: _items([0] * 20)}}, stats)
     assert "read is below" not in verdict(stats, paired=clear)
     assert "On agreement, read is above the best baseline (greedy" in verdict(stats, paired=clear)
+
+
+def test_read_is_paired_against_every_baseline_on_the_seeds_both_ran():
+    rows = [{"allocator": a, "seed": s, "task_utility": u, "on_target_gain": 1.0}
+            for a, s, u in (("read", 0, 52.0), ("read", 1, 49.0), ("read", 2, 51.0),
+                            ("task_static", 0, 50.0), ("task_static", 1, 50.0), ("task_static", 2, 50.0),
+                            ("greedy", 1, 47.0), ("greedy", 5, 10.0))]
+    outcomes = {"read": {0: _items([1, 1]), 1: _items([1, 0])}, "task_static": {0: _items([0, 1]), 1: _items([1, 0])}}
+    got = paired_against_baselines(outcomes, rows)
+    assert list(got) == ["task_static", "greedy"]
+    static = got["task_static"]
+    assert static["seeds"] == [0, 1, 2] and static["task_utility_by_seed"] == {0: 2.0, 1: -1.0, 2: 1.0}
+    # Mean of +2, -1, +1 with Student's t (df 2) across the three seeds.
+    sd = math.sqrt(((2 - 2 / 3) ** 2 + (-1 - 2 / 3) ** 2 + (1 - 2 / 3) ** 2) / 2)
+    half = t_quantile(2) * sd / math.sqrt(3)
+    u = static["task_utility"]
+    assert (u["diff"], u["lo"], u["hi"], u["seeds"]) == pytest.approx((2 / 3, 2 / 3 - half, 2 / 3 + half, 3))
+    assert static["on_target_gain"]["diff"] == 0.0
+    # Answers pair on the seeds both scored: +50 points on seed 0, 0 on seed 1.
+    assert static["agreement"]["diff"] == pytest.approx(25.0) and static["agreement"]["seeds"] == 2
+    # greedy ran seed 1 with read (seed 5 pairs with nothing): one difference, its interval is itself.
+    assert got["greedy"]["seeds"] == [1] and got["greedy"]["task_utility"]["diff"] == 2.0
+    assert "agreement" not in got["greedy"]
+    assert paired_against_baselines(outcomes, [r for r in rows if r["allocator"] != "read"]) == {}

@@ -97,6 +97,7 @@ from read_lightning.reporting.tables import (
     aggregate,
     git_commit,
     markdown,
+    paired_against_baselines,
     paired_against_best,
     run_metrics,
     start_profile,
@@ -555,7 +556,8 @@ def compare_main(argv: list[str] | None = None) -> int:
     # The undistilled student, over every run's first probe (the same student before any method trains it).
     before = aggregate([{"allocator": "s_0", "seed": r["seed"], **start_profile(root / r["allocator"] /
                                                                                 f"seed_{r['seed']}")} for r in rows])
-    text = markdown(stats, counts, header, paired, described, before["s_0"])
+    text = markdown(stats, counts, header, paired, described, before["s_0"],
+                    paired_against_baselines(outcomes, rows))
     (root / "compare.md").write_text(text, encoding="utf-8")
     (root / "table1.md").write_text("\n".join([*header, "", *table1(stats, counts, described, before["s_0"])]) + "\n",
                                     encoding="utf-8")

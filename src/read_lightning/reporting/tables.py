@@ -24,6 +24,7 @@ __all__ = [
     "aggregate",
     "git_commit",
     "markdown",
+    "paired_against_baselines",
     "paired_against_best",
     "paired_difference_over_seeds",
     "run_metrics",
@@ -205,6 +206,79 @@ def paired_against_best(
     return {"best": best, "by": by, "rows": rows}
 
 
+# Per-run row columns paired by seed in :func:`paired_against_baselines` (column, title, digits).
+SEED_PAIRED_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("task_utility", "task utility", 2), ("on_target_gain", "on-target gain", 2),
+)
+
+
+def paired_against_baselines(
+    outcomes: Mapping[str, Mapping[int, Sequence[Mapping[str, Any]]]],
+    rows: Sequence[Mapping[str, Any]],
+    ours: str = "read",
+) -> dict[str, dict[str, Any]]:
+    """``ours`` against every other allocator, each paired on the seeds both ran.
+
+    Per baseline: the answer metrics' item-and-seed paired differences (see
+    :func:`paired_difference_over_seeds`), and for each of :data:`SEED_PAIRED_COLUMNS` the
+    per-seed differences ``ours - base`` (``"<column>_by_seed"``: seed -> difference) with their
+    mean and 95% Student t interval across seeds (``"<column>"``: ``{"diff", "lo", "hi", "seeds"}``;
+    the interval is the mean itself for one seed). Empty where ``ours`` did not run.
+    """
+    runs: dict[str, dict[int, Mapping[str, Any]]] = {}
+    for r in rows:
+        runs.setdefault(str(r["allocator"]), {})[int(r["seed"])] = r
+    if ours not in runs:
+        return {}
+    result: dict[str, dict[str, Any]] = {}
+    for base in runs:
+        if base == ours:
+            continue
+        seeds = sorted(set(runs[ours]) & set(runs[base]))
+        if not seeds:
+            continue
+        got: dict[str, Any] = {"seeds": seeds}
+        for key, name in PAIRED_METRICS:
+            d = paired_difference_over_seeds(outcomes.get(ours, {}), outcomes.get(base, {}), key)
+            if d is not None:
+                got[name] = d
+        for column, _, _ in SEED_PAIRED_COLUMNS:
+            by_seed = {s: float(runs[ours][s][column]) - float(runs[base][s][column]) for s in seeds
+                       if column in runs[ours][s] and column in runs[base][s]}
+            if not by_seed:
+                continue
+            values = list(by_seed.values())
+            z = t_quantile(len(values) - 1) if len(values) > 1 else Z95
+            mean, lo, hi = mean_interval(values, z=z)
+            got[f"{column}_by_seed"] = by_seed
+            got[column] = {"diff": mean, "lo": lo, "hi": hi, "seeds": float(len(values))}
+        result[base] = got
+    return result
+
+
+def _baselines_lines(against: Mapping[str, Mapping[str, Any]], ours: str = "read") -> list[str]:
+    """The table of :func:`paired_against_baselines`: one row per baseline."""
+    metrics = [name for _, name in PAIRED_METRICS if any(name in g for g in against.values())]
+    columns = [c for c in SEED_PAIRED_COLUMNS if any(c[0] in g for g in against.values())]
+    lines = ["", f"{ours} against each baseline, paired on the seeds both ran: answer metrics in points with a "
+                 f"95% interval ({PAIRED_METHOD}); {', '.join(t for _, t, _ in columns)}: the mean of the "
+                 "per-seed differences with a Student t interval across seeds, then each seed's difference:", ""]
+    lines.append("| baseline | seeds | " + " | ".join(f"{m}: {ours} - baseline" for m in metrics)
+                 + "".join(f" | {t}: {ours} - baseline | {t} by seed" for _, t, _ in columns) + " |")
+    lines.append("| --- | --- | " + " | ".join("---:" for _ in metrics) + " | ---: | ---" * len(columns) + " |")
+    for base, g in against.items():
+        cells = [_interval(g[m]) if m in g else "n/a" for m in metrics]
+        for column, _, digits in columns:
+            if column not in g:
+                cells += ["n/a", ""]
+                continue
+            d = g[column]
+            cells.append(f"{d['diff']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]")
+            cells.append(", ".join(f"{s}: {v:+.{digits}f}" for s, v in g[f"{column}_by_seed"].items()))
+        lines.append(f"| {base} | {', '.join(map(str, g['seeds']))} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _contains_zero(d: Mapping[str, float]) -> bool:
     return d["lo"] <= 0.0 <= d["hi"]
 
@@ -265,10 +339,12 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mapping[str, int],
              header: Sequence[str], paired: Mapping[str, Any] | None = None,
              methods: Mapping[str, Mapping[str, str]] | None = None,
-             start: Mapping[str, tuple[float, float]] | None = None) -> str:
+             start: Mapping[str, tuple[float, float]] | None = None,
+             against: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The comparison as Markdown: a summary table (answer metrics first), the paired differences
-    against the best baseline (``paired``, from :func:`paired_against_best`), then the final
-    capability profiles in the shape of the paper's Table 1 (:func:`table1`)."""
+    against the best baseline (``paired``, from :func:`paired_against_best`), ``read`` against each
+    baseline (``against``, from :func:`paired_against_baselines`), then the final capability
+    profiles in the shape of the paper's Table 1 (:func:`table1`)."""
     main_cols = [("answer_agreement", "agreement %", 1), ("answer_accuracy", "accuracy %", 1),
                  ("answer_degenerate", "degenerate %", 1),
                  ("task_utility", "task utility", 2), ("task_agreement", "whole-answer match %", 1),
@@ -292,6 +368,8 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
             cells = [_interval(row[m]) if m in row else "n/a" for m in metrics]
             first = next(iter(row.values()), {"seeds": 0, "items": 0})
             lines.append(f"| {alloc} | " + " | ".join(cells) + f" | {int(first['seeds'])} | {int(first['items'])} |")
+    if against:
+        lines += _baselines_lines(against)
     lines += ["", *table1(stats, counts, methods, start)]
     sentence = verdict(stats, paired=paired)
     if sentence:
