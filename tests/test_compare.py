@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import build_tiny_model
 
-from read_lightning.reporting.compare import ANSWERS_VERSION, _finished, compare_main
+from read_lightning.reporting.compare import _finished, compare_main, task_eval_key
 from read_lightning.reporting.tables import (
     aggregate,
     paired_against_baselines,
@@ -363,8 +363,7 @@ def _fake_run(run_dir: Path, items: list[dict], key: dict) -> None:
 
 def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, tmp_path, capsys):
     root = tmp_path / "cmp" / "tiny-recipe"
-    key = {"card": str(load_card("arith_word", ["math", "reasoning"]).path), "metric": "teacher_fidelity",
-           "split": "test", "answers": ANSWERS_VERSION}
+    key = task_eval_key(load_card("arith_word", ["math", "reasoning"]), "teacher_fidelity")
     runs = {  # (agree, correct) per item, per allocator and seed
         ("read", 0): ([1, 1, 1, 0], [1, 1, 1, 1]), ("read", 1): ([1, 1, 0, 0], [1, 1, 1, 1]),
         ("uniform", 0): ([1, 0, 0, 0], [0, 0, 0, 0]), ("uniform", 1): ([1, 1, 0, 1], [0, 0, 0, 0]),
@@ -464,3 +463,22 @@ def test_read_is_paired_against_every_baseline_on_the_seeds_both_ran():
     assert got["greedy"]["seeds"] == [1] and got["greedy"]["task_utility"]["diff"] == 2.0
     assert "agreement" not in got["greedy"]
     assert paired_against_baselines(outcomes, [r for r in rows if r["allocator"] != "read"]) == {}
+
+
+def test_task_eval_key_follows_the_card_content_not_its_path(tmp_path):
+    packaged = load_card("arith_word", ["math", "reasoning"])
+    copies = []
+    for where in ("a", "b"):
+        shutil.copytree(packaged.path.parent, tmp_path / where)
+        copies.append(load_card(str(tmp_path / where / "card.yaml"), ["math", "reasoning"]))
+    key = task_eval_key(packaged, "teacher_fidelity")
+    # A checkout moved elsewhere reuses its runs' scores.
+    assert task_eval_key(copies[0], "teacher_fidelity") == task_eval_key(copies[1], "teacher_fidelity") == key
+    assert task_eval_key(packaged, "card") != key
+    # A test split edited in place is scored again; an edited dev split changes nothing scored on test.
+    dev = copies[0].dev
+    dev.write_text(dev.read_text() + dev.read_text().splitlines()[0] + "\n")
+    assert task_eval_key(load_card(str(copies[0].path), ["math", "reasoning"]), "teacher_fidelity") == key
+    test = copies[1].test
+    test.write_text("".join(test.read_text().splitlines(keepends=True)[:-1]))
+    assert task_eval_key(load_card(str(copies[1].path), ["math", "reasoning"]), "teacher_fidelity") != key

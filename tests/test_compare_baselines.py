@@ -11,7 +11,7 @@ from test_compare import BUDGET, ROOT, _fake_run, _items, tiny_recipe  # noqa: F
 from test_data import POOLS, CountingTeacher, make_dm
 
 from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT, resolve_teacher_prompt, wrap_prompt
-from read_lightning.reporting.compare import ANSWERS_VERSION, compare_main
+from read_lightning.reporting.compare import compare_main, task_eval_key
 from read_lightning.reporting.methods import PAPER_BASELINES, describe_loss, resolve_methods
 from read_lightning.reporting.recipes import RunSpec, derive_recipe
 from read_lightning.requirement.cards import load_card
@@ -203,8 +203,7 @@ def test_two_baselines_train_as_defined_and_table1_has_their_rows(tiny_recipe, t
 def test_table1_has_one_row_per_method_and_a_column_per_capability(tiny_recipe, tmp_path, capsys):
     """Eight methods, scored already (``--no-train``): the paper's Table 1 shape."""
     root = tmp_path / "cmp" / "tiny-recipe"
-    key = {"card": str(load_card("arith_word", ["math", "reasoning"]).path), "metric": "teacher_fidelity",
-           "split": "test", "answers": ANSWERS_VERSION}
+    key = task_eval_key(load_card("arith_word", ["math", "reasoning"]), "teacher_fidelity")
     methods = ["read", "task_static", *PAPER_BASELINES]
     for i, name in enumerate(methods):
         _fake_run(root / name / "seed_0", _items([1, 0, i % 2, 1], [1, 1, 0, 0]), key)

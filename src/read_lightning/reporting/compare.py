@@ -62,6 +62,7 @@ import argparse
 import contextlib
 import difflib
 import gc
+import hashlib
 import os
 import shutil
 import subprocess
@@ -72,7 +73,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -105,7 +106,10 @@ from read_lightning.reporting.tables import (
     write_csv,
 )
 
-__all__ = ["DEFAULT_ALLOCATORS", "compare_main"]
+if TYPE_CHECKING:
+    from read_lightning.evaluation.tasks import TaskCard
+
+__all__ = ["DEFAULT_ALLOCATORS", "compare_main", "task_eval_key"]
 
 
 DEFAULT_ALLOCATORS: tuple[str, ...] = ("read", "uniform", "task_static", "single", "greedy")
@@ -114,6 +118,21 @@ METRICS = ("auto", "card", "teacher_fidelity")
 # Part of task_eval.json's cache key: a file written before the answers were scored (or scored by
 # another rule) lacks it and is computed again. Bump it when answer_outcomes changes what it stores.
 ANSWERS_VERSION = 1
+
+
+def task_eval_key(card: TaskCard, metric: str, split: str = "test") -> dict[str, Any]:
+    """The cache key of a run's ``task_eval.json``: what its scores depend on.
+
+    The card by name and by content (its YAML and the scored split's file), not by path: a
+    checkout moved or installed elsewhere reuses its scores, and a card edited in place has its
+    runs scored again.
+    """
+    digest = hashlib.sha256()
+    for path in (card.path, getattr(card, split, None)):
+        if path is not None:
+            digest.update(Path(path).read_bytes())
+    return {"card": card.name, "card_sha256": digest.hexdigest()[:16], "metric": metric, "split": split,
+            "answers": ANSWERS_VERSION}
 
 
 # --------------------------------------------------------------------------- running
@@ -364,8 +383,7 @@ class _TaskScorer:
         from read_lightning.evaluation.tasks import evaluate_task
         from read_lightning.teachers.models import load_model, load_tokenizer
 
-        key = {"card": str(self.setup.card.path), "metric": self.setup.metric, "split": "test",
-               "answers": ANSWERS_VERSION}
+        key = task_eval_key(self.setup.card, self.setup.metric)
         cache = run_dir / TASK_EVAL_FILE
         if cache.is_file():
             saved = read_json(cache)
