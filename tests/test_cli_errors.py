@@ -236,11 +236,12 @@ def test_a_bandit_with_no_profile_to_read_is_refused_before_any_model_loads(tmp_
     [
         (None, ["--model.student="], ["model.student is empty ('')", "accepted: a model directory, a Hugging Face"]),
         (lambda d: d["model"].update(student=None), [], ['"model.student"', "Got value: None"]),  # the parser's
+        (None, ["--model.student=null"], ["model.student is 'null', not a model name", "accepted: "]),
         (None, ["--model.student", "./models/no-such-model"],
          ["model.student './models/no-such-model': model path './models/no-such-model' does not exist", "accepted: "]),
         (None, ["--model.student", "embedded:smollm2-1t"], ["unknown embedded model 'embedded:smollm2-1t'"]),
     ],
-    ids=["empty", "null", "missing-path", "unknown-embedded"],
+    ids=["empty", "null", "null-text", "missing-path", "unknown-embedded"],
 )
 def test_an_empty_or_missing_student_is_refused_before_any_model_loads(tmp_path, edit, override, expected):
     done, _ = _read_train(tmp_path, "fit", "--config", _recipe(tmp_path, edit).name, *override, program=_NO_MODELS)

@@ -152,6 +152,9 @@ def check_student(model: Any) -> None:
     accepted = f"  accepted: a model directory, a Hugging Face Hub id, or {EMBEDDED!r}"
     if not isinstance(student, str) or not student.strip():
         raise UsageError(f"model.student is empty ({student!r})\n{accepted}")
+    if student.strip().lower() in ("null", "none", "~"):
+        # The command line gives jsonargparse's str the text: it would be asked of the Hub as a model id.
+        raise UsageError(f"model.student is {student!r}, not a model name\n{accepted}")
     if student == EMBEDDED:
         return  # resolving it converts the embedded model: the load itself
     try:
