@@ -17,6 +17,7 @@ from conftest import build_tiny_model
 from read_lightning.reporting.compare import _finished, compare_main, task_eval_key
 from read_lightning.reporting.tables import (
     aggregate,
+    departure_from_r,
     paired_against_baselines,
     paired_against_best,
     paired_difference_over_seeds,
@@ -482,3 +483,23 @@ def test_task_eval_key_follows_the_card_content_not_its_path(tmp_path):
     test = copies[1].test
     test.write_text("".join(test.read_text().splitlines(keepends=True)[:-1]))
     assert task_eval_key(load_card(str(copies[1].path), ["math", "reasoning"]), "teacher_fidelity") != key
+
+
+def test_departure_from_r_says_whether_an_allocator_moved_off_the_requirement(tmp_path):
+    path = tmp_path / "allocations.jsonl"
+    r = {"math": 3.0, "code": 1.0}  # normalised: 0.75, 0.25
+    rows = [{"event": "select", "decision": 1, "mixture": {"math": 0.75, "code": 0.25}},
+            {"event": "observe", "decision": 1, "mixture": {"math": 0.0, "code": 1.0}},
+            {"event": "select", "decision": 2, "mixture": {"math": 0.55, "code": 0.45}},
+            {"event": "select", "decision": 3, "mixture": {"math": 0.748, "code": 0.25, "reasoning": 0.002}}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    got = departure_from_r(path, r)
+    # Total variation 0, 0.2 and 0.002 (within OFF_R: rounding, r played); the observe row is not a choice.
+    assert got["departure_from_r"] == pytest.approx(0.202 / 3)
+    assert got["decisions_off_r"] == 1.0
+    assert departure_from_r(tmp_path / "none.jsonl", r) == {}
+    # A run without the column is left out of its mean, not an error.
+    stats = aggregate([{"allocator": "read", "seed": 0, "task_utility": 1.0},
+                       {"allocator": "read", "seed": 1, "task_utility": 3.0, **got}])
+    assert stats["read"]["task_utility"] == (2.0, pytest.approx(math.sqrt(2)))
+    assert stats["read"]["decisions_off_r"][0] == 1.0

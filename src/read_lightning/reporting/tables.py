@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from read_lightning.core.jsonl import read_json
+from read_lightning.core.jsonl import read_json, read_jsonl
 from read_lightning.core.run_summary import ALLOCATION, PROBES, summary_part
 from read_lightning.evaluation.answer_metrics import Z95, mean_interval, paired_difference
 
@@ -67,10 +67,36 @@ def run_metrics(run_dir: Path, k: int = 3) -> dict[str, float]:
         "training_tokens": float(ledger["training"]),
         "wall_seconds": float(summary["wall_clock_seconds"]),
     }
+    row.update(departure_from_r(run_dir / "allocations.jsonl", requirement))
     # The paper's headline: the mean of the final profile over the capabilities ("avg" in Table 1).
     row["capability_mean"] = sum(float(s) for s in last.values()) / len(last) if last else math.nan
     row.update({f"probe/{c}": float(s) for c, s in last.items()})
     return row
+
+
+# A decision whose mixture is within this total-variation distance of r played r (rounding).
+OFF_R = 0.005
+
+
+def departure_from_r(allocations: Path, requirement: Mapping[str, float]) -> dict[str, float]:
+    """How far the mixtures a run played were from the requirement vector: ``departure_from_r``,
+    the mean over decisions of the total-variation distance ``0.5 * sum |w_c - r_c|`` (0: ``w = r``
+    throughout, 1: disjoint), and ``decisions_off_r``, the decisions further than :data:`OFF_R`.
+    Empty without ``allocations.jsonl``. Tells an allocator that sat on ``r`` from one that moved."""
+    if not allocations.is_file():
+        return {}
+    total = sum(float(v) for v in requirement.values()) or 1.0
+    r = {c: float(v) / total for c, v in requirement.items()}
+    distances = []
+    for row in read_jsonl(allocations, required=["event"]):
+        if row["event"] != "select" or not isinstance(row.get("mixture"), Mapping):
+            continue
+        w = {c: float(v) for c, v in row["mixture"].items()}
+        distances.append(0.5 * sum(abs(w.get(c, 0.0) - r.get(c, 0.0)) for c in set(w) | set(r)))
+    if not distances:
+        return {}
+    return {"departure_from_r": sum(distances) / len(distances),
+            "decisions_off_r": float(sum(d > OFF_R for d in distances))}
 
 
 def start_profile(run_dir: Path) -> dict[str, float]:
@@ -98,8 +124,14 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[fl
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault(row["allocator"], []).append(row)
-    columns = [c for c in rows[0] if c not in ("allocator", "seed")] if rows else []
-    return {a: {c: _mean_std([float(r[c]) for r in rs]) for c in columns} for a, rs in groups.items()}
+    columns = [c for c in _columns(rows) if c not in ("allocator", "seed")]
+    # A run without a column (no allocations.jsonl, say) is left out of that column's mean.
+    return {a: {c: _mean_std([float(r.get(c, math.nan)) for r in rs]) for c in columns} for a, rs in groups.items()}
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every column of ``rows``, in first-seen order."""
+    return list(dict.fromkeys(c for r in rows for c in r))
 
 
 # --------------------------------------------------------------------------- paired differences
@@ -349,6 +381,7 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
                  ("answer_degenerate", "degenerate %", 1),
                  ("task_utility", "task utility", 2), ("task_agreement", "whole-answer match %", 1),
                  ("on_target_gain", "on-target gain", 2), ("off_target_change", "off-target change", 2),
+                 ("departure_from_r", "distance from r", 3), ("decisions_off_r", "decisions off r", 1),
                  ("spent_tokens", "spent tokens", 0), ("wall_seconds", "wall time (s)", 0)]
     any_stats = next(iter(stats.values()))
     main_cols = [c for c in main_cols if c[0] in any_stats]
@@ -416,7 +449,7 @@ def table1(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Mappi
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],
               stats: Mapping[str, Mapping[str, tuple[float, float]]]) -> None:
     """Per-run rows, then a ``mean`` and a ``std`` row per allocator."""
-    columns = list(rows[0])
+    columns = _columns(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
