@@ -107,3 +107,23 @@ def test_the_callback_writes_the_explanation_into_allocations_jsonl(tiny_tokeniz
     last = selects[-1]["info"]["explain"]
     assert set(last["capabilities"]) == set(REQ) and set(last["candidates"]) == {"w = r", "chosen"}
     assert all(isinstance(v["eligible"], bool) for v in last["capabilities"].values())
+
+
+def test_a_capability_the_task_does_not_require_does_not_make_the_rule_say_tilted():
+    """On the default run every required capability's return fell alike (the learning rate decays),
+    so `read` played r; a capability of weight 0, whose return is not judged (retained 1), stood
+    above their mean and was 'tilted' to 1.5, and the rule said "tilted" while w = r."""
+    caps = ["a", "b", "unused"]
+    alloc = make_allocator("read", caps, {"a": 0.5, "b": 0.5, "unused": 0.0})
+    s = {"a": 50.0, "b": 50.0, "unused": 50.0}
+    for step in range(8):
+        w = alloc.select(s, 1.0 - step / 8)
+        gain = 2.0 * 0.6 ** step  # the same saturation for both required capabilities
+        s = {"a": s["a"] + gain * np.sqrt(w[0]), "b": s["b"] + gain * np.sqrt(w[1]), "unused": s["unused"]}
+        alloc.observe(s, 1000)
+    w = alloc.select(s, 0.1)
+    explain = alloc.last_info["explain"]
+    assert np.allclose(w, [0.5, 0.5, 0.0])
+    assert explain["capabilities"]["a"]["retained"] < 0.5  # judged, and saturated
+    assert explain["rule"] == "retained returns within the noise: w = r"
+    assert explain["capabilities"]["unused"]["tilt"] == 1.0

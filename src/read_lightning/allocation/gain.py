@@ -217,6 +217,9 @@ class GainTrackingAllocator(Allocator):
         gap = ratio - mean
         shrunk = np.sign(gap) * np.maximum(np.abs(gap) - self.kappa * ratio_se, 0.0)  # soft threshold
         tilt = np.clip(np.maximum((mean + shrunk) / mean, 0.0) ** self.foresight, self.floor, self.max_boost)
+        # A capability the task does not require gets no mass whatever its tilt: 1, so the rule
+        # below says "tilted" only where a required capability's share moved.
+        tilt = np.where(req, tilt, 1.0)
         rule = "retained returns differ beyond the noise: tilted" if np.any(tilt != 1.0) else \
             "retained returns within the noise: w = r"
         return tilt, {**info, "_tests": tests, "_rule": rule}
