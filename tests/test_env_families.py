@@ -83,6 +83,26 @@ def test_noisy_probes_are_heteroscedastic_and_on_the_real_scale():
     assert np.allclose(env.probe_sd(), sd_mid * np.sqrt(97.0 * 3.0) / 50.0)
 
 
+def test_real_noise_probes_blur_a_change_as_the_measured_real_probes_do():
+    from read_lightning.allocation.families import REAL_ITEM_OFFSET, REAL_SD_PER_CHANGE
+
+    for seed in range(5):  # each of the five dynamics once
+        env = make_family_environment("real_noise", seed)
+        p = env.params
+        assert not p.heteroscedastic and np.all(np.abs(p.probe_gain - 1.0) <= REAL_ITEM_OFFSET)
+        changes = np.abs(np.diff(_trajectory(p, p.requirement, p.decisions), axis=0)).mean(0)
+        per_change = np.sqrt(2.0) * p.noise_scale / np.maximum(changes, 1e-3)
+        low, high = REAL_SD_PER_CHANGE
+        assert np.all((low - 1e-9 <= per_change) & (per_change <= high + 1e-9)), per_change
+        # The probe reads a change probe_gain times its true size (plus the noise).
+        env.reset()
+        env.params.noise_scale = np.zeros(8)
+        seen, _ = env.step(p.requirement)
+        true = env.profile()
+        for i, c in enumerate(env.capabilities):
+            assert seen[c] - p.start[i] == pytest.approx(p.probe_gain[i] * (true[c] - p.start[i]))
+
+
 def test_unknown_family_is_refused():
     with pytest.raises(ValueError, match="'nope'"):
         make_family_environment("nope", 0)

@@ -93,6 +93,9 @@ class EnvParams:
     # is scaled by ``sqrt(s (100 - s)) / 50`` (1 at mid-scale), the shape of an item-sampling error
     noise_scale: np.ndarray | None = None
     heteroscedastic: bool = False
+    # (K,) a fixed distortion of what the probe reads of a change: it reads ``start + probe_gain (s -
+    # start)``, as a fixed subset of items that learns faster (> 1) or slower (< 1) than the capability
+    probe_gain: np.ndarray | None = None
 
 
 def advance(params: EnvParams, s: np.ndarray, exposure: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +158,9 @@ class CapabilityTransferEnv:
         return sd
 
     def _probe(self) -> dict[str, float]:
-        noisy = self._s + self._rng.normal(0.0, 1.0, size=self._s.shape) * self.probe_sd()
+        p = self.params
+        read = self._s if p.probe_gain is None else p.start + p.probe_gain * (self._s - p.start)
+        noisy = read + self._rng.normal(0.0, 1.0, size=self._s.shape) * self.probe_sd()
         return dict(zip(self.capabilities, noisy.tolist()))
 
     def step(self, w: Sequence[float] | Mapping[str, float], tokens: int | None = None) -> tuple[dict[str, float], float]:
