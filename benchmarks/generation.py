@@ -148,14 +148,15 @@ def compare_engines(model: Any, tokenizer: Any, prompts: list[str], *, batch_siz
 
 
 @torch.no_grad()
-def decode_step_ms(model: Any, batches: Sequence[int], context: int = 150, steps: int = 8) -> dict[str, float]:
+def decode_step_ms(model: Any, batches: Sequence[int], context: int = 150, steps: int = 8,
+                   cache_arg: str | None = None) -> dict[str, float]:
     """Median milliseconds of one decode step (one new token per row over ``context`` cached
     positions) at each batch size: what a teacher call pays per step whatever its rows."""
     from transformers import DynamicCache
 
     from read_lightning.teachers.decoding import _cache_argument
 
-    device, cache_arg = next(model.parameters()).device, _cache_argument(model)
+    device, cache_arg = next(model.parameters()).device, cache_arg or _cache_argument(model)
     out: dict[str, float] = {}
     for b in batches:
         cache = DynamicCache(config=model.config)
@@ -170,6 +171,23 @@ def decode_step_ms(model: Any, batches: Sequence[int], context: int = 150, steps
             times.append(time.perf_counter() - start)
             mask = torch.cat([mask, torch.ones(b, 1, dtype=torch.long, device=device)], 1)
         out[str(b)] = round(1000 * sorted(times)[len(times) // 2], 1)
+    return out
+
+
+def compiled_steps(model: Any, batches: Sequence[int], repeats: int = 2) -> dict[str, Any]:
+    """``torch.compile(model, dynamic=True)`` on the loop's decode step (the DynamicCache path):
+    the seconds its first steps take (compilation) and its step times beside the eager model's,
+    alternating ``repeats`` times in this process."""
+    from read_lightning.teachers.decoding import _cache_argument
+
+    cache_arg = _cache_argument(model)  # the compiled wrapper's signature hides it
+    compiled = torch.compile(model, dynamic=True)
+    start = time.perf_counter()
+    decode_step_ms(compiled, batches[-1:], steps=2, cache_arg=cache_arg)
+    out: dict[str, Any] = {"compile_seconds": round(time.perf_counter() - start, 1), "eager_ms": [], "compiled_ms": []}
+    for _ in range(repeats):
+        out["eager_ms"].append(decode_step_ms(model, batches))
+        out["compiled_ms"].append(decode_step_ms(compiled, batches, cache_arg=cache_arg))
     return out
 
 
@@ -220,6 +238,8 @@ def bench_teacher(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     result["decode_step_ms"] = decode_step_ms(model, (1, 4, 8, 16, 32))
+    if args.compile:
+        result["compiled"] = compiled_steps(model, (4, 32))
     print(f"ceiling {result['ceiling']}; decode step ms {result['decode_step_ms']}; load {os.getloadavg()}",
           file=sys.stderr)
 
@@ -284,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distinct-n", type=int, default=10_000, help="0 skips the distinctness part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-teacher", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the decode step under torch.compile(dynamic=True) beside the eager model")
     parser.add_argument("--bf16", action="store_true",
                         help="also run the loop on bfloat16 weights (data.teacher_dtype: bfloat16; answers differ from fp32's)")
     args = parser.parse_args(argv)
