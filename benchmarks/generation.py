@@ -13,6 +13,9 @@ JSON object:
 - ``decode_step_ms``: the median time of one decode step at 1, 4, 8, 16 and 32 rows (150 cached
   positions): a step's cost grows far slower than its rows, which is why the run asks an
   interval's prompts in one call.
+- ``compiled`` (with ``--compile``): ``torch.compile(model, dynamic=True)`` on the same decode
+  step: the seconds compilation takes, and step times at 4 and 32 rows, compiled and eager
+  alternating twice.
 - ``sampled``: what the run does. Prompts drawn as the default recipe draws them: half from the
   ``fact_extract`` card's train split (``--task``, ``--task-share``), half from the capability mix
   (every capability, long_context included, each fitting ``max_length`` with room for an answer
