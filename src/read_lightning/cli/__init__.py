@@ -356,11 +356,28 @@ def lightning_main(args: list[str] | None = None, run: bool = True) -> Any:
     )
 
 
+# Subcommands that are not Trainer methods: name, help, and where their main(argv) -> exit code lives.
+_TOOLS: tuple[tuple[str, str, str, str], ...] = (
+    ("leakage", "build the hash set of evaluation prompts that generation must avoid",
+     "prompts.leakage", "leakage_main"),
+    ("interventions", "collect intervention data (short distillations on random allocations)",
+     "requirement.interventions", "interventions_main"),
+    ("transfer", "measure the transfer matrix T(B): single-capability distillations at a few budgets",
+     "reporting.transfer_study", "transfer_main"),
+    ("identifier", "fit or apply the learned requirement identifier g_phi(card)",
+     "requirement.inference", "identifier_main"),
+    ("compare", "train a recipe with several allocators and seeds; tabulate task utility and profiles",
+     "reporting.compare", "compare_main"),
+    ("probe", "print and save the capability profile of a model directory with a recipe's probes",
+     "evaluation.probe_command", "probe_main"),
+    ("report", "plot a run: PNGs, a Markdown summary and TensorBoard images", "reporting.report", "report_main"),
+)
+
+
 def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
     """Subcommands that are not Trainer methods: name -> (help, main(argv) -> exit code)."""
-    tools: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
-    # Imported on use: each tool pulls in only what it needs.
 
+    # Imported on use: each tool pulls in only what it needs.
     def lazy(module: str, name: str) -> Callable[[list[str]], int]:
         def run(argv: list[str]) -> int:
             import importlib
@@ -369,21 +386,7 @@ def _tools() -> dict[str, tuple[str, Callable[[list[str]], int]]]:
 
         return run
 
-    tools["leakage"] = ("build the hash set of evaluation prompts that generation must avoid",
-                        lazy("prompts.leakage", "leakage_main"))
-    tools["interventions"] = ("collect intervention data (short distillations on random allocations)",
-                              lazy("requirement.interventions", "interventions_main"))
-    tools["transfer"] = ("measure the transfer matrix T(B): single-capability distillations at a few budgets",
-                         lazy("reporting.transfer_study", "transfer_main"))
-    tools["identifier"] = ("fit or apply the learned requirement identifier g_phi(card)",
-                           lazy("requirement.inference", "identifier_main"))
-    tools["compare"] = ("train a recipe with several allocators and seeds; tabulate task utility and profiles",
-                        lazy("reporting.compare", "compare_main"))
-    tools["probe"] = ("print and save the capability profile of a model directory with a recipe's probes",
-                      lazy("evaluation.probe_command", "probe_main"))
-    tools["report"] = ("plot a run: PNGs, a Markdown summary and TensorBoard images",
-                       lazy("reporting.report", "report_main"))
-    return tools
+    return {name: (text, lazy(module, fn)) for name, text, module, fn in _TOOLS}
 
 
 # Messages from Lightning that a read-train user can do nothing about: an advertisement, a
