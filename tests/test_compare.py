@@ -6,6 +6,7 @@ import csv
 import gc
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,10 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
         assert summary["allocation"]["allocator"] == alloc
     md = (root / "compare.md").read_text()
     assert md in captured.out and "| read | 2 |" in md and "| uniform | 2 |" in md
+    # Each run records the code it was trained at; the header names it beside the tabulating commit.
+    trained = {json.dumps(json.loads((root / a / f"seed_{s}" / "summary.json").read_text())["code"]["commits"])
+               for a in ("read", "uniform") for s in (0, 1)}
+    assert len(trained) == 1 and re.search(r"- code: trained at .+ \(4 runs\); tabulated at ", md)
     assert "best baseline (uniform, the highest mean agreement)" in md
     assert "Paired difference against the best baseline, uniform" in md and "| read | " in md.split("Paired")[1]
     assert "[4/4] uniform seed 1: training" in captured.err

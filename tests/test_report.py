@@ -53,7 +53,8 @@ def write_run(run_dir, n=12, seed=0, cost=1000, noise=0.0, finished=True, utilit
                    "allocation": {"allocator": "read", "decisions": n, "requirement": REQ,
                                   "requirement_explanation": "given in the configuration"},
                    "time": {"seconds": {"generation": 5.0, "probes": 1.0, "training_and_other": 6.5},
-                            "share": {"generation": 0.4, "probes": 0.08, "training_and_other": 0.52}}}
+                            "share": {"generation": 0.4, "probes": 0.08, "training_and_other": 0.52}},
+                   "code": {"package": "read-lightning 0.1.0", "commits": ["aaa", None]}}
         if utility:
             summary["task"] = {"history": [{"epoch": 0, "utility": 30.0}]}
         (run_dir / "summary.json").write_text(json.dumps(summary))
@@ -80,6 +81,7 @@ def test_report_writes_valid_pngs_and_a_markdown_that_names_them(tmp_path):
     assert f"| math | 0.60 | 20.0 | {end[0]:.1f} |" in text
     assert "tokens spent: **12000** of 12000" in text
     assert "wall clock: 12.5 s (generation 40%, probes 8%, training and other 52%)" in text
+    assert "code: read-lightning 0.1.0, commit aaa then not a git checkout" in text
     assert "Task utility (dev split, 0-100): 30.0 at 0 tokens, 42.0 at 12000 tokens (13 checkpoints)" in text
     assert "**12 decision(s)**" in text and "ridge 0.1" in text
     assert text.count("\n| 12 | 11000 |") == 1

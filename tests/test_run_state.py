@@ -111,3 +111,32 @@ def test_a_second_fit_of_the_same_trainer_keeps_the_first_fits_time():
         time.sleep(0.03)
     assert state.elapsed() >= state.seconds("generation") >= 0.06
     assert state.fraction("generation") <= 1.0
+
+
+def test_the_commits_a_run_was_trained_at_carry_over_a_resume(monkeypatch):
+    import read_lightning.training.run_state as run_state
+
+    monkeypatch.setattr(run_state, "code_version", lambda: {"package": "read-lightning 0", "commit": "aaa"})
+    first = RunState()
+    first.setup(trainer(), None, "fit")
+    first.setup(trainer(), None, "fit")  # a second fit of the same trainer is the same process
+    assert first.commits() == ["aaa"]
+    saved = first.state_dict()
+    assert saved["commits"] == ["aaa"]
+
+    monkeypatch.setattr(run_state, "code_version", lambda: {"package": "read-lightning 0", "commit": "bbb"})
+    resumed = RunState()
+    resumed.setup(trainer(), None, "fit")  # Lightning sets up the callbacks before it restores them
+    resumed.load_state_dict(saved)
+    assert resumed.commits() == ["aaa", "bbb"]
+    again = RunState()
+    again.setup(trainer(), None, "fit")
+    again.load_state_dict({**saved, "commits": ["bbb"]})
+    assert again.commits() == ["bbb"]  # a resume at the same commit is not listed twice
+
+    older = RunState()
+    older.setup(trainer(), None, "fit")
+    older.load_state_dict({"wall_clock_seconds": 1.0})
+    assert older.commits() == ["unknown (a checkpoint from before commits were recorded)", "bbb"]
+    with pytest.raises(ValueError, match="commits"):
+        RunState().load_state_dict({"wall_clock_seconds": 1.0, "commits": "aaa"})

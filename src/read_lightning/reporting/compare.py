@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
+from read_lightning.core.provenance import git_commit
 from read_lightning.core.run_summary import ALLOCATION, summary_part
 from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT
 from read_lightning.reporting.methods import METHOD_KEYS, PAPER, PAPER_BASELINES, Method, describe_loss, resolve_methods
@@ -96,7 +97,6 @@ from read_lightning.reporting.tables import (
     BANDIT,
     PROBE,
     aggregate,
-    git_commit,
     markdown,
     paired_against_baselines,
     paired_against_best,
@@ -565,8 +565,7 @@ def compare_main(argv: list[str] | None = None) -> int:
         f"seeds: {', '.join(map(str, seeds))}; mean ± sample std over seeds",
         f"- off-target change: mean profile change outside the top-{setup.k} required capabilities",
     ]
-    if commit:
-        header.append(f"- code: {commit}")
+    header.append(f"- code: {_trained_at([sp.run_dir for sp in specs if _finished(sp.run_dir)], commit)}")
     if missing:
         header.append(f"- not finished, left out: {', '.join(missing)}")
     described = {m.name: _describe(m, derived[(m.name, seeds[0])], [root / m.name / f"seed_{s}" for s in seeds])
@@ -651,6 +650,25 @@ def _answer_scope(setup: _Setup) -> str:
              "accuracy against gold" if has_gold(setup.card) else "no accuracy: the card has no gold answers",
              "degenerate share"]
     return "; ".join(parts)
+
+
+def _trained_at(run_dirs: Sequence[Path], tabulated: str | None) -> str:
+    """Which code trained the runs (``summary.json``'s ``code``), and which tabulated them: a
+    comparison reuses finished runs, which may come from older commits."""
+    counts: dict[str, int] = {}
+    for run_dir in run_dirs:
+        try:
+            code = read_json(run_dir / "summary.json").get("code")
+        except (FileNotFoundError, ValueError):
+            code = None
+        commits = code.get("commits") if isinstance(code, dict) else None
+        if not commits:
+            name = "not recorded (runs from before the code was recorded)"
+        else:
+            name = " then ".join(c or "not a git checkout" for c in commits)
+        counts[name] = counts.get(name, 0) + 1
+    runs = "; ".join(f"{name} ({n} run{'s' * (n != 1)})" for name, n in counts.items())
+    return f"trained at {runs or 'no run'}; tabulated at {tabulated or 'not a git checkout'}"
 
 
 def _budget(run_dir: Path) -> str:

@@ -177,6 +177,10 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
         shares = (summary.get("time") or {}).get("share") or {}
         where = ", ".join(f"{name.replace('_', ' ')} {100 * float(v):.0f}%" for name, v in shares.items())
         facts.append(f"wall clock: {summary['wall_clock_seconds']} s" + (f" ({where})" if where else ""))
+    code = summary.get("code")
+    if isinstance(code, dict) and code.get("commits"):
+        commits = " then ".join(c or "not a git checkout" for c in code["commits"])
+        facts.append(f"code: {code.get('package', 'read-lightning')}, commit {commits}")
     probe = summary_part(summary, PROBES)
     if "fraction_of_wall_clock" in probe:
         facts.append(f"probing: {100 * float(probe['fraction_of_wall_clock']):.1f}% of wall clock")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ __all__ = [
     "PAIRED_METHOD",
     "PROBE",
     "aggregate",
-    "git_commit",
     "markdown",
     "paired_against_baselines",
     "paired_against_best",
@@ -458,16 +456,3 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]],
         for i, name in enumerate(("mean", "std")):
             writer.writerow({"allocator": alloc, "seed": name, **{c: v[i] for c, v in s.items()}})
     path.write_text(buf.getvalue(), encoding="utf-8")
-
-
-def git_commit() -> str | None:
-    """The checkout's commit, marked when tracked files differ from it; None outside git."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=30, cwd=here)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0 or not head.stdout.strip():
-        return None
-    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.returncode == 1 else "")

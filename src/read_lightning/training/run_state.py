@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from read_lightning.core.checks import check_number
 from read_lightning.core.jsonl import write_json_atomic
+from read_lightning.core.provenance import code_version
 
 if TYPE_CHECKING:
     from read_lightning.evaluation.tasks import TaskCard
@@ -71,6 +72,8 @@ class RunState(Callback):
       :attr:`task` for the task's card and the utility of each interval, not the callback list.
     - **Files**: :meth:`write_outputs` writes ``ledger.json`` and ``summary.json`` once per fit,
       after the module has saved the student.
+    - **Code**: the package version and the commits the run was trained at, one per process of a
+      resumed run where they differ (``summary.json``'s ``code``; see :mod:`~read_lightning.core.provenance`).
     """
 
     def __init__(self) -> None:
@@ -81,6 +84,8 @@ class RunState(Callback):
         self._decision: bool | None = None
         self._outputs_written = False
         self._task: TaskEvaluation | None = None
+        self._code: dict[str, Any] | None = None  # this process's, read at setup
+        self._commits: list[str | None] = []  # of the run's processes, in order, a repeat kept once
 
     @classmethod
     def of(cls, trainer: L.Trainer) -> RunState:
@@ -199,12 +204,26 @@ class RunState(Callback):
             if callable(getattr(cb, "summary", None)):
                 summary[getattr(cb, "summary_key", None) or type(cb).__name__] = cb.summary()
         summary["time"] = self.time_split(summary["wall_clock_seconds"])
+        code = self._code or code_version()
+        summary["code"] = {"package": code["package"], "commits": self.commits()}
         write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", student_dir, Path(log_dir) / "summary.json")
 
     # ----------------------------------------------------------------- hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._requests, self._decision, self._outputs_written = [], None, False
+        if self._code is None:
+            self._code = code_version()
+            self._commits = self._commits + [self._code["commit"]]
+
+    def commits(self) -> list[str | None]:
+        """The commits this run was trained at, one per process (None: not from a git checkout),
+        a process at the same commit as the one before it not repeated."""
+        out: list[str | None] = []
+        for commit in self._commits:
+            if not out or out[-1] != commit:
+                out.append(commit)
+        return out
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._decision = None  # a new interval: its end is decided anew
@@ -221,7 +240,7 @@ class RunState(Callback):
 
     # ----------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:
-        return {"wall_clock_seconds": self.elapsed(), "phase_seconds": dict(self._phases)}
+        return {"wall_clock_seconds": self.elapsed(), "phase_seconds": dict(self._phases), "commits": self.commits()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         seconds = state.get("wall_clock_seconds", 0.0)
@@ -229,6 +248,12 @@ class RunState(Callback):
         self._before = float(seconds)
         if "phase_seconds" in state:  # else kept from on_load_checkpoint (an older checkpoint)
             self._phases = _checked_phases(state["phase_seconds"])
+        earlier = state.get("commits", ["unknown (a checkpoint from before commits were recorded)"])
+        if not isinstance(earlier, list) or not all(c is None or isinstance(c, str) for c in earlier):
+            raise ValueError(f"checkpoint run state: field 'commits' must be a list of commits, got {earlier!r}")
+        # The checkpoint's processes came before this one (setup, which read this one's, runs first).
+        this = [self._code["commit"]] if self._code is not None else []
+        self._commits = list(earlier) + this
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         reopen_interval_end(checkpoint)
