@@ -63,6 +63,29 @@ def test_score_continuations_matches_full_forward(tiny_tokenizer):
         assert s.greedy == bool((lp.argmax(-1) == torch.tensor(cont)).all())
 
 
+def test_a_prefix_every_pair_shares_is_run_once_and_scores_as_the_full_forward(tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, seed=3).eval()
+    g = torch.Generator().manual_seed(1)
+    system = torch.randint(5, 300, (12,), generator=g).tolist()  # a chat template's system turn, say
+    ctxs = [system + torch.randint(5, 300, (n,), generator=g).tolist() for n in (4, 9, 2, 7, 5)]
+    conts = [torch.randint(5, 300, (n,), generator=g).tolist() for n in (3, 1, 6, 2, 4)]
+    fed: list[int] = []
+    model.register_forward_pre_hook(lambda _, args, kwargs: fed.append(kwargs["input_ids"].numel()), with_kwargs=True)
+    plain = score_continuations(model, ctxs, conts, batch_size=2, share_prefix=False)
+    plain_tokens, fed[:] = sum(fed), []
+    shared = score_continuations(model, ctxs, conts, batch_size=2)
+    # The 12 shared tokens are fed once instead of once per pair.
+    assert sum(fed) == plain_tokens - 12 * len(ctxs) + 12
+    for a, b in zip(plain, shared):
+        assert b.logprob == pytest.approx(a.logprob, abs=1e-4)
+        assert (b.num_tokens, b.greedy) == (a.num_tokens, a.greedy)
+    # A continuation that starts inside the common prefix is scored from there: less is shared.
+    fed[:] = []
+    early = score_continuations(model, [system[:6], *ctxs[1:]], [system[6:] + conts[0], *conts[1:]], batch_size=2)
+    assert sum(fed) == plain_tokens - 6 * len(ctxs) + 6
+    assert early[1].logprob == pytest.approx(plain[1].logprob, abs=1e-4)
+
+
 def test_probe_lm_agrees_with_stock_hflm(tiny_tokenizer):
     from lm_eval.models.huggingface import HFLM
 

@@ -99,6 +99,7 @@ def score_continuations(
     *,
     batch_size: int = 8,
     max_length: int | None = None,
+    share_prefix: bool = True,
 ) -> list[ContinuationScore]:
     """Batched log-likelihood of ``continuations[i]`` after ``contexts[i]`` under a causal LM.
 
@@ -109,6 +110,11 @@ def score_continuations(
         batch_size: pairs per forward pass.
         max_length: if set, a pair longer than ``max_length + 1`` tokens loses context tokens
             from the left (as lm-eval does).
+        share_prefix: run the prefix that every pair starts with (the chat template's system turn
+            and user header, a few-shot preamble) once and reuse its KV cache in every batch,
+            where the model can (:func:`~read_lightning.teachers.decoding.supports_decode_loop`)
+            and the prefix is at least ``MIN_SHARED_PREFIX`` tokens before every continuation.
+            The scores equal the full forward's up to float rounding.
 
     Each batch is right-padded to ``[B, W]`` (longest first, so batches hold similar lengths);
     the model returns logits ``[B, K, V]`` for the last ``K`` positions only, where ``K`` covers
@@ -129,21 +135,32 @@ def score_continuations(
         if max_length is not None and len(full) > max_length + 1:
             full = full[-(max_length + 1) :]
         seqs.append(full[:-1])  # position p predicts token p + 1
+    prefix = _shared_prefix_kv(model, seqs, continuations, device) if share_prefix and keep_ok else None
+    shared = 0 if prefix is None else prefix[0]
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
     out: dict[int, ContinuationScore] = {}
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = len(seqs[idx[0]])
+        # With a shared prefix, the rows are the tails after it; positions count from 0 either way.
+        width = len(seqs[idx[0]]) - shared
         input_ids = torch.zeros((len(idx), width), dtype=torch.long)
         attention = torch.zeros((len(idx), width), dtype=torch.long)
-        first = []  # per row: the position whose logits predict the first continuation token
+        first = []  # per row: the position (in the tail) whose logits predict the first continuation token
         for row, i in enumerate(idx):
-            input_ids[row, : len(seqs[i])] = torch.tensor(seqs[i])
-            attention[row, : len(seqs[i])] = 1
-            first.append(len(seqs[i]) - len(continuations[i]))
+            input_ids[row, : len(seqs[i]) - shared] = torch.tensor(seqs[i][shared:])
+            attention[row, : len(seqs[i]) - shared] = 1
+            first.append(len(seqs[i]) - len(continuations[i]) - shared)
         keep = width - min(first)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if keep_ok else {}
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
+        if prefix is None:
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
+        else:
+            # Right pads come after every real token: causal attention keeps them out of its view.
+            cache_arg, kv = prefix[1], prefix[2]
+            cache = _prefix_cache(model, kv, len(idx))
+            positions = torch.arange(shared, shared + width, device=device).expand(len(idx), width)
+            logits = model(input_ids=input_ids.to(device), position_ids=positions, use_cache=True,
+                           **{cache_arg: cache}, **kwargs).logits
         offset = width - logits.shape[1]  # logits[:, j] belongs to position offset + j
         logp = torch.log_softmax(logits.float(), dim=-1)  # [B, K, V]
         for row, i in enumerate(idx):
@@ -155,6 +172,40 @@ def score_continuations(
             out[i] = ContinuationScore(logprob=ll, num_tokens=len(cont), greedy=greedy)
         progress.advance(len(idx))  # the open progress phase, if any: one per scored continuation
     return [out[i] for i in range(len(seqs))]
+
+
+def _shared_prefix_kv(
+    model: torch.nn.Module, seqs: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+    device: torch.device,
+) -> tuple[int, str, list[tuple[torch.Tensor, torch.Tensor]]] | None:
+    """``(length, cache argument, per-layer keys and values)`` of the prefix all ``seqs`` share,
+    cut before the earliest continuation; None when it is too short or the model cannot take a cache."""
+    from read_lightning.teachers.decoding import (
+        MIN_SHARED_PREFIX,
+        _cache_argument,
+        _new_cache,
+        _shared_prefix,
+        supports_decode_loop,
+    )
+
+    shared = min(_shared_prefix(seqs), *(len(s) - len(c) for s, c in zip(seqs, continuations)))
+    if shared < MIN_SHARED_PREFIX or not supports_decode_loop(model):
+        return None
+    cache_arg = _cache_argument(model)
+    cache = _new_cache(model)
+    model(input_ids=torch.tensor([list(seqs[0][:shared])], device=device), use_cache=True, logits_to_keep=1,
+          **{cache_arg: cache})
+    return shared, cache_arg, [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _prefix_cache(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> object:
+    """A fresh cache holding the shared prefix for ``n`` rows (copied: the batch appends to it)."""
+    from read_lightning.teachers.decoding import _new_cache
+
+    cache = _new_cache(model)
+    for layer_idx, (k, v) in enumerate(kv):
+        cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), layer_idx)
+    return cache
 
 
 FIDELITY_FLOOR_NATS = 20.0

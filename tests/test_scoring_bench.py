@@ -1,0 +1,30 @@
+"""benchmarks/scoring.py: the pairs it scores and the two paths it times."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import build_tiny_model, load_benchmark
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark("scoring.py")
+
+
+def test_both_paths_score_the_runs_pairs_alike(bench, tiny_tokenizer):
+    sets = bench.pairs(tiny_tokenizer, dev_rows=4, probe_items=1)
+    contexts, continuations = sets["probes"]
+    assert len(contexts) == len(bench.CAPABILITIES) and all(c[-1] == tiny_tokenizer.eos_token_id for c in continuations)
+    model = build_tiny_model(tiny_tokenizer, seed=5).eval()
+    got = bench.measure(model, *sets["task_dev"], batch_size=2, repeats=1)
+    assert got["pairs"] == 4 and got["shared_prefix_tokens"] > 0
+    assert got["greedy_flags_equal"] == 4 and got["max_abs_logprob_difference"] < 1e-3
+    assert len(got["seconds"]["plain"]) == len(got["seconds"]["shared_prefix"]) == 1 and got["speedup"] > 0
+
+
+def test_bad_counts_are_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--repeats", "0"])
+    assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
