@@ -27,6 +27,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("dev_rows", "dev_batch", "probe_items", "probe_batch", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.model is not None and not (Path(args.model) / "config.json").is_file():
+        parser.error(f"--model {args.model!r} is not a saved model directory (no config.json)")
     torch.set_num_threads(args.threads)
     if args.model is None:
         from generation import load_teacher

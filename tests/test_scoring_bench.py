@@ -28,3 +28,6 @@ def test_bad_counts_are_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "0"])
     assert "--repeats must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--model", "no/such/dir"])
+    assert "--model 'no/such/dir' is not a saved model directory" in capsys.readouterr().err
