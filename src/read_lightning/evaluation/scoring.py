@@ -16,6 +16,14 @@ import numpy as np
 import torch
 
 from read_lightning.core import progress
+from read_lightning.teachers.decoding import (
+    MIN_SHARED_PREFIX,
+    _cache_argument,
+    _shared_prefix,
+    prefill_prefix,
+    prefix_cache,
+    supports_decode_loop,
+)
 
 __all__ = [
     "ContinuationScore",
@@ -157,7 +165,7 @@ def score_continuations(
         else:
             # Right pads come after every real token: causal attention keeps them out of its view.
             cache_arg, kv = prefix[1], prefix[2]
-            cache = _prefix_cache(model, kv, len(idx))
+            cache = prefix_cache(model, kv, len(idx))
             positions = torch.arange(shared, shared + width, device=device).expand(len(idx), width)
             logits = model(input_ids=input_ids.to(device), position_ids=positions, use_cache=True,
                            **{cache_arg: cache}, **kwargs).logits
@@ -180,32 +188,11 @@ def _shared_prefix_kv(
 ) -> tuple[int, str, list[tuple[torch.Tensor, torch.Tensor]]] | None:
     """``(length, cache argument, per-layer keys and values)`` of the prefix all ``seqs`` share,
     cut before the earliest continuation; None when it is too short or the model cannot take a cache."""
-    from read_lightning.teachers.decoding import (
-        MIN_SHARED_PREFIX,
-        _cache_argument,
-        _new_cache,
-        _shared_prefix,
-        supports_decode_loop,
-    )
-
     shared = min(_shared_prefix(seqs), *(len(s) - len(c) for s, c in zip(seqs, continuations)))
     if shared < MIN_SHARED_PREFIX or not supports_decode_loop(model):
         return None
     cache_arg = _cache_argument(model)
-    cache = _new_cache(model)
-    model(input_ids=torch.tensor([list(seqs[0][:shared])], device=device), use_cache=True, logits_to_keep=1,
-          **{cache_arg: cache})
-    return shared, cache_arg, [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _prefix_cache(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> object:
-    """A fresh cache holding the shared prefix for ``n`` rows (copied: the batch appends to it)."""
-    from read_lightning.teachers.decoding import _new_cache
-
-    cache = _new_cache(model)
-    for layer_idx, (k, v) in enumerate(kv):
-        cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), layer_idx)
-    return cache
+    return shared, cache_arg, prefill_prefix(model, seqs[0][:shared], cache_arg, device)
 
 
 FIDELITY_FLOOR_NATS = 20.0

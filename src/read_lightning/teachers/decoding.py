@@ -25,7 +25,7 @@ import torch
 
 from read_lightning.core import progress
 
-__all__ = ["supports_decode_loop", "decode", "sample_next", "NUCLEUS_PROBE"]
+__all__ = ["supports_decode_loop", "decode", "sample_next", "prefill_prefix", "prefix_cache", "NUCLEUS_PROBE"]
 
 # A prefix shared by a call's prompts (the chat template's system turn and user header, a few-shot
 # preamble) is prefilled once and its KV cache reused when it is at least this long.
@@ -183,6 +183,25 @@ class _Batch:
         return out.logits[:, -1]
 
 
+def prefill_prefix(model: torch.nn.Module, prefix: Sequence[int], cache_arg: str,
+                   device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The keys and values of each layer for ``prefix`` run once (one row): a prefix many rows
+    share, reused by :func:`prefix_cache`."""
+    cache = _new_cache(model)
+    model(input_ids=torch.tensor([list(prefix)], device=device), use_cache=True, logits_to_keep=1,
+          **{cache_arg: cache})
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def prefix_cache(model: torch.nn.Module, prefix_kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> object:
+    """A fresh cache holding :func:`prefill_prefix`'s keys and values for ``n`` rows (copied: the
+    rows append to it, the prefix stays)."""
+    cache = _new_cache(model)
+    for layer_idx, (k, v) in enumerate(prefix_kv):
+        cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), layer_idx)
+    return cache
+
+
 def _length_groups(indices: list[int], prompts: Sequence[Sequence[int]], shared: int) -> list[list[int]]:
     """``indices`` sorted by length and cut into groups whose right padding to the group's
     longest tail costs at most ``PAD_SLACK`` of their own tokens: a few large prefills instead of
@@ -219,9 +238,7 @@ def _prefill(
     ids = torch.tensor([list(p[shared:]) + [p[-1]] * (width - len(p) + shared) for p in prompts],
                        dtype=torch.long, device=device)
     positions = torch.arange(shared, shared + width, device=device).expand(n, width)
-    cache = _new_cache(model)
-    for layer_idx, (k, v) in enumerate(prefix_kv):
-        cache.update(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1), layer_idx)  # copies: the prefix stays
+    cache = prefix_cache(model, prefix_kv, n)
     last = [len(p) - shared - 1 for p in prompts]
     keep = sorted(set(last))  # only these positions need the output head
     out = model(input_ids=ids, position_ids=positions, use_cache=True,
@@ -299,10 +316,7 @@ def decode(
     shared = _shared_prefix(prompts)
     prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
     if shared >= MIN_SHARED_PREFIX:
-        cache = _new_cache(model)
-        model(input_ids=torch.tensor([list(prompts[0][:shared])], device=device), use_cache=True,
-              logits_to_keep=1, **{cache_arg: cache})
-        prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
+        prefix_kv = prefill_prefix(model, prompts[0][:shared], cache_arg, device)
     else:
         shared = 0
 
