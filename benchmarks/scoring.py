@@ -32,12 +32,9 @@ from typing import Any
 
 import torch
 
-CAPABILITIES = ("general_knowledge", "steerability", "reasoning", "math", "code", "tool_use", "long_context",
-                "multilingual")
-
-
 def pairs(tokenizer: Any, dev_rows: int, probe_items: int) -> dict[str, tuple[list[list[int]], list[list[int]]]]:
     """The two sets of (context ids, continuation ids), as the default run scores them."""
+    from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
     from read_lightning.evaluation.probes import probe_items as items_of
     from read_lightning.evaluation.tasks import TaskCard, list_example_tasks
     from read_lightning.teachers.generation import chat_prompt_ids
@@ -48,7 +45,7 @@ def pairs(tokenizer: Any, dev_rows: int, probe_items: int) -> dict[str, tuple[li
 
     card = TaskCard.load(next(p for p in list_example_tasks() if p.parent.name == "fact_extract"))
     rows = card.rows("dev")[:dev_rows]
-    items = [item for cap in CAPABILITIES for item in items_of(cap)[:probe_items]]
+    items = [item for cap in DEFAULT_CAPABILITIES for item in items_of(cap)[:probe_items]]
     return {
         "task_dev": ([chat_prompt_ids(tokenizer, card.user_message(r)) for r in rows],
                      [answer(str(r["answer"])) for r in rows]),

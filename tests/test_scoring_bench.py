@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import build_tiny_model, load_benchmark
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,7 @@ def bench():
 def test_both_paths_score_the_runs_pairs_alike(bench, tiny_tokenizer):
     sets = bench.pairs(tiny_tokenizer, dev_rows=4, probe_items=1)
     contexts, continuations = sets["probes"]
-    assert len(contexts) == len(bench.CAPABILITIES) and all(c[-1] == tiny_tokenizer.eos_token_id for c in continuations)
+    assert len(contexts) == len(DEFAULT_CAPABILITIES) and all(c[-1] == tiny_tokenizer.eos_token_id for c in continuations)
     model = build_tiny_model(tiny_tokenizer, seed=5).eval()
     got = bench.measure(model, *sets["task_dev"], batch_size=2, repeats=1)
     assert got["pairs"] == 4 and got["shared_prefix_tokens"] > 0

@@ -7,10 +7,11 @@ runs were trained at, so a figure can be traced to the code that made it.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_version", "git_commit"]
+__all__ = ["code_version", "describe_commits", "git_commit"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,3 +42,8 @@ def code_version() -> dict[str, Any]:
     from read_lightning import __version__
 
     return {"package": f"read-lightning {__version__}", "commit": git_commit()}
+
+
+def describe_commits(commits: Sequence[str | None]) -> str:
+    """The commits of a run's processes in words, in order (None: not a git checkout)."""
+    return " then ".join(c or "not a git checkout" for c in commits)

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from read_lightning.core.jsonl import read_json, write_json_atomic, write_text_atomic
-from read_lightning.core.provenance import git_commit
+from read_lightning.core.provenance import describe_commits, git_commit
 from read_lightning.core.run_summary import ALLOCATION, summary_part
 from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT
 from read_lightning.reporting.methods import METHOD_KEYS, PAPER, PAPER_BASELINES, Method, describe_loss, resolve_methods
@@ -665,7 +665,7 @@ def _trained_at(run_dirs: Sequence[Path], tabulated: str | None) -> str:
         if not commits:
             name = "not recorded (runs from before the code was recorded)"
         else:
-            name = " then ".join(c or "not a git checkout" for c in commits)
+            name = describe_commits(commits)
         counts[name] = counts.get(name, 0) + 1
     runs = "; ".join(f"{name} ({n} run{'s' * (n != 1)})" for name, n in counts.items())
     return f"trained at {runs or 'no run'}; tabulated at {tabulated or 'not a git checkout'}"

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from read_lightning.core.capabilities import TASK_LABEL
+from read_lightning.core.provenance import describe_commits
 from read_lightning.core.run_summary import ALLOCATION, PROBES, TASK, summary_part
 from read_lightning.reporting.figures import (
     _plot_ledger,
@@ -179,8 +180,7 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
         facts.append(f"wall clock: {summary['wall_clock_seconds']} s" + (f" ({where})" if where else ""))
     code = summary.get("code")
     if isinstance(code, dict) and code.get("commits"):
-        commits = " then ".join(c or "not a git checkout" for c in code["commits"])
-        facts.append(f"code: {code.get('package', 'read-lightning')}, commit {commits}")
+        facts.append(f"code: {code.get('package', 'read-lightning')}, commit {describe_commits(code['commits'])}")
     probe = summary_part(summary, PROBES)
     if "fraction_of_wall_clock" in probe:
         facts.append(f"probing: {100 * float(probe['fraction_of_wall_clock']):.1f}% of wall clock")

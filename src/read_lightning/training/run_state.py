@@ -85,7 +85,7 @@ class RunState(Callback):
         self._outputs_written = False
         self._task: TaskEvaluation | None = None
         self._code: dict[str, Any] | None = None  # this process's, read at setup
-        self._commits: list[str | None] = []  # of the run's processes, in order, a repeat kept once
+        self._commits: list[str | None] = []  # of the run's processes, in order, see commits()
 
     @classmethod
     def of(cls, trainer: L.Trainer) -> RunState:
@@ -204,8 +204,7 @@ class RunState(Callback):
             if callable(getattr(cb, "summary", None)):
                 summary[getattr(cb, "summary_key", None) or type(cb).__name__] = cb.summary()
         summary["time"] = self.time_split(summary["wall_clock_seconds"])
-        code = self._code or code_version()
-        summary["code"] = {"package": code["package"], "commits": self.commits()}
+        summary["code"] = {"package": (self._code or code_version())["package"], "commits": self.commits()}
         write_json_atomic(Path(log_dir) / "summary.json", summary)
         log.info("student saved to %s; run summary in %s", student_dir, Path(log_dir) / "summary.json")
 
@@ -214,16 +213,12 @@ class RunState(Callback):
         self._requests, self._decision, self._outputs_written = [], None, False
         if self._code is None:
             self._code = code_version()
-            self._commits = self._commits + [self._code["commit"]]
+            self._commits = _followed_by(self._commits, self._code["commit"])
 
     def commits(self) -> list[str | None]:
         """The commits this run was trained at, one per process (None: not from a git checkout),
         a process at the same commit as the one before it not repeated."""
-        out: list[str | None] = []
-        for commit in self._commits:
-            if not out or out[-1] != commit:
-                out.append(commit)
-        return out
+        return list(self._commits)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._decision = None  # a new interval: its end is decided anew
@@ -252,8 +247,7 @@ class RunState(Callback):
         if not isinstance(earlier, list) or not all(c is None or isinstance(c, str) for c in earlier):
             raise ValueError(f"checkpoint run state: field 'commits' must be a list of commits, got {earlier!r}")
         # The checkpoint's processes came before this one (setup, which read this one's, runs first).
-        this = [self._code["commit"]] if self._code is not None else []
-        self._commits = list(earlier) + this
+        self._commits = list(earlier) if self._code is None else _followed_by(earlier, self._code["commit"])
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         reopen_interval_end(checkpoint)
@@ -263,6 +257,12 @@ class RunState(Callback):
             self._before = float(checkpoint.get("wall_clock_seconds", 0.0))
         if not isinstance(own, dict) or "phase_seconds" not in own:
             self._phases = _phases_of_older_checkpoint(trainer, checkpoint)
+
+
+def _followed_by(commits: list[str | None], commit: str | None) -> list[str | None]:
+    """``commits`` and then ``commit``, unless it is the last one already (a process at the same
+    commit as the one before it)."""
+    return list(commits) if commits and commits[-1] == commit else [*commits, commit]
 
 
 def timed(trainer: L.Trainer | None, phase: str) -> contextlib.AbstractContextManager[None]:
