@@ -25,6 +25,14 @@ def test_both_paths_score_the_runs_pairs_alike(bench, tiny_tokenizer):
     assert len(got["seconds"]["plain"]) == len(got["seconds"]["shared_prefix"]) == 1 and got["speedup"] > 0
 
 
+def test_answers_are_timed_per_batch_size_and_compared_with_the_first(bench, tiny_tokenizer):
+    model = build_tiny_model(tiny_tokenizer, seed=5).eval()
+    got = bench.answer_batches(model, tiny_tokenizer, rows=3, batches=[1, 3], repeats=1)
+    assert got["rows"] == 3 and set(got["seconds"]) == {"1", "3"}
+    assert got["same_answers_as_first"] == {"1": 3, "3": 3}  # the decode loop is exact across batch sizes
+    assert got["speedup_vs_first"]["1"] == 1.0
+
+
 def test_bad_counts_are_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--repeats", "0"])
@@ -32,3 +40,6 @@ def test_bad_counts_are_refused(bench, capsys):
     with pytest.raises(SystemExit):
         bench.main(["--model", "no/such/dir"])
     assert "--model 'no/such/dir' is not a saved model directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--answer-batches", "16,x"])
+    assert "--answer-batches must be positive integers separated by commas, got '16,x'" in capsys.readouterr().err
