@@ -196,3 +196,29 @@ def test_both_engines_move_the_open_progress_phase_per_answer(lively_model, tiny
     with progress.phase("references", total=10, heartbeat_s=60) as bar:
         gens = teacher.generate([f"Question {i}?" for i in range(5)])
         assert bar.done == 5 and bar.tokens == sum(g.num_tokens for g in gens)
+
+
+@pytest.mark.parametrize("preamble", ["", "You are a careful assistant; answer in one line. "])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_kept_states_are_the_full_forwards_and_leave_the_answers_alone(lively_model, tiny_tokenizer, batch_size,
+                                                                     preamble):
+    # Every row's states, whether it ended at an end-of-turn token or was cut (fed once more),
+    # prefilled after a shared prefix or alone, refilled mid-decode, equal a plain forward over
+    # its prompt and answer at every position the answer's tokens were predicted from.
+    prompts = [chat_prompt_ids(tiny_tokenizer, preamble + p) for p in PROMPTS]
+    plain = decode(lively_model, prompts, max_new_tokens=9, eos_ids=set(), batch_size=batch_size)
+    stop = plain[0][3]  # a token some answers say: they end there, others are cut at 9
+    plain = decode(lively_model, prompts, max_new_tokens=9, eos_ids={stop}, batch_size=batch_size)
+    ids, states = decode(lively_model, prompts, max_new_tokens=9, eos_ids={stop}, batch_size=batch_size,
+                         keep_states=True)
+    assert ids == plain
+    assert {row[-1] == stop for row in ids} == {True, False}
+    for prompt, row, hidden in zip(prompts, ids, states):
+        full = prompt + row
+        n = len(full) - (1 if row[-1] == stop else 0)  # a cut row's last token's state too
+        assert hidden.shape == (n, lively_model.config.hidden_size)
+        with torch.no_grad():
+            expected = lively_model.model(input_ids=torch.tensor([full])).last_hidden_state[0, :n]
+        torch.testing.assert_close(hidden, expected, atol=1e-4, rtol=1e-4)
+    # the hook is gone: a later forward keeps nothing
+    assert not lively_model.get_decoder()._forward_hooks

@@ -236,3 +236,92 @@ def test_fused_training_step_matches_the_full_logits(tiny_tokenizer, divergence)
     assert torch.allclose(fused_loss, full_loss, atol=1e-5)
     for name, grad in full_grads.items():
         assert torch.allclose(fused_grads[name], grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_teacher_states_kept_from_generation_replace_the_teachers_forward(tiny_tokenizer):
+    # Rows whose answers the teacher generated carry its states; the training step takes them
+    # instead of running the teacher again, runs it only on the rows without (a row whose answer
+    # re-tokenised differently), and gives the loss and gradients the teacher's forward gives.
+    from read_lightning.teachers.generation import HFTeacher, TeacherStates
+    from read_lightning.training.batches import Example, attach_teacher_states, collate, encode_example
+
+    teacher_model = build_tiny_model(tiny_tokenizer, seed=2).requires_grad_(False)
+    torch.manual_seed(0)
+    for p in teacher_model.parameters():
+        if p.dim() == 2:
+            torch.nn.init.normal_(p, std=0.3)  # answers that vary token by token
+    teacher = HFTeacher(teacher_model, tiny_tokenizer, max_new_tokens=6, temperature=0.0)
+    prompts = ["What is 1+1? Answer briefly.", "Write code", "Name a colour."]
+    teacher.keep_states = True
+    answers = teacher.generate(prompts)
+    examples = []
+    for prompt, answer in zip(prompts, answers):
+        # the row encode_example builds when the decoded answer re-tokenises to the same ids (a
+        # random tiny model's bytes often do not: that is the row the planner leaves without states)
+        n_prompt = len(answer.states.ids) - answer.num_tokens
+        answer_ids = answer.states.ids[n_prompt:] + ([] if answer.finished else [tiny_tokenizer.eos_token_id])
+        example = Example(answer.states.ids[:n_prompt] + answer_ids, [-100] * n_prompt + answer_ids, "math")
+        assert attach_teacher_states(example, answer.states)
+        assert example.teacher_hidden.shape == (len(example) - 1, teacher_model.config.hidden_size)
+        examples.append(example)
+    assert {a.finished for a in answers} == {False}  # cut rows: their last token's state was kept too
+    examples[0].teacher_hidden = None  # as if it had re-tokenised differently
+    # states that are not the row's own are refused: other ids, or too few positions
+    other = encode_example(tiny_tokenizer, prompts[1], "something else entirely", "math", 64)
+    assert not attach_teacher_states(other, answers[1].states)
+    short = TeacherStates(ids=examples[2].input_ids, hidden=examples[2].teacher_hidden[:2])
+    assert not attach_teacher_states(Example(examples[2].input_ids, examples[2].labels, "math"), short)
+
+    with_states = collate(examples, tiny_tokenizer.pad_token_id)
+    assert with_states["teacher_hidden_rows"].tolist() == [e.teacher_hidden is not None for e in examples]
+    plain = {k: v for k, v in with_states.items() if not k.startswith("teacher_hidden")}
+    fed = []
+    teacher_model.model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(kwargs["input_ids"].shape[0]),
+                                                  with_kwargs=True)
+    results = []
+    for batch in (plain, with_states):
+        module = DistillationModule(kd_weight=0.5, kd_positions="all").attach(
+            student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer, teacher=teacher_model)
+        assert module.takes_teacher_states(teacher_model) and not module.takes_teacher_states(build_tiny_model(tiny_tokenizer))
+        module.log = lambda *a, **k: None
+        module.optimizers = lambda: type("O", (), {"param_groups": [{"lr": 0.0}]})()
+        module._trainer = type("T", (), {"world_size": 1})()
+        module._fused(batch, kd=True)  # the once-per-model lean check runs the teacher on one row
+        fed.clear()
+        loss = module.training_step(batch, 0)
+        loss.backward()
+        results.append((fed[:], loss.detach(), {n: p.grad.clone() for n, p in module.student.named_parameters()}))
+    (plain_fed, plain_loss, plain_grads), (kept_fed, kept_loss, kept_grads) = results
+    assert plain_fed == [3] and kept_fed == [1]  # the teacher ran on the one row without states
+    torch.testing.assert_close(kept_loss, plain_loss, atol=1e-5, rtol=1e-5)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(kept_grads[name], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_a_run_distils_from_the_states_its_teacher_kept_while_generating(tiny_tokenizer, tmp_path, monkeypatch):
+    # The data module asks its teacher to keep states only when the training module distils from
+    # that very model; the training steps then read them off the batches.
+    from read_lightning.teachers.generation import HFTeacher
+    from read_lightning.training import module as module_lib
+
+    carried = []
+    original = module_lib.DistillationModule._teacher_hidden_at
+
+    def spy(self, batch, keep):
+        rows = batch.get("teacher_hidden_rows")
+        carried.append(0 if rows is None else int(rows.sum()))
+        return original(self, batch, keep)
+
+    monkeypatch.setattr(module_lib.DistillationModule, "_teacher_hidden_at", spy)
+    for shared in (True, False):
+        carried.clear()
+        teacher_model = build_tiny_model(tiny_tokenizer, seed=2).requires_grad_(False)
+        generator = HFTeacher(teacher_model if shared else build_tiny_model(tiny_tokenizer, seed=2),
+                              tiny_tokenizer, batch_size=4, max_new_tokens=16, temperature=0.0)
+        dm = make_dm(tiny_tokenizer, teacher=generator, budget_tokens=2400, num_intervals=1)
+        module = DistillationModule(lr=3e-3, warmup_fraction=0.0, kd_weight=0.5).attach(
+            student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer, teacher=teacher_model)
+        L.Trainer(max_epochs=1, default_root_dir=str(tmp_path / str(shared)), logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False).fit(module, datamodule=dm)
+        assert generator.keep_states is shared
+        assert carried and (sum(carried) > 0) is shared, carried

@@ -131,6 +131,23 @@ class _Row:
     index: int  # the prompt's position in the call
     position: int  # position id of the next input token (= tokens seen so far)
     tokens: list[int] = field(default_factory=list)
+    states: list[torch.Tensor] = field(default_factory=list)  # last hidden states, in position order
+    closing: bool = False  # cut at max_new_tokens; fed its last token once more for that token's state
+
+
+class _Tap:
+    """Keeps the last hidden states ``[B, T, d]`` of each forward of ``model``'s decoder (a forward
+    hook on ``get_decoder()``: the states its output projection reads, after the final norm)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.last: torch.Tensor | None = None
+        self._handle = model.get_decoder().register_forward_hook(self._keep)
+
+    def _keep(self, module: torch.nn.Module, args: object, output: object) -> None:
+        self.last = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+
+    def close(self) -> None:
+        self._handle.remove()
 
 
 class _Batch:
@@ -281,7 +298,8 @@ def decode(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seeds: Sequence[int] | None = None,
-) -> list[list[int]]:
+    keep_states: bool = False,
+) -> list[list[int]] | tuple[list[list[int]], list[torch.Tensor]]:
     """Generated token ids per prompt, in order; each ends at its first end-of-turn token
     (included) or after ``max_new_tokens``.
 
@@ -289,6 +307,12 @@ def decode(
         prompts: token ids of each prompt (chat-formatted), any lengths.
         batch_size: rows decoded at once; a finished row is replaced by the next waiting prompt.
         seeds: one sampling seed per prompt (needed when ``temperature > 0``).
+        keep_states: also return, per prompt, the model's last hidden states ``[n, d]`` at
+            every position of ``prompt + answer`` but an end-of-turn token: the states its output
+            projection turned into each next-token distribution, which a distillation loss on
+            the same tokens would compute again. An answer cut at ``max_new_tokens`` is fed its
+            last token once more (its state, not another token, is kept), so every row's states
+            cover all positions a training row ending in end-of-turn predicts from.
     """
     if temperature > 0 and (seeds is None or len(seeds) != len(prompts)):
         raise ValueError(f"sampling needs one seed per prompt, got {None if seeds is None else len(seeds)} "
@@ -306,40 +330,62 @@ def decode(
         return sample_next(logits, temperature, top_p, g).tolist()
 
     def done(row: _Row) -> bool:
-        if row.tokens[-1] in eos_ids or len(row.tokens) >= max_new_tokens:
+        ended = row.closing or row.tokens[-1] in eos_ids
+        if not ended and len(row.tokens) >= max_new_tokens:
+            ended = not keep_states
+            row.closing = keep_states  # one more step for the last token's state
+        if ended:
             results[row.index] = row.tokens
+            if keep_states:
+                states[row.index] = torch.cat(row.states)
+                row.states = []
             progress.advance(1, tokens=len(row.tokens))  # the open phase's bar, if any
-            return True
-        return False
+        return ended
 
-    # The prefix all prompts share is prefilled once; each prompt then prefills only its own tail.
-    shared = _shared_prefix(prompts)
-    prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-    if shared >= MIN_SHARED_PREFIX:
-        prefix_kv = prefill_prefix(model, prompts[0][:shared], cache_arg, device)
-    else:
-        shared = 0
+    states: list[torch.Tensor | None] = [None] * len(prompts)
+    tap = _Tap(model) if keep_states else None  # the hook comes off however the loop ends
+    try:
+        # The prefix all prompts share is prefilled once; each prompt then prefills only its own tail.
+        shared = _shared_prefix(prompts)
+        prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        prefix_states: list[torch.Tensor] = []
+        if shared >= MIN_SHARED_PREFIX:
+            prefix_kv = prefill_prefix(model, prompts[0][:shared], cache_arg, device)
+            prefix_states = [tap.last[0]] if tap is not None else []
+        else:
+            shared = 0
 
-    while waiting or batch.rows:
-        # Fill free rows with the next waiting prompts, prefilled in groups of similar length.
-        free = min(batch_size - len(batch.rows), len(waiting))
-        for group in _length_groups([waiting.pop() for _ in range(free)], prompts, shared):
-            rows, cache, mask, logits = _prefill(model, cache_arg, [prompts[i] for i in group], group,
-                                                 shared, prefix_kv, device)
-            for row, tok in zip(rows, pick(logits, rows)):
-                row.tokens.append(tok)
-            alive = [b for b, row in enumerate(rows) if not done(row)]
-            if alive:
-                batch.add([rows[b] for b in alive], _select(cache, alive), mask[alive])
-        if not batch.rows:
-            continue
-        fed = torch.tensor([r.tokens[-1] for r in batch.rows], dtype=torch.long, device=device)
-        logits = batch.step(model, fed)
-        keep = []
-        for b, (row, tok) in enumerate(zip(batch.rows, pick(logits, batch.rows))):
-            row.tokens.append(tok)
-            if not done(row):
-                keep.append(b)
-        if len(keep) < len(batch.rows):
-            batch.keep(keep)  # finished rows leave before the next forward; the fill refills them
-    return [r if r is not None else [] for r in results]
+        while waiting or batch.rows:
+            # Fill free rows with the next waiting prompts, prefilled in groups of similar length.
+            free = min(batch_size - len(batch.rows), len(waiting))
+            for group in _length_groups([waiting.pop() for _ in range(free)], prompts, shared):
+                rows, cache, mask, logits = _prefill(model, cache_arg, [prompts[i] for i in group], group,
+                                                     shared, prefix_kv, device)
+                if tap is not None:
+                    for b, (row, i) in enumerate(zip(rows, group)):
+                        row.states = [*prefix_states, tap.last[b, : len(prompts[i]) - shared]]
+                for row, tok in zip(rows, pick(logits, rows)):
+                    row.tokens.append(tok)
+                alive = [b for b, row in enumerate(rows) if not done(row)]
+                if alive:
+                    batch.add([rows[b] for b in alive], _select(cache, alive), mask[alive])
+            if not batch.rows:
+                continue
+            fed = torch.tensor([r.tokens[-1] for r in batch.rows], dtype=torch.long, device=device)
+            logits = batch.step(model, fed)
+            if tap is not None:
+                for b, row in enumerate(batch.rows):
+                    row.states.append(tap.last[b])
+            keep = []
+            for b, (row, tok) in enumerate(zip(batch.rows, pick(logits, batch.rows))):
+                if not row.closing:
+                    row.tokens.append(tok)
+                if not done(row):
+                    keep.append(b)
+            if len(keep) < len(batch.rows):
+                batch.keep(keep)  # finished rows leave before the next forward; the fill refills them
+    finally:
+        if tap is not None:
+            tap.close()
+    ids = [r if r is not None else [] for r in results]
+    return (ids, [s if s is not None else torch.zeros(0) for s in states]) if keep_states else ids

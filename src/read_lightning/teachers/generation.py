@@ -33,6 +33,7 @@ from read_lightning.core import progress as phases
 __all__ = [
     "Prompt",
     "Generation",
+    "TeacherStates",
     "Teacher",
     "PromptSource",
     "HFTeacher",
@@ -73,6 +74,20 @@ class Generation:
     text: str
     num_tokens: int
     finished: bool | None = None
+    states: TeacherStates | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class TeacherStates:
+    """What an in-process teacher computed while answering: ``ids``, the chat-formatted prompt and
+    the generated tokens, and ``hidden`` ``[n, d]``, its last hidden states at the first ``n``
+    positions of ``ids`` (``n >= len(ids) - 1``). A distillation loss on a training row whose
+    tokens start with ``ids[:m]`` can take its teacher targets at positions ``< m`` from here
+    instead of running the teacher again (:func:`~read_lightning.training.batches.attach_teacher_states`).
+    """
+
+    ids: list[int]
+    hidden: torch.Tensor
 
 
 @runtime_checkable
@@ -223,6 +238,9 @@ class HFTeacher:
         self.seed = seed
         self.strip = strip  # False keeps leading indentation (a code completion continuing a prompt)
         self.calls = 0
+        # Attach TeacherStates to the loop's answers (set by the data module when the training
+        # module distils from this very model, so the states are the targets it would compute).
+        self.keep_states = False
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -236,9 +254,16 @@ class HFTeacher:
 
         seeds = prompt_seeds(self.seed, self.calls, len(prompts))
         self.calls += 1
-        rows = decode(self.model, encoded, max_new_tokens=max_new, eos_ids=self.eos_ids,
-                      batch_size=self.batch_size, temperature=self.temperature, top_p=self.top_p, seeds=seeds)
-        return [self.answer(row) for row in rows]
+        out = decode(self.model, encoded, max_new_tokens=max_new, eos_ids=self.eos_ids, batch_size=self.batch_size,
+                     temperature=self.temperature, top_p=self.top_p, seeds=seeds, keep_states=self.keep_states)
+        if not self.keep_states:
+            return [self.answer(row) for row in out]
+        answers = []
+        for prompt, row, hidden in zip(encoded, *out):
+            answer = self.answer(row)
+            answer.states = TeacherStates(ids=prompt + list(row), hidden=hidden.cpu())
+            answers.append(answer)
+        return answers
 
     def _generate_reference(self, encoded: list[list[int]], max_new: int) -> list[Generation]:
         """``model.generate`` on left-padded batches, sorted by prompt length so each batch wastes

@@ -7,16 +7,16 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from read_lightning.core.checks import check_number
-from read_lightning.teachers.generation import chat_prompt_ids
+from read_lightning.teachers.generation import TeacherStates, chat_prompt_ids
 
-__all__ = ["IGNORE_INDEX", "BatchStream", "IntervalLoader", "Example", "collate", "encode_example", "length_grouped_batches", "shard_batches", "trained_mixture"]
+__all__ = ["IGNORE_INDEX", "BatchStream", "IntervalLoader", "Example", "attach_teacher_states", "collate", "encode_example", "length_grouped_batches", "shard_batches", "trained_mixture"]
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,17 @@ IGNORE_INDEX = -100
 
 @dataclass
 class Example:
-    """A tokenised training pair. ``labels`` is ``IGNORE_INDEX`` on prompt tokens."""
+    """A tokenised training pair. ``labels`` is ``IGNORE_INDEX`` on prompt tokens.
+
+    ``teacher_hidden``: the teacher's last hidden states ``[len - 1, d]`` at every position but the
+    last, kept from generating the answer (:func:`attach_teacher_states`); None where the teacher
+    must run on the row (an answer read back from a file, a row that re-tokenised differently).
+    """
 
     input_ids: list[int]
     labels: list[int]
     capability: str
+    teacher_hidden: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -55,6 +61,18 @@ def encode_example(
         labels=[IGNORE_INDEX] * len(prompt_ids) + answer_ids,
         capability=capability,
     )
+
+
+def attach_teacher_states(example: Example, states: TeacherStates | None) -> bool:
+    """Give ``example`` the states the teacher computed while generating it, where they are its
+    own: the example's tokens up to its last must be the ones the teacher read (the decoded answer
+    can re-tokenise differently, a wrapped teacher prompt differs from the row's). Returns whether
+    they were attached."""
+    n = len(example) - 1
+    if states is None or len(states.hidden) < n or states.ids[:n] != example.input_ids[:n]:
+        return False
+    example.teacher_hidden = states.hidden[:n]
+    return True
 
 
 def trained_mixture(examples: Sequence[Example]) -> dict[str, float]:
@@ -121,6 +139,8 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
 
     Returns ``input_ids``/``attention_mask``/``labels`` of shape ``(B, T)`` and
     ``capability_tokens``: trained tokens (prompt + label, padding excluded) per capability.
+    Where any example has ``teacher_hidden``, also ``teacher_hidden`` ``(B, T - 1, d)`` (zeros where
+    a row has none) and ``teacher_hidden_rows`` ``(B,)``, True on the rows that have them.
     """
     width = max(len(e) for e in examples)
     input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
@@ -132,7 +152,17 @@ def collate(examples: Sequence[Example], pad_id: int) -> dict[str, Any]:
         labels[row, : len(e)] = torch.tensor(e.labels)
         mask[row, : len(e)] = 1
         tokens[e.capability] += len(e)
-    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "capability_tokens": dict(tokens)}
+    batch = {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "capability_tokens": dict(tokens)}
+    kept = [e.teacher_hidden for e in examples]
+    if any(h is not None for h in kept):
+        first = next(h for h in kept if h is not None)
+        hidden = first.new_zeros((len(examples), width - 1, first.shape[-1]))
+        for row, h in enumerate(kept):
+            if h is not None:
+                hidden[row, : len(h)] = h
+        batch["teacher_hidden"] = hidden
+        batch["teacher_hidden_rows"] = torch.tensor([h is not None for h in kept])
+    return batch
 
 
 class BatchStream(IterableDataset):

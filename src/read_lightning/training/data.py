@@ -356,6 +356,12 @@ class CapabilityDataModule(BudgetStreamDataModule):
         path for generated and reused intervals, and the plan keeps their cost within budget.
         """
         assert self.teacher is not None and self.prompt_source is not None
+        if hasattr(self.teacher, "keep_states"):
+            # Where the training module distils from this very model, the states the teacher
+            # computes while answering are the targets it would compute again: keep them.
+            module = self.trainer.lightning_module if self.trainer is not None else None
+            takes = getattr(module, "takes_teacher_states", None)
+            self.teacher.keep_states = bool(takes is not None and takes(getattr(self.teacher, "model", None)))
         with timed(self.trainer, "generation"):  # the run's generation phase, kept by its RunState
             return self.planner.generate_rows(
                 interval=self.interval, mixture=self.mixture, share=self._interval_budget(),
@@ -436,7 +442,12 @@ class CapabilityDataModule(BudgetStreamDataModule):
             "prepare_seconds": time.perf_counter() - start,  # generating, or reading the interval's file
             "verified_false": sum(1 for r in rows if r.get("verified") is False),
             "too_long_prompts": self.too_long_prompts,
+            # examples the training step distils from states the teacher kept while answering
+            "teacher_states": sum(e.teacher_hidden is not None for e in examples),
         }
+        if getattr(self.teacher, "keep_states", False):
+            log.info("interval %d: teacher states kept from generation for %d of %d examples",
+                     self.interval, stats["teacher_states"], len(examples))
         return IntervalExamples(examples, dict(self.mixture), sum(int(r["gen_tokens"]) for r in rows), stats)
 
     # ----------------------------------------------------------------- checkpointing

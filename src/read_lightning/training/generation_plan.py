@@ -25,7 +25,7 @@ from read_lightning.core.checks import check_number
 from read_lightning.prompts.task_pool import TASK_LABEL, TaskPromptPool
 from read_lightning.prompts.teacher_prompts import wrap_prompt
 from read_lightning.teachers.generation import Prompt, PromptSource, Teacher, chat_prompt_ids
-from read_lightning.training.batches import Example, encode_example
+from read_lightning.training.batches import Example, attach_teacher_states, encode_example
 
 __all__ = ["GenerationPlanner"]
 
@@ -208,6 +208,8 @@ class GenerationPlanner:
                 verified = verify(prompt, answer.text) if verify is not None else None
                 example = encode_example(self.tokenizer, prompt.text, answer.text, prompt.capability, self.max_length,
                                          prompt_ids=self.prompt_ids(prompt.text))
+                if example is not None:
+                    attach_teacher_states(example, getattr(answer, "states", None))  # the teacher need not run on it again
                 # A decoded answer can re-tokenise longer than it was generated: a row is trained
                 # on only if the rest of this call's answers can still be paid for.
                 rest = (len(prompts) - i - 1) * self.max_new_tokens

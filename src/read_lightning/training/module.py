@@ -239,6 +239,25 @@ class DistillationModule(L.LightningModule):
         hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         return hidden[:, :-1][keep]
 
+    def takes_teacher_states(self, model: torch.nn.Module | None) -> bool:
+        """Whether states ``model`` computed while generating serve as this module's teacher
+        targets: it is the KD teacher itself and the loss reads hidden states (lean logits)."""
+        return model is not None and model is self.teacher and self.hparams.kd_weight > 0 and self.hparams.lean_logits
+
+    def _teacher_hidden_at(self, batch: dict[str, Any], keep: torch.Tensor) -> torch.Tensor:
+        """The teacher's last hidden states at ``keep``: those the batch carries from generation
+        (``teacher_hidden``, see :func:`~.batches.attach_teacher_states`), the teacher run only on
+        the rows that carry none."""
+        kept, rows = batch.get("teacher_hidden"), batch.get("teacher_hidden_rows")
+        if kept is None or rows is None or not bool(rows.any()):
+            return self._hidden_at(self.teacher, batch, keep)
+        missing = (~rows).nonzero().flatten()
+        if len(missing):
+            sub = {k: batch[k].index_select(0, missing) for k in ("input_ids", "attention_mask")}
+            kept = kept.clone()
+            kept[missing] = self.teacher.model(**sub).last_hidden_state[:, :-1].to(kept.dtype)
+        return kept[keep]
+
     def _fused(self, batch: dict[str, torch.Tensor], kd: bool) -> bool:
         """Whether the loss can take hidden states and the output projections (see
         :func:`~.losses.fused_linear_distillation`): both models' lean paths give their own logits
@@ -289,7 +308,7 @@ class DistillationModule(L.LightningModule):
             teacher_hidden = teacher_head = None
             if kd:
                 with torch.no_grad():
-                    teacher_hidden = self._hidden_at(self.teacher, batch, keep)
+                    teacher_hidden = self._teacher_hidden_at(batch, keep)
                 teacher_head = self.teacher.get_output_embeddings().weight
             out = fused_linear_distillation(hidden, self.student.get_output_embeddings().weight, targets[keep],
                                             teacher_hidden, teacher_head, **options)
