@@ -13,6 +13,10 @@ configurations one after the other in one process:
 - ``fused``: DistillationModule as the recipe runs it (the vocabulary projection and the loss in
   one chunked pass), ``32-true``;
 - ``fused_bf16``: the same under ``bf16-mixed`` (bf16 autocast, fp32 weights);
+- ``fused_states``: ``fused`` with the teacher's last hidden states carried by the batches, as a
+  run's freshly generated rows carry the states its teacher kept while answering them
+  (``HFTeacher.keep_states``): the step runs the teacher's output projection, not its decoder;
+  the states are computed before the steps, by the teacher's forward over each example;
 - levers, with ``--levers``: ``fused_1thread`` (one intra-op thread), ``fused_adamw_foreach`` and
   ``fused_adamw_fused`` (AdamW's multi-tensor and fused kernels).
 
@@ -37,7 +41,8 @@ recomputation are not work (:func:`forward_flops`):
   the output projection at the positions the loss uses (every real token but each row's last
   for KD at all positions, the labelled answer tokens otherwise), plus causal attention: scores
   and weighted values, 4 x heads x head_dim per (query, earlier key) pair, per layer;
-- the student costs 3 forwards (forward and backward), the teacher 1 (no gradient);
+- the student costs 3 forwards (forward and backward), the teacher 1 (no gradient), or with
+  ``fused_states`` only its output projection at the scored positions;
 - embeddings, norms, activations, softmaxes, the loss and the optimiser are not counted.
 
     python benchmarks/throughput.py --steps 3         # 2 timed steps each: 17 minutes on 2 busy CPU cores
@@ -98,6 +103,7 @@ class Config:
     module: dict[str, Any] = field(default_factory=dict)  # DistillationModule arguments over the recipe's
     threads: int | None = None  # torch intra-op threads; None keeps torch's default
     adamw: str | None = None  # "foreach" or "fused": that AdamW implementation
+    teacher_states: bool = False  # batches carry the teacher's last hidden states (kept from generation)
 
 
 CONFIGS: dict[str, Config] = {
@@ -105,6 +111,7 @@ CONFIGS: dict[str, Config] = {
     "full_logits": Config("module", module={"lean_logits": False}),
     "fused": Config("module"),
     "fused_bf16": Config("module", "bf16-mixed"),
+    "fused_states": Config("module", teacher_states=True),
 }
 LEVERS: dict[str, Config] = {
     "fused_1thread": Config("module", threads=1),
@@ -168,10 +175,13 @@ def scored_positions(batch: dict[str, torch.Tensor], everywhere: bool) -> int:
 def step_flops(student: torch.nn.Module, teacher: torch.nn.Module | None, batch: dict[str, torch.Tensor],
                everywhere: bool) -> float:
     """Model FLOPs of one training step: the student's forward and backward (3 forwards) and the
-    teacher's forward, if there is one."""
+    teacher's forward, if there is one; only its output projection where the batch carries its
+    hidden states."""
     scored = scored_positions(batch, everywhere)
     flops = 3 * forward_flops(student, batch["attention_mask"], scored)
-    if teacher is not None:
+    if teacher is not None and "teacher_hidden" in batch:
+        flops += 2 * teacher.get_output_embeddings().weight.numel() * scored
+    elif teacher is not None:
         flops += forward_flops(teacher, batch["attention_mask"], scored)
     return flops
 
@@ -346,6 +356,21 @@ def run_module(config: Config, student, teacher, tok, rows, recipe, args, device
         max_new_tokens=recipe["max_new_tokens"], run_dir=str(run_dir), seed=args.seed,
     )
     dm.attach(teacher=NoTeacher(), tokenizer=tok, prompt_source=NoTeacher())
+    if config.teacher_states:
+        if teacher is None:
+            raise SystemExit("fused_states needs the recipe's KD teacher (model.kd_weight > 0)")
+        encode = dm._encode
+
+        def encode_with_states(rows_):
+            # What generation leaves on a fresh interval's examples, here from the teacher's forward.
+            examples = encode(rows_)
+            with torch.no_grad():
+                for e in examples:
+                    ids = torch.tensor([e.input_ids], device=next(teacher.parameters()).device)
+                    e.teacher_hidden = teacher.model(input_ids=ids).last_hidden_state[0, :-1].cpu()
+            return examples
+
+        dm._encode = encode_with_states
     # A constant learning rate: the schedule is not what is measured.
     module = DistillationModule(**{**recipe["module"], **config.module}, warmup_fraction=0.0, min_lr_ratio=1.0)
     module.attach(student=student, tokenizer=tok, teacher=teacher)

@@ -35,6 +35,10 @@ def test_step_flops_student_thrice_teacher_once(bench, tiny_tokenizer):
     assert bench.step_flops(student, teacher, batch, everywhere=True) == (
         3 * bench.forward_flops(student, mask, 7) + bench.forward_flops(teacher, mask, 7))
     assert bench.step_flops(student, None, batch, everywhere=False) == 3 * bench.forward_flops(student, mask, 4)
+    # with the teacher's states in the batch, only its output projection runs
+    head = 2 * teacher.get_output_embeddings().weight.numel()
+    assert bench.step_flops(student, teacher, {**batch, "teacher_hidden": None}, everywhere=True) == (
+        3 * bench.forward_flops(student, mask, 7) + head * 7)
 
 
 def test_recipe_settings_read_from_the_default_recipe(bench):
