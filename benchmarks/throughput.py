@@ -186,6 +186,13 @@ def step_flops(student: torch.nn.Module, teacher: torch.nn.Module | None, batch:
     return flops
 
 
+def run_keys(names: list[str]) -> list[str]:
+    """The result key of each configuration run: a configuration named again runs again
+    (alternating two shows the machine's drift), its repeats reported as ``<name>#2``, ``#3``..."""
+    return [name if not names[:i].count(name) else f"{name}#{names[:i].count(name) + 1}"
+            for i, name in enumerate(names)]
+
+
 def ceilings(device: torch.device, seconds: float) -> dict[str, float]:
     """Measured GFLOP/s of a 2048-cube matmul per precision (bf16-mixed runs its matmuls in bf16)."""
     return {precision: matmul_gflops(2048, 2048, 2048, seconds=seconds, device=device, dtype=dtype)
@@ -452,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", type=Path, default=RECIPE, help="the run whose student and loss are measured")
     p.add_argument("--configs", default=",".join(CONFIGS),
-                   help=f"comma-separated, in the order run; known: {', '.join([*CONFIGS, *LEVERS])}")
+                   help=f"comma-separated, in the order run (a name given twice runs twice); "
+                        f"known: {', '.join([*CONFIGS, *LEVERS])}")
     p.add_argument("--levers", action="store_true", help=f"also run {', '.join(LEVERS)}")
     p.add_argument("--examples", type=int, default=64)
     p.add_argument("--steps", type=int, default=None,
@@ -496,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = len(length_grouped_batches(lengths, recipe["max_tokens_per_batch"], random.Random(0)))
     before = ceilings(device, args.ceiling_seconds)
     print(f"ceiling before {before}", file=sys.stderr)
-    results = {name: run(name, known[name], models, rows, steps, recipe, args, device, before) for name in names}
+    results = {key: run(key, known[name], models, rows, steps, recipe, args, device, before)
+               for key, name in zip(run_keys(names), names)}
     after = ceilings(device, args.ceiling_seconds)
     ceiling = {k: max(before[k], after[k]) for k in before}
     # Against the machine's ceiling over the whole run (the higher of before and after).

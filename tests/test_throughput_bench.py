@@ -46,3 +46,8 @@ def test_recipe_settings_read_from_the_default_recipe(bench):
     assert recipe["student_layers"] == "similarity:24" and recipe["kd"]
     assert recipe["module"]["kd_positions"] == "all"
     assert recipe["precision"] in bench.PRECISIONS
+
+
+def test_a_configuration_named_again_is_reported_again(bench):
+    assert bench.run_keys(["fused", "fused_states", "fused", "fused_states", "fused"]) == [
+        "fused", "fused_states", "fused#2", "fused_states#2", "fused#3"]
