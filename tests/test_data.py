@@ -596,3 +596,28 @@ def test_once_answers_are_seen_an_interval_takes_one_call_sized_by_their_mean(ti
     assert calls[0] == 2 and calls[1:3] == [1, 1] and calls[3] >= 1, (calls, teacher.sizes)
     assert sum(n for _, n in dm.planner.answer_tokens.values()) == sum(teacher.sizes)  # every answer counted once
     assert 0.9 * 6000 < dm.ledger.spent <= 6000
+
+
+def test_an_intervals_teacher_states_are_saved_and_read_back_by_its_run_only(tmp_path):
+    import pytest as _pytest
+    import torch as _torch
+
+    from read_lightning.training.interval_store import IntervalStore
+
+    store = IntervalStore(str(tmp_path))
+    rows = [{"prompt": "p", "answer": "a", "capability": "math", "gen_tokens": 1, "used": True}] * 3
+    states = [_torch.randn(4, 8), None, _torch.randn(6, 8)]
+    store.save(0, rows, {"rng": None}, states)
+    back = store.load_states(0)
+    assert back[1] is None and all(_torch.equal(a, b) for a, b in zip(back[::2], states[::2]))
+    # another run's file is not this run's targets
+    other = IntervalStore(str(tmp_path))
+    assert other.load_states(0) is None
+    # an interval saved without states removes a file an earlier run left
+    other.save(0, rows, {"rng": None}, [None, None, None])
+    assert not store.states_path(0).exists() and other.load_states(0) is None
+    # a torn file is named, with what to do
+    store.save(1, rows, {"rng": None}, states)
+    store.states_path(1).write_bytes(store.states_path(1).read_bytes()[:20])
+    with _pytest.raises(ValueError, match=r"interval_001\.safetensors: cannot read .* delete the file"):
+        store.load_states(1)

@@ -30,7 +30,8 @@ class RankRecorder(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         ids = batch["input_ids"][batch["attention_mask"].bool()].tolist()
         self.rows.append({"event": "batch", "epoch": trainer.current_epoch, "tokens": batch["capability_tokens"],
-                          "examples": len(batch["input_ids"]), "hash": hashlib.sha1(json.dumps(ids).encode()).hexdigest()})
+                          "examples": len(batch["input_ids"]), "hash": hashlib.sha1(json.dumps(ids).encode()).hexdigest(),
+                          "teacher_states": int(batch["teacher_hidden_rows"].sum()) if "teacher_hidden_rows" in batch else 0})
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         dm = trainer.datamodule
@@ -55,7 +56,7 @@ def root(tmp_path_factory):
     return root
 
 
-def _config(root: Path, name: str) -> Path:
+def _config(root: Path, name: str, **model: object) -> Path:
     checkpoint = "lightning.pytorch.callbacks.ModelCheckpoint"
     recipe = {
         "seed_everything": 0,
@@ -79,7 +80,7 @@ def _config(root: Path, name: str) -> Path:
             "enable_checkpointing": True, "enable_progress_bar": False, "enable_model_summary": False,
         },
         "model": {"student": str(root / "tiny"), "student_layers": "0", "teacher": str(root / "tiny"),
-                  "lr": 1e-3},
+                  "lr": 1e-3, **model},
         "data": {"capabilities": list(PROMPTS), "budget_tokens": BUDGET, "num_intervals": 3,
                  "max_tokens_per_batch": 192, "max_length": 64, "max_new_tokens": 16,
                  "generation_batch_size": 4, "prompt_source": str(root / "prompts.jsonl")},
@@ -155,3 +156,18 @@ def test_killed_ddp_run_resumes_to_the_same_result(root, full):
         assert resumed[key] == uninterrupted[key], key
     for name, tensor in uninterrupted["student"].items():
         assert (resumed["student"][name] == tensor).all(), name
+
+
+def test_every_rank_distils_from_the_teacher_states_rank_0_kept(root):
+    # Logit KD from the model rank 0 generates with, greedy (the tiny model's sampled bytes do
+    # not re-tokenise): rank 0 sends the states with the interval's rows, so rank 1's steps read
+    # them too instead of running the teacher (DDP waits for the slowest rank).
+    config = yaml.safe_load(_config(root, "kd", kd_weight=0.5).read_text())
+    config["data"]["temperature"] = 0.0
+    path = root / "kd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert _fit(path) == 0
+    for rank in (0, 1):
+        rows = [json.loads(line) for line in (root / "kd" / "ranks" / f"rank{rank}.jsonl").read_text().splitlines()]
+        carried = [row["teacher_states"] for row in rows if row["event"] == "batch"]
+        assert carried and sum(carried) > 0, (rank, carried)

@@ -313,7 +313,13 @@ def test_a_run_distils_from_the_states_its_teacher_kept_while_generating(tiny_to
         return original(self, batch, keep)
 
     monkeypatch.setattr(module_lib.DistillationModule, "_teacher_hidden_at", spy)
-    for shared in (True, False):
+    from read_lightning.training import data as data_lib
+
+    for shared, cap in ((True, data_lib.TEACHER_STATES_MAX_BYTES), (False, data_lib.TEACHER_STATES_MAX_BYTES),
+                        (True, 1_000)):
+        # (an interval's states over the cap are not kept: the teacher runs in the step)
+        monkeypatch.setattr(data_lib, "TEACHER_STATES_MAX_BYTES", cap)
+        kept = shared and cap > 1_000
         carried.clear()
         teacher_model = build_tiny_model(tiny_tokenizer, seed=2).requires_grad_(False)
         generator = HFTeacher(teacher_model if shared else build_tiny_model(tiny_tokenizer, seed=2),
@@ -321,7 +327,7 @@ def test_a_run_distils_from_the_states_its_teacher_kept_while_generating(tiny_to
         dm = make_dm(tiny_tokenizer, teacher=generator, budget_tokens=2400, num_intervals=1)
         module = DistillationModule(lr=3e-3, warmup_fraction=0.0, kd_weight=0.5).attach(
             student=build_tiny_model(tiny_tokenizer), tokenizer=tiny_tokenizer, teacher=teacher_model)
-        L.Trainer(max_epochs=1, default_root_dir=str(tmp_path / str(shared)), logger=False, enable_checkpointing=False,
+        L.Trainer(max_epochs=1, default_root_dir=str(tmp_path / f"{shared}{cap}"), logger=False, enable_checkpointing=False,
                   enable_progress_bar=False, enable_model_summary=False).fit(module, datamodule=dm)
-        assert generator.keep_states is shared
-        assert carried and (sum(carried) > 0) is shared, carried
+        assert generator.keep_states is kept
+        assert carried and (sum(carried) > 0) is kept, carried

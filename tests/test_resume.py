@@ -130,7 +130,7 @@ def setup(tmp_path_factory):
     return root, prompts
 
 
-def _config(root: Path, prompts: Path, name: str) -> Path:
+def _config(root: Path, prompts: Path, name: str, kd_weight: float = 0.0, temperature: float = 0.8) -> Path:
     checkpoint = "lightning.pytorch.callbacks.ModelCheckpoint"
     recipe = {
         "seed_everything": 0,
@@ -157,10 +157,10 @@ def _config(root: Path, prompts: Path, name: str) -> Path:
             "log_every_n_steps": 1,
         },
         "model": {"student": str(root / "tiny"), "student_layers": "0", "teacher": str(root / "tiny"),
-                  "lr": 1e-3, "warmup_fraction": 0.0},
+                  "lr": 1e-3, "warmup_fraction": 0.0, "kd_weight": kd_weight},
         "data": {"capabilities": list(PROMPTS), "budget_tokens": 4800, "num_intervals": 4,
                  "max_tokens_per_batch": 256, "max_length": 64, "max_new_tokens": 16,
-                 "generation_batch_size": 4, "prompt_source": str(prompts), "temperature": 0.8},
+                 "generation_batch_size": 4, "prompt_source": str(prompts), "temperature": temperature},
     }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
@@ -195,6 +195,7 @@ def _outcome(run: Path) -> dict:
         "generated": generated,
         "generation_state": states,
         "student": load_file(run / "student" / "model.safetensors"),
+        "teacher_states": {p.name: len(load_file(p)) for p in sorted((run / "teacher_states").glob("*.safetensors"))},
     }
 
 
@@ -246,6 +247,46 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     assert resumed["student"].keys() == full["student"].keys()
     for name, tensor in full["student"].items():
         assert (resumed["student"][name] == tensor).all(), name  # trained on each batch once
+
+
+def test_a_resumed_interval_distils_from_the_teacher_states_saved_with_it(setup):
+    # Logit KD from the model that generates, greedy (the tiny model's sampled bytes do not
+    # re-tokenise, so their rows keep no states): the steps read the states the teacher kept while
+    # answering, saved beside each interval; a run killed mid-interval reads them back and ends
+    # bit for bit where the uninterrupted one does (the teacher's forward would match them only
+    # to float rounding).
+    root, prompts = setup
+    assert _fit(_config(root, prompts, "kd_full", kd_weight=0.5, temperature=0.0)) == 0
+    full = _outcome(root / "kd_full" / "tiny" / "version_0")
+    assert len(full["teacher_states"]) == 4 and all(full["teacher_states"].values())
+
+    # a global step inside interval 2, from the uninterrupted run's per-step log
+    import csv
+
+    with (root / "kd_full" / "tiny" / "version_0" / "metrics.csv").open() as fh:
+        steps = sorted(int(r["step"]) for r in csv.DictReader(fh) if r.get("train/loss") and r["epoch"] == "2")
+    assert len(steps) >= 2
+    kill = f"train:{steps[1]}"
+    config = _config(root, prompts, "kd_killed", kd_weight=0.5, temperature=0.0)
+    run = root / "kd_killed" / "tiny" / "version_0"
+    assert _fit(config, kill_at=kill) == KILLED
+    newest = _newest_checkpoint(run)
+    assert newest["epoch"] == 2 and newest["batches_done"] >= 1 and not newest["last_batch"]
+    assert _fit(config, resume=True) == 0
+    resumed = _outcome(run)
+    assert resumed["generated"] == full["generated"] and resumed["teacher_states"] == full["teacher_states"]
+    assert resumed["allocations"] == full["allocations"]
+    for name, tensor in full["student"].items():
+        assert (resumed["student"][name] == tensor).all(), name
+    # without the file, the resumed interval's teacher runs: the same data, other float rounding
+    config = _config(root, prompts, "kd_lost", kd_weight=0.5, temperature=0.0)
+    run = root / "kd_lost" / "tiny" / "version_0"
+    assert _fit(config, kill_at=kill) == KILLED
+    (run / "teacher_states" / "interval_002.safetensors").unlink()
+    assert _fit(config, resume=True) == 0
+    lost = _outcome(run)
+    assert lost["generated"] == full["generated"]
+    assert any(not (lost["student"][name] == tensor).all() for name, tensor in full["student"].items())
 
 
 def test_ckpt_path_last_picks_the_newest_version_with_a_last_checkpoint(tmp_path):

@@ -68,6 +68,10 @@ __all__ = ["CapabilityDataModule"]
 
 log = logging.getLogger(__name__)
 
+# The most host memory an interval's teacher states may take (and every rank receives) for the
+# training step to reuse them; above it the teacher runs in the step as it would without them.
+TEACHER_STATES_MAX_BYTES = 1 << 30
+
 # teacher_engine_kwargs' keys that other options own, and those options.
 _OWN_ENGINE_KEYS = {key: f"data.{option}" for key, option in (
     ("model", "teacher"), ("seed", "seed"), ("dtype", "teacher_dtype"), ("temperature", "temperature"),
@@ -357,17 +361,33 @@ class CapabilityDataModule(BudgetStreamDataModule):
         """
         assert self.teacher is not None and self.prompt_source is not None
         if hasattr(self.teacher, "keep_states"):
-            # Where the training module distils from this very model, the states the teacher
-            # computes while answering are the targets it would compute again: keep them.
-            module = self.trainer.lightning_module if self.trainer is not None else None
-            takes = getattr(module, "takes_teacher_states", None)
-            self.teacher.keep_states = bool(takes is not None and takes(getattr(self.teacher, "model", None)))
+            self.teacher.keep_states = self._keep_teacher_states()
         with timed(self.trainer, "generation"):  # the run's generation phase, kept by its RunState
             return self.planner.generate_rows(
                 interval=self.interval, mixture=self.mixture, share=self._interval_budget(),
                 budget=self.ledger.remaining, progress=self.ledger.fraction_spent,
                 last=self.interval >= self.num_intervals - 1,
             )
+
+    def _keep_teacher_states(self) -> bool:
+        """Whether the teacher keeps the states it computes while answering for the training step
+        (:func:`~read_lightning.training.batches.attach_teacher_states`): where the training module
+        distils from this very model, they are the targets it would compute again. Not where an
+        interval's states would pass ``TEACHER_STATES_MAX_BYTES`` (a large teacher, a large
+        interval): held in host memory and sent to every rank, they would cost more than the
+        forward they save."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        takes = getattr(module, "takes_teacher_states", None)
+        model = getattr(self.teacher, "model", None)
+        if takes is None or not takes(model):
+            return False
+        head = model.get_output_embeddings().weight
+        size = self._interval_budget() * head.shape[1] * head.element_size()
+        if size > TEACHER_STATES_MAX_BYTES:
+            log.info("teacher states not kept: an interval's (%d tokens) would take %.1f GB", self._interval_budget(),
+                     size / 1e9)
+            return False
+        return True
 
     def _load_or_generate(self) -> tuple[list[dict[str, Any]], dict[str, Any], list[Example] | None]:
         """This interval's rows, the generation state after them and, when they were just
@@ -378,10 +398,12 @@ class CapabilityDataModule(BudgetStreamDataModule):
             rows, state, origin = found
             # The run continues as if it had just generated these rows.
             self._load_generation_state(state, origin)
-            return rows, state, None
+            states = self.store.load_states(self.interval)
+            return rows, state, self._with_states(rows, states, str(self.store.states_path(self.interval)))
         kept = self.store.kept(self.interval)
         if kept is not None:
-            return (*kept, None)  # the same interval's loader built again
+            rows, state, states = kept  # the same interval's loader built again
+            return rows, state, self._with_states(rows, states, "the interval kept in memory")
         if self.charged_interval == self.interval:
             raise ValueError(
                 f"resuming inside interval {self.interval}, but {self.store.missing(self.interval)}: the checkpoint's "
@@ -392,21 +414,41 @@ class CapabilityDataModule(BudgetStreamDataModule):
                           unit="budget tokens", display=display, explicit=True):
             rows, examples = self._generate_interval()
         state = self._generation_state()
-        self.store.save(self.interval, rows, state)
+        self.store.save(self.interval, rows, state, [e.teacher_hidden for e in examples])
         return rows, state, examples
+
+    def _with_states(self, rows: Sequence[dict[str, Any]], states: Sequence[Any] | None,
+                     origin: str) -> list[Example] | None:
+        """The examples of ``rows`` with the teacher states kept when they were generated (one
+        entry per example, None where it had none); None without states."""
+        if states is None:
+            return None
+        examples = self._encode(rows)
+        if len(states) != len(examples):
+            raise ValueError(f"{origin}: teacher states for {len(states)} examples, but the interval's rows give "
+                             f"{len(examples)}; delete it to have the teacher run in the training step instead")
+        for example, hidden in zip(examples, states):
+            if hidden is not None and len(hidden) == len(example) - 1:
+                example.teacher_hidden = hidden
+        return examples
 
     def _interval_rows(self) -> tuple[list[dict[str, Any]], list[Example] | None]:
         """Rank 0 loads or generates the interval; every rank receives the same rows and state.
-        Also the examples to train on where rank 0 has them from generating the rows, else None."""
+        Also the examples to train on where rank 0 has them from generating the rows (on the other
+        ranks: where it sent the teacher states they carry), else None."""
         if self.budget_exhausted and self.charged_interval != self.interval:
             # Only a resume from the checkpoint of a run that had spent its budget asks for one
             # more interval (the stop decision is not checkpointed): it gets none, and no file.
             # (An interval resumed mid-way was paid for already and is rebuilt as usual.)
             return [], []
         rows, state, examples = self._load_or_generate() if self._is_global_zero() else (None, None, None)
-        rows, state = self._broadcast((rows, state))
+        # The teacher states rank 0's examples carry (see _keep_teacher_states) go to every rank:
+        # each trains its own share of the batches, and DDP waits for the slowest.
+        states = None if examples is None or self._world()[0] == 1 else [e.teacher_hidden for e in examples]
+        rows, state, states = self._broadcast((rows, state, states))
         if not self._is_global_zero():
             self._load_generation_state(state, "generation state broadcast by rank 0")
+            examples = self._with_states(rows, states, "teacher states broadcast by rank 0")
         return rows, examples
 
     def _encode(self, rows: Sequence[dict[str, Any]]) -> list[Example]:

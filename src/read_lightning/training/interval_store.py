@@ -6,14 +6,22 @@ the state first: an interval file without its state is refused on resume, a stat
 interval file is simply regenerated. Each state file names the run that wrote it, so a fresh run
 never trains on the files another run left in the same directory. Without a run directory the
 current interval is kept in memory only, so Lightning can build its loader again.
+
+The teacher's hidden states of the interval's training examples, where it kept them
+(``CapabilityDataModule._keep_teacher_states``), go to ``teacher_states/interval_NNN.safetensors``
+before the other two: a resumed interval trains on the same targets as an uninterrupted run,
+bit for bit, instead of the teacher's forward, which matches them only to float rounding.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 
@@ -57,8 +65,9 @@ class IntervalStore:
     def __init__(self, run_dir: str | None = None) -> None:
         self.run_dir = run_dir
         self.run_id: str | None = uuid.uuid4().hex
-        # The current interval's rows and generation state when there is no run_dir to keep them.
-        self._kept: tuple[int, list[dict[str, Any]], dict[str, Any]] | None = None
+        # The current interval's rows, generation state and teacher states when there is no
+        # run_dir to keep them.
+        self._kept: tuple[int, list[dict[str, Any]], dict[str, Any], list | None] | None = None
 
     def rows_path(self, interval: int) -> Path | None:
         if not self.run_dir:
@@ -69,6 +78,11 @@ class IntervalStore:
         if not self.run_dir:
             return None
         return Path(self.run_dir) / "generation_state" / f"interval_{interval:03d}.json"
+
+    def states_path(self, interval: int) -> Path | None:
+        if not self.run_dir:
+            return None
+        return Path(self.run_dir) / "teacher_states" / f"interval_{interval:03d}.safetensors"
 
     def load(
         self, interval: int, labels: Sequence[str], max_new_tokens: int
@@ -95,10 +109,32 @@ class IntervalStore:
             )
         return rows, state, str(state_path)
 
-    def kept(self, interval: int) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
-        """The interval's rows and state kept in memory (no run_dir), if it is the one kept."""
+    def load_states(self, interval: int) -> list[torch.Tensor | None] | None:
+        """The teacher states this run saved with the interval, one entry per training example
+        (None where it had none); None without a file of this run's."""
+        path = self.states_path(interval)
+        if path is None or not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                if self.run_id is not None and meta.get("run_id") != self.run_id:
+                    return None  # another run's: its targets are not this interval's
+                states: list[torch.Tensor | None] = [None] * int(meta["examples"])
+                for key in f.keys():
+                    states[int(key)] = f.get_tensor(key)
+        except Exception as e:  # a torn or foreign file: say which, and how to go on
+            raise ValueError(f"{path}: cannot read the interval's teacher states ({e}); delete the file to "
+                             "have the teacher run in the training step instead") from e
+        return states
+
+    def kept(self, interval: int) -> tuple[list[dict[str, Any]], dict[str, Any], list | None] | None:
+        """The interval's rows, state and teacher states kept in memory (no run_dir), if it is
+        the one kept."""
         if self.rows_path(interval) is None and self._kept is not None and self._kept[0] == interval:
-            return self._kept[1], self._kept[2]
+            return self._kept[1], self._kept[2], self._kept[3]
         return None
 
     def missing(self, interval: int) -> str:
@@ -106,13 +142,30 @@ class IntervalStore:
         path = self.rows_path(interval)
         return f"its data {path} is missing" if path is not None else "there is no run_dir that kept its data"
 
-    def save(self, interval: int, rows: list[dict[str, Any]], state: dict[str, Any]) -> None:
-        """Write the interval (the state first, with the run id), or keep it in memory."""
+    def save(self, interval: int, rows: list[dict[str, Any]], state: dict[str, Any],
+             states: Sequence[torch.Tensor | None] | None = None) -> None:
+        """Write the interval (its teacher states, then its state with the run id, then its rows),
+        or keep it in memory. ``states``: one entry per training example of ``rows``, or None."""
         path, state_path = self.rows_path(interval), self.state_path(interval)
         if path is not None and state_path is not None:
+            self._save_states(interval, states)
             # The state first: an interval file without its state is refused on resume, a state
             # without its interval file is simply regenerated.
             write_json_atomic(state_path, {**state, "run_id": self.run_id})
             write_jsonl_atomic(path, rows)
         else:
-            self._kept = (interval, rows, state)
+            self._kept = (interval, rows, state, None if states is None else list(states))
+
+    def _save_states(self, interval: int, states: Sequence[torch.Tensor | None] | None) -> None:
+        path = self.states_path(interval)
+        assert path is not None
+        if states is None or all(h is None for h in states):
+            path.unlink(missing_ok=True)  # a file an earlier run left is not this interval's
+            return
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        save_file({str(i): h.contiguous() for i, h in enumerate(states) if h is not None}, str(tmp),
+                  metadata={"run_id": str(self.run_id), "examples": str(len(states))})
+        os.replace(tmp, path)
