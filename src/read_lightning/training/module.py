@@ -234,10 +234,14 @@ class DistillationModule(L.LightningModule):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         return logits[:, :-1][keep]
 
+    @staticmethod
+    def _last_hidden(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last hidden states ``(B, T - 1, d)`` at every position that predicts a next token."""
+        return model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state[:, :-1]
+
     def _hidden_at(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
         """The last hidden states ``(N, d)`` at the positions where ``keep`` is True."""
-        hidden = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        return hidden[:, :-1][keep]
+        return self._last_hidden(model, batch)[keep]
 
     def takes_teacher_states(self, model: torch.nn.Module | None) -> bool:
         """Whether states ``model`` computed while generating serve as this module's teacher
@@ -255,7 +259,7 @@ class DistillationModule(L.LightningModule):
         if len(missing):
             sub = {k: batch[k].index_select(0, missing) for k in ("input_ids", "attention_mask")}
             kept = kept.clone()
-            kept[missing] = self.teacher.model(**sub).last_hidden_state[:, :-1].to(kept.dtype)
+            kept[missing] = self._last_hidden(self.teacher, sub).to(kept.dtype)
         return kept[keep]
 
     def _fused(self, batch: dict[str, torch.Tensor], kd: bool) -> bool:
