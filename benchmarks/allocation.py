@@ -21,6 +21,7 @@ used for no choice. Usage::
     python benchmarks/allocation.py --families saturation --envs 30
     python benchmarks/allocation.py --diagnostics             # simulator.py only (allocation_diagnostics.py)
     python benchmarks/allocation.py --allocators read,read:freed_to=pro_rata   # a variant beside the default
+    python benchmarks/allocation.py --tune --noise-free       # the same environments probed without noise
 
 An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
 value read as JSON where it parses, else as a string); the spec is its label in the report.
@@ -109,17 +110,24 @@ def run_suite(
     decisions: int = 25,
     first_seed: int = EVAL_SEED,
     progress: bool = True,
+    noise_free: bool = False,
 ) -> dict:
-    """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report."""
+    """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
+
+    ``noise_free``: the probes read the true profile (no probe noise, no item distortion), to
+    separate what an allocator's model misses from what the noise hides.
+    """
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
-                    "allocators": list(allocators), "families": {}}
+                    "allocators": list(allocators), "noise_free": noise_free, "families": {}}
     for family in families:
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for e in range(envs):
             seed = first_seed + e
             env = make_family_environment(family, seed, decisions=decisions)
             p = env.params
+            if noise_free:
+                p.probe_noise, p.noise_scale, p.probe_gain = 0.0, None, None
             static.append(float(simulate_fixed(p, p.requirement)[0]))
             best.append(grid_search_best_fixed(lambda: env)[1])
             for name in allocators:
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--envs", type=int, default=12)
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--tune", action="store_true", help=f"the tuning seeds ({TUNE_SEED} on) instead of the evaluation seeds ({EVAL_SEED} on)")
+    parser.add_argument("--noise-free", action="store_true", help="probes read the true profile (what the model misses, apart from the noise)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true", help="run benchmarks/allocation_diagnostics.py --diagnostics instead")
     args, rest = parser.parse_known_args(argv)
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
-                       TUNE_SEED if args.tune else EVAL_SEED, progress=not args.json_only)
+                       TUNE_SEED if args.tune else EVAL_SEED, progress=not args.json_only, noise_free=args.noise_free)
     if not args.json_only:
         print(f"{report['envs']} environments per family (seeds {report['seeds'][0]}-{report['seeds'][1]}), "
               f"{report['decisions']} decisions; 95% bootstrap intervals over environments")

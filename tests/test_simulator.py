@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from read_lightning.allocation.bandit import make_allocator
+from read_lightning.allocation.families import make_family_environment
+from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 from read_lightning.allocation.simulator import (
     advance,
     grid_search_best_fixed,
@@ -257,3 +259,90 @@ def test_family_benchmark_runs_a_variant_beside_the_default(capsys, monkeypatch)
     assert set(rows) == {"read", "read:warmup=6"}
     assert rows["read"]["over_task_static"]["mean"] != 1.0  # the default moves off w = r here
     assert rows["read:warmup=6"]["over_task_static"]["mean"] == 1.0  # warm-up all run long: the option reached it
+
+
+def test_family_benchmark_noise_free_probes_read_the_true_profile(monkeypatch):
+    # --noise-free: every environment the suite builds probes its true profile (no noise, no item
+    # distortion), so what an allocator misses there is its model's, not the noise's
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation")
+    built = []
+
+    def recording(*args, **kwargs):
+        env = make_family_environment(*args, **kwargs)
+        built.append(env)
+        return env
+
+    monkeypatch.setattr(bench, "make_family_environment", recording)
+    out = bench.run_suite(("real_noise", "noisy"), ("read",), envs=2, decisions=3, progress=False, noise_free=True)
+    assert out["noise_free"] is True and len(built) == 4
+    for env in built:
+        env.reset()
+        env.step(env.params.requirement)
+        probe = env._probe()
+        assert np.allclose([probe[c] for c in env.capabilities], env._s)
+    noisy = bench.run_suite(("real_noise",), ("read",), envs=2, decisions=6, progress=False)
+    clean = bench.run_suite(("real_noise",), ("read",), envs=2, decisions=6, progress=False, noise_free=True)
+    assert noisy["families"]["real_noise"]["read"] != clean["families"]["real_noise"]["read"]
+
+
+def test_water_fill_is_the_optimum_of_the_concave_value(monkeypatch):
+    # the experiments' myopic step: equal marginal value on every capability it uses, and no feasible
+    # mixture does better
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    rng = np.random.default_rng(0)
+    a = 0.3
+    for _ in range(20):
+        value = rng.uniform(-1.0, 5.0, size=8)
+        w = bench.water_fill(value, a)
+        objective = lambda m: (value * a * (1 - np.exp(-m / a))).sum(-1)  # noqa: E731
+        assert w.sum() == pytest.approx(1.0) and (w >= 0).all() and (w[value <= 0] == 0).all()
+        marginal = value * np.exp(-w / a)
+        assert np.ptp(marginal[w > 1e-9]) < 1e-6 * value.max()
+        assert objective(w) >= objective(rng.dirichlet(np.ones(8), size=500)).max() - 1e-9
+    assert bench.water_fill(-np.ones(4), a) is None
+
+
+def test_pair_gate_recovers_the_value_of_each_source_in_a_linear_world(monkeypatch):
+    # noise-free changes delta_s = g(w) @ M with a fixed transfer matrix M (helpers and harm off the
+    # diagonal): the value the antithetic pairs and their means fit is M @ r, transfer included
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    caps = DEFAULT_CAPABILITIES
+    rng = np.random.default_rng(1)
+    r = rng.dirichlet(np.ones(len(caps)))
+    m = np.eye(len(caps)) * rng.uniform(2.0, 4.0, len(caps)) + np.where(rng.random((8, 8)) < 0.2, rng.uniform(-1, 2, (8, 8)), 0.0)
+    alloc = bench.PairGate(caps, dict(zip(caps, r)), seed=0, z=1e9, ridge=1e-6, pair_memory=1.0, level_memory=1.0)
+    s = np.full(len(caps), 50.0)
+    for t in range(24):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 24))
+        s = s + alloc.g(w) @ m
+        alloc.observe(profile=s.tolist(), cost=1.0)
+    v, cov = alloc.value(np.array(alloc.history_w[-1]))
+    assert np.allclose(v, m @ r, rtol=0.05, atol=0.05)
+    assert np.all(np.diag(cov) >= 0)
+
+
+def test_allocation_experiments_report_every_allocator_and_the_myopic_reference(capsys, monkeypatch):
+    # smoke run on two tiny families: every experiment runs under the suite's protocol, leaves the
+    # registry as it was, and the myopic chooser with the true one-step model is reported beside it
+    import json
+
+    from read_lightning.allocation.bandit import ALLOCATORS
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    before = set(ALLOCATORS)
+    out = bench.main(["--families", "sign_flip,saturation", "--envs", "2", "--decisions", "8"])
+    assert set(ALLOCATORS) == before
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for family in ("sign_flip", "saturation"):
+        rows = printed["x_task_static_and_capture"][family]
+        assert set(rows) == {"read", "linear", "culprit", "harm_experiment", "pair_gate", "pair_gate:z=1e9",
+                             "myopic_true_model"}
+        assert out["myopic_true_model"][family]["over_task_static"] > 0.99
+        for name, figures in out["families"][family].items():
+            assert figures["ms_per_decision"]["mean"] < 50.0, name
