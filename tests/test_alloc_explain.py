@@ -127,3 +127,25 @@ def test_a_capability_the_task_does_not_require_does_not_make_the_rule_say_tilte
     assert explain["capabilities"]["a"]["retained"] < 0.5  # judged, and saturated
     assert explain["rule"] == "retained returns within the noise: w = r"
     assert explain["capabilities"]["unused"]["tilt"] == 1.0
+
+
+def test_the_report_says_how_much_of_the_gain_the_allocator_could_still_act_on(tmp_path):
+    # the r-weighted gain per decision, summed: when half and 90% of it were made, and the share the
+    # decisions from the first evidence-based one on made (read's warm-up is 2 decisions)
+    env, rows, _ = _run()
+    (tmp_path / "allocations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    text = write_report(tmp_path, tensorboard=False).read_text()
+    gains = [row["info"]["gain"] for row in rows if row["event"] == "observe"]
+    total, cumulative = sum(gains), np.cumsum(gains)
+    half, ninety = (int(np.argmax(cumulative >= level * total)) + 1 for level in (0.5, 0.9))
+    assert (f"The r-weighted gain (the gain column) sums to {total:.2f} points over {len(gains)} scored decisions: "
+            f"half of it by decision {half}, 90% by decision {ninety}.") in text
+    share = sum(gains[2:]) / total
+    assert (f"The first mixture chosen from evidence was decision 3's (decisions 1-2 were the warm-up); the "
+            f"decisions from it on made {100 * share:.0f}% of the gain") in text
+    # an allocator that logs no explanation gets the timing without the warm-up sentence
+    for row in rows:
+        row["info"].pop("explain", None)
+    (tmp_path / "allocations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    text = write_report(tmp_path, tensorboard=False).read_text()
+    assert f"half of it by decision {half}" in text and "chosen from evidence" not in text

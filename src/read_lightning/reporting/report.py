@@ -112,6 +112,33 @@ def _names(per_cap: dict[str, dict[str, Any]], key: str) -> str:
     return ", ".join(c for c, v in per_cap.items() if v.get(key)) or "none"
 
 
+def _gain_timing_lines(record: RunRecord) -> list[str]:
+    """When the run gained: the share of its ``r``-weighted gain made by each point, against the first
+    decision the allocator made from evidence. A mixture can only act on the gain still to come: on the
+    embedded default 88% of it came in the first three intervals (docs/allocator.md)."""
+    gains = [(d.number, d.parts["gain"]) for d in record.observed if isinstance(d.parts.get("gain"), (int, float))]
+    total = sum(g for _, g in gains)
+    if len(gains) < 2 or total <= 0:
+        return []
+    done, by = 0.0, {}
+    for number, g in gains:
+        done += g
+        for level in (0.5, 0.9):
+            if level not in by and done >= level * total:
+                by[level] = number
+    line = (f"The r-weighted gain (the gain column) sums to {total:.2f} points over {len(gains)} scored decisions: "
+            f"half of it by decision {by.get(0.5, gains[-1][0])}, 90% by decision {by.get(0.9, gains[-1][0])}.")
+    warm = [d.number for d in record.decisions if d.explain and str(d.explain.get("rule", "")).startswith("warm-up")]
+    after = [d.number for d in record.decisions if d.explain and d.number not in warm]
+    if warm and after:
+        first = min(after)
+        share = sum(g for number, g in gains if number >= first) / total
+        line += (f" The first mixture chosen from evidence was decision {first}'s (decisions {min(warm)}-{max(warm)} "
+                 f"were the warm-up); the decisions from it on made {100 * share:.0f}% of the gain, which is all a "
+                 "change of mixture could act on.")
+    return [line, ""]
+
+
 def _explanation_lines(record: RunRecord) -> list[str]:
     """Why the mixture moved: the allocator's tests at each decision (``read`` logs them as ``explain``)."""
     explained = [d for d in record.decisions if d.explain]
@@ -223,6 +250,7 @@ def _markdown(record: RunRecord, figures: dict[str, str], ridge: float) -> str:
                      f"{_fmt(d.reward, 2)} | {_fmt(p.get('gain'), 2)} | {_fmt(-p['spill_term'] if p else None, 2)} | "
                      f"{_fmt(-p['cost_penalty'] if p else None, 4)} |")
     lines.append("")
+    lines += _gain_timing_lines(record)
 
     lines += _explanation_lines(record)
     lines += ["## Transfer matrix estimated from the run", ""]
