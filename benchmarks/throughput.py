@@ -374,7 +374,8 @@ def run_module(config: Config, student, teacher, tok, rows, recipe, args, device
             with torch.no_grad():
                 for e in examples:
                     ids = torch.tensor([e.input_ids], device=next(teacher.parameters()).device)
-                    e.teacher_hidden = teacher.model(input_ids=ids).last_hidden_state[0, :-1].cpu()
+                    batch = {"input_ids": ids, "attention_mask": None}
+                    e.teacher_hidden = DistillationModule._last_hidden(teacher, batch)[0].cpu()
             return examples
 
         dm._encode = encode_with_states
