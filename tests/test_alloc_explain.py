@@ -36,7 +36,7 @@ def test_each_decision_says_which_rule_set_it_and_the_tests_agree_with_the_mixtu
     selects = [row for row in rows if row["event"] == "select"]
     assert selects[0]["info"]["explain"] == {"rule": "warm-up: w = r", "capabilities": {
         c: {"futile": False, "tilt": None} for c in env.capabilities}}
-    tilted = 0
+    tilted = capped = 0
     for row in selects[2:]:
         ex = row["info"]["explain"]
         caps = ex["capabilities"]
@@ -64,8 +64,18 @@ def test_each_decision_says_which_rule_set_it_and_the_tests_agree_with_the_mixtu
             assert np.all(share[~kept] >= scale[0] * tilt[~kept] - 1e-12)  # receivers: their tilt, plus freed mass
             assert np.all(share[~kept] <= 1.5 * scale[0] + 1e-12)  # up to max_boost before normalising
             tilted += 1
-        elif "w = r" in ex["rule"] and "futile" not in ex["rule"]:
+        elif "w = r" in ex["rule"] and "futile" not in ex["rule"] and "capped" not in ex["rule"]:
             assert np.allclose(w, r)
+        if "capped at the share it can use" in ex["rule"]:  # the cap test, and a capped capability receives nothing
+            for k, c in enumerate(env.capabilities):
+                v = caps[c]
+                if v["capped"]:
+                    before = r[k] * (1.0 if v["tilt"] is None else v["tilt"])
+                    assert v["ceiling_share"] is not None and max(v["ceiling_share"], 0.1 * r[k]) < before
+                    assert v["closing_rate"] > 1.0 * v["closing_rate_se"]  # the evidence test, ceiling_z = 1
+                    assert v.get("marginal", 0.0) == 0.0
+            capped += 1
+    assert capped >= 1  # this environment's most required capability saturates: the cap fires
     assert tilted >= 3  # the saturation family moves the mixture, and the rows say why
     assert np.median(seconds) < 0.05
 
@@ -81,6 +91,12 @@ def test_the_report_shows_why_the_mixture_moved(tmp_path):
     top = max(env.requirement, key=env.requirement.get)
     v = last["capabilities"][top]
     assert f"| {top} | {v['early']:+.2f} +- {v['early_se']:.2f} |" in text
+    assert "| # | rule | eligible | harmed | futile | capped |" in text
+    capped_rows = [row for row in rows if row["event"] == "select" and "capped at" in row["info"]["explain"]["rule"]]
+    assert capped_rows  # and the report names what was capped on those decisions
+    first = capped_rows[0]
+    names = ", ".join(c for c, v in first["info"]["explain"]["capabilities"].items() if v.get("capped"))
+    assert any(line.startswith(f"| {first['decision']} | ") and f"| {names} |" in line for line in text.splitlines())
     # With the requirement known (summary.json), each decision shows its mixture as a multiple of r,
     # which after renormalisation is not the tilt.
     (tmp_path / "summary.json").write_text(json.dumps({"allocation": {"requirement": env.requirement}}))

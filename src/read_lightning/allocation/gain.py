@@ -52,6 +52,21 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   freed mass as the only boost) gained more on the six families but lost 1.4% on the ``measured``
   family, where they are what moves mass off a capability whose training makes the others forget
   (docs/allocator.md).
+* **No more mass than a capability's ceiling can use.** A capability that saturates closes a share
+  of the way to its ceiling each interval, so its change falls with its level:
+  ``delta_s_c = w_c (A_c - B_c u_c)``, ``u_c`` its level (the sum of its changes so far, so the
+  probes' offset cancels) and ``B_c`` the share of the way one interval spent wholly on it closes.
+  Fitted per capability over the harm window with a weak prior at ``B_c = 0`` (sd 1). Where ``B_c``
+  is ``ceiling_z`` standard errors above 0, a share ``w_c`` held for the ``R`` remaining intervals
+  closes ``1 - (1 - B_c w_c)^R`` of the remaining way, and each unit of mass buys geometrically less;
+  the capability keeps at most the share that closes ``ceiling_keep`` of it by the end,
+  ``(1 - (1 - ceiling_keep)^(1/R)) / B_c`` (never below the floor), and the rest joins the freed mass.
+  This acts before the retained return has fallen far: the return falls because the level rose,
+  and the fit reads the rate from the whole climb (the most required capability of the
+  ``saturation`` family is capped from about its fourth interval). The fit is two-stage least
+  squares with the level one interval back as the instrument (``closing_rates``: the probe noise is
+  in both the level and the change). Not while a required capability is harmed (a fall from another
+  capability's training is not saturation).
 * **Exploration that does not stop.** Every capability keeps at least ``floor`` of its ``r`` share,
   so the return of one the rule deflates is still measured and it can win its mass back.
 
@@ -99,6 +114,10 @@ class GainTrackingAllocator(Allocator):
         futile_z: a required capability whose score is below the run's first probe by more than
             ``futile_z`` noise sds (``lost_ground``) keeps only ``floor`` of its share; None: no
             futility rule.
+        ceiling_z: standard errors above 0 a capability's fitted closing rate ``B_c`` must be before
+            its share is capped at what its ceiling can use; None: no cap (module docstring).
+        ceiling_keep: the share of the remaining way to its fitted ceiling a capped capability
+            still closes by the end of the run.
         freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
             to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
             mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
@@ -127,6 +146,8 @@ class GainTrackingAllocator(Allocator):
         harm_guard: bool = True,
         harm_memory: float = 0.85,
         futile_z: float | None = 4.0,
+        ceiling_z: float | None = 1.0,
+        ceiling_keep: float = 0.8,
         freed_to: str = "marginal",
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
@@ -152,6 +173,12 @@ class GainTrackingAllocator(Allocator):
         if futile_z is not None and not math.isfinite(futile_z):
             raise ValueError(f"futile_z must be finite or None, got {futile_z!r}")
         self.futile_z = None if futile_z is None else float(futile_z)
+        if ceiling_z is not None and not (math.isfinite(ceiling_z) and ceiling_z >= 0):
+            raise ValueError(f"ceiling_z must be finite and >= 0, or None, got {ceiling_z!r}")
+        if not 0 < ceiling_keep < 1:
+            raise ValueError(f"ceiling_keep must be in (0, 1), got {ceiling_keep!r}")
+        self.ceiling_z = None if ceiling_z is None else float(ceiling_z)
+        self.ceiling_keep = float(ceiling_keep)
         if freed_to not in ("marginal", "pro_rata"):
             raise ValueError(f"freed_to must be 'marginal' or 'pro_rata', got {freed_to!r}")
         self.freed_to = freed_to
@@ -224,6 +251,61 @@ class GainTrackingAllocator(Allocator):
             "retained returns within the noise: w = r"
         return tilt, {**info, "_tests": tests, "_rule": rule}
 
+    # prior sd of the closing rate B_c: weak, at "no saturation" (B_c <= 1 is the physical range: one
+    # interval spent wholly on a capability cannot close more than the whole way to its ceiling)
+    CEILING_PRIOR_SD = 1.0
+
+    def closing_rates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rate, se, headroom)``, each ``(K,)``: the share of the way to its ceiling one interval spent
+        wholly on a capability closes, ``B_c`` of ``delta_s_c = w_c (A_c - B_c u_c)`` (module docstring),
+        its standard error, and the way left, ``A_c / B_c - u_c`` now (inf where ``B_c <= 0``).
+
+        Per capability, weighted (``harm_memory ** age``) two-stage least squares with the level one
+        interval back as the instrument of the level: the probe that starts an interval ends the one
+        before, so its noise is in ``u`` and, with the opposite sign, in ``delta_s``, and least squares
+        reads pure noise as saturation (it capped some capability on 59% of the decisions of a run of
+        flat, noisy profiles; this fit on 1%). The prior ``N(0, CEILING_PRIOR_SD^2)`` on ``B_c`` enters as
+        one pseudo-observation; the standard error is the sandwich form's.
+        """
+        w, d = np.array(self.history_w), np.array(self.history_delta)  # (T, K)
+        cum = np.vstack([np.zeros((2, d.shape[1])), np.cumsum(d, 0)])
+        level, lagged = cum[1:-1], cum[:-2]  # u before each interval, and before the one before it
+        lam = self.harm_memory ** np.arange(len(w))[::-1]
+        n_eff = lam.sum() ** 2 / (lam**2).sum()
+        rate, se, head = np.zeros(d.shape[1]), np.full(d.shape[1], np.inf), np.full(d.shape[1], np.inf)
+        for c in range(d.shape[1]):
+            if (lam * w[:, c] ** 2).sum() <= 1e-12:  # never trained: nothing to fit
+                continue
+            x = np.column_stack([w[:, c], -w[:, c] * level[:, c]])  # (T, 2)
+            z = np.column_stack([w[:, c], -w[:, c] * lagged[:, c]]) * lam[:, None]  # the weighted instrument
+            zx = z.T @ x
+            coef = np.linalg.lstsq(zx + 1e-9 * np.abs(zx).max() * np.eye(2), z.T @ d[:, c], rcond=None)[0]
+            resid = d[:, c] - x @ coef
+            var = max(float(lam @ resid**2) / lam.sum() * n_eff / max(n_eff - 2.0, 1.0), 1e-12)
+            prior = [0.0, np.sqrt(var) / self.CEILING_PRIOR_SD]
+            pz, px, py = np.vstack([z, prior]), np.vstack([x, prior]), np.append(d[:, c], 0.0)
+            inv = np.linalg.pinv(pz.T @ px)
+            a, rate[c] = inv @ (pz.T @ py)
+            se[c] = float(np.sqrt(max((var * inv @ (pz.T @ pz) @ inv.T)[1, 1], 0.0)))
+            if rate[c] > 0:
+                head[c] = a / rate[c] - cum[-1, c]
+        return rate, se, head
+
+    def ceiling_caps(self, remaining: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cap, rate, rate_se)``, each ``(K,)``: the most share each capability's fitted ceiling can
+        use over the intervals left (inf where its closing rate is not ``ceiling_z`` se above 0; 0 where
+        its level is at or past the fitted ceiling).
+
+        The intervals left are ``R = steps * remaining / (1 - remaining)``: the decisions so far spent
+        ``1 - remaining`` of the budget in equal intervals.
+        """
+        rate, se, head = self.closing_rates()
+        rounds = max(self.steps * remaining / max(1.0 - remaining, 1e-12), 1.0)
+        evident = (self.requirement > 0) & (rate > 0) & (rate > self.ceiling_z * se)
+        need = (1.0 - (1.0 - self.ceiling_keep) ** (1.0 / rounds)) / np.where(evident, rate, 1.0)
+        need = np.where(head > 0, need, 0.0)  # at or past its fitted ceiling: more mass buys nothing
+        return np.where(evident, need, np.inf), rate, se
+
     def lost_ground(self, z: float) -> np.ndarray:
         """``(K,)`` bool: the score is below the run's first probe by more than ``z`` noise sds of that difference.
 
@@ -253,6 +335,16 @@ class GainTrackingAllocator(Allocator):
             else:
                 futile[:] = False
             info = {**info, "futile": int(futile.sum())}
+        capped = np.zeros(len(w), dtype=bool)
+        if (self.ceiling_z is not None and tests is not None and self.steps >= max(self.warmup, 1) + 1
+                and not tests["harmed"].any() and 0.0 < remaining < 1.0):
+            cap, rate, rate_se = self.ceiling_caps(remaining)
+            capped = ~futile & (np.maximum(cap, self.floor * r) < w * (1.0 - 1e-9))
+            if capped.any():
+                w = np.where(capped, np.maximum(cap, self.floor * r), w)
+                rule += "; capabilities near their fitted ceiling capped at the share it can use"
+            tests = {**tests, "closing_rate": rate, "closing_rate_se": rate_se, "ceiling_share": cap, "capped": capped}
+            info = {**info, "capped": int(capped.sum())}
         marginal = None
         if self.freed_to == "marginal" and tests is not None and w.sum() < 1.0 - 1e-12:
             w, marginal = self.give_freed(w, tests["recent"], futile)
@@ -309,8 +401,9 @@ class GainTrackingAllocator(Allocator):
                 per_cap[c]["share_of_r"] = float(w[k] / self.requirement[k]) if self.requirement[k] > 0 else None
         if tests is not None:
             for name, values in tests.items():
-                for k, c in enumerate(caps):
-                    per_cap[c][name] = bool(values[k]) if values.dtype == bool else float(values[k])
+                for k, c in enumerate(caps):  # inf (no fit, no cap) is written as null: JSON has no inf
+                    per_cap[c][name] = bool(values[k]) if values.dtype == bool else \
+                        (float(values[k]) if np.isfinite(values[k]) else None)
             out["candidates"] = {name: self.predicted(tests["recent"], mix)
                                  for name, mix in (("w = r", self.requirement), ("chosen", w))}
         out["capabilities"] = per_cap

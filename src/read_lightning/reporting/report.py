@@ -147,13 +147,14 @@ def _explanation_lines(record: RunRecord) -> list[str]:
     lines = ["## Why the mixture moved", "",
              "Per decision: the rule that set the mixture; the capabilities whose early return is 2 standard "
              "errors above 0 (only those can be judged: the eligibility test); those whose mean change is below 0 "
-             "(harmed: then w = r) and those that lost ground since the start (futile: kept at the floor); the "
+             "(harmed: then w = r) and those that lost ground since the start (futile: kept at the floor); those "
+             "capped at the share their fitted ceiling can use over the intervals left (capped); the "
              "tilt the rule put on r; the mixture chosen as a multiple of r (w / r: the tilts after the freed mass "
              "is placed and the mixture renormalised, so it can differ from the tilt); and the r-weighted gain the "
              "measured recent returns predict for w = r and for the mixture chosen (points per interval).", "",
-             "| # | rule | eligible | harmed | futile | tilt (not 1) | w / r (not 1) | predicted gain w = r | "
+             "| # | rule | eligible | harmed | futile | capped | tilt (not 1) | w / r (not 1) | predicted gain w = r | "
              "predicted gain chosen |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     r = record.requirement or {}
     for d in explained:
         per_cap = d.explain.get("capabilities") or {}
@@ -164,7 +165,8 @@ def _explanation_lines(record: RunRecord) -> list[str]:
         cand = d.explain.get("candidates") or {}
         gain = {k: _fmt((cand.get(k) or {}).get("predicted_gain"), 2) for k in ("w = r", "chosen")}
         lines.append(f"| {d.number} | {d.explain.get('rule', '-')} | {_names(per_cap, 'eligible')} | "
-                     f"{_names(per_cap, 'harmed')} | {_names(per_cap, 'futile')} | {tilt} | {ratio} | "
+                     f"{_names(per_cap, 'harmed')} | {_names(per_cap, 'futile')} | {_names(per_cap, 'capped')} | "
+                     f"{tilt} | {ratio} | "
                      f"{gain['w = r']} | {gain['chosen']} |")
     last = explained[-1]
     per_cap = last.explain.get("capabilities") or {}
@@ -173,13 +175,17 @@ def _explanation_lines(record: RunRecord) -> list[str]:
         lines += ["", f"Decision {last.number}, per capability (returns are points per sqrt of the share; "
                   "+- one standard error):", "",
                   "| capability | early return | recent return | eligible | retained share | mean change | "
-                  "harmed | futile | tilt | predicted change |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "harmed | futile | closing rate | ceiling share | tilt | predicted change |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for c, v in per_cap.items():
             tilt = v.get("tilt")
+            rate = "-" if v.get("closing_rate") is None else \
+                f"{v['closing_rate']:+.3f}" + ("" if v.get("closing_rate_se") is None else f" +- {v['closing_rate_se']:.3f}")
             lines.append(f"| {c} | {v['early']:+.2f} +- {v['early_se']:.2f} | {v['recent']:+.2f} +- {v['recent_se']:.2f} "
                          f"| {'yes' if v['eligible'] else 'no'} | {v['retained']:.2f} +- {v['retained_se']:.2f} | "
                          f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {'yes' if v['harmed'] else 'no'} | "
-                         f"{'yes' if v['futile'] else 'no'} | {_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
+                         f"{'yes' if v['futile'] else 'no'} | {rate} | {_fmt(v.get('ceiling_share'), 3)} | "
+                         f"{_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
     return lines + [""]
 
 
