@@ -45,7 +45,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import make_allocator  # noqa: E402
-from read_lightning.allocation.families import FAMILIES, make_family_environment  # noqa: E402
+from read_lightning.allocation.families import CALIBRATED, FAMILIES, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
 
 __all__ = ["main", "parse_allocator", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
@@ -166,7 +166,8 @@ def _table(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, of {', '.join(FAMILIES)}")
+    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, of {', '.join(FAMILIES)}, or {CALIBRATED} (the simulator calibrated on the packaged "
+                        "read-train transfer study; not in the default list)")
     parser.add_argument("--allocators", default=",".join(DEFAULT_ALLOCATORS))
     parser.add_argument("--envs", type=int, default=12)
     parser.add_argument("--decisions", type=int, default=25)
@@ -183,9 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     families = tuple(f for f in args.families.split(",") if f)
-    unknown = [f for f in families if f not in FAMILIES]
+    unknown = [f for f in families if f not in FAMILIES + (CALIBRATED,)]
     if unknown:
-        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES)}")
+        parser.error(f"unknown families {unknown}; choose from {list(FAMILIES + (CALIBRATED,))}")
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
                        TUNE_SEED if args.tune else EVAL_SEED, progress=not args.json_only, noise_free=args.noise_free)
     if not args.json_only:

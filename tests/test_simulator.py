@@ -346,3 +346,26 @@ def test_allocation_experiments_report_every_allocator_and_the_myopic_reference(
         assert out["myopic_true_model"][family]["over_task_static"] > 0.99
         for name, figures in out["families"][family].items():
             assert figures["ms_per_decision"]["mean"] < 50.0, name
+
+
+def test_saturation_variants_draw_family_b_lookalikes_and_restore_the_family(capsys, monkeypatch):
+    # the variants are what they say (the most required capability near a low ceiling, a hidden share >= 0.5 for b2),
+    # run through the suite, and the saturation family's own draw is back afterwards
+    import json
+
+    import numpy as np
+
+    from read_lightning.allocation import families
+
+    bench = _allocation_benchmark(monkeypatch, "saturation_variants")
+    own = families._saturation
+    p = bench.variant_draw(*bench.VARIANTS["b2"])(np.random.default_rng(3), DEFAULT_CAPABILITIES, 25)
+    top = int(np.argmax(p.requirement))
+    assert p.hidden_requirement.max() >= 0.5 - 1e-12 and 5.0 <= p.ceiling[top] - p.start[top] <= 10.0
+    out = bench.main(["--envs", "2", "--variants", "b2"])
+    assert families._saturation is own
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(printed["variants"]["b2"]) == {"read", "read:ceiling_z=null"}
+    assert out["b2"]["read"]["headroom"]["mean"] > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "b3"])

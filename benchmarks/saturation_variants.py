@@ -1,0 +1,89 @@
+"""Two variants of the ``saturation`` family drawn to look like issue #19's held-out family B.
+
+Family B (held out, never seen): "the most required capability saturates after a few intervals, so
+mass left on it is wasted"; its best fixed mixture is 1.077 x ``w = r``. These variants are guesses
+at it, for checking the allocator against a family it was not tuned on, not for tuning:
+
+* ``b1``: the suite's ``saturation`` draws (the top share of the hidden requirement is at least
+  0.35; the most required capability by ``r`` has its ceiling 8-15 points above its start and
+  rate 0.8-1.5), on seeds of their own (5000 on);
+* ``b2``: faster: a top hidden share of at least 0.5 and the ceiling 5-10 points above the start.
+
+Each is run through ``benchmarks/allocation.py``'s suite (same ratios, headroom and capture), with
+the family's draw swapped for the variant's for the duration of the run. Prints JSON. Usage::
+
+    python benchmarks/saturation_variants.py                              # read and read without its ceiling cap, ~1 min
+    python benchmarks/saturation_variants.py --allocators read,read:kappa=0.5 --envs 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import allocation  # noqa: E402
+
+from read_lightning.allocation import families  # noqa: E402
+
+VARIANTS = {"b1": (0.35, 8.0, 15.0), "b2": (0.5, 5.0, 10.0)}  # top share at least, ceiling gap low, high
+FIRST_SEED = 5000
+
+
+def variant_draw(top_at_least: float, gap_low: float, gap_high: float):
+    """A ``saturation`` draw whose hidden requirement's top share is at least ``top_at_least`` and whose
+    most required capability (by ``r``) has its ceiling ``gap_low``-``gap_high`` points above its
+    start (the family's own: 0.35, 8, 15)."""
+
+    def draw(rng: np.random.Generator, caps: tuple[str, ...], decisions: int) -> families.EnvParams:
+        k = len(caps)
+        h, r = families._requirement(rng, k, top_at_least=top_at_least)
+        p = families._params(rng, caps, decisions, hidden_requirement=h, requirement=r,
+                             pos=families._sparse(rng, k, 0.2, 0.05, 0.3),
+                             rate=np.exp(rng.uniform(np.log(0.03), np.log(0.15), size=k)))
+        top = int(np.argmax(r))
+        p.ceiling[top] = p.start[top] + rng.uniform(gap_low, gap_high)
+        p.rate[top] = rng.uniform(0.8, 1.5)
+        return p
+
+    return draw
+
+
+def run(variant: str, allocators: tuple[str, ...], envs: int, decisions: int) -> dict:
+    original = families._saturation
+    families._saturation = variant_draw(*VARIANTS[variant])
+    try:
+        report = allocation.run_suite(("saturation",), allocators, envs, decisions, FIRST_SEED, progress=False)
+    finally:
+        families._saturation = original
+    return report["families"]["saturation"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--allocators", default="read,read:ceiling_z=null")
+    parser.add_argument("--envs", type=int, default=40)
+    parser.add_argument("--decisions", type=int, default=25)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args(argv)
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    out = {v: run(v, tuple(args.allocators.split(",")), args.envs, args.decisions) for v in args.variants.split(",")}
+    summary = {v: {name: {"over_task_static": round(row["over_task_static"]["mean"], 4),
+                          "capture": round(row["capture"]["mean"], 2), "capture_ci95": [round(x, 2) for x in row["capture"]["ci95"]],
+                          "headroom": round(row["headroom"]["mean"], 3)}
+                   for name, row in rows.items()} for v, rows in out.items()}
+    print(json.dumps({"variants": summary, "envs": args.envs, "decisions": args.decisions, "first_seed": FIRST_SEED}))
+    return out
+
+
+if __name__ == "__main__":
+    main()
