@@ -1,13 +1,19 @@
 """A run killed at any point and resumed with ``read-train fit --ckpt_path last`` ends exactly where
 an uninterrupted run ends: the same ledger, the same decisions, the same data, the same student.
 
-Each run is a real ``read-train fit`` subprocess over tiny models saved to disk. This file is also
-the launcher of those subprocesses: run as a script, it installs the kill point named by
+Each run is a real ``read-train fit`` process over tiny models saved to disk. This file is also
+the launcher of those processes: run as a script, it installs the kill point named by
 ``READ_KILL_AT`` (``generate:<interval>``, ``train:<global step>``, ``probe:<epoch>`` or
 ``checkpoint:<epoch>``: after the interval's decision is logged, before it is checkpointed, or
 ``outputs:0``: after the last checkpoint, while the student and ledger are written) and then
 calls the CLI, which SIGKILLs itself there: no cleanup, no exception handler, like a lost node.
-"""
+
+Run as ``test_resume.py --serve``, it is a fork server: it imports the CLI once, then forks a
+child for each run it is sent, which installs that run's kill point and calls the CLI as above.
+The killed and resumed runs go through it (importing Lightning, transformers and lm-eval was
+about half of each run's time, and a test makes up to six of them); the uninterrupted run each
+test compares against still starts from scratch, so a resumed run is compared across
+interpreters too (another hash seed, nothing imported or built before)."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -167,18 +174,101 @@ def _config(root: Path, prompts: Path, name: str, kd_weight: float = 0.0, temper
     return path
 
 
-def _fit(config: Path, kill_at: str | None = None, resume: bool = False) -> int:
+def _env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     env.pop("READ_KILL_AT", None)
+    return env
+
+
+def _argv(config: Path, resume: bool) -> list[str]:
+    return ["fit", "--config", str(config), *(["--ckpt_path", "last"] if resume else [])]
+
+
+def _checked(returncode: int, output: str) -> int:
+    if returncode not in (0, KILLED):
+        raise AssertionError(f"read-train failed ({returncode}):\n{output[-8000:]}")
+    return returncode
+
+
+def _fit(config: Path, kill_at: str | None = None, resume: bool = False) -> int:
+    """A run in a Python process of its own, started from scratch (test_ddp's ranks start so too)."""
+    env = _env()
     if kill_at:
         env["READ_KILL_AT"] = kill_at
-    cmd = [sys.executable, str(Path(__file__).resolve()), "fit", "--config", str(config)]
-    if resume:
-        cmd += ["--ckpt_path", "last"]
+    cmd = [sys.executable, str(Path(__file__).resolve()), *_argv(config, resume)]
     proc = subprocess.run(cmd, env=env, cwd=config.parent, capture_output=True, text=True, timeout=300)
-    if proc.returncode not in (0, KILLED):
-        raise AssertionError(f"read-train failed ({proc.returncode}):\n{proc.stderr[-8000:]}")
-    return proc.returncode
+    return _checked(proc.returncode, proc.stderr)
+
+
+class ForkServer:
+    """The test's end of ``test_resume.py --serve``: one request a line, one exit status back."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve"], env=_env(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def fit(self, config: Path, kill_at: str | None = None, resume: bool = False) -> int:
+        log = config.with_suffix(".log")
+        request = {"argv": _argv(config, resume), "cwd": str(config.parent), "kill_at": kill_at, "log": str(log)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise AssertionError(f"the fork server died ({self.proc.wait()})")
+        return _checked(json.loads(answer), log.read_text())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The fork server for this module's killed and resumed runs."""
+    server = ForkServer()
+    yield server
+    server.close()
+
+
+def _serve() -> None:
+    """Fork a child for each request read from stdin; write its exit status (``-9``: SIGKILLed)."""
+    # What every run imports, imported once here (about 8 s); the rest is imported by the child.
+    import lm_eval.evaluator  # noqa: F401
+    import transformers.models.llama.modeling_llama  # noqa: F401
+
+    import read_lightning.training.callbacks  # noqa: F401
+    from read_lightning.cli import main
+    from read_lightning.training.data import CapabilityDataModule  # noqa: F401
+    from read_lightning.training.module import DistillationModule  # noqa: F401
+
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.chdir(request["cwd"])
+                log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                signal.alarm(300)  # subprocess.run's timeout: SIGALRM ends the child
+                if request["kill_at"]:
+                    _install_kill_point(request["kill_at"])
+                sys.argv = [sys.argv[0], *request["argv"]]  # as the command line gives them
+                code = main()
+            except SystemExit as err:  # as the interpreter would exit: a message is printed, status 1
+                code = err.code if isinstance(err.code, int) else int(err.code is not None)
+                if err.code is not None and not isinstance(err.code, int):
+                    print(err.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), flush=True)
 
 
 def _outcome(run: Path) -> dict:
@@ -211,7 +301,7 @@ def _newest_checkpoint(run: Path) -> dict:
             "at_batch_end": progress["total"]["processed"] == progress["total"]["completed"] + 1}
 
 
-def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup, server):
     root, prompts = setup
     assert _fit(_config(root, prompts, "full")) == 0
     full = _outcome(root / "full" / "tiny" / "version_0")
@@ -222,20 +312,20 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
     # for, nothing on disk), mid-way through interval 2's training, after interval 2's decision was
     # logged but not checkpointed, and while interval 3 is probed (after its last step was
     # checkpointed).
-    assert _fit(config, kill_at="generate:1") == KILLED
+    assert server.fit(config, kill_at="generate:1") == KILLED
     assert not (run / "generated" / "interval_001.jsonl").exists() and not (run / "ledger.json").exists()
-    assert _fit(config, kill_at="train:11", resume=True) == KILLED
+    assert server.fit(config, kill_at="train:11", resume=True) == KILLED
     # (The kill points' premises are checked, so a change in the plan cannot make them vacuous.)
     newest = _newest_checkpoint(run)
     assert newest["epoch"] == 2 and newest["batches_done"] >= 1 and not newest["last_batch"] and newest["at_batch_end"]
-    assert _fit(config, kill_at="checkpoint:2", resume=True) == KILLED
+    assert server.fit(config, kill_at="checkpoint:2", resume=True) == KILLED
     assert len((run / "allocations.jsonl").read_text().splitlines()) == 7  # 2 of them after the checkpoint
-    assert _fit(config, kill_at="probe:3", resume=True) == KILLED
+    assert server.fit(config, kill_at="probe:3", resume=True) == KILLED
     newest = _newest_checkpoint(run)
     assert newest["epoch"] == 3 and newest["last_batch"] and newest["at_batch_end"]
-    assert _fit(config, kill_at="outputs:0", resume=True) == KILLED
+    assert server.fit(config, kill_at="outputs:0", resume=True) == KILLED
     assert not (run / "ledger.json").exists()
-    assert _fit(config, resume=True) == 0  # nothing left to train: it only writes the outputs
+    assert server.fit(config, resume=True) == 0  # nothing left to train: it only writes the outputs
     resumed = _outcome(run)
     assert sorted(p.name for p in run.parent.iterdir()) == ["version_0"]  # resumed in place
 
@@ -249,7 +339,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(setup):
         assert (resumed["student"][name] == tensor).all(), name  # trained on each batch once
 
 
-def test_a_resumed_interval_distils_from_the_teacher_states_saved_with_it(setup):
+def test_a_resumed_interval_distils_from_the_teacher_states_saved_with_it(setup, server):
     # Logit KD from the model that generates, greedy (the tiny model's sampled bytes do not
     # re-tokenise, so their rows keep no states): the steps read the states the teacher kept while
     # answering, saved beside each interval; a run killed mid-interval reads them back and ends
@@ -269,10 +359,10 @@ def test_a_resumed_interval_distils_from_the_teacher_states_saved_with_it(setup)
     kill = f"train:{steps[1]}"
     config = _config(root, prompts, "kd_killed", kd_weight=0.5, temperature=0.0)
     run = root / "kd_killed" / "tiny" / "version_0"
-    assert _fit(config, kill_at=kill) == KILLED
+    assert server.fit(config, kill_at=kill) == KILLED
     newest = _newest_checkpoint(run)
     assert newest["epoch"] == 2 and newest["batches_done"] >= 1 and not newest["last_batch"]
-    assert _fit(config, resume=True) == 0
+    assert server.fit(config, resume=True) == 0
     resumed = _outcome(run)
     assert resumed["generated"] == full["generated"] and resumed["teacher_states"] == full["teacher_states"]
     assert resumed["allocations"] == full["allocations"]
@@ -281,9 +371,9 @@ def test_a_resumed_interval_distils_from_the_teacher_states_saved_with_it(setup)
     # without the file, the resumed interval's teacher runs: the same data, other float rounding
     config = _config(root, prompts, "kd_lost", kd_weight=0.5, temperature=0.0)
     run = root / "kd_lost" / "tiny" / "version_0"
-    assert _fit(config, kill_at=kill) == KILLED
+    assert server.fit(config, kill_at=kill) == KILLED
     (run / "teacher_states" / "interval_002.safetensors").unlink()
-    assert _fit(config, resume=True) == 0
+    assert server.fit(config, resume=True) == 0
     lost = _outcome(run)
     assert lost["generated"] == full["generated"]
     assert any(not (lost["student"][name] == tensor).all() for name, tensor in full["student"].items())
@@ -325,6 +415,9 @@ def test_ckpt_path_last_picks_the_newest_version_with_a_last_checkpoint(tmp_path
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
+        os._exit(0)  # nothing to flush or close: skip the interpreter's teardown (2 s of torch)
     if os.environ.get("READ_KILL_AT"):
         _install_kill_point(os.environ["READ_KILL_AT"])
     from read_lightning.cli import main
