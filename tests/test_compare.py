@@ -32,6 +32,7 @@ from read_lightning.training.module import DistillationModule
 
 ROOT = Path(__file__).parent.parent
 BUDGET = 1200
+TEST_ROWS = 8
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,9 +62,23 @@ def tiny_recipe(tmp_path_factory, tiny_tokenizer) -> Path:
     return path
 
 
-def _args(recipe: Path, out: Path, *extra: str) -> list[str]:
+@pytest.fixture(scope="module")
+def arith_card(tmp_path_factory) -> str:
+    """The packaged arith_word card with only the first ``TEST_ROWS`` of its 200 test rows, as a
+    path for ``--task-card``. Compare answers the whole test split with every student it scores
+    (up to 64 greedy tokens an item): on all 200 that was most of these tests' time, and two
+    batches of ``--eval-batch-size 4`` run the same code."""
+    packaged = load_card("arith_word").path.parent
+    card = tmp_path_factory.mktemp("arith_word_card") / "arith_word"
+    shutil.copytree(packaged, card, ignore=shutil.ignore_patterns("*.py", "test.jsonl"))
+    rows = (packaged / "test.jsonl").read_text().splitlines(keepends=True)
+    (card / "test.jsonl").write_text("".join(rows[:TEST_ROWS]))
+    return str(card / "card.yaml")
+
+
+def _args(recipe: Path, card: str, out: Path, *extra: str) -> list[str]:
     return ["--config", str(recipe), "--allocators", "read,uniform", "--seeds", "2", "--out", str(out),
-            "--task-card", "arith_word", "--launcher", "inprocess", "--eval-batch-size", "4", *extra]
+            "--task-card", card, "--launcher", "inprocess", "--eval-batch-size", "4", *extra]
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -71,10 +86,10 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_path, capsys, monkeypatch):
+def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, arith_card, tmp_path, capsys, monkeypatch):
     out = tmp_path / "cmp"
     # The checkpoints are kept here only because the test fakes interruptions from them below.
-    assert compare_main(_args(tiny_recipe, out, "--keep-checkpoints")) == 0
+    assert compare_main(_args(tiny_recipe, arith_card, out, "--keep-checkpoints")) == 0
     captured = capsys.readouterr()
     # In-process runs give their student, optimizer and data back when they end: jsonargparse's
     # context variable would otherwise keep the last run's CLI and everything it built alive.
@@ -83,7 +98,8 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     root = out / "tiny-recipe"
     rows = _csv(root / "compare.csv")
     runs = [r for r in rows if r["seed"] in ("0", "1")]
-    n_test = len(load_card("arith_word", ["math", "reasoning"]).rows("test"))
+    n_test = len(load_card(arith_card, ["math", "reasoning"]).rows("test"))
+    assert n_test == TEST_ROWS
     assert [(r["allocator"], r["seed"]) for r in runs] == [("read", "0"), ("read", "1"), ("uniform", "0"), ("uniform", "1")]
     assert [(r["allocator"], r["seed"]) for r in rows[4:]] == [
         ("read", "mean"), ("read", "std"), ("uniform", "mean"), ("uniform", "std")]
@@ -134,7 +150,7 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     fresh = json.loads(stale.read_text())
     old_key = {k: v for k, v in fresh["key"].items() if k != "answers"}
     stale.write_text(json.dumps({"key": old_key, "result": {"task_utility": -1.0}, "details": {}}))
-    assert compare_main(_args(tiny_recipe, out, "--no-train")) == 0
+    assert compare_main(_args(tiny_recipe, arith_card, out, "--no-train")) == 0
     again = json.loads(stale.read_text())
     assert (again["key"], again["result"], again["items"]) == (fresh["key"], fresh["result"], fresh["items"])
 
@@ -154,13 +170,13 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     (died / "summary.json").unlink()
     kept = {p: p.stat().st_mtime_ns for p in root.glob("*/seed_0/summary.json")}
     # --no-train tabulates what is finished and touches nothing else.
-    assert compare_main(_args(tiny_recipe, out, "--no-train")) == 0
+    assert compare_main(_args(tiny_recipe, arith_card, out, "--no-train")) == 0
     partial = _csv(root / "compare.csv")
     assert [(r["allocator"], r["seed"]) for r in partial if r["seed"] == "0"] == [("read", "0"), ("uniform", "0")]
     assert len(partial) == 2 + 4 and not (interrupted / "summary.json").exists()
     assert "not finished, left out: read seed 1, uniform seed 1" in (root / "compare.md").read_text()
     capsys.readouterr()
-    assert compare_main(_args(tiny_recipe, out)) == 0
+    assert compare_main(_args(tiny_recipe, arith_card, out)) == 0
     err = capsys.readouterr().err
     assert err.count("finished earlier, reused") == 2
     assert "uniform seed 1: training" in err and "read seed 1: training" in err
@@ -180,39 +196,39 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, tmp_pa
     # A run directory made with other overrides, or from another recipe, is refused, not mixed
     # into the table; the refusal says what differs.
     with pytest.raises(SystemExit, match=r"other overrides \(then \[\], now \['--data.budget_tokens', '1500'\]\)"):
-        compare_main(_args(tiny_recipe, out, "--data.budget_tokens", "1500"))
+        compare_main(_args(tiny_recipe, arith_card, out, "--data.budget_tokens", "1500"))
     edited = tmp_path / "edited" / tiny_recipe.name  # same name, so the same comparison directory
     edited.parent.mkdir()
     recipe = yaml.safe_load(tiny_recipe.read_text())
     recipe["model"]["lr"] = 0.5
     edited.write_text(yaml.safe_dump(recipe))
     with pytest.raises(SystemExit, match=r"a different recipe \(it differs at model.lr\)"):
-        compare_main(_args(edited, out))
+        compare_main(_args(edited, arith_card, out))
     # Where the comparison lives is not what it measures: the same --out spelled relative to
     # another working directory reuses every finished run.
     monkeypatch.chdir(out.parent)
     capsys.readouterr()
-    assert compare_main(_args(tiny_recipe, Path(out.name))) == 0
+    assert compare_main(_args(tiny_recipe, arith_card, Path(out.name))) == 0
     assert capsys.readouterr().err.count("finished earlier, reused") == 4
 
 
 @pytest.mark.parametrize("flag", ["--seed_everything", "--trainer.logger.init_args.save_dir", "--ckpt_path",
                                   "--data.run_dir", "--trainer.callbacks+", "--data"])
-def test_overrides_that_compare_owns_are_refused(tiny_recipe, tmp_path, flag):
+def test_overrides_that_compare_owns_are_refused(tiny_recipe, arith_card, tmp_path, flag):
     # "--data={seed: 5}" set one data seed for every run: the "seeds" trained on the same data
     with pytest.raises(SystemExit, match=rf"{flag.rstrip('+')} cannot be passed through"):
-        compare_main(_args(tiny_recipe, tmp_path, f"{flag}={{seed: 5}}" if flag == "--data" else flag, "1"))
+        compare_main(_args(tiny_recipe, arith_card, tmp_path, f"{flag}={{seed: 5}}" if flag == "--data" else flag, "1"))
 
 
-def test_a_negative_first_seed_is_refused(tiny_recipe, tmp_path, capsys):
+def test_a_negative_first_seed_is_refused(tiny_recipe, arith_card, tmp_path, capsys):
     with pytest.raises(SystemExit):
-        compare_main(_args(tiny_recipe, tmp_path, "--first-seed", "-1"))
+        compare_main(_args(tiny_recipe, arith_card, tmp_path, "--first-seed", "-1"))
     assert "--first-seed must be in [0," in capsys.readouterr().err
 
 
-def test_a_refused_recipe_value_is_named_before_any_run(tiny_recipe, tmp_path):
+def test_a_refused_recipe_value_is_named_before_any_run(tiny_recipe, arith_card, tmp_path):
     with pytest.raises(SystemExit, match=r"refused: CapabilityDataModule: budget_tokens=10 is too small"):
-        compare_main(_args(tiny_recipe, tmp_path, "--data.budget_tokens", "10"))
+        compare_main(_args(tiny_recipe, arith_card, tmp_path, "--data.budget_tokens", "10"))
     assert not list(tmp_path.rglob("summary.json"))
 
 
@@ -276,10 +292,10 @@ def test_verdict_weighs_the_difference_against_the_seed_spread():
     assert "is below" in verdict(worse) and "larger than" in verdict(worse)
 
 
-def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, tmp_path, capsys):
+def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, arith_card, tmp_path, capsys):
     out = tmp_path / "cmp"
     args = ["--config", str(tiny_recipe), "--allocators", "uniform", "--seeds", "1", "--out", str(out),
-            "--task-card", "arith_word", "--num-threads", "1"]
+            "--task-card", arith_card, "--num-threads", "1"]
     assert compare_main(args) == 0
     run_dir = out / "tiny-recipe" / "uniform" / "seed_0"
     assert _finished(run_dir) and "Trainer.fit" in (run_dir / "fit.log").read_text()  # the child's own output
@@ -367,9 +383,9 @@ def _fake_run(run_dir: Path, items: list[dict], key: dict) -> None:
     (run_dir / "task_eval.json").write_text(json.dumps({"key": key, "result": result, "items": items}))
 
 
-def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, tmp_path, capsys):
+def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, arith_card, tmp_path, capsys):
     root = tmp_path / "cmp" / "tiny-recipe"
-    key = task_eval_key(load_card("arith_word", ["math", "reasoning"]), "teacher_fidelity")
+    key = task_eval_key(load_card(arith_card, ["math", "reasoning"]), "teacher_fidelity")
     runs = {  # (agree, correct) per item, per allocator and seed
         ("read", 0): ([1, 1, 1, 0], [1, 1, 1, 1]), ("read", 1): ([1, 1, 0, 0], [1, 1, 1, 1]),
         ("uniform", 0): ([1, 0, 0, 0], [0, 0, 0, 0]), ("uniform", 1): ([1, 1, 0, 1], [0, 0, 0, 0]),
@@ -378,7 +394,7 @@ def test_the_paired_difference_comes_from_the_per_item_outcomes(tiny_recipe, tmp
     for (alloc, seed), (agree, correct) in runs.items():
         _fake_run(root / alloc / f"seed_{seed}", _items(agree, correct), key)
     args = ["--config", str(tiny_recipe), "--allocators", "read,uniform,single", "--seeds", "2",
-            "--out", str(tmp_path / "cmp"), "--task-card", "arith_word", "--no-train", "--eval-batch-size", "4"]
+            "--out", str(tmp_path / "cmp"), "--task-card", arith_card, "--no-train", "--eval-batch-size", "4"]
     assert compare_main(args) == 0
     out = capsys.readouterr().out
     md = (root / "compare.md").read_text()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import yaml
-from test_compare import BUDGET, ROOT, _fake_run, _items, tiny_recipe  # noqa: F401  (tiny_recipe: a fixture)
+from test_compare import BUDGET, ROOT, _fake_run, _items, arith_card, tiny_recipe  # noqa: F401  (fixtures)
 from test_data import POOLS, CountingTeacher, make_dm
 
 from read_lightning.prompts.teacher_prompts import CHAIN_OF_THOUGHT, resolve_teacher_prompt, wrap_prompt
@@ -173,11 +173,11 @@ def test_bad_method_input_is_refused_before_any_model_loads(tiny_recipe, tmp_pat
     _check_method_overrides(["--model.kd_weight", "0.2"], resolve_methods(["read"], ALLOCATORS))
 
 
-def test_two_baselines_train_as_defined_and_table1_has_their_rows(tiny_recipe, tmp_path, capsys):
+def test_two_baselines_train_as_defined_and_table1_has_their_rows(tiny_recipe, arith_card, tmp_path, capsys):
     """A real (tiny) comparison: what each run trained with, read back from its run directory."""
     out = tmp_path / "cmp"
     args = ["--config", str(tiny_recipe), "--allocators", "cot_kd,logit_sft", "--seeds", "1", "--out", str(out),
-            "--task-card", "arith_word", "--launcher", "inprocess", "--eval-batch-size", "4",
+            "--task-card", arith_card, "--launcher", "inprocess", "--eval-batch-size", "4",
             "--target-capability", "reasoning"]
     assert compare_main(args) == 0
     root = out / "tiny-recipe"
@@ -200,15 +200,15 @@ def test_two_baselines_train_as_defined_and_table1_has_their_rows(tiny_recipe, t
     assert "| logit_sft | Logit | SFT: KL (all tokens) | plain | one-hot: reasoning | 1 |" in md
 
 
-def test_table1_has_one_row_per_method_and_a_column_per_capability(tiny_recipe, tmp_path, capsys):
+def test_table1_has_one_row_per_method_and_a_column_per_capability(tiny_recipe, arith_card, tmp_path, capsys):
     """Eight methods, scored already (``--no-train``): the paper's Table 1 shape."""
     root = tmp_path / "cmp" / "tiny-recipe"
-    key = task_eval_key(load_card("arith_word", ["math", "reasoning"]), "teacher_fidelity")
+    key = task_eval_key(load_card(arith_card, ["math", "reasoning"]), "teacher_fidelity")
     methods = ["read", "task_static", *PAPER_BASELINES]
     for i, name in enumerate(methods):
         _fake_run(root / name / "seed_0", _items([1, 0, i % 2, 1], [1, 1, 0, 0]), key)
     args = ["--config", str(tiny_recipe), "--allocators", "read,task_static,paper", "--seeds", "1",
-            "--out", str(tmp_path / "cmp"), "--task-card", "arith_word", "--no-train", "--eval-batch-size", "4"]
+            "--out", str(tmp_path / "cmp"), "--task-card", arith_card, "--no-train", "--eval-batch-size", "4"]
     assert compare_main(args) == 0
     lines = (root / "table1.md").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| method |"))
