@@ -178,16 +178,27 @@ def test_loglikelihood_task_and_batch_size(tiny_tokenizer):
     assert n >= 16 and max(widths) == 3 and sum(widths) == n
 
 
-def test_loglikelihood_rolling_user_task_scores_bits_per_byte(tiny_tokenizer, tmp_path):
+@pytest.fixture(scope="module")
+def user_tasks(tmp_path_factory):
+    """One include_path for the user tasks below: lm-eval's TaskManager indexes its whole registry
+    again for each include_path (about 9 s), and is kept per path, so the tests share one."""
+    d = tmp_path_factory.mktemp("user_tasks")
     rows = [{"text": f"The {w} sat on the mat."} for w in ("cat", "dog", "bird", "fox", "cow")]
-    (tmp_path / "prose.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "prose.yaml").write_text(
+    (d / "prose.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "prose.yaml").write_text(
         "task: my_prose\noutput_type: loglikelihood_rolling\ndataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {tmp_path / 'prose.jsonl'}\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {d / 'prose.jsonl'}\n"
         "test_split: test\ndoc_to_text: ''\ndoc_to_target: text\n"
         "metric_list:\n  - metric: word_perplexity\n  - metric: byte_perplexity\n  - metric: bits_per_byte\n"
     )
-    probe = HarnessProbe({"long_context": [{"task": "my_prose", "limit": 3}]}, include_path=tmp_path)
+    (d / "mine.yaml").write_text(  # its data file is missing
+        f"task: mine\noutput_type: loglikelihood\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {d / 'nowhere.jsonl'}\ntest_split: test\ndoc_to_text: q\ndoc_to_target: a\n")
+    return d
+
+
+def test_loglikelihood_rolling_user_task_scores_bits_per_byte(tiny_tokenizer, user_tasks):
+    probe = HarnessProbe({"long_context": [{"task": "my_prose", "limit": 3}]}, include_path=user_tasks)
     assert probe.metrics == {"my_prose": "bits_per_byte,none"}
     score = probe.evaluate(build_tiny_model(tiny_tokenizer), tiny_tokenizer)["long_context"]
     task = probe.last_details["long_context"]["tasks"]["my_prose"]
@@ -231,13 +242,11 @@ def test_limit_larger_than_the_split(gsm8k_dir):
         _gsm8k(gsm8k_dir, limit=50)
 
 
-def test_missing_data_file_is_named(tmp_path):
-    missing = tmp_path / "nowhere.jsonl"
-    (tmp_path / "mine.yaml").write_text(
-        f"task: mine\noutput_type: loglikelihood\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {missing}\ntest_split: test\ndoc_to_text: q\ndoc_to_target: a\n")
+def test_missing_data_file_is_named(user_tasks):
+    missing = user_tasks / "nowhere.jsonl"
+    assert str(missing) in (user_tasks / "mine.yaml").read_text() and not missing.exists()
     with pytest.raises(ValueError, match=re.escape(str(missing))):
-        HarnessProbe({"math": ["mine"]}, include_path=tmp_path)
+        HarnessProbe({"math": ["mine"]}, include_path=user_tasks)
     with pytest.raises(ValueError, match=r"dataset_path '/no/such/gsm8k' does not exist"):
         HarnessProbe({"math": [{"task": "gsm8k", "dataset_path": "/no/such/gsm8k"}]})
 
