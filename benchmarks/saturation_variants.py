@@ -19,14 +19,13 @@ the family's draw swapped for the variant's for the duration of the run. Prints 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
-
-import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import allocation  # noqa: E402
@@ -35,34 +34,22 @@ from read_lightning.allocation import families  # noqa: E402
 
 VARIANTS = {"b1": (0.35, 8.0, 15.0), "b2": (0.5, 5.0, 10.0)}  # top share at least, ceiling gap low, high
 FIRST_SEED = 5000
+_SATURATION = families._saturation  # the family's draw, kept before run() swaps it
 
 
 def variant_draw(top_at_least: float, gap_low: float, gap_high: float):
-    """A ``saturation`` draw whose hidden requirement's top share is at least ``top_at_least`` and whose
-    most required capability (by ``r``) has its ceiling ``gap_low``-``gap_high`` points above its
-    start (the family's own: 0.35, 8, 15)."""
-
-    def draw(rng: np.random.Generator, caps: tuple[str, ...], decisions: int) -> families.EnvParams:
-        k = len(caps)
-        h, r = families._requirement(rng, k, top_at_least=top_at_least)
-        p = families._params(rng, caps, decisions, hidden_requirement=h, requirement=r,
-                             pos=families._sparse(rng, k, 0.2, 0.05, 0.3),
-                             rate=np.exp(rng.uniform(np.log(0.03), np.log(0.15), size=k)))
-        top = int(np.argmax(r))
-        p.ceiling[top] = p.start[top] + rng.uniform(gap_low, gap_high)
-        p.rate[top] = rng.uniform(0.8, 1.5)
-        return p
-
-    return draw
+    """The ``saturation`` family's own draw (``families._saturation``) with the hidden requirement's top
+    share at least ``top_at_least`` and the most required capability's ceiling ``gap_low``-``gap_high``
+    points above its start (the family's own: 0.35, 8, 15)."""
+    return functools.partial(_SATURATION, top_at_least=top_at_least, gap=(gap_low, gap_high))
 
 
 def run(variant: str, allocators: tuple[str, ...], envs: int, decisions: int) -> dict:
-    original = families._saturation
     families._saturation = variant_draw(*VARIANTS[variant])
     try:
         report = allocation.run_suite(("saturation",), allocators, envs, decisions, FIRST_SEED, progress=False)
     finally:
-        families._saturation = original
+        families._saturation = _SATURATION
     return report["families"]["saturation"]
 
 

@@ -141,13 +141,16 @@ def _sign_flip(rng: np.random.Generator, caps: tuple[str, ...], decisions: int) 
     return p
 
 
-def _saturation(rng: np.random.Generator, caps: tuple[str, ...], decisions: int) -> EnvParams:
+def _saturation(rng: np.random.Generator, caps: tuple[str, ...], decisions: int, *, top_at_least: float = 0.35,
+                gap: tuple[float, float] = (8.0, 15.0)) -> EnvParams:
+    """``top_at_least``: least top share of the hidden requirement; ``gap``: range of the most required
+    capability's ceiling above its start (benchmarks/saturation_variants.py draws other values)."""
     k = len(caps)
-    h, r = _requirement(rng, k, top_at_least=0.35)
+    h, r = _requirement(rng, k, top_at_least=top_at_least)
     p = _params(rng, caps, decisions, hidden_requirement=h, requirement=r, pos=_sparse(rng, k, 0.2, 0.05, 0.3),
                 rate=np.exp(rng.uniform(np.log(0.03), np.log(0.15), size=k)))
     top = int(np.argmax(r))
-    p.ceiling[top] = p.start[top] + rng.uniform(8.0, 15.0)
+    p.ceiling[top] = p.start[top] + rng.uniform(*gap)
     p.rate[top] = rng.uniform(0.8, 1.5)
     return p
 

@@ -264,7 +264,7 @@ class GainTrackingAllocator(Allocator):
         interval back as the instrument of the level: the probe that starts an interval ends the one
         before, so its noise is in ``u`` and, with the opposite sign, in ``delta_s``, and least squares
         reads pure noise as saturation (it capped some capability on 59% of the decisions of a run of
-        flat, noisy profiles; this fit on 1%). The prior ``N(0, CEILING_PRIOR_SD^2)`` on ``B_c`` enters as
+        flat, noisy profiles; this fit on 1.2%). The prior ``N(0, CEILING_PRIOR_SD^2)`` on ``B_c`` enters as
         one pseudo-observation; the standard error is the sandwich form's.
         """
         w, d = np.array(self.history_w), np.array(self.history_delta)  # (T, K)
@@ -339,9 +339,10 @@ class GainTrackingAllocator(Allocator):
         if (self.ceiling_z is not None and tests is not None and self.steps >= max(self.warmup, 1) + 1
                 and not tests["harmed"].any() and 0.0 < remaining < 1.0):
             cap, rate, rate_se = self.ceiling_caps(remaining)
-            capped = ~futile & (np.maximum(cap, self.floor * r) < w * (1.0 - 1e-9))
+            limit = np.maximum(cap, self.floor * r)
+            capped = ~futile & (limit < w * (1.0 - 1e-9))
             if capped.any():
-                w = np.where(capped, np.maximum(cap, self.floor * r), w)
+                w = np.where(capped, limit, w)
                 rule += "; capabilities near their fitted ceiling capped at the share it can use"
             tests = {**tests, "closing_rate": rate, "closing_rate_se": rate_se, "ceiling_share": cap, "capped": capped}
             info = {**info, "capped": int(capped.sum())}
