@@ -249,6 +249,15 @@ def test_the_measured_family_reproduces_the_study_it_is_calibrated_on(tmp_path):
     assert env.reset().keys() == set(CAPS)
 
 
+def test_the_measured_family_draws_from_a_stream_of_its_own_that_adding_a_family_does_not_move():
+    # Its draws were keyed on len(FAMILIES): adding real_noise gave every seed another environment.
+    from read_lightning.allocation import families
+
+    assert families.MEASURED_STREAM not in range(len(families.FAMILIES))  # no drawn family shares it
+    env = families.make_family_environment("measured", 1000)  # the draw the documented figures used
+    assert env.params.requirement[:2] == pytest.approx([0.01782, 0.53072], abs=5e-5)
+
+
 def test_the_measured_family_refuses_an_unfinished_or_missing_study(tmp_path):
     from read_lightning.allocation.families import make_family_environment
 
