@@ -598,16 +598,25 @@ def test_once_answers_are_seen_an_interval_takes_one_call_sized_by_their_mean(ti
     assert 0.9 * 6000 < dm.ledger.spent <= 6000
 
 
-def test_an_intervals_teacher_states_are_saved_and_read_back_by_its_run_only(tmp_path):
+def test_an_intervals_teacher_states_are_saved_and_read_back_by_its_run_only(tmp_path, monkeypatch):
+    import os as _os
+
     import pytest as _pytest
     import torch as _torch
 
+    from read_lightning.training import interval_store
     from read_lightning.training.interval_store import IntervalStore
 
     store = IntervalStore(str(tmp_path))
     rows = [{"prompt": "p", "answer": "a", "capability": "math", "gen_tokens": 1, "used": True}] * 3
     states = [_torch.randn(4, 8), None, _torch.randn(6, 8)]
+    synced, real_fsync, real_replace = [], _os.fsync, _os.replace
+    monkeypatch.setattr(interval_store.os, "fsync", lambda fd: (synced.append(_os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    monkeypatch.setattr(interval_store.os, "replace", lambda a, b: (synced.append(("replace", str(b))), real_replace(a, b)))
     store.save(0, rows, {"rng": None}, states)
+    # the states file reaches the disk before it takes its name (a power loss leaves the old or the new)
+    at = synced.index(("replace", str(store.states_path(0))))
+    assert synced[at - 1] == str(store.states_path(0)) + ".tmp"
     back = store.load_states(0)
     assert back[1] is None and all(_torch.equal(a, b) for a, b in zip(back[::2], states[::2]))
     # another run's file is not this run's targets

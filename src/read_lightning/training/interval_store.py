@@ -168,4 +168,6 @@ class IntervalStore:
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file({str(i): h.contiguous() for i, h in enumerate(states) if h is not None}, str(tmp),
                   metadata={"run_id": str(self.run_id), "examples": str(len(states))})
+        with open(tmp, "rb") as fh:  # the data on disk before the rename, as write_text_atomic does
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
