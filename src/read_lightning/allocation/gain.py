@@ -351,7 +351,10 @@ class GainTrackingAllocator(Allocator):
             w, marginal = self.give_freed(w, tests["recent"], futile)
             rule += "; freed mass to the largest marginal returns"
         w = w / w.sum()
-        info = {**info, "tilted": bool(not np.allclose(w, r, rtol=0.0, atol=1e-12))}
+        tilted = bool(not np.allclose(w, r, rtol=0.0, atol=1e-12))
+        if tilted and ": w = r;" in rule:  # a later step moved the mixture: the first clause held the tilt only
+            rule = rule.replace(": w = r;", ": no tilt;", 1)
+        info = {**info, "tilted": tilted}
         return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule, marginal)}
 
     def give_freed(self, w: np.ndarray, recent: np.ndarray, futile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
