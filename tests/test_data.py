@@ -619,6 +619,15 @@ def test_an_intervals_teacher_states_are_saved_and_read_back_by_its_run_only(tmp
     assert synced[at - 1] == str(store.states_path(0)) + ".tmp"
     back = store.load_states(0)
     assert back[1] is None and all(_torch.equal(a, b) for a, b in zip(back[::2], states[::2]))
+    # the states are checked against the tokens they were computed on: a state whose example now
+    # reads back as other tokens (a tokenizer changed between the run and its resume) is dropped
+    tokens = [[1, 2, 3, 4], [5, 6], [7, 8, 9, 10, 11, 12]]
+    store.save(2, rows, {"rng": None}, states, tokens)
+    assert all(_torch.equal(a, b) for a, b in zip(store.load_states(2, tokens)[::2], states[::2]))
+    changed = [tokens[0], tokens[1], [7, 8, 9, 10, 11, 13]]  # the same length, one token other
+    back = store.load_states(2, changed)
+    assert _torch.equal(back[0], states[0]) and back[1] is None and back[2] is None
+    assert len(store.load_states(2)) == 3 and store.load_states(2)[2] is not None  # not checked without tokens
     # another run's file is not this run's targets
     other = IntervalStore(str(tmp_path))
     assert other.load_states(0) is None

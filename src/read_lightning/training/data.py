@@ -398,8 +398,10 @@ class CapabilityDataModule(BudgetStreamDataModule):
             rows, state, origin = found
             # The run continues as if it had just generated these rows.
             self._load_generation_state(state, origin)
-            states = self.store.load_states(self.interval)
-            return rows, state, self._with_states(rows, states, str(self.store.states_path(self.interval)))
+            saved = self.store.states_path(self.interval)
+            examples = self._encode(rows) if saved is not None and saved.is_file() else None
+            states = self.store.load_states(self.interval, None if examples is None else [e.input_ids[:-1] for e in examples])
+            return rows, state, self._with_states(rows, states, str(self.store.states_path(self.interval)), examples)
         kept = self.store.kept(self.interval)
         if kept is not None:
             rows, state, states = kept  # the same interval's loader built again
@@ -414,16 +416,17 @@ class CapabilityDataModule(BudgetStreamDataModule):
                           unit="budget tokens", display=display, explicit=True):
             rows, examples = self._generate_interval()
         state = self._generation_state()
-        self.store.save(self.interval, rows, state, [e.teacher_hidden for e in examples])
+        self.store.save(self.interval, rows, state, [e.teacher_hidden for e in examples],
+                        [e.input_ids[:-1] for e in examples])
         return rows, state, examples
 
     def _with_states(self, rows: Sequence[dict[str, Any]], states: Sequence[Any] | None,
-                     origin: str) -> list[Example] | None:
-        """The examples of ``rows`` with the teacher states kept when they were generated (one
-        entry per example, None where it had none); None without states."""
+                     origin: str, examples: list[Example] | None = None) -> list[Example] | None:
+        """The examples of ``rows`` (``examples``: already encoded) with the teacher states kept
+        when they were generated (one entry per example, None where it had none); None without states."""
         if states is None:
             return None
-        examples = self._encode(rows)
+        examples = self._encode(rows) if examples is None else examples
         if len(states) != len(examples):
             raise ValueError(f"{origin}: teacher states for {len(states)} examples, but the interval's rows give "
                              f"{len(examples)}; delete it to have the teacher run in the training step instead")

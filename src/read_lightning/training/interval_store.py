@@ -10,11 +10,18 @@ current interval is kept in memory only, so Lightning can build its loader again
 The teacher's hidden states of the interval's training examples, where it kept them
 (``CapabilityDataModule._keep_teacher_states``), go to ``teacher_states/interval_NNN.safetensors``
 before the other two: a resumed interval trains on the same targets as an uninterrupted run,
-bit for bit, instead of the teacher's forward, which matches them only to float rounding.
+bit for bit, instead of the teacher's forward, which matches them only to float rounding. The
+file records a digest of the tokens each example's states were computed on, and a state whose
+example reads back as other tokens (a tokenizer that changed between the run and its resume) is
+dropped, so the teacher runs in the training step for it instead of giving it another text's
+targets.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -25,7 +32,14 @@ import torch
 
 from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
 
-__all__ = ["IntervalStore", "load_interval_rows"]
+__all__ = ["IntervalStore", "load_interval_rows", "tokens_digest"]
+
+log = logging.getLogger(__name__)
+
+
+def tokens_digest(ids: Sequence[int]) -> str:
+    """A short digest of a token sequence: what an example's saved teacher states were computed on."""
+    return hashlib.blake2b(b"".join(int(t).to_bytes(8, "little", signed=True) for t in ids), digest_size=8).hexdigest()
 
 ROW_FIELDS = ("prompt", "answer", "capability", "gen_tokens", "used")
 
@@ -109,9 +123,11 @@ class IntervalStore:
             )
         return rows, state, str(state_path)
 
-    def load_states(self, interval: int) -> list[torch.Tensor | None] | None:
+    def load_states(self, interval: int, tokens: Sequence[Sequence[int]] | None = None) -> list[torch.Tensor | None] | None:
         """The teacher states this run saved with the interval, one entry per training example
-        (None where it had none); None without a file of this run's."""
+        (None where it had none); None without a file of this run's. ``tokens``: the tokens each
+        example's states must have been computed on (its ids but the last); an entry whose recorded
+        digest differs comes back None. A file saved without digests is taken as it is."""
         path = self.states_path(interval)
         if path is None or not path.is_file():
             return None
@@ -125,9 +141,18 @@ class IntervalStore:
                 states: list[torch.Tensor | None] = [None] * int(meta["examples"])
                 for key in f.keys():
                     states[int(key)] = f.get_tensor(key)
+                digests = json.loads(meta["tokens"]) if "tokens" in meta else None
         except Exception as e:  # a torn or foreign file: say which, and how to go on
             raise ValueError(f"{path}: cannot read the interval's teacher states ({e}); delete the file to "
                              "have the teacher run in the training step instead") from e
+        if tokens is not None and digests is not None and len(tokens) == len(states) == len(digests):
+            stale = [i for i, h in enumerate(states) if h is not None and digests[i] != tokens_digest(tokens[i])]
+            for i in stale:
+                states[i] = None
+            if stale:
+                log.warning("%s: the teacher states of %d of %d examples were computed on other tokens than the "
+                            "interval's rows give now (did the tokenizer change?); the teacher runs in the "
+                            "training step for those", path, len(stale), len(states))
         return states
 
     def kept(self, interval: int) -> tuple[list[dict[str, Any]], dict[str, Any], list | None] | None:
@@ -143,12 +168,14 @@ class IntervalStore:
         return f"its data {path} is missing" if path is not None else "there is no run_dir that kept its data"
 
     def save(self, interval: int, rows: list[dict[str, Any]], state: dict[str, Any],
-             states: Sequence[torch.Tensor | None] | None = None) -> None:
+             states: Sequence[torch.Tensor | None] | None = None,
+             tokens: Sequence[Sequence[int]] | None = None) -> None:
         """Write the interval (its teacher states, then its state with the run id, then its rows),
-        or keep it in memory. ``states``: one entry per training example of ``rows``, or None."""
+        or keep it in memory. ``states``: one entry per training example of ``rows``, or None;
+        ``tokens``: the tokens each entry was computed on, recorded as digests (``load_states``)."""
         path, state_path = self.rows_path(interval), self.state_path(interval)
         if path is not None and state_path is not None:
-            self._save_states(interval, states)
+            self._save_states(interval, states, tokens)
             # The state first: an interval file without its state is refused on resume, a state
             # without its interval file is simply regenerated.
             write_json_atomic(state_path, {**state, "run_id": self.run_id})
@@ -156,7 +183,8 @@ class IntervalStore:
         else:
             self._kept = (interval, rows, state, None if states is None else list(states))
 
-    def _save_states(self, interval: int, states: Sequence[torch.Tensor | None] | None) -> None:
+    def _save_states(self, interval: int, states: Sequence[torch.Tensor | None] | None,
+                     tokens: Sequence[Sequence[int]] | None = None) -> None:
         path = self.states_path(interval)
         assert path is not None
         if states is None or all(h is None for h in states):
@@ -167,7 +195,8 @@ class IntervalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         save_file({str(i): h.contiguous() for i, h in enumerate(states) if h is not None}, str(tmp),
-                  metadata={"run_id": str(self.run_id), "examples": str(len(states))})
+                  metadata={"run_id": str(self.run_id), "examples": str(len(states)),
+                            **({} if tokens is None else {"tokens": json.dumps([tokens_digest(t) for t in tokens])})})
         with open(tmp, "rb") as fh:  # the data on disk before the rename, as write_text_atomic does
             os.fsync(fh.fileno())
         os.replace(tmp, path)
