@@ -369,3 +369,35 @@ def test_saturation_variants_draw_family_b_lookalikes_and_restore_the_family(cap
     assert out["b2"]["read"]["headroom"]["mean"] > 0
     with pytest.raises(SystemExit):
         bench.main(["--variants", "b3"])
+
+
+def test_saturation_oracles_play_read_with_parts_of_the_true_dynamics(capsys, monkeypatch):
+    # each oracle is read with one part replaced: with the true rate the most required capability is capped
+    # from decision 4 where read is not yet (from decision 1 in the early row), and the family's draw is back afterwards
+    import json
+
+    import numpy as np
+
+    from read_lightning.allocation import families
+    from read_lightning.allocation.simulator import run_episode
+
+    bench = _allocation_benchmark(monkeypatch, "saturation_oracles")
+    own = families._saturation
+    families._saturation = bench.saturation_variants.variant_draw(*bench.saturation_variants.VARIANTS["b2"])
+    try:
+        env = families.make_family_environment("saturation", 5001, decisions=12)
+    finally:
+        families._saturation = own
+    top = int(np.argmax(env.params.requirement))
+    shares = {}
+    for name in ("read", "true_rate", "true_rate_early"):
+        alloc = bench.ALLOCATORS[name](env.capabilities, env.requirement, seed=0)
+        alloc.env = env
+        shares[name] = run_episode(alloc, env, 12).allocations[:, top] / env.params.requirement[top]
+    # measured: read keeps 0.84 of r at decision 4, the true rate 0.31, and 0.21-0.25 from the start in the early row
+    assert np.allclose(shares["true_rate"][:2], 1.0) and shares["true_rate"][3] < 0.5 < shares["read"][3]
+    assert np.all(shares["true_rate_early"][:3] < 0.5)
+    out = bench.main(["--envs", "2", "--variants", "b2", "--decisions", "12"])
+    assert families._saturation is own
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(printed["capture"]["b2"]) == {"read", "true_rate", "true_rate_early", "true_freed"} == set(out["capture"]["b2"])
