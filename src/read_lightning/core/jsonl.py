@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ __all__ = [
     "iter_jsonl",
     "read_json",
     "read_jsonl",
+    "temporary_sibling",
     "write_json_atomic",
     "write_jsonl_atomic",
     "write_text_atomic",
@@ -107,11 +109,19 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def temporary_sibling(path: Path) -> Path:
+    """Where to write ``path``'s next version before the rename: a name of this process and thread
+    alone, so writers of the same file at once (two runs filling one cache) each rename a whole
+    file of their own; one shared name let one writer rename the other's half-written file, or find
+    it gone."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Replace ``path`` by ``text`` atomically: readers see the old file or the new, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = temporary_sibling(path)
     with tmp.open("w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

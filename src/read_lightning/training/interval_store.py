@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from read_lightning.core.jsonl import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic
+from read_lightning.core.jsonl import iter_jsonl, read_json, temporary_sibling, write_json_atomic, write_jsonl_atomic
 
 __all__ = ["IntervalStore", "load_interval_rows", "tokens_digest"]
 
@@ -193,7 +193,7 @@ class IntervalStore:
         from safetensors.torch import save_file
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = temporary_sibling(path)
         save_file({str(i): h.contiguous() for i, h in enumerate(states) if h is not None}, str(tmp),
                   metadata={"run_id": str(self.run_id), "examples": str(len(states)),
                             **({} if tokens is None else {"tokens": json.dumps([tokens_digest(t) for t in tokens])})})
