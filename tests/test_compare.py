@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+import time
 from pathlib import Path
 
 import lightning
@@ -292,16 +293,61 @@ def test_verdict_weighs_the_difference_against_the_seed_spread():
     assert "is below" in verdict(worse) and "larger than" in verdict(worse)
 
 
-def test_the_default_launcher_trains_in_a_child_process(tiny_recipe, arith_card, tmp_path, capsys):
+def test_the_default_launcher_trains_in_child_processes_side_by_side_with_jobs(tiny_recipe, arith_card, tmp_path,
+                                                                                capsys, monkeypatch):
+    from read_lightning.reporting import compare
+
+    spans, real = {}, compare._run_subprocess
+
+    def timed(spec, args, env, say, stop=None):
+        start = time.perf_counter()
+        real(spec, args, env, say, stop)
+        spans[spec.label] = (start, time.perf_counter(), env["OMP_NUM_THREADS"])
+
+    monkeypatch.setattr(compare, "_run_subprocess", timed)
+    monkeypatch.setattr(compare.os, "cpu_count", lambda: 2)
     out = tmp_path / "cmp"
-    args = ["--config", str(tiny_recipe), "--allocators", "uniform", "--seeds", "1", "--out", str(out),
-            "--task-card", arith_card, "--num-threads", "1"]
+    args = ["--config", str(tiny_recipe), "--allocators", "uniform", "--seeds", "2", "--out", str(out),
+            "--task-card", arith_card, "--jobs", "2"]
     assert compare_main(args) == 0
     run_dir = out / "tiny-recipe" / "uniform" / "seed_0"
     assert _finished(run_dir) and "Trainer.fit" in (run_dir / "fit.log").read_text()  # the child's own output
+    (a0, a1, threads), (b0, b1, _) = spans["uniform seed 0"], spans["uniform seed 1"]
+    assert a0 < b1 and b0 < a1 and threads == "1"  # at once, each with the CPUs over the jobs
     err = capsys.readouterr().err
     assert "uniform seed 0: 2/2 intervals" in err  # progress read from the child's decision log
-    assert len(_csv(out / "tiny-recipe" / "compare.csv")) == 3  # the run, its mean and its std
+    assert "compare: training 2 runs, 2 at a time" in err and "finished earlier" not in err
+    assert len(_csv(out / "tiny-recipe" / "compare.csv")) == 4  # the two runs, their mean and their std
+    assert compare_main(args) == 0 and "finished earlier, reused" in capsys.readouterr().err  # resumes as before
+
+
+def test_the_first_failure_stops_the_runs_at_once_and_is_raised():
+    import threading
+
+    from read_lightning.reporting.compare import _train_at_once
+
+    started, stopped = [], []
+
+    def train(position, spec, fit_args, stop):
+        started.append(spec)
+        if spec == "bad":
+            time.sleep(0.2)
+            raise SystemExit("read-train compare: bad failed")
+        stopped.append(stop.wait(30))  # a long run, stopped by the failure beside it
+
+    with pytest.raises(SystemExit, match="bad failed"):
+        _train_at_once([("[1/3]", "bad", []), ("[2/3]", "long", []), ("[3/3]", "queued", [])], 2, train)
+    assert started == ["bad", "long"] and stopped == [True]  # the third never started
+    assert not any(t.name.startswith("compare-run") for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("extra, message", [(["--jobs", "0"], "--jobs must be >= 1"),
+                                            (["--jobs", "2", "--launcher", "inprocess"], "needs --launcher subprocess")])
+def test_bad_jobs_are_refused(tiny_recipe, arith_card, tmp_path, capsys, extra, message):
+    args = ["--config", str(tiny_recipe), "--out", str(tmp_path), "--task-card", arith_card, *extra]
+    with pytest.raises(SystemExit):
+        compare_main(args)
+    assert message in capsys.readouterr().err
 
 
 def test_each_run_keeps_only_the_options_its_allocator_takes(tmp_path):

@@ -15,6 +15,12 @@ For each (method, seed) the recipe is copied with the ``BanditAllocationCallback
 process by default, so every run starts from a clean interpreter and frees its memory). Options
 ``compare`` does not know (``--data.budget_tokens 20000``) go to every run unchanged.
 
+``--jobs N`` trains up to N runs at once, each in its own child process with ``--num-threads``
+threads (by default the machine's CPUs over N), then scores them in order; the runs are
+independent, so the table is the same. Where one run does not keep every core busy (a CPU run of
+the embedded default) this finishes sooner (docs/results.md). The first run that fails stops the
+others, each left to resume.
+
 Re-running the command resumes: a finished run (``summary.json`` and ``student/`` present) is
 not trained again, an interrupted one continues from its ``checkpoints/last.ckpt``, and a run
 directory made with a different recipe or overrides is refused rather than mixed in.
@@ -68,9 +74,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,7 +218,8 @@ def _num_intervals(run_dir: Path) -> int | None:
         return None
 
 
-def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Callable[[str], None]) -> None:
+def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Callable[[str], None],
+                    stop: threading.Event | None = None) -> None:
     log_path = spec.run_dir / "fit.log"
     start = time.perf_counter()
     with log_path.open("a", encoding="utf-8") as log:
@@ -227,7 +236,10 @@ def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Ca
                     say(f"  {spec.label}: {done}/{total or '?'} intervals ({time.perf_counter() - start:.0f}s)")
                 if not running:
                     break
-                time.sleep(2.0)
+                if stop is not None and stop.wait(2.0):  # another run failed, or Ctrl-C: stop this one too
+                    raise SystemExit(f"read-train compare: {spec.label} stopped; run the command again to resume it")
+                if stop is None:
+                    time.sleep(2.0)
         except BaseException:
             proc.terminate()  # Ctrl-C: leave a resumable run, not an orphan process
             proc.wait()
@@ -446,7 +458,10 @@ def compare_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", default="subprocess", choices=["subprocess", "inprocess"],
                         help="subprocess (default): one clean process per run; inprocess: faster start, shared memory")
     parser.add_argument("--num-threads", type=int, default=None,
-                        help="torch/OpenMP threads per run (default: the library's)")
+                        help="torch/OpenMP threads per run (default: the library's; with --jobs N, the CPUs over N)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each in its own child process (with --launcher subprocess); "
+                             "--num-threads then defaults to the CPUs over this (default 1)")
     parser.add_argument("--eval-batch-size", type=int, default=8, help="batch size of the test-split scoring")
     parser.add_argument("--no-train", action="store_true",
                         help="train nothing: tabulate the runs already finished (e.g. while the comparison runs)")
@@ -467,6 +482,11 @@ def compare_main(argv: list[str] | None = None) -> int:
         parser.error(f"--first-seed must be in [0, {2**32 - args.seeds}] (seeds are 32-bit), got {args.first_seed}")
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1 and args.launcher != "subprocess":
+        parser.error(f"--jobs {args.jobs} trains runs side by side in child processes: it needs --launcher subprocess, "
+                     f"not {args.launcher}")
     check_overrides(overrides)
     _check_method_overrides(overrides, methods)
     recipe = load_recipe(args.config)
@@ -483,6 +503,8 @@ def compare_main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     env = dict(os.environ)
+    if args.jobs > 1 and args.num_threads is None:  # the runs share the CPUs
+        args.num_threads = max(1, (os.cpu_count() or 1) // args.jobs)
     if args.num_threads is not None:
         env.update(OMP_NUM_THREADS=str(args.num_threads), MKL_NUM_THREADS=str(args.num_threads))
         import torch
@@ -510,31 +532,43 @@ def compare_main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     outcomes: dict[str, dict[int, list[dict[str, Any]]]] = {}  # allocator -> seed -> per-item outcomes
     started = time.perf_counter()
+
+    def train(position: str, spec: RunSpec, fit_args: list[str], stop: threading.Event | None = None) -> None:
+        resumed = " (resuming from last.ckpt)" if "--ckpt_path" in fit_args else ""
+        say(f"{position} {spec.label}: training in {spec.run_dir}{resumed}")
+        t0 = time.perf_counter()
+        if args.launcher == "subprocess":
+            _run_subprocess(spec, fit_args, env, say, stop)
+        else:
+            _run_inprocess(spec, fit_args)
+        if not _finished(spec.run_dir):
+            raise SystemExit(f"read-train compare: {spec.label} ended without summary.json and student/ in "
+                             f"{spec.run_dir}; remove that directory to train the run again from scratch")
+        say(f"{position} {spec.label}: trained in {time.perf_counter() - t0:.0f}s "
+            f"(total {time.perf_counter() - started:.0f}s)")
+        if not args.keep_checkpoints:
+            freed = _remove_checkpoints(spec.run_dir)
+            if freed:
+                say(f"{position} {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
+                    "--keep-checkpoints keeps them)")
+
+    trained_at_once: set[str] = set()
+    if args.jobs > 1 and not args.no_train:  # train first, N at a time; the loop below then scores them in order
+        todo = [(f"[{i}/{len(specs)}]", spec, fit_args) for i, spec in enumerate(specs, start=1)
+                if (fit_args := _prepare(spec, derived[(spec.allocator, spec.seed)], overrides)) is not None]
+        say(f"compare: training {len(todo)} runs, {args.jobs} at a time")
+        _train_at_once(todo, args.jobs, train)
+        trained_at_once = {spec.label for _, spec, _ in todo}
     for i, spec in enumerate(specs, start=1):
         if args.no_train and not _finished(spec.run_dir):
             say(f"[{i}/{len(specs)}] {spec.label}: not finished, left out of the table (--no-train)")
             continue
         fit_args = _prepare(spec, derived[(spec.allocator, spec.seed)], overrides)
         if fit_args is None:
-            say(f"[{i}/{len(specs)}] {spec.label}: finished earlier, reused ({spec.run_dir})")
+            if spec.label not in trained_at_once:
+                say(f"[{i}/{len(specs)}] {spec.label}: finished earlier, reused ({spec.run_dir})")
         else:
-            resumed = " (resuming from last.ckpt)" if "--ckpt_path" in fit_args else ""
-            say(f"[{i}/{len(specs)}] {spec.label}: training in {spec.run_dir}{resumed}")
-            t0 = time.perf_counter()
-            if args.launcher == "subprocess":
-                _run_subprocess(spec, fit_args, env, say)
-            else:
-                _run_inprocess(spec, fit_args)
-            if not _finished(spec.run_dir):
-                raise SystemExit(f"read-train compare: {spec.label} ended without summary.json and student/ in "
-                                 f"{spec.run_dir}; remove that directory to train the run again from scratch")
-            say(f"[{i}/{len(specs)}] {spec.label}: trained in {time.perf_counter() - t0:.0f}s "
-                f"(total {time.perf_counter() - started:.0f}s)")
-            if not args.keep_checkpoints:
-                freed = _remove_checkpoints(spec.run_dir)
-                if freed:
-                    say(f"[{i}/{len(specs)}] {spec.label}: removed its checkpoints ({freed / 2**30:.1f} GiB; "
-                        "--keep-checkpoints keeps them)")
+            train(f"[{i}/{len(specs)}]", spec, fit_args)
         row: dict[str, Any] = {"allocator": spec.allocator, "seed": spec.seed}
         result, items = scorer(spec.run_dir)
         row.update(result)
@@ -582,6 +616,34 @@ def compare_main(argv: list[str] | None = None) -> int:
     print(text, end="")
     say(f"compare: wrote {root / 'compare.md'}, {root / 'table1.md'} and {root / 'compare.csv'}")
     return 0
+
+
+def _train_at_once(todo: Sequence[tuple[str, RunSpec, list[str]]], jobs: int,
+                   train: Callable[[str, RunSpec, list[str], threading.Event], None]) -> None:
+    """Train ``todo``'s runs, ``jobs`` at a time, in the order given. The first failure (or Ctrl-C)
+    stops the others, each left resumable, and is raised once they have stopped."""
+    stop, failures = threading.Event(), []
+
+    def work(item: tuple[str, RunSpec, list[str]]) -> None:
+        if stop.is_set():
+            return
+        try:
+            train(*item, stop)
+        except BaseException as err:
+            if not stop.is_set():
+                failures.append(err)
+                stop.set()
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="compare-run") as pool:
+        futures = [pool.submit(work, item) for item in todo]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:  # Ctrl-C in the main thread: the workers stop their children
+            stop.set()
+            raise
+    if failures:
+        raise failures[0]
 
 
 def _check_method_overrides(overrides: Sequence[str], methods: Sequence[Method]) -> None:
