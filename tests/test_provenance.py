@@ -48,3 +48,17 @@ def test_code_version_names_the_package():
     from read_lightning import __version__
 
     assert code_version()["package"] == f"read-lightning {__version__}"
+
+
+def test_a_process_is_labelled_with_the_commit_it_started_at(monkeypatch):
+    # runs trained one after another in one process run the code it imported, whatever the checkout
+    # moved on to since (read-train compare's in-process runs while work landed: each run was labelled
+    # with the HEAD of its own start)
+    from read_lightning.core import provenance
+
+    heads = iter(["aaa", "bbb"])
+    monkeypatch.setattr(provenance, "_PROCESS_CODE", None)
+    monkeypatch.setattr(provenance, "git_commit", lambda: next(heads))
+    first = provenance.code_version()
+    first["commit"] = "changed by the caller"
+    assert provenance.code_version()["commit"] == "aaa"

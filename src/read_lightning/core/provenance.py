@@ -37,11 +37,22 @@ def git_commit(package_dir: Path = _PACKAGE_DIR) -> str | None:
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty.returncode == 1 else "")
 
 
-def code_version() -> dict[str, Any]:
-    """``{"package": "read-lightning <version>", "commit": <git_commit()>}``."""
-    from read_lightning import __version__
+_PROCESS_CODE: dict[str, Any] | None = None
 
-    return {"package": f"read-lightning {__version__}", "commit": git_commit()}
+
+def code_version() -> dict[str, Any]:
+    """``{"package": "read-lightning <version>", "commit": <git_commit()>}``, read once per process.
+
+    A process runs the code it imported, so the checkout's commit is read the first time a process
+    asks and kept: several runs trained in one process (``read-train compare --launcher inprocess``)
+    while work lands in the checkout would otherwise each be labelled with a later commit than the
+    code that trained them."""
+    global _PROCESS_CODE
+    if _PROCESS_CODE is None:
+        from read_lightning import __version__
+
+        _PROCESS_CODE = {"package": f"read-lightning {__version__}", "commit": git_commit()}
+    return dict(_PROCESS_CODE)
 
 
 def describe_commits(commits: Sequence[str | None]) -> str:
