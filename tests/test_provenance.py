@@ -15,7 +15,7 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def test_the_commit_of_a_checkout_marked_when_tracked_files_changed(tmp_path):
+def test_the_commit_of_a_checkout_marked_when_the_packages_tracked_files_changed(tmp_path):
     repo = tmp_path / "repo"
     package = repo / "src" / "read_lightning"
     package.mkdir(parents=True)
@@ -24,6 +24,13 @@ def test_the_commit_of_a_checkout_marked_when_tracked_files_changed(tmp_path):
     _git(repo, "add", ".")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
     head = _git(repo, "rev-parse", "HEAD")
+    assert git_commit(package) == head
+    (repo / "README.md").write_text("edited beside the code\n")  # untracked: not the code
+    (package.parent / "notes.txt").write_text("a\n")
+    _git(repo, "add", "src/notes.txt")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "notes")
+    head = _git(repo, "rev-parse", "HEAD")
+    (package.parent / "notes.txt").write_text("b\n")  # tracked, outside the package: not the code
     assert git_commit(package) == head
     (package / "__init__.py").write_text("x = 2\n")
     assert git_commit(package) == f"{head} (with uncommitted changes)"

@@ -17,9 +17,12 @@ _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def git_commit(package_dir: Path = _PACKAGE_DIR) -> str | None:
-    """The commit of the checkout the package is imported from, marked when tracked files differ
-    from it; None when the package is not a tracked part of a git checkout (an installed copy,
-    even one inside another project's repository, or no git)."""
+    """The commit of the checkout the package is imported from, marked when the package's own
+    tracked files differ from it; None when the package is not a tracked part of a git checkout (an
+    installed copy, even one inside another project's repository, or no git).
+
+    Only the package's files count: a run executes them, and records its resolved recipe itself, so
+    an edited README or test beside it does not make its code differ from the commit."""
 
     def git(*args: str, timeout: float = 10) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], capture_output=True, text=True, timeout=timeout, cwd=package_dir)
@@ -29,7 +32,7 @@ def git_commit(package_dir: Path = _PACKAGE_DIR) -> str | None:
         if git("ls-files", "--error-unmatch", "__init__.py").returncode != 0:
             return None
         head = git("rev-parse", "HEAD")
-        dirty = git("diff", "--quiet", "HEAD", "--", timeout=30)
+        dirty = git("diff", "--quiet", "HEAD", "--", ".", timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     if head.returncode != 0 or not head.stdout.strip():
