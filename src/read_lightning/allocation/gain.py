@@ -238,8 +238,8 @@ class GainTrackingAllocator(Allocator):
                  "eligible": known, "retained": ratio, "retained_se": ratio_se, "harm": harm, "harm_se": harm_se,
                  "harmed": harmed}
         if mean <= 0.0 or (self.harm_guard and harmed.any()):
-            rule = "no capability has a measurable return yet: w = r" if mean <= 0.0 else \
-                "a required capability is harmed (its mean change is below 0): w = r"
+            rule = "no capability has a measurable return yet" if mean <= 0.0 else \
+                "a required capability is harmed (its mean change is below 0)"
             return None, {**info, "_tests": tests, "_rule": rule}
         gap = ratio - mean
         shrunk = np.sign(gap) * np.maximum(np.abs(gap) - self.kappa * ratio_se, 0.0)  # soft threshold
@@ -247,8 +247,8 @@ class GainTrackingAllocator(Allocator):
         # A capability the task does not require gets no mass whatever its tilt: 1, so the rule
         # below says "tilted" only where a required capability's share moved.
         tilt = np.where(req, tilt, 1.0)
-        rule = "retained returns differ beyond the noise: tilted" if np.any(tilt != 1.0) else \
-            "retained returns within the noise: w = r"
+        rule = "retained returns differ beyond the noise" if np.any(tilt != 1.0) else \
+            "retained returns within the noise"
         return tilt, {**info, "_tests": tests, "_rule": rule}
 
     # prior sd of the closing rate B_c: weak, at "no saturation" (B_c <= 1 is the physical range: one
@@ -323,7 +323,8 @@ class GainTrackingAllocator(Allocator):
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:
         tilt, info = self.tilt()
-        tests, rule = info.pop("_tests", None), info.pop("_rule", "warm-up: w = r")
+        tests, rule = info.pop("_tests", None), info.pop("_rule", "warm-up")
+        later: list[str] = []  # the steps after the tilt that moved the mixture
         r = self.requirement
         w = r.copy() if tilt is None else r * tilt
         futile = np.zeros(len(w), dtype=bool)
@@ -331,7 +332,7 @@ class GainTrackingAllocator(Allocator):
             futile = (r > 0) & self.lost_ground(self.futile_z)
             if futile.any() and not futile.all():
                 w = np.where(futile, self.floor * r, w)
-                rule += "; futile capabilities kept at the floor"
+                later.append("futile capabilities kept at the floor")
             else:
                 futile[:] = False
             info = {**info, "futile": int(futile.sum())}
@@ -343,17 +344,19 @@ class GainTrackingAllocator(Allocator):
             capped = ~futile & (limit < w * (1.0 - 1e-9))
             if capped.any():
                 w = np.where(capped, limit, w)
-                rule += "; capabilities near their fitted ceiling capped at the share it can use"
+                later.append("capabilities near their fitted ceiling capped at the share it can use")
             tests = {**tests, "closing_rate": rate, "closing_rate_se": rate_se, "ceiling_share": cap, "capped": capped}
             info = {**info, "capped": int(capped.sum())}
         marginal = None
         if self.freed_to == "marginal" and tests is not None and w.sum() < 1.0 - 1e-12:
             w, marginal = self.give_freed(w, tests["recent"], futile)
-            rule += "; freed mass to the largest marginal returns"
+            later.append("freed mass to the largest marginal returns")
         w = w / w.sum()
         tilted = bool(not np.allclose(w, r, rtol=0.0, atol=1e-12))
-        if tilted and ": w = r;" in rule:  # a later step moved the mixture: the first clause held the tilt only
-            rule = rule.replace(": w = r;", ": no tilt;", 1)
+        # The first clause's verdict is the tilt's; "w = r" only where that is the mixture played
+        # (a later step may have moved a mixture the tilt left at r).
+        verdict = "tilted" if tilt is not None and np.any(tilt != 1.0) else "no tilt" if tilted else "w = r"
+        rule = "; ".join([f"{rule}: {verdict}", *later])
         info = {**info, "tilted": tilted}
         return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule, marginal)}
 
