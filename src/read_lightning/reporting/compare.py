@@ -220,6 +220,7 @@ def _num_intervals(run_dir: Path) -> int | None:
 
 def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Callable[[str], None],
                     stop: threading.Event | None = None) -> None:
+    stop = threading.Event() if stop is None else stop  # one run alone: never set, a 2 s wait
     log_path = spec.run_dir / "fit.log"
     start = time.perf_counter()
     with log_path.open("a", encoding="utf-8") as log:
@@ -236,10 +237,8 @@ def _run_subprocess(spec: RunSpec, args: list[str], env: dict[str, str], say: Ca
                     say(f"  {spec.label}: {done}/{total or '?'} intervals ({time.perf_counter() - start:.0f}s)")
                 if not running:
                     break
-                if stop is not None and stop.wait(2.0):  # another run failed, or Ctrl-C: stop this one too
+                if stop.wait(2.0):  # another run failed, or Ctrl-C: stop this one too
                     raise SystemExit(f"read-train compare: {spec.label} stopped; run the command again to resume it")
-                if stop is None:
-                    time.sleep(2.0)
         except BaseException:
             proc.terminate()  # Ctrl-C: leave a resumable run, not an orphan process
             proc.wait()

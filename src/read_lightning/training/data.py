@@ -401,7 +401,7 @@ class CapabilityDataModule(BudgetStreamDataModule):
             saved = self.store.states_path(self.interval)
             examples = self._encode(rows) if saved is not None and saved.is_file() else None
             states = self.store.load_states(self.interval, None if examples is None else [e.input_ids[:-1] for e in examples])
-            return rows, state, self._with_states(rows, states, str(self.store.states_path(self.interval)), examples)
+            return rows, state, self._with_states(rows, states, str(saved), examples)
         kept = self.store.kept(self.interval)
         if kept is not None:
             rows, state, states = kept  # the same interval's loader built again
