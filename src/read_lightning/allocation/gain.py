@@ -26,8 +26,11 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   is 0 plus noise, and over the short window the noise alone crosses 0 too often) is below 0 (by
   ``harm_z`` standard errors) is being hurt by another capability's training
   (spillover, or transfer that turned negative), not saturated: deflating it as if saturated would
-  make the damage worse, and the allocator cannot tell which capability does it. While any is, it
-  plays ``w = r`` (but for futile capabilities, below).
+  make the damage worse, and the allocator cannot tell which capability does it. So is one whose
+  level has fallen below the best it reached by more than ``fall_z`` noise sds of a level
+  difference (``fallen``): saturation approaches a ceiling and gives nothing back, so a fall is harm
+  even while the mean change over the long window is still above 0 from the climb before it. While
+  any required capability is harmed, it plays ``w = r`` (but for futile capabilities, below).
 * **Futility.** A required capability that has lost ground over the run while being trained (its
   score below the run's first probe by more than ``futile_z = 4`` noise sds of that difference)
   keeps only the exploration floor, its share going to the others. That is a
@@ -57,10 +60,14 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   ``delta_s_c = w_c (A_c - B_c u_c)``, ``u_c`` its level (the sum of its changes so far, so the
   probes' offset cancels) and ``B_c`` the share of the way one interval spent wholly on it closes.
   Fitted per capability over the harm window with a weak prior at ``B_c = 0`` (sd 1). Where ``B_c``
-  is ``ceiling_z`` standard errors above 0, a share ``w_c`` held for the ``R`` remaining intervals
-  closes ``1 - (1 - B_c w_c)^R`` of the remaining way, and each unit of mass buys geometrically less;
-  the capability keeps at most the share that closes ``ceiling_keep`` of it by the end,
-  ``(1 - (1 - ceiling_keep)^(1/R)) / B_c`` (never below the floor), and the rest joins the freed mass.
+  is ``ceiling_z`` standard errors above 0, a share ``w_c`` held for ``n`` intervals closes
+  ``1 - (1 - B_c w_c)^n`` of the remaining way, and each unit of mass buys geometrically less; the
+  capability keeps at most the share that would close ``ceiling_keep`` of it over a run's length,
+  ``N`` intervals: ``(1 - (1 - ceiling_keep)^(1/N)) / B_c`` (never below the floor), and the rest
+  joins the freed mass. The pace is the same at every decision, so the plan does not change as the
+  run goes on. Planned over the ``R`` intervals left instead (the rule before), each decision asked
+  for ``ceiling_keep`` of what the last one left, and the share grew as ``R`` fell: with one interval
+  left a saturated capability kept ``ceiling_keep / B_c``, its ``r`` share again.
   This acts before the retained return has fallen far: the return falls because the level rose,
   and the fit reads the rate from the whole climb (the most required capability of the
   ``saturation`` family is capped from about its fourth interval). The fit is two-stage least
@@ -111,13 +118,15 @@ class GainTrackingAllocator(Allocator):
             alone crosses the threshold often and undoes the tilt; harm (a return that stays below 0)
             shows over a longer one.
         harm_guard: apply that rule (off only to measure what it is worth).
+        fall_z: a required capability whose level is below the best it reached by more than
+            ``fall_z`` noise sds of a level difference is harmed too (``fallen``); None: no such test.
         futile_z: a required capability whose score is below the run's first probe by more than
             ``futile_z`` noise sds (``lost_ground``) keeps only ``floor`` of its share; None: no
             futility rule.
         ceiling_z: standard errors above 0 a capability's fitted closing rate ``B_c`` must be before
             its share is capped at what its ceiling can use; None: no cap (module docstring).
-        ceiling_keep: the share of the remaining way to its fitted ceiling a capped capability
-            still closes by the end of the run.
+        ceiling_keep: the share of the remaining way to its fitted ceiling a capped capability would
+            close over a run's length of intervals at the pace it is held to (``ceiling_caps``).
         freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
             to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
             mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
@@ -145,9 +154,10 @@ class GainTrackingAllocator(Allocator):
         harm_z: float = 0.75,
         harm_guard: bool = True,
         harm_memory: float = 0.85,
+        fall_z: float | None = 4.0,
         futile_z: float | None = 4.0,
         ceiling_z: float | None = 1.0,
-        ceiling_keep: float = 0.8,
+        ceiling_keep: float = 0.9,
         freed_to: str = "marginal",
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
@@ -172,6 +182,9 @@ class GainTrackingAllocator(Allocator):
         self.harm_memory = float(harm_memory)
         if futile_z is not None and not math.isfinite(futile_z):
             raise ValueError(f"futile_z must be finite or None, got {futile_z!r}")
+        if fall_z is not None and not (math.isfinite(fall_z) and fall_z >= 0):
+            raise ValueError(f"fall_z must be finite and >= 0, or None, got {fall_z!r}")
+        self.fall_z = None if fall_z is None else float(fall_z)
         self.futile_z = None if futile_z is None else float(futile_z)
         if ceiling_z is not None and not (math.isfinite(ceiling_z) and ceiling_z >= 0):
             raise ValueError(f"ceiling_z must be finite and >= 0, or None, got {ceiling_z!r}")
@@ -227,7 +240,9 @@ class GainTrackingAllocator(Allocator):
         req = r > 0
         # saturation brings a return down to 0, not below: a fall is harm from another capability
         harm, harm_se = self._fit(slice(None), self.harm_memory, per_mass=False)
-        harmed = req & (harm + self.harm_z * harm_se < 0.0)
+        fall, fall_se = self.fallen()
+        fell = req & (fall > self.fall_z * fall_se) if self.fall_z is not None else np.zeros_like(req)
+        harmed = req & ((harm + self.harm_z * harm_se < 0.0) | fell)
         known = req & (f["early"] > 2.0 * f["early_se"])  # a start we can measure a decline from
         ratio = np.where(known, f["recent"] / np.where(known, f["early"], 1.0), 1.0)
         ratio_se = np.where(known, np.hypot(f["recent_se"], ratio * f["early_se"]) / np.where(known, f["early"], 1.0), 0.0)
@@ -236,10 +251,10 @@ class GainTrackingAllocator(Allocator):
                                 "retained_se": ratio_se.tolist(), "harmed": int(harmed.sum())}
         tests = {"early": f["early"], "early_se": f["early_se"], "recent": f["recent"], "recent_se": f["recent_se"],
                  "eligible": known, "retained": ratio, "retained_se": ratio_se, "harm": harm, "harm_se": harm_se,
-                 "harmed": harmed}
+                 "fall": fall, "fall_se": fall_se, "harmed": harmed}
         if mean <= 0.0 or (self.harm_guard and harmed.any()):
             rule = "no capability has a measurable return yet" if mean <= 0.0 else \
-                "a required capability is harmed (its mean change is below 0)"
+                "a required capability is harmed (its mean change is below 0, or its level fell below its best)"
             return None, {**info, "_tests": tests, "_rule": rule}
         gap = ratio - mean
         shrunk = np.sign(gap) * np.maximum(np.abs(gap) - self.kappa * ratio_se, 0.0)  # soft threshold
@@ -287,7 +302,7 @@ class GainTrackingAllocator(Allocator):
             inv = np.linalg.pinv(pz.T @ px)
             a, rate[c] = inv @ (pz.T @ py)
             se[c] = float(np.sqrt(max((var * inv @ (pz.T @ pz) @ inv.T)[1, 1], 0.0)))
-            if rate[c] > 0:
+            if rate[c] > 1e-9:  # a rate at rounding level is no ceiling (its way would be ~1e14 points)
                 head[c] = a / rate[c] - cum[-1, c]
         return rate, se, head
 
@@ -296,15 +311,38 @@ class GainTrackingAllocator(Allocator):
         use over the intervals left (inf where its closing rate is not ``ceiling_z`` se above 0; 0 where
         its level is at or past the fitted ceiling).
 
-        The intervals left are ``R = steps * remaining / (1 - remaining)``: the decisions so far spent
-        ``1 - remaining`` of the budget in equal intervals.
+        The pace is the share of the way left that ``ceiling_keep`` of it closes over a run's length,
+        ``N = steps / (1 - remaining)`` intervals (the decisions so far spent ``1 - remaining`` of the
+        budget in equal intervals), the same at every decision (module docstring).
         """
         rate, se, head = self.closing_rates()
-        rounds = max(self.steps * remaining / max(1.0 - remaining, 1e-12), 1.0)
+        rounds = max(self.steps / max(1.0 - remaining, 1e-12), 1.0)
         evident = (self.requirement > 0) & (rate > 0) & (rate > self.ceiling_z * se)
         need = (1.0 - (1.0 - self.ceiling_keep) ** (1.0 / rounds)) / np.where(evident, rate, 1.0)
         need = np.where(head > 0, need, 0.0)  # at or past its fitted ceiling: more mass buys nothing
         return np.where(evident, need, np.inf), rate, se
+
+    def fallen(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(fall, se)``, each ``(K,)``: how far each level is below the best it reached (the levels
+        are the sums of the changes, the start included), and the noise sd of a difference of two
+        levels, for the ``fall_z`` test.
+
+        A level difference carries two probes' noise, ``2 sigma^2``. ``sigma^2`` comes from the second
+        differences of the levels (the first differences of the changes), whose noise is
+        ``6 sigma^2`` and which a smooth trend leaves small; the variance of the changes themselves
+        (``lost_ground``'s) holds the trend too, and over a run where a capability climbs steeply and
+        then falls it is several times the noise. Pooled with the capabilities' median by the weight of
+        two intervals, as the fits are. Comparing with the best level, a maximum over noisy levels,
+        adds about two sigma of its own, which ``fall_z`` covers. Fewer than 4 changes: no test (0, inf).
+        """
+        d = np.array(self.history_delta)  # (T, K)
+        k = len(self.requirement)
+        if len(d) < 4:
+            return np.zeros(k), np.full(k, np.inf)
+        level = np.vstack([np.zeros((1, k)), np.cumsum(d, 0)])
+        var = (np.diff(d, axis=0) ** 2).mean(0) / 3.0
+        var = (len(d) * var + 2.0 * np.median(var)) / (len(d) + 2.0)
+        return level.max(0) - level[-1], np.sqrt(var)
 
     def lost_ground(self, z: float) -> np.ndarray:
         """``(K,)`` bool: the score is below the run's first probe by more than ``z`` noise sds of that difference.
@@ -342,6 +380,8 @@ class GainTrackingAllocator(Allocator):
             cap, rate, rate_se = self.ceiling_caps(remaining)
             limit = np.maximum(cap, self.floor * r)
             capped = ~futile & (limit < w * (1.0 - 1e-9))
+            if capped[~futile & (r > 0)].all():  # no required capability left to use the freed mass: the
+                capped[:] = False  # normalisation would hand it straight back, so nothing is capped
             if capped.any():
                 w = np.where(capped, limit, w)
                 later.append("capabilities near their fitted ceiling capped at the share it can use")

@@ -147,8 +147,8 @@ def _explanation_lines(record: RunRecord) -> list[str]:
     lines = ["## Why the mixture moved", "",
              "Per decision: the rule that set the mixture; the capabilities whose early return is 2 standard "
              "errors above 0 (only those can be judged: the eligibility test); those whose mean change is below 0 "
-             "(harmed: then w = r) and those that lost ground since the start (futile: kept at the floor); those "
-             "capped at the share their fitted ceiling can use over the intervals left (capped); the "
+             "or whose level fell below the best it reached (harmed: then w = r) and those that lost ground since the "
+             "start (futile: kept at the floor); those held to the pace their fitted ceiling can use (capped); the "
              "tilt the rule put on r; the mixture chosen as a multiple of r (w / r: the tilts after the freed mass "
              "is placed and the mixture renormalised, so it can differ from the tilt); and the r-weighted gain the "
              "measured recent returns predict for w = r and for the mixture chosen (points per interval).", "",
@@ -175,15 +175,17 @@ def _explanation_lines(record: RunRecord) -> list[str]:
         lines += ["", f"Decision {last.number}, per capability (returns are points per sqrt of the share; "
                   "+- one standard error):", "",
                   "| capability | early return | recent return | eligible | retained share | mean change | "
-                  "harmed | futile | closing rate | ceiling share | tilt | predicted change |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "below best | harmed | futile | closing rate | ceiling share | tilt | predicted change |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for c, v in per_cap.items():
             tilt = v.get("tilt")
             rate = "-" if v.get("closing_rate") is None else \
                 f"{v['closing_rate']:+.3f}" + ("" if v.get("closing_rate_se") is None else f" +- {v['closing_rate_se']:.3f}")
+            fall = "-" if v.get("fall") is None else \
+                f"{v['fall']:.2f}" + ("" if v.get("fall_se") is None else f" (sd {v['fall_se']:.2f})")
             lines.append(f"| {c} | {v['early']:+.2f} +- {v['early_se']:.2f} | {v['recent']:+.2f} +- {v['recent_se']:.2f} "
                          f"| {'yes' if v['eligible'] else 'no'} | {v['retained']:.2f} +- {v['retained_se']:.2f} | "
-                         f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {'yes' if v['harmed'] else 'no'} | "
+                         f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {fall} | {'yes' if v['harmed'] else 'no'} | "
                          f"{'yes' if v['futile'] else 'no'} | {rate} | {_fmt(v.get('ceiling_share'), 3)} | "
                          f"{_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
     return lines + [""]
