@@ -22,6 +22,7 @@ used for no choice. Usage::
     python benchmarks/allocation.py --diagnostics             # simulator.py only (allocation_diagnostics.py)
     python benchmarks/allocation.py --allocators read,read:freed_to=pro_rata   # a variant beside the default
     python benchmarks/allocation.py --tune --noise-free       # the same environments probed without noise
+    python benchmarks/allocation.py --families sign_flip --probe-sd 0.01 --first-seed 5000 --envs 40   # a family-A lookalike
 
 An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
 value read as JSON where it parses, else as a string); the spec is its label in the report.
@@ -111,23 +112,29 @@ def run_suite(
     first_seed: int = EVAL_SEED,
     progress: bool = True,
     noise_free: bool = False,
+    probe_sd: float | None = None,
 ) -> dict:
     """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
 
     ``noise_free``: the probes read the true profile (no probe noise, no item distortion), to
-    separate what an allocator's model misses from what the noise hides.
+    separate what an allocator's model misses from what the noise hides. ``probe_sd``: every
+    environment's probes get that sd instead of the family's (homoscedastic, no item distortion), to
+    draw lookalikes of a family probed otherwise (issue #19's held-out family A: ``sign_flip`` at 0.01).
     """
+    if probe_sd is not None and not (np.isfinite(probe_sd) and probe_sd >= 0):
+        raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
-                    "allocators": list(allocators), "noise_free": noise_free, "families": {}}
+                    "allocators": list(allocators), "noise_free": noise_free, "probe_sd": probe_sd, "families": {}}
     for family in families:
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for e in range(envs):
             seed = first_seed + e
             env = make_family_environment(family, seed, decisions=decisions)
             p = env.params
-            if noise_free:
-                p.probe_noise, p.noise_scale, p.probe_gain = 0.0, None, None
+            if noise_free or probe_sd is not None:
+                p.probe_noise, p.noise_scale, p.probe_gain = (0.0 if noise_free else probe_sd), None, None
+                p.heteroscedastic = False
             static.append(float(simulate_fixed(p, p.requirement)[0]))
             best.append(grid_search_best_fixed(lambda: env)[1])
             for name in allocators:
@@ -173,6 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--tune", action="store_true", help=f"the tuning seeds ({TUNE_SEED} on) instead of the evaluation seeds ({EVAL_SEED} on)")
     parser.add_argument("--noise-free", action="store_true", help="probes read the true profile (what the model misses, apart from the noise)")
+    parser.add_argument("--probe-sd", type=float, default=None, help="every environment probed with this sd (points) instead of its family's")
+    parser.add_argument("--first-seed", type=int, default=None, help="the first seed (default: the evaluation seeds, or the tuning seeds with --tune)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true", help="run benchmarks/allocation_diagnostics.py --diagnostics instead")
     args, rest = parser.parse_known_args(argv)
@@ -187,8 +196,13 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [f for f in families if f not in FAMILIES + (CALIBRATED,)]
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {list(FAMILIES + (CALIBRATED,))}")
+    if args.noise_free and args.probe_sd is not None:
+        parser.error("--noise-free and --probe-sd both set the probes' noise; give one")
+    if args.probe_sd is not None and not (np.isfinite(args.probe_sd) and args.probe_sd >= 0):
+        parser.error(f"--probe-sd must be finite and >= 0, got {args.probe_sd!r}")
+    first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
-                       TUNE_SEED if args.tune else EVAL_SEED, progress=not args.json_only, noise_free=args.noise_free)
+                       first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd)
     if not args.json_only:
         print(f"{report['envs']} environments per family (seeds {report['seeds'][0]}-{report['seeds'][1]}), "
               f"{report['decisions']} decisions; 95% bootstrap intervals over environments")

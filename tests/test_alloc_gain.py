@@ -371,6 +371,7 @@ def test_validation_names_the_bad_value():
                           ({"harm_memory": 0.0}, "harm_memory"), ({"futile_z": float("nan")}, "futile_z"),
                           ({"freed_to": "r"}, "freed_to"), ({"ceiling_z": -1.0}, "ceiling_z"),
                           ({"ceiling_keep": 1.0}, "ceiling_keep"), ({"ceiling_keep": 0.0}, "ceiling_keep"),
-                          ({"fall_z": -1.0}, "fall_z"), ({"fall_z": float("inf")}, "fall_z")):
+                          ({"fall_z": -1.0}, "fall_z"), ({"fall_z": float("inf")}, "fall_z"),
+                          ({"ceiling_pace": "end"}, "ceiling_pace")):
         with pytest.raises(ValueError, match=match):
             make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)

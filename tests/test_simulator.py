@@ -287,6 +287,35 @@ def test_family_benchmark_noise_free_probes_read_the_true_profile(monkeypatch):
     assert noisy["families"]["real_noise"]["read"] != clean["families"]["real_noise"]["read"]
 
 
+def test_family_benchmark_probes_at_a_given_sd_from_a_given_seed(monkeypatch, capsys):
+    # --probe-sd: every environment probed with that sd (a family-A lookalike is sign_flip at 0.01);
+    # --first-seed: where the seeds start
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation")
+    built = []
+
+    def recording(*args, **kwargs):
+        env = make_family_environment(*args, **kwargs)
+        built.append(env)
+        return env
+
+    monkeypatch.setattr(bench, "make_family_environment", recording)
+    out = bench.main(["--families", "noisy", "--allocators", "read", "--envs", "2", "--decisions", "3",
+                      "--probe-sd", "0.01", "--first-seed", "5000", "--json-only"])
+    assert out["seeds"] == [5000, 5001] and out["probe_sd"] == 0.01
+    for env in built:
+        env.reset()
+        assert np.allclose(env.probe_sd(), 0.01) and env.params.probe_gain is None
+    for argv, match in ((["--probe-sd", "-1"], "--probe-sd must be finite and >= 0, got -1.0"),
+                        (["--probe-sd", "0.1", "--noise-free"], "give one")):
+        with pytest.raises(SystemExit):
+            bench.main(["--families", "noisy", "--envs", "1", "--decisions", "2", *argv])
+        assert match in capsys.readouterr().err
+    with pytest.raises(ValueError, match="probe_sd"):
+        bench.run_suite(("noisy",), ("read",), envs=1, decisions=2, progress=False, probe_sd=float("nan"))
+
+
 def test_water_fill_is_the_optimum_of_the_concave_value(monkeypatch):
     # the experiments' myopic step: equal marginal value on every capability it uses, and no feasible
     # mixture does better

@@ -127,6 +127,9 @@ class GainTrackingAllocator(Allocator):
             its share is capped at what its ceiling can use; None: no cap (module docstring).
         ceiling_keep: the share of the remaining way to its fitted ceiling a capped capability would
             close over a run's length of intervals at the pace it is held to (``ceiling_caps``).
+        ceiling_pace: ``"run"``: that pace, the same at every decision. ``"left"``: the rule before,
+            ``ceiling_keep`` of the way over the intervals left, re-planned at each decision (kept to
+            measure against; with ``ceiling_keep=0.8`` and ``fall_z=None`` it is the previous default).
         freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
             to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
             mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
@@ -158,6 +161,7 @@ class GainTrackingAllocator(Allocator):
         futile_z: float | None = 4.0,
         ceiling_z: float | None = 1.0,
         ceiling_keep: float = 0.9,
+        ceiling_pace: str = "run",
         freed_to: str = "marginal",
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
@@ -192,6 +196,9 @@ class GainTrackingAllocator(Allocator):
             raise ValueError(f"ceiling_keep must be in (0, 1), got {ceiling_keep!r}")
         self.ceiling_z = None if ceiling_z is None else float(ceiling_z)
         self.ceiling_keep = float(ceiling_keep)
+        if ceiling_pace not in ("run", "left"):
+            raise ValueError(f"ceiling_pace must be 'run' or 'left', got {ceiling_pace!r}")
+        self.ceiling_pace = ceiling_pace
         if freed_to not in ("marginal", "pro_rata"):
             raise ValueError(f"freed_to must be 'marginal' or 'pro_rata', got {freed_to!r}")
         self.freed_to = freed_to
@@ -316,7 +323,8 @@ class GainTrackingAllocator(Allocator):
         budget in equal intervals), the same at every decision (module docstring).
         """
         rate, se, head = self.closing_rates()
-        rounds = max(self.steps / max(1.0 - remaining, 1e-12), 1.0)
+        done = 0.0 if self.ceiling_pace == "run" else self.steps  # "left": only the intervals left
+        rounds = max((self.steps / max(1.0 - remaining, 1e-12)) - done, 1.0)
         evident = (self.requirement > 0) & (rate > 0) & (rate > self.ceiling_z * se)
         need = (1.0 - (1.0 - self.ceiling_keep) ** (1.0 / rounds)) / np.where(evident, rate, 1.0)
         need = np.where(head > 0, need, 0.0)  # at or past its fitted ceiling: more mass buys nothing
