@@ -261,12 +261,8 @@ def test_family_benchmark_runs_a_variant_beside_the_default(capsys, monkeypatch)
     assert rows["read:warmup=6"]["over_task_static"]["mean"] == 1.0  # warm-up all run long: the option reached it
 
 
-def test_family_benchmark_noise_free_probes_read_the_true_profile(monkeypatch):
-    # --noise-free: every environment the suite builds probes its true profile (no noise, no item
-    # distortion), so what an allocator misses there is its model's, not the noise's
-    import numpy as np
-
-    bench = _allocation_benchmark(monkeypatch, "allocation")
+def _record_environments(monkeypatch, bench) -> list:
+    """Every environment the benchmark module builds from now on, in a list."""
     built = []
 
     def recording(*args, **kwargs):
@@ -275,6 +271,16 @@ def test_family_benchmark_noise_free_probes_read_the_true_profile(monkeypatch):
         return env
 
     monkeypatch.setattr(bench, "make_family_environment", recording)
+    return built
+
+
+def test_family_benchmark_noise_free_probes_read_the_true_profile(monkeypatch):
+    # --noise-free: every environment the suite builds probes its true profile (no noise, no item
+    # distortion), so what an allocator misses there is its model's, not the noise's
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation")
+    built = _record_environments(monkeypatch, bench)
     out = bench.run_suite(("real_noise", "noisy"), ("read",), envs=2, decisions=3, progress=False, noise_free=True)
     assert out["noise_free"] is True and len(built) == 4
     for env in built:
@@ -293,14 +299,7 @@ def test_family_benchmark_probes_at_a_given_sd_from_a_given_seed(monkeypatch, ca
     import numpy as np
 
     bench = _allocation_benchmark(monkeypatch, "allocation")
-    built = []
-
-    def recording(*args, **kwargs):
-        env = make_family_environment(*args, **kwargs)
-        built.append(env)
-        return env
-
-    monkeypatch.setattr(bench, "make_family_environment", recording)
+    built = _record_environments(monkeypatch, bench)
     out = bench.main(["--families", "noisy", "--allocators", "read", "--envs", "2", "--decisions", "3",
                       "--probe-sd", "0.01", "--first-seed", "5000", "--json-only"])
     assert out["seeds"] == [5000, 5001] and out["probe_sd"] == 0.01
