@@ -141,7 +141,7 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, arith_
     # Each run records the code it was trained at; the header names it beside the tabulating commit.
     trained = {json.dumps(json.loads((root / a / f"seed_{s}" / "summary.json").read_text())["code"]["commits"])
                for a in ("read", "uniform") for s in (0, 1)}
-    assert len(trained) == 1 and re.search(r"- code: trained at .+ \(4 runs\); tabulated at ", md)
+    assert len(trained) == 1 and re.search(r"- code: trained at .+ \(4 runs\); tabulated at .+ \(the commit when this command started\)", md)
     assert "best baseline (uniform, the highest mean agreement)" in md
     assert "Paired difference against the best baseline, uniform" in md and "| read | " in md.split("Paired")[1]
     assert "[4/4] uniform seed 1: training" in captured.err

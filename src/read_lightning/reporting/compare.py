@@ -729,7 +729,9 @@ def _trained_at(run_dirs: Sequence[Path], tabulated: str | None) -> str:
             name = describe_commits(commits)
         counts[name] = counts.get(name, 0) + 1
     runs = "; ".join(f"{name} ({n} run{'s' * (n != 1)})" for name, n in counts.items())
-    return f"trained at {runs or 'no run'}; tabulated at {tabulated or 'not a git checkout'}"
+    # the commit is read once, when this command starts; runs it trains later in child processes
+    # record the commit of their own start, so the two can differ within one command
+    return f"trained at {runs or 'no run'}; tabulated at {tabulated or 'not a git checkout'} (the commit when this command started)"
 
 
 def _budget(run_dir: Path) -> str:
