@@ -104,6 +104,11 @@ def summarise(over_r: np.ndarray, best_over_r: np.ndarray, ms: np.ndarray, seed:
     }
 
 
+def _valid_probe_sd(sd: float | None) -> bool:
+    """None (each family's own probes) or a finite sd >= 0."""
+    return sd is None or bool(np.isfinite(sd) and sd >= 0)
+
+
 def run_suite(
     families: tuple[str, ...] = FAMILIES,
     allocators: tuple[str, ...] = DEFAULT_ALLOCATORS,
@@ -121,7 +126,7 @@ def run_suite(
     environment's probes get that sd instead of the family's (homoscedastic, no item distortion), to
     draw lookalikes of a family probed otherwise (issue #19's held-out family A: ``sign_flip`` at 0.01).
     """
-    if probe_sd is not None and not (np.isfinite(probe_sd) and probe_sd >= 0):
+    if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"unknown families {unknown}; choose from {list(FAMILIES + (CALIBRATED,))}")
     if args.noise_free and args.probe_sd is not None:
         parser.error("--noise-free and --probe-sd both set the probes' noise; give one")
-    if args.probe_sd is not None and not (np.isfinite(args.probe_sd) and args.probe_sd >= 0):
+    if not _valid_probe_sd(args.probe_sd):
         parser.error(f"--probe-sd must be finite and >= 0, got {args.probe_sd!r}")
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,

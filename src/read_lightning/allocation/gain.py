@@ -96,6 +96,13 @@ from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 __all__ = ["GainTrackingAllocator"]
 
 
+def pooled(var: np.ndarray, n: float) -> np.ndarray:
+    """Per-capability variances ``(K,)`` estimated from ``n`` intervals, pooled with their median by the
+    weight of two intervals, so that one capability whose few intervals happen to agree does not claim
+    a tiny noise."""
+    return (n * var + 2.0 * np.median(var)) / (n + 2.0)
+
+
 class GainTrackingAllocator(Allocator):
     """``w ∝ r * tilt``, the tilt from each capability's recent gain per unit of mass (module docstring).
 
@@ -225,7 +232,7 @@ class GainTrackingAllocator(Allocator):
         resid = d - rho * x
         n_eff = lam.sum() ** 2 / (lam**2).sum()
         var = (lam * resid**2).sum(0) / lam.sum() * n_eff / max(n_eff - 1.0, 1.0)
-        var = (n_eff * var + 2.0 * np.median(var)) / (n_eff + 2.0)
+        var = pooled(var, n_eff)
         se = np.sqrt(var * (lam**2 * x * x).sum(0)) / np.maximum(sxx, 1e-12)
         return rho, se
 
@@ -349,7 +356,7 @@ class GainTrackingAllocator(Allocator):
             return np.zeros(k), np.full(k, np.inf)
         level = np.vstack([np.zeros((1, k)), np.cumsum(d, 0)])
         var = (np.diff(d, axis=0) ** 2).mean(0) / 3.0
-        var = (len(d) * var + 2.0 * np.median(var)) / (len(d) + 2.0)
+        var = pooled(var, len(d))
         return level.max(0) - level[-1], np.sqrt(var)
 
     def lost_ground(self, z: float) -> np.ndarray:
@@ -364,7 +371,7 @@ class GainTrackingAllocator(Allocator):
         if len(d) < 2:  # one change carries no estimate of its own noise
             return np.zeros(len(self.requirement), dtype=bool)
         var = d.var(0) * len(d) / (len(d) - 1)
-        var = (len(d) * var + 2.0 * np.median(var)) / (len(d) + 2.0)
+        var = pooled(var, len(d))
         return d.sum(0) < -z * np.sqrt(var)
 
     def _choose(self, s: np.ndarray, remaining: float) -> tuple[np.ndarray, dict[str, Any]]:

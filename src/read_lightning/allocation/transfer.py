@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from read_lightning.allocation.protocol import Vector
-from read_lightning.allocation.gain import GainTrackingAllocator
+from read_lightning.allocation.gain import GainTrackingAllocator, pooled
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
 __all__ = ["TransferAllocator", "fit_transfer", "credit_mixture"]
@@ -82,7 +82,7 @@ def fit_transfer(
     resid = delta - own * w
     n_eff = lam.sum() ** 2 / (lam**2).sum()
     var = (lam[:, None] * resid**2).sum(0) / lam.sum() * n_eff / max(n_eff - 1.0, 1.0)
-    var = (n_eff * var + 2.0 * np.median(var)) / (n_eff + 2.0) + 1e-8  # pooled as in gain
+    var = pooled(var, n_eff) + 1e-8
     scale = np.maximum(np.abs(own), np.sqrt(var))  # (K,) a target's own return, at least its noise
     xtx = (lam[:, None, None] * w[:, :, None] * w[:, None, :]).sum(0)  # (K, K)
     xtd = (lam[:, None] * w).T @ delta  # (K, K): [i, j]
