@@ -23,9 +23,19 @@ used for no choice. Usage::
     python benchmarks/allocation.py --allocators read,read:freed_to=pro_rata   # a variant beside the default
     python benchmarks/allocation.py --tune --noise-free       # the same environments probed without noise
     python benchmarks/allocation.py --families sign_flip --probe-sd 0.01 --first-seed 5000 --envs 40   # a family-A lookalike
+    python benchmarks/allocation.py --study 1,2,4,8 --allocators read,read_transfer:z=0.5   # with a transfer study
 
 An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
-value read as JSON where it parses, else as a string); the spec is its label in the report.
+value read as JSON where it parses, else as a string); the spec is its label in the report. Every
+allocator after the first also gets ``paired_vs_first``: the mean difference of its ratio to ``w = r``
+from the first allocator's, environment by environment, with its interval.
+
+``--study B1,B2,...``: before each environment's episodes, a single-capability transfer study is
+simulated on it (``study.TransferStudy.simulate``: each capability trained alone from the start and
+probed at each budget, with the environment's probe noise) and given as ``study`` to every allocator
+that takes one (``read_transfer``). Budgets are in intervals of a 25-decision run, scaled to the
+horizon, so the study spends the same tokens at any ``--decisions``. The study is not charged to the
+run: its cost, K x the largest budget in such intervals, is in the report (``study``).
 
 The measured table is in ``docs/allocator.md``.
 """
@@ -45,11 +55,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from read_lightning.allocation.bandit import make_allocator  # noqa: E402
+from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
 from read_lightning.allocation.families import CALIBRATED, FAMILIES, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
+from read_lightning.allocation.study import TransferStudy  # noqa: E402
 
-__all__ = ["main", "parse_allocator", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
+__all__ = ["main", "parse_allocator", "parse_study", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
 
 TUNE_SEED, EVAL_SEED = 0, 1000
 DEFAULT_ALLOCATORS = ("read", "read_ucb")
@@ -109,6 +120,23 @@ def _valid_probe_sd(sd: float | None) -> bool:
     return sd is None or bool(np.isfinite(sd) and sd >= 0)
 
 
+def _valid_study(budgets) -> bool:
+    """Increasing finite budgets > 0."""
+    b = np.asarray(budgets, dtype=float)
+    return b.ndim == 1 and len(b) > 0 and bool(np.all(np.isfinite(b)) and b[0] > 0 and np.all(np.diff(b) > 0))
+
+
+def parse_study(text: str) -> tuple[float, ...]:
+    """``"1,2,4,8"`` -> ``(1.0, 2.0, 4.0, 8.0)``; ValueError naming ``text`` unless increasing budgets > 0."""
+    try:
+        budgets = tuple(float(b) for b in text.split(","))
+    except ValueError:
+        budgets = ()
+    if not budgets or not _valid_study(budgets):
+        raise ValueError(f"--study must be increasing budgets > 0, comma-separated, got {text!r}")
+    return budgets
+
+
 def run_suite(
     families: tuple[str, ...] = FAMILIES,
     allocators: tuple[str, ...] = DEFAULT_ALLOCATORS,
@@ -118,6 +146,7 @@ def run_suite(
     progress: bool = True,
     noise_free: bool = False,
     probe_sd: float | None = None,
+    study: tuple[float, ...] | None = None,
 ) -> dict:
     """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
 
@@ -125,12 +154,21 @@ def run_suite(
     separate what an allocator's model misses from what the noise hides. ``probe_sd``: every
     environment's probes get that sd instead of the family's (homoscedastic, no item distortion), to
     draw lookalikes of a family probed otherwise (issue #19's held-out family A: ``sign_flip`` at 0.01).
+    ``study``: budgets of a simulated transfer study given to the allocators that take one (module
+    docstring), in intervals of a 25-decision run.
     """
     if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
+    if study is not None and not _valid_study(study):
+        raise ValueError(f"study budgets must be increasing numbers > 0, got {study!r}")
+    takes_study = {name for name in allocators if study is not None
+                   and "study" in (allocator_options(parse_allocator(name)[0]) or set())}
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
                     "allocators": list(allocators), "noise_free": noise_free, "probe_sd": probe_sd, "families": {}}
+    if study is not None:
+        report["study"] = {"budgets": list(study), "given_to": sorted(takes_study),
+                           "intervals_per_capability": max(study), "cost_x_run_budget": None}
     for family in families:
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for e in range(envs):
@@ -142,8 +180,15 @@ def run_suite(
                 p.heteroscedastic = False
             static.append(float(simulate_fixed(p, p.requirement)[0]))
             best.append(grid_search_best_fixed(lambda: env)[1])
+            measured = None
+            if study is not None:
+                env.reset()
+                measured = TransferStudy.simulate(env, [b * decisions / 25.0 for b in study], seed=seed)
+                report["study"]["cost_x_run_budget"] = len(p.start) * max(study) / 25.0
             for name in allocators:
                 kind, options = parse_allocator(name)
+                if name in takes_study:
+                    options = {**options, "study": measured}
                 alloc = make_allocator(kind, env.capabilities, env.requirement, seed=seed, **options)
                 result = run_episode(alloc, env, decisions)
                 final[name].append(result.utility)
@@ -153,6 +198,11 @@ def run_suite(
             name: summarise(np.array(final[name]) / np.array(static), best_over_r, np.array(ms[name]))
             for name in allocators
         }
+        first = np.array(final[allocators[0]]) / np.array(static)
+        for name in allocators[1:]:
+            diff = np.array(final[name]) / np.array(static) - first
+            report["families"][family][name]["paired_vs_first"] = {
+                "mean": float(diff.mean()), "ci95": _bootstrap_ci(diff, np.mean, np.random.default_rng(0))}
         if progress:
             line = ", ".join(f"{n} {v['over_task_static']['mean']:.4f}" for n, v in report["families"][family].items())
             print(f"{family}: headroom {best_over_r.mean() - 1:.3f}; x (w = r): {line} "
@@ -166,13 +216,15 @@ def _table(report: dict) -> str:
         low, high = d["ci95"]
         return f"{fmt.format(d['mean'])} [{fmt.format(low)}, {fmt.format(high)}]"
 
-    lines = ["| family | allocator | x (w = r) | x best fixed | headroom | capture | target | met | ms/decision |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
+    lines = ["| family | allocator | x (w = r) | x best fixed | headroom | capture | target | met | ms/decision "
+             "| - first, paired |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
     for family, rows in report["families"].items():
         for name, s in rows.items():
+            paired = ci(s["paired_vs_first"], "{:+.4f}") if "paired_vs_first" in s else ""
             lines.append(f"| {family} | {name} | {ci(s['over_task_static'])} | {ci(s['over_best_fixed'])} | "
                          f"{ci(s['headroom'], '{:.3f}')} | {ci(s['capture'], '{:+.2f}')} | {s['target']} | "
-                         f"{'yes' if s['met'] else 'NO'} | {s['ms_per_decision']['mean']:.2f} |")
+                         f"{'yes' if s['met'] else 'NO'} | {s['ms_per_decision']['mean']:.2f} | {paired} |")
     return "\n".join(lines)
 
 
@@ -187,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--noise-free", action="store_true", help="probes read the true profile (what the model misses, apart from the noise)")
     parser.add_argument("--probe-sd", type=float, default=None, help="every environment probed with this sd (points) instead of its family's")
     parser.add_argument("--first-seed", type=int, default=None, help="the first seed (default: the evaluation seeds, or the tuning seeds with --tune)")
+    parser.add_argument("--study", default=None, help="budgets of a simulated transfer study given to the allocators "
+                        "that take one, in intervals of a 25-decision run, e.g. 1,2,4,8 (module docstring)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true", help="run benchmarks/allocation_diagnostics.py --diagnostics instead")
     args, rest = parser.parse_known_args(argv)
@@ -205,9 +259,16 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--noise-free and --probe-sd both set the probes' noise; give one")
     if not _valid_probe_sd(args.probe_sd):
         parser.error(f"--probe-sd must be finite and >= 0, got {args.probe_sd!r}")
+    study = None
+    if args.study is not None:
+        try:
+            study = parse_study(args.study)
+        except ValueError as err:
+            parser.error(str(err))
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
-                       first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd)
+                       first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd,
+                       study=study)
     if not args.json_only:
         print(f"{report['envs']} environments per family (seeds {report['seeds'][0]}-{report['seeds'][1]}), "
               f"{report['decisions']} decisions; 95% bootstrap intervals over environments")

@@ -14,6 +14,10 @@ the family's draw swapped for the variant's for the duration of the run. Prints 
 
     python benchmarks/saturation_variants.py                              # read and read without its ceiling cap, ~1 min
     python benchmarks/saturation_variants.py --allocators read,read:kappa=0.5 --envs 40
+    python benchmarks/saturation_variants.py --allocators read,read_study --study 1,2,4,8   # with a transfer study
+
+``--study``: as ``benchmarks/allocation.py``'s (a simulated transfer study per environment, given to
+the allocators that take one).
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ def variant_draw(top_at_least: float, gap_low: float, gap_high: float):
     return functools.partial(_SATURATION, top_at_least=top_at_least, gap=(gap_low, gap_high))
 
 
-def run(variant: str, allocators: tuple[str, ...], envs: int, decisions: int) -> dict:
+def run(variant: str, allocators: tuple[str, ...], envs: int, decisions: int,
+        study: tuple[float, ...] | None = None) -> dict:
     families._saturation = variant_draw(*VARIANTS[variant])
     try:
-        report = allocation.run_suite(("saturation",), allocators, envs, decisions, FIRST_SEED, progress=False)
+        report = allocation.run_suite(("saturation",), allocators, envs, decisions, FIRST_SEED, progress=False,
+                                      study=study)
     finally:
         families._saturation = _SATURATION
     return report["families"]["saturation"]
@@ -59,11 +65,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--envs", type=int, default=40)
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--study", default=None, help="budgets of a simulated transfer study, e.g. 1,2,4,8")
     args = parser.parse_args(argv)
+    study = None
+    if args.study is not None:
+        try:
+            study = allocation.parse_study(args.study)
+        except ValueError as err:
+            parser.error(str(err))
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    out = {v: run(v, tuple(args.allocators.split(",")), args.envs, args.decisions) for v in args.variants.split(",")}
+    out = {v: run(v, tuple(args.allocators.split(",")), args.envs, args.decisions, study)
+           for v in args.variants.split(",")}
     summary = {v: {name: {"over_task_static": round(row["over_task_static"]["mean"], 4),
                           "capture": round(row["capture"]["mean"], 2), "capture_ci95": [round(x, 2) for x in row["capture"]["ci95"]],
                           "headroom": round(row["headroom"]["mean"], 3)}

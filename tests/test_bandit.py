@@ -17,6 +17,7 @@ from read_lightning.allocation.bandit import (
     compute_reward,
     make_allocator,
 )
+from read_lightning.allocation.study import TransferStudy
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
 CAPS = list(DEFAULT_CAPABILITIES)
@@ -45,6 +46,8 @@ def test_select_returns_simplex_for_every_allocator():
             kwargs.update(FAST, warmup=2)
         if name == "read":
             kwargs.update(warmup=2)
+        if name == "read_study":  # needs a measured transfer prior: one with no transfer in it
+            kwargs.update(study=TransferStudy(CAPS, [1.0], 4.0 * np.eye(8)[None], np.full((1, 8, 8), 0.1)))
         alloc = make_allocator(name, CAPS, R, seed=1, **kwargs)
         for w in drive(alloc, 4):
             assert len(w) == len(CAPS)

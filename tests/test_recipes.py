@@ -65,6 +65,27 @@ def test_baseline_recipes_differ_from_default_only_in_allocator(allocator):
     assert _bandit_args(baseline).get("allocator_kwargs", {}) == expected
 
 
+def test_study_recipe_differs_from_default_only_in_allocator_and_its_study():
+    from read_lightning.allocation.families import MEASURED_STUDY
+
+    root = Path(__file__).parent.parent / "recipes"
+    default = yaml.safe_load((root / "smollm2-135m.yaml").read_text())
+    study = yaml.safe_load((root / "smollm2-135m-study.yaml").read_text())
+    assert _strip(study) == _strip(default)
+    args = _bandit_args(study)
+    assert args["allocator"] == "read_study"
+    assert args["allocator_kwargs"] == {**_bandit_args(default)["allocator_kwargs"], "study": args["allocator_kwargs"]["study"]}
+    assert (root.parent / args["allocator_kwargs"]["study"]).resolve() == MEASURED_STUDY  # the packaged study
+
+
+def test_a_study_that_is_not_a_file_is_refused_when_the_recipe_is_parsed(tmp_path):
+    from read_lightning.training.callbacks import BanditAllocationCallback
+
+    missing = str(tmp_path / "transfer.json")
+    with pytest.raises(ValueError, match=f"allocator_kwargs study {missing!r} is not a file"):
+        BanditAllocationCallback(allocator="read_study", requirement={"math": 1.0}, allocator_kwargs={"study": missing})
+
+
 def test_allocator_options_a_baseline_does_not_take_are_refused_when_the_recipe_is_parsed():
     from read_lightning.training.callbacks import BanditAllocationCallback
 

@@ -315,6 +315,37 @@ def test_family_benchmark_probes_at_a_given_sd_from_a_given_seed(monkeypatch, ca
         bench.run_suite(("noisy",), ("read",), envs=1, decisions=2, progress=False, probe_sd=float("nan"))
 
 
+def test_family_benchmark_gives_a_simulated_study_to_the_allocators_that_take_one(monkeypatch, capsys):
+    # --study: a TransferStudy simulated on each environment goes to read_study, not to read; its cost is
+    # in the report, and every allocator after the first has its paired difference from the first
+    bench = _allocation_benchmark(monkeypatch, "allocation")
+    assert bench.parse_study("1,2,4") == (1.0, 2.0, 4.0)
+    given = []
+    real = bench.make_allocator
+
+    def recording(kind, *args, **kwargs):
+        given.append((kind, kwargs.get("study")))
+        return real(kind, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "make_allocator", recording)
+    out = bench.run_suite(("additive",), ("read", "read_study"), envs=2, decisions=4, progress=False, study=(1.0, 2.0))
+    assert out["study"] == {"budgets": [1.0, 2.0], "given_to": ["read_study"], "intervals_per_capability": 2.0,
+                            "cost_x_run_budget": 8 * 2.0 / 25}
+    assert [k for k, s in given if s is not None] == ["read_study", "read_study"] and given[0] == ("read", None)
+    study = given[1][1]
+    assert np.allclose(study.budgets, [4 / 25, 8 / 25])  # budgets in 25-decision intervals, at this horizon
+    rows = out["families"]["additive"]
+    assert "paired_vs_first" not in rows["read"]
+    diff = rows["read_study"]["paired_vs_first"]
+    assert diff["mean"] == pytest.approx(rows["read_study"]["over_task_static"]["mean"] - rows["read"]["over_task_static"]["mean"])
+    for text in ("2,1", "0,1", "a"):
+        with pytest.raises(SystemExit):
+            bench.main(["--families", "additive", "--envs", "1", "--decisions", "2", "--study", text])
+        assert f"--study must be increasing budgets > 0, comma-separated, got {text!r}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="study budgets"):
+        bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, study=(0.0,))
+
+
 def test_water_fill_is_the_optimum_of_the_concave_value(monkeypatch):
     # the experiments' myopic step: equal marginal value on every capability it uses, and no feasible
     # mixture does better

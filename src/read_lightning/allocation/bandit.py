@@ -2,8 +2,9 @@
 
 The protocol (``select`` / ``observe`` / ``development_checkpoint``, units, exact state) is
 ``protocol``'s. The allocators live in ``protocol`` (protocol, reward, state), ``ucb`` (the published
-UCB-over-ensemble allocator, ``read_ucb``), ``gain`` (the default ``read``), ``transfer`` (``read_transfer``) and
-``static`` (baselines); this module names them and re-exports their public names.
+UCB-over-ensemble allocator, ``read_ucb``), ``gain`` (the default ``read``), ``transfer`` (``read_transfer``,
+and ``read_study`` with a measured transfer prior from ``study``) and ``static`` (baselines); this module
+names them and re-exports their public names.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Callable
 
 from read_lightning.allocation.protocol import Allocator, Vector, compute_reward
 from read_lightning.allocation.gain import GainTrackingAllocator
-from read_lightning.allocation.transfer import TransferAllocator
+from read_lightning.allocation.transfer import StudyAllocator, TransferAllocator
 from read_lightning.allocation.static import (
     FixedAllocator,
     RandomAllocator,
@@ -31,6 +32,7 @@ __all__ = [
     "Allocator",
     "GainTrackingAllocator",
     "TransferAllocator",
+    "StudyAllocator",
     "UCBEnsembleAllocator",
     "GreedyAllocator",
     "UniformAllocator",
@@ -46,6 +48,7 @@ __all__ = [
 ALLOCATORS: dict[str, Callable[..., Allocator]] = {
     "read": GainTrackingAllocator,  # the default (docs/allocator.md)
     "read_transfer": TransferAllocator,  # read plus a fitted transfer model (opt-in: it did not beat read)
+    "read_study": StudyAllocator,  # read_transfer with a measured transfer prior (opt-in: needs a study)
     "read_ucb": UCBEnsembleAllocator,  # the published UCB over a bootstrap ensemble: ReAD's reference
     "uniform": UniformAllocator,
     "task_static": TaskStaticAllocator,

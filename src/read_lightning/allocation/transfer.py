@@ -35,7 +35,11 @@ on ``i`` on the score of ``j``. This module estimates it and folds it into the s
   ``T_ij`` from another's mass) and a saturating one (its own ``T_jj`` shrinking) are told apart by
   which coefficient moves, but by default only positive transfer earns credit (``credit_harm``):
   crediting forgetting lost badly on ``spillover`` and ``sign_flip`` even with the true matrix, and
-  harm stays with ``gain``'s rule.
+  harm stays with ``gain``'s rule. A negative own return ``T_jj`` earns nothing either: training a
+  capability does not lower it, and the own return of one given almost no mass is barely identified
+  (a helper at 0.001 of the mass was fitted at -144 times its transfer, which zeroed it in the
+  credit whatever its transfer; with the clip ``read_transfer`` gained 0.4% on ``additive``,
+  docs/allocator.md).
 * **Never lose to the anchor on the noise.** The move from the anchor ``w ∝ v`` towards the
   maximiser is the step ``lam`` in {0, 1/4, ..., 1} with the best lower bound (``z`` standard
   deviations over posterior draws of ``T``) of ``J(w_lam) - J(anchor)``; where the posterior does
@@ -48,20 +52,23 @@ Lightning callback decides on rank 0 and broadcasts, and ``state_dict`` resumes 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from read_lightning.allocation.protocol import Vector
 from read_lightning.allocation.gain import GainTrackingAllocator, pooled
+from read_lightning.allocation.study import STUDY_NOISE, TransferStudy
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
-__all__ = ["TransferAllocator", "fit_transfer", "credit_mixture"]
+__all__ = ["StudyAllocator", "TransferAllocator", "fit_transfer", "credit_mixture"]
 
 
 def fit_transfer(
-    w: np.ndarray, delta: np.ndarray, memory: float, prior_sd: float
+    w: np.ndarray, delta: np.ndarray, memory: float, prior_sd: float,
+    prior_rel: np.ndarray | None = None, prior_rel_se: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior of the transfer matrix from a history.
 
@@ -69,6 +76,9 @@ def fit_transfer(
         w: ``(T, K)`` mixtures played. delta: ``(T, K)`` observed profile changes.
         memory: weight per interval of age (newest 1). prior_sd: off-diagonal prior sd in units of
             each target's own return per unit of mass.
+        prior_rel, prior_rel_se: ``(K, K)``, optional: the off-diagonal prior mean in the same units
+            (a measured study's relative transfer, ``TransferStudy.prior``; default 0, no transfer) and
+            its standard error, which widens the prior sd in quadrature.
     Returns:
         ``(mean (K, K), cov (K, K, K), scale (K,))``: ``mean[i, j]`` is the change of ``j`` per unit
         of mass on ``i``; ``cov[j]`` the posterior covariance of column ``j``; ``scale`` each
@@ -87,11 +97,15 @@ def fit_transfer(
     xtx = (lam[:, None, None] * w[:, :, None] * w[:, None, :]).sum(0)  # (K, K)
     xtd = (lam[:, None] * w).T @ delta  # (K, K): [i, j]
     mean, cov = np.zeros((k, k)), np.zeros((k, k, k))
+    rel = np.zeros((k, k)) if prior_rel is None else np.asarray(prior_rel, dtype=float)
+    rel_se = np.zeros((k, k)) if prior_rel_se is None else np.asarray(prior_rel_se, dtype=float)
     for j in range(k):
-        prior = np.full(k, 1.0 / (prior_sd * scale[j]) ** 2)
+        prior = 1.0 / ((prior_sd**2 + rel_se[:, j] ** 2) * scale[j] ** 2)
         prior[j] = 1e-6 / scale[j] ** 2  # the own return: nearly free
+        m = rel[:, j] * scale[j]
+        m[j] = 0.0
         cov[j] = np.linalg.inv(xtx / var[j] + np.diag(prior))
-        mean[:, j] = cov[j] @ xtd[:, j] / var[j]
+        mean[:, j] = cov[j] @ (xtd[:, j] / var[j] + prior * m)
     return mean, cov, scale
 
 
@@ -131,6 +145,13 @@ class TransferAllocator(GainTrackingAllocator):
         credit_harm: count negative off-diagonal ``T_ij`` (forgetting ``i`` causes) in the credit;
             off by default, only positive transfer moves mass (harm stays with ``gain``'s rule).
         max_step: the largest step from the anchor towards the credit maximiser.
+        study: a measured transfer prior (``study.TransferStudy``): a ``TransferStudy`` over these
+            capabilities, or a ``read-train transfer`` output (``transfer.json``, a path or its
+            mapping), which needs ``interval_tokens``. None: the prior is no transfer.
+        interval_tokens: the run's tokens per interval (``budget_tokens / num_intervals``), to put a
+            ``read-train transfer`` study's token budgets in the run's intervals.
+        study_noise: the noise of each change of a ``read-train transfer`` study, per unit of the
+            target's own change (one seed; default ``study.STUDY_NOISE``, measured).
     """
 
     def __init__(
@@ -147,9 +168,21 @@ class TransferAllocator(GainTrackingAllocator):
         min_history: int = 4,
         credit_harm: bool = False,  # let a negative T_ij take credit from i (measured: it loses)
         max_step: float = 1.0,
+        study: TransferStudy | str | os.PathLike | Mapping[str, Any] | None = None,
+        interval_tokens: float | None = None,
+        study_noise: float = STUDY_NOISE,
         **kwargs: Any,
     ) -> None:
         super().__init__(capabilities, requirement, seed, **kwargs)
+        if study is not None and not isinstance(study, TransferStudy):
+            if interval_tokens is None:
+                raise ValueError("a read-train transfer study needs interval_tokens: the run's tokens per interval "
+                                 "(budget_tokens / num_intervals)")
+            study = TransferStudy.from_report(study, self.capabilities, interval_tokens, study_noise)
+        if isinstance(study, TransferStudy) and study.capabilities != self.capabilities:
+            raise ValueError(f"the study's capabilities {list(study.capabilities)!r} are not the allocator's "
+                             f"{list(self.capabilities)!r}")
+        self.study = study
         if not 0 <= probe < 1:
             raise ValueError(f"probe must be in [0, 1), got {probe!r}")
         if not 0 < transfer_memory <= 1:
@@ -171,12 +204,14 @@ class TransferAllocator(GainTrackingAllocator):
         v, info = super()._choose(s, remaining)  # the anchor: gain's choice
         w, step = v.copy(), 0.0
         if len(self.history_w) >= self.min_history:
-            t_mean, cov, scale = fit_transfer(np.array(self.history_w), np.array(self.history_delta),
-                                              self.transfer_memory, self.prior_sd)
+            history = np.array(self.history_w)
+            rel, rel_se = (None, None) if self.study is None else self.study.prior(history.sum(0))
+            t_mean, cov, scale = fit_transfer(history, np.array(self.history_delta),
+                                              self.transfer_memory, self.prior_sd, rel, rel_se)
             floor = 0.05 * scale * np.sqrt(np.maximum(v, 1e-3))
             off = ~np.eye(len(r), dtype=bool)
-            credit = np.where(off & ~self.credit_harm, np.maximum(t_mean, 0.0), t_mean)
-            target = credit_mixture(credit, v, v, floor)
+            credit = np.where(off & self.credit_harm, t_mean, np.maximum(t_mean, 0.0))
+            target = credit_mixture(credit, v, self._credit_start(v), floor)
             rng = np.random.default_rng([self.seed, self.steps, 104729])
             k = len(r)
             noise = rng.standard_normal((self.draws, k, k))
@@ -200,8 +235,13 @@ class TransferAllocator(GainTrackingAllocator):
             recent = np.array([explain["capabilities"][c]["recent"] for c in self.capabilities])
             explain["candidates"]["read (anchor)"] = explain["candidates"].pop("chosen")
             explain["candidates"]["chosen"] = self.predicted(recent, w)
-            explain["rule"] += f"; transfer step {step:g} toward the transfer target, probe {self.probe:g}"
+            prior = "a measured study" if self.study is not None else "no transfer"
+            explain["rule"] += f"; transfer step {step:g} toward the transfer target (prior: {prior}), probe {self.probe:g}"
         return w, {**info, "transfer_step": step}
+
+    def _credit_start(self, v: np.ndarray) -> np.ndarray:
+        """Where the credit update starts: the anchor itself."""
+        return v
 
     def _extra_state(self) -> dict[str, Any]:
         # the posterior draws are seeded by (seed, step): the seed travels with the state
@@ -210,3 +250,30 @@ class TransferAllocator(GainTrackingAllocator):
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
         super()._load_extra_state(extra)
         self.seed = extra["draw_seed"]
+
+
+class StudyAllocator(TransferAllocator):
+    """``read_study``: ``read_transfer`` with a measured transfer prior, ``study`` (required), and the
+    settings measured for it on the tuning seeds of every family (docs/allocator.md, "A measured
+    transfer prior"): no probes (the study identifies ``T``; the probes only take mass from the
+    capabilities that need it), the run's transfer kept near the study's (``prior_sd`` 0.1 of the
+    target's own return, on top of the study's own standard errors) and a move backed by half a
+    posterior sd (``z`` 0.5). Every option of ``read_transfer`` can still be given.
+    """
+
+    def __init__(
+        self,
+        capabilities: Sequence[str] = DEFAULT_CAPABILITIES,
+        requirement: Vector | None = None,
+        seed: int = 0,
+        *,
+        study: TransferStudy | str | os.PathLike | Mapping[str, Any] | None = None,
+        probe: float = 0.0,
+        prior_sd: float = 0.1,
+        z: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        if study is None:
+            raise ValueError("read_study needs study: a read-train transfer output (transfer.json) with "
+                             "interval_tokens, or a TransferStudy")
+        super().__init__(capabilities, requirement, seed, study=study, probe=probe, prior_sd=prior_sd, z=z, **kwargs)

@@ -34,8 +34,10 @@ class BanditAllocationCallback(Callback):
     :class:`~read_lightning.training.run_state.RunState` decides the stop; the bandit asks it).
 
     Args:
-        allocator: ``read`` (UCB over a bootstrap ensemble) or a baseline: ``uniform``,
-            ``task_static``, ``single``, ``greedy``, ``fixed``, ``random``.
+        allocator: ``read`` (the default, docs/allocator.md), ``read_ucb`` (the published UCB over a
+            bootstrap ensemble), ``read_transfer``, ``read_study`` (``read_transfer`` with a measured
+            transfer prior, ``study``) or a baseline: ``uniform``, ``task_static``, ``single``,
+            ``greedy``, ``fixed``, ``random``.
         requirement: the task's requirement vector (a distribution over capabilities): a
             :class:`~read_lightning.core.capabilities.Requirement`, or a mapping made into one
             (checked) here; its names are checked against the data module's capabilities at fit
@@ -44,7 +46,9 @@ class BanditAllocationCallback(Callback):
             ``RunState.task``) by ``requirement_method``: ``card`` (the card's own
             vector), ``identifier`` (a learned g_phi at ``identifier_path``), ``zero_shot`` (the
             teacher rates each capability) or ``auto`` (the first of these that is available).
-        allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...).
+        allocator_kwargs: extra arguments for the allocator (``kappa``, ``beta``, ``lam``, ...). With a
+            ``study`` (``read_study``: a ``read-train transfer`` output), ``interval_tokens`` defaults to
+            the data module's budget over its intervals.
         log_file: JSONL of every decision; default ``<log_dir>/allocations.jsonl``.
     """
 
@@ -74,6 +78,11 @@ class BanditAllocationCallback(Callback):
             raise ValueError(
                 f"allocator_kwargs {unknown!r} are not options of allocator {allocator!r}; it takes {sorted(accepted)!r}"
             )
+        study = (allocator_kwargs or {}).get("study")
+        if isinstance(study, (str, Path)) and not Path(study).is_file():
+            # Before any model loads: the allocator reads it at fit start.
+            raise ValueError(f"allocator_kwargs study {str(study)!r} is not a file (a read-train transfer output, "
+                             "transfer.json; a relative path is read from the working directory)")
         if requirement is not None:
             # Checked once, here; names against the data module's capabilities at fit start.
             requirement = Requirement.of(requirement)
@@ -113,7 +122,7 @@ class BanditAllocationCallback(Callback):
                 (inferred, self.requirement_explanation), src=0
             )
         self.allocator = make_allocator(
-            self.allocator_name, capabilities, requirement, seed=self.seed, **self.allocator_kwargs
+            self.allocator_name, capabilities, requirement, seed=self.seed, **self._kwargs_for(dm)
         )
         if self.log_file is None and trainer.log_dir:
             self.log_file = str(Path(trainer.log_dir) / "allocations.jsonl")
@@ -126,6 +135,20 @@ class BanditAllocationCallback(Callback):
                 RunState.of(trainer).decide(trainer)
             return
         self._decide(trainer, pl_module, self._profile(trainer))
+
+    def _kwargs_for(self, dm: Any) -> dict[str, Any]:
+        """The allocator's options, with ``interval_tokens`` filled in from the data module (its budget
+        over its intervals) where a ``study`` is given without it: a ``read-train transfer`` study's token
+        budgets are read in the run's intervals."""
+        from read_lightning.allocation.bandit import allocator_options
+
+        kwargs = dict(self.allocator_kwargs)
+        takes = allocator_options(self.allocator_name) or set()
+        ledger, intervals = getattr(dm, "ledger", None), getattr(dm, "num_intervals", None)
+        if kwargs.get("study") is not None and "interval_tokens" in takes and kwargs.get("interval_tokens") is None \
+                and ledger is not None and intervals:
+            kwargs["interval_tokens"] = ledger.budget / intervals
+        return kwargs
 
     def _awaiting(self, trainer: L.Trainer) -> bool:
         """Whether a choice is waiting for its interval's observation (rank 0 decides for all)."""

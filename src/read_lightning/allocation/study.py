@@ -1,0 +1,188 @@
+"""A measured transfer prior for ``read_transfer``: what a single-capability study says training ``i`` does to ``j``.
+
+Why. One run's intervals cannot identify transfer (docs/allocator.md: a probe of 0.1 of the mass moves
+a helped capability by a few tenths of a point against a change noise of about 0.7), but a study that
+trains each capability alone (``read-train transfer``) measures it directly: training only ``i``,
+every change of ``j != i`` is ``i``'s doing. ``TransferStudy`` turns such a study into the prior mean
+of ``fit_transfer``'s off-diagonal coefficients:
+
+* **Relative, so it follows saturation.** The prior of ``T_ij`` is ``rel_ij`` times target ``j``'s
+  own return in the run, where ``rel_ij`` is the change of ``j`` per unit of ``j``'s own change in the
+  study (each measured while training one capability alone, over the same budget). As ``j``
+  saturates in the run, its own return falls and the transfer it can receive with it.
+* **Indexed by budget, so transfer that turns is not extrapolated.** Transfer can change sign as a
+  source is trained (a shortcut's help turns into forgetting). The study is read per budget segment:
+  ``rel`` from the change between consecutive budgets, the marginal effect of that much more training
+  of ``i``. The prior a source gets is the smaller of the segment its run exposure is in and the next
+  one (the next decision moves it on), and none once its exposure is past the largest budget studied.
+* **Shrunk by its own noise.** Each ``rel`` has a standard error from the study's measurement noise;
+  it is shrunk towards 0 by ``rel^2 / (rel^2 + se^2)``, and the se widens the prior's sd. A target
+  whose own change in a segment is within twice its noise gives no ratio (``rel`` 0): nothing to
+  divide by.
+
+Only positive transfer is credited by ``read_transfer`` (harm stays with ``read``'s rules), so the
+prior is clipped at 0 after the minimum.
+
+Budgets are in the run's units of exposure: intervals of the whole mass (an interval at ``w_i = 1``
+is 1). ``from_report`` converts a ``read-train transfer`` study's token budgets with the run's tokens
+per interval; ``simulate`` runs the study on a benchmark environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["STUDY_NOISE", "TransferStudy"]
+
+# The seed sd of a change measured on the embedded default, per unit of that change: the upper end of
+# benchmarks/probe_noise.py's 0.14-0.28 (families.REAL_SD_PER_CHANGE). A read-train transfer study is
+# one seed, so this is the noise ``from_report`` gives each of its changes unless told otherwise.
+STUDY_NOISE = 0.28
+
+
+@dataclass(frozen=True)
+class TransferStudy:
+    """Changes measured while training one capability alone, at increasing budgets.
+
+    Args:
+        capabilities: the ``K`` names, in the allocator's order.
+        budgets: ``(B,)`` increasing budgets, > 0, in intervals of the whole mass.
+        changes: ``(B, K, K)``: ``[b, i, j]`` the change of ``j`` from the start after training ``i``
+            alone for ``budgets[b]``; a row of NaN where ``i`` was not studied.
+        noise: ``(B, K, K)``: the sd of the change between two consecutive budgets' measurements
+            (the first against the start).
+    """
+
+    capabilities: tuple[str, ...]
+    budgets: np.ndarray
+    changes: np.ndarray
+    noise: np.ndarray
+
+    def __post_init__(self) -> None:
+        k, budgets = len(self.capabilities), np.asarray(self.budgets, dtype=float)
+        if budgets.ndim != 1 or len(budgets) == 0 or not np.all(np.isfinite(budgets)) or budgets[0] <= 0 \
+                or np.any(np.diff(budgets) <= 0):
+            raise ValueError(f"study budgets must be increasing numbers > 0, got {self.budgets!r}")
+        for name in ("changes", "noise"):
+            value = np.asarray(getattr(self, name), dtype=float)
+            if value.shape != (len(budgets), k, k):
+                raise ValueError(f"study {name} must have shape {(len(budgets), k, k)}, got {value.shape}")
+            object.__setattr__(self, name, value)
+        if np.any(~np.isfinite(self.noise[~np.isnan(self.changes)])) or np.any(self.noise < 0):
+            raise ValueError("study noise must be finite and >= 0 wherever a change was measured")
+        object.__setattr__(self, "budgets", budgets)
+        object.__setattr__(self, "capabilities", tuple(self.capabilities))
+        rel, se = self._relative()
+        object.__setattr__(self, "_rel", rel)
+        object.__setattr__(self, "_se", se)
+
+    def _relative(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rel, se)``, ``(B, K, K)`` each: per segment the shrunk change of ``j`` per unit of ``j``'s own
+        change, and its standard error (0 where there is no ratio)."""
+        cum = np.nan_to_num(self.changes, nan=0.0)
+        seg = np.diff(np.concatenate([np.zeros_like(cum[:1]), cum]), axis=0)  # (B, K, K) marginal changes
+        own = np.einsum("bjj->bj", seg)  # (B, K): each target's own change, training it alone
+        own_sd = np.einsum("bjj->bj", self.noise)
+        studied = ~np.isnan(self.changes[:, :, 0])  # (B, K) rows measured
+        okay = (own > 2.0 * own_sd) & studied  # (B, K): a ratio needs a measurable own change
+        denom = np.where(okay, own, 1.0)[:, None, :]
+        rel = np.where(okay[:, None, :] & studied[:, :, None], seg / denom, 0.0)
+        se = np.where(rel != 0.0, np.hypot(self.noise, rel * own_sd[:, None, :]) / np.abs(denom), 0.0)
+        idx = np.arange(len(self.capabilities))
+        rel[:, idx, idx], se[:, idx, idx] = 0.0, 0.0
+        rel = rel * rel**2 / (rel**2 + se**2 + 1e-12)
+        return rel, se
+
+    def prior(self, exposure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rel, se)``, ``(K, K)`` each, for sources at cumulative ``exposure`` ``(K,)`` (intervals of
+        the whole mass): the smaller of the segment each source is in and the next, clipped at 0; 0 past
+        the largest budget studied (module docstring)."""
+        k = len(self.capabilities)
+        rel, se = np.zeros((k, k)), np.zeros((k, k))
+        cols = np.arange(k)
+        for i in range(k):
+            b = int(np.searchsorted(self.budgets, exposure[i], side="right"))
+            if b >= len(self.budgets):
+                continue
+            ahead = self._rel[b : b + 2, i]  # (1 or 2, K)
+            pick = np.argmin(ahead, axis=0)
+            rel[i], se[i] = ahead[pick, cols], self._se[b : b + 2, i][pick, cols]
+        return np.maximum(rel, 0.0), se
+
+    @classmethod
+    def from_report(cls, study: str | os.PathLike | Mapping[str, Any], capabilities: Sequence[str],
+                    interval_tokens: float, noise: float = STUDY_NOISE) -> TransferStudy:
+        """A ``read-train transfer`` output (``transfer.json``, or its mapping) for a run whose intervals
+        are ``interval_tokens`` tokens each; ``noise`` per unit of a target's own change (``STUDY_NOISE``).
+
+        Capabilities the run has and the study did not distil get no prior; the study must measure
+        every capability of the run as a target.
+        """
+        if not (isinstance(interval_tokens, (int, float)) and math.isfinite(interval_tokens) and interval_tokens > 0):
+            raise ValueError(f"interval_tokens must be a number of tokens > 0, got {interval_tokens!r}")
+        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+            raise ValueError(f"study noise must be a number >= 0, got {noise!r}")
+        if not isinstance(study, Mapping):
+            try:
+                with open(study, encoding="utf-8") as fh:
+                    study = json.load(fh)
+            except OSError as err:
+                raise ValueError(f"cannot read the transfer study {str(study)!r}: {err.strerror}") from None
+            except json.JSONDecodeError as err:
+                raise ValueError(f"the transfer study {str(study)!r} is not JSON: {err}") from None
+        try:
+            names, distilled = list(study["capabilities"]), list(study["distilled"])
+            budgets = [int(b) for b in study["budgets"]]
+            matrices = [np.asarray(study["matrices"][str(b)], dtype=float) for b in budgets]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not a read-train transfer study (transfer.json): {err!r}") from None
+        capabilities = tuple(capabilities)
+        missing = [c for c in capabilities if c not in names]
+        if missing:
+            raise ValueError(f"the transfer study measured no change of {missing!r}; it has {names!r}")
+        k, cols = len(capabilities), [names.index(c) for c in capabilities]
+        changes = np.full((len(budgets), k, k), np.nan)
+        for b, m in enumerate(matrices):
+            if m.shape != (len(distilled), len(names)):
+                raise ValueError(f"study matrix at budget {budgets[b]} has shape {m.shape}, "
+                                 f"expected {(len(distilled), len(names))}")
+            for row, cap in enumerate(distilled):
+                if cap in capabilities:
+                    changes[b, capabilities.index(cap)] = m[row, cols]
+        own = np.abs(np.nan_to_num(np.einsum("bjj->bj", changes), nan=0.0))  # (B, K)
+        scale = np.where(own.max(0) > 0, own.max(0), np.abs(np.nan_to_num(changes, nan=0.0)).max((0, 1)))
+        sd = np.broadcast_to(noise * scale, changes.shape).copy()  # every change of j: noise x j's own change
+        return cls(capabilities, np.asarray(budgets, dtype=float) / float(interval_tokens), changes, sd)
+
+    @classmethod
+    def simulate(cls, env: Any, budgets: Sequence[float], seed: int = 0) -> TransferStudy:
+        """Run the study on a benchmark environment (``simulator.CapabilityTransferEnv``): from the start,
+        each capability trained alone in interval-sized steps, probed at every budget with the
+        environment's probe model (its noise at the start profile); the noise of each change is that of
+        two probes."""
+        from read_lightning.allocation.simulator import advance
+
+        p = env.params
+        k = len(p.start)
+        rng = np.random.default_rng([seed, 31])
+        sd = np.asarray(env.probe_sd(), dtype=float) * np.ones(k)  # at the start (env is reset)
+        gain = None if p.probe_gain is None else np.asarray(p.probe_gain, dtype=float)
+        s, exposure, done = np.repeat(p.start[None], k, 0), np.zeros((k, k)), 0.0
+        start_read = p.start[None] + rng.normal(0.0, 1.0, (k, k)) * sd
+        changes = np.zeros((len(budgets), k, k))
+        for b, budget in enumerate(budgets):
+            while done < budget - 1e-9:
+                step = min(1.0, budget - done)
+                s, exposure = advance(p, s, exposure, step * np.eye(k))
+                done += step
+            read = s if gain is None else p.start + gain * (s - p.start)
+            changes[b] = read + rng.normal(0.0, 1.0, (k, k)) * sd - start_read
+        return cls(tuple(p.capabilities), np.asarray(budgets, dtype=float), changes,
+                   np.broadcast_to(np.sqrt(2.0) * sd, changes.shape).copy())
