@@ -3,12 +3,10 @@ budget index, ``read-train transfer`` outputs, and what it does to the mixture."
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
 import pytest
-import torch
 
 from read_lightning.allocation.bandit import ALLOCATORS, allocator_options, make_allocator
 from read_lightning.allocation.families import MEASURED_STUDY, make_family_environment
@@ -131,27 +129,14 @@ def test_a_study_that_shows_a_helper_moves_mass_onto_it():
     assert with_study.utility > plain.utility
 
 
-def test_read_study_resumes_exactly():
+def test_the_explanation_names_the_prior():
     env, _ = _helper_environment(5)
-    study = TransferStudy.simulate(env, [1, 2, 4], seed=1)
-    a = make_allocator("read_study", env.capabilities, env.requirement, seed=3, study=study)
-    profile = env.reset()
-    for t in range(7):
-        w = a.select(profile=profile, remaining=1 - t / 12)
-        profile, cost = env.step(w)
-        a.observe(profile=profile, cost=cost)
-    buf = io.BytesIO()
-    torch.save(a.state_dict(), buf)
-    buf.seek(0)
-    b = make_allocator("read_study", env.capabilities, env.requirement, seed=9, study=study)
-    b.load_state_dict(torch.load(buf, weights_only=True))
-    for t in range(7, 11):
-        wa, wb = a.select(profile=profile, remaining=1 - t / 12), b.select(profile=profile, remaining=1 - t / 12)
-        assert wa == wb
-        profile, cost = env.step(wa)
-        a.observe(profile=profile, cost=cost)
-        b.observe(profile=profile, cost=cost)
-    assert "prior: a measured study" in a.last_info["explain"]["rule"]
+    alloc = make_allocator("read_study", env.capabilities, env.requirement, study=TransferStudy.simulate(env, [1, 2]))
+    run_episode(alloc, env, 6)
+    assert "(prior: a measured study), probe 0" in alloc.last_info["explain"]["rule"]
+    plain = make_allocator("read_transfer", env.capabilities, env.requirement)
+    run_episode(plain, env, 6)
+    assert "(prior: no transfer), probe 0.1" in plain.last_info["explain"]["rule"]
 
 
 def test_the_callback_reads_a_study_in_the_runs_intervals():

@@ -12,6 +12,7 @@ from read_lightning.allocation.transfer import TransferAllocator, credit_mixture
 from read_lightning.allocation.bandit import ALLOCATORS, make_allocator
 from read_lightning.allocation.families import make_family_environment
 from read_lightning.allocation.simulator import run_episode
+from read_lightning.allocation.study import TransferStudy
 
 
 def _planted(k: int = 4) -> np.ndarray:
@@ -64,9 +65,12 @@ def test_every_interval_probes_one_capability_in_turn():
     assert np.allclose(w, 0.9 * np.array(r) + 0.1 * np.eye(3)[2])
 
 
-def test_state_round_trip_continues_exactly():
+@pytest.mark.parametrize("name", ["read_transfer", "read_study"])
+def test_state_round_trip_continues_exactly(name):
     env = make_family_environment("additive", 2)
-    a = TransferAllocator(env.capabilities, env.requirement, seed=3)
+    # read_study's study is configuration, given again to the allocator that resumes
+    options = {"study": TransferStudy.simulate(env, [1, 2, 4], seed=1)} if name == "read_study" else {}
+    a = make_allocator(name, env.capabilities, env.requirement, seed=3, **options)
     profile = env.reset()
     for t in range(9):
         w = a.select(profile=profile, remaining=1 - t / 25)
@@ -75,7 +79,7 @@ def test_state_round_trip_continues_exactly():
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     buf.seek(0)
-    b = TransferAllocator(env.capabilities, env.requirement, seed=11)  # the state carries the seed of the draws
+    b = make_allocator(name, env.capabilities, env.requirement, seed=11, **options)  # the state carries the seed of the draws
     b.load_state_dict(torch.load(buf, weights_only=True))
     for t in range(9, 14):
         wa, wb = a.select(profile=profile, remaining=1 - t / 25), b.select(profile=profile, remaining=1 - t / 25)

@@ -346,6 +346,20 @@ def test_family_benchmark_gives_a_simulated_study_to_the_allocators_that_take_on
         bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, study=(0.0,))
 
 
+def test_learning_window_switching_at_once_is_the_best_fixed_mixture(monkeypatch, capsys):
+    # benchmarks/learning_window.py: w = r for n intervals, then the oracle's mixture; n = 0 is the
+    # oracle itself (capture 1), and knowing later never takes more than knowing at once
+    bench = _allocation_benchmark(monkeypatch, "learning_window")
+    out = bench.main(["--families", "additive,saturation", "--envs", "2", "--decisions", "6", "--json-only"])
+    assert out["switch_at"][0] == 0 and out["decisions"] == 6
+    for family in ("additive", "saturation"):
+        row = [out["families"][family][str(n)] for n in out["switch_at"]]
+        assert row[0] == pytest.approx(1.0) and all(c <= 1.0 + 1e-9 for c in row) and row[-1] < row[0]
+    with pytest.raises(SystemExit):
+        bench.main(["--families", "additive,nope", "--envs", "1"])
+    assert "unknown families ['nope']" in capsys.readouterr().err
+
+
 def test_water_fill_is_the_optimum_of_the_concave_value(monkeypatch):
     # the experiments' myopic step: equal marginal value on every capability it uses, and no feasible
     # mixture does better

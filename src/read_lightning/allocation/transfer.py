@@ -1,13 +1,14 @@
-"""``read_transfer``: ``gain``'s choice plus credit for what training one capability does to the others.
+"""``read_transfer``: ``gain``'s choice plus credit for what training one capability does to the others;
+``read_study``: the same, started from a measured transfer prior (``study``).
 
 Not the default. On the benchmark families it meets no target ``read`` misses (``docs/allocator.md``):
 on the tuning seeds it is ``read``'s equal overall (-0.1 to +0.1%), better on ``sign_flip`` (probes sd
 0.05, where transfer can be read) and worse on ``saturation`` (the probes cost mass). With the TRUE
 transfer matrix at the start the objective below would take about 80% of the ``additive`` headroom,
 but the matrix cannot be identified from one run's intervals at the suite's probe noise: a probe of
-0.1 of the mass moves a helped capability by about 0.1 points against a ``delta_s`` noise of about
-0.7. It is kept, by name, as the place a measured transfer prior (``read-train transfer``) would
-enter.
+0.1 of the mass moves a helped capability by a few tenths of a point against a ``delta_s`` noise of
+about 0.7. A measured transfer prior (``read-train transfer``) enters as ``study``; ``read_study`` is
+this allocator with one, and gains on most families (docs/allocator.md, "A measured transfer prior").
 
 Why this form. ``gain`` credits each capability only with its own change, so it cannot find a
 little-required capability whose training moves a required one (a helper), nor see that one
@@ -37,9 +38,9 @@ on ``i`` on the score of ``j``. This module estimates it and folds it into the s
   crediting forgetting lost badly on ``spillover`` and ``sign_flip`` even with the true matrix, and
   harm stays with ``gain``'s rule. A negative own return ``T_jj`` earns nothing either: training a
   capability does not lower it, and the own return of one given almost no mass is barely identified
-  (a helper at 0.001 of the mass was fitted at -144 times its transfer, which zeroed it in the
-  credit whatever its transfer; with the clip ``read_transfer`` gained 0.4% on ``additive``,
-  docs/allocator.md).
+  (a helper at 0.001 of the mass had its own return fitted at -144, which zeroed it in the credit
+  whatever its transfer). With a study the clip gained 0.35% on ``additive`` (evaluation seeds);
+  without one it moves ``read_transfer`` by at most 0.1% (docs/allocator.md).
 * **Never lose to the anchor on the noise.** The move from the anchor ``w ∝ v`` towards the
   maximiser is the step ``lam`` in {0, 1/4, ..., 1} with the best lower bound (``z`` standard
   deviations over posterior draws of ``T``) of ``J(w_lam) - J(anchor)``; where the posterior does
