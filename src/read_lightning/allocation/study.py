@@ -17,8 +17,10 @@ of ``fit_transfer``'s off-diagonal coefficients:
   one (the next decision moves it on), and none once its exposure is past the largest budget studied.
 * **Shrunk by its own noise.** Each ``rel`` has a standard error from the study's measurement noise;
   it is shrunk towards 0 by ``rel^2 / (rel^2 + se^2)``, and the se widens the prior's sd. A target
-  whose own change in a segment is within twice its noise gives no ratio (``rel`` 0): nothing to
-  divide by.
+  whose own change in a segment is within twice its noise gives no ratio there: nothing to divide
+  by, and no evidence either way (it saturated in its own study), so the minimum skips that segment;
+  with no ratio in either segment, no prior. (Read as 0, such a segment zeroed the whole packaged
+  study of the embedded default, whose second budget adds little to any capability.)
 
 Only positive transfer is credited by ``read_transfer`` (harm stays with ``read``'s rules), so the
 prior is clipped at 0 after the minimum.
@@ -93,10 +95,12 @@ class TransferStudy:
         studied = ~np.isnan(self.changes[:, :, 0])  # (B, K) rows measured
         okay = (own > 2.0 * own_sd) & studied  # (B, K): a ratio needs a measurable own change
         denom = np.where(okay, own, 1.0)[:, None, :]
-        rel = np.where(okay[:, None, :] & studied[:, :, None], seg / denom, 0.0)
-        se = np.where(rel != 0.0, np.hypot(self.noise, rel * own_sd[:, None, :]) / np.abs(denom), 0.0)
+        # NaN where there is no ratio: a target whose own change is within its noise in a segment (it
+        # saturated in its own study) says nothing of the transfer it receives there, which is not 0
+        rel = np.where(okay[:, None, :] & studied[:, :, None], seg / denom, np.nan)
+        se = np.hypot(self.noise, rel * own_sd[:, None, :]) / np.abs(denom)
         idx = np.arange(len(self.capabilities))
-        rel[:, idx, idx], se[:, idx, idx] = 0.0, 0.0
+        rel[:, idx, idx], se[:, idx, idx] = np.nan, np.nan
         rel = rel * rel**2 / (rel**2 + se**2 + 1e-12)
         return rel, se
 
@@ -111,10 +115,11 @@ class TransferStudy:
             b = int(np.searchsorted(self.budgets, exposure[i], side="right"))
             if b >= len(self.budgets):
                 continue
-            ahead = self._rel[b : b + 2, i]  # (1 or 2, K)
-            pick = np.argmin(ahead, axis=0)
+            ahead = self._rel[b : b + 2, i]  # (1 or 2, K), NaN where a segment has no ratio
+            pick = np.argmin(np.where(np.isnan(ahead), np.inf, ahead), axis=0)
             rel[i], se[i] = ahead[pick, cols], self._se[b : b + 2, i][pick, cols]
-        return np.maximum(rel, 0.0), se
+        measured = ~np.isnan(rel)
+        return np.where(measured, np.maximum(rel, 0.0), 0.0), np.where(measured, se, 0.0)
 
     @classmethod
     def from_report(cls, study: str | os.PathLike | Mapping[str, Any], capabilities: Sequence[str],
