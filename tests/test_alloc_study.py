@@ -42,6 +42,17 @@ def test_the_prior_is_the_relative_transfer_of_the_segment_ahead():
     assert not past.any()
 
 
+def test_a_segment_with_no_ratio_does_not_override_a_measured_one():
+    # reasoning's own change stops in the second segment (it saturated in its own study): math's help
+    # to it there cannot be read as a ratio, and the first segment's 0.25 stands
+    study = _study()
+    changes = study.changes.copy()
+    changes[1, 2, 2] = changes[0, 2, 2]
+    saturated = TransferStudy(CAPS, study.budgets, changes, study.noise)
+    assert saturated.prior(np.zeros(3))[0][0, 2] == pytest.approx(0.25, abs=1e-3)
+    assert saturated.prior(np.array([1.5, 0.0, 0.0]))[0][0, 2] == 0.0  # only the segment with no ratio: no prior
+
+
 def test_a_noisy_ratio_is_shrunk_and_a_change_within_the_noise_gives_none():
     loud = _study(noise=1.0)  # noise 1 per 4 of own change: the 0.25 ratio is shrunk to half of itself
     rel, se = loud.prior(np.zeros(3))
