@@ -58,7 +58,7 @@ import numpy as np  # noqa: E402
 from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
 from read_lightning.allocation.families import CALIBRATED, FAMILIES, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
-from read_lightning.allocation.study import TransferStudy  # noqa: E402
+from read_lightning.allocation.study import TransferStudy, check_budgets  # noqa: E402
 
 __all__ = ["main", "parse_allocator", "parse_study", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
 
@@ -120,20 +120,13 @@ def _valid_probe_sd(sd: float | None) -> bool:
     return sd is None or bool(np.isfinite(sd) and sd >= 0)
 
 
-def _valid_study(budgets) -> bool:
-    """Increasing finite budgets > 0."""
-    b = np.asarray(budgets, dtype=float)
-    return b.ndim == 1 and len(b) > 0 and bool(np.all(np.isfinite(b)) and b[0] > 0 and np.all(np.diff(b) > 0))
-
-
 def parse_study(text: str) -> tuple[float, ...]:
     """``"1,2,4,8"`` -> ``(1.0, 2.0, 4.0, 8.0)``; ValueError naming ``text`` unless increasing budgets > 0."""
     try:
         budgets = tuple(float(b) for b in text.split(","))
+        check_budgets(budgets)
     except ValueError:
-        budgets = ()
-    if not budgets or not _valid_study(budgets):
-        raise ValueError(f"--study must be increasing budgets > 0, comma-separated, got {text!r}")
+        raise ValueError(f"--study must be increasing budgets > 0, comma-separated, got {text!r}") from None
     return budgets
 
 
@@ -159,8 +152,8 @@ def run_suite(
     """
     if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
-    if study is not None and not _valid_study(study):
-        raise ValueError(f"study budgets must be increasing numbers > 0, got {study!r}")
+    if study is not None:
+        check_budgets(study)
     takes_study = {name for name in allocators if study is not None
                    and "study" in (allocator_options(parse_allocator(name)[0]) or set())}
     start = time.perf_counter()

@@ -41,12 +41,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STUDY_NOISE", "TransferStudy"]
+__all__ = ["STUDY_NOISE", "TransferStudy", "check_budgets"]
 
 # The seed sd of a change measured on the embedded default, per unit of that change: the upper end of
 # benchmarks/probe_noise.py's 0.14-0.28 (families.REAL_SD_PER_CHANGE). A read-train transfer study is
 # one seed, so this is the noise ``from_report`` gives each of its changes unless told otherwise.
 STUDY_NOISE = 0.28
+
+
+def check_budgets(budgets: Any) -> np.ndarray:
+    """``budgets`` as a float array, or ValueError naming them unless they are increasing finite numbers > 0."""
+    b = np.asarray(budgets, dtype=float)
+    if b.ndim != 1 or len(b) == 0 or not np.all(np.isfinite(b)) or b[0] <= 0 or np.any(np.diff(b) <= 0):
+        raise ValueError(f"study budgets must be increasing numbers > 0, got {budgets!r}")
+    return b
 
 
 @dataclass(frozen=True)
@@ -68,10 +76,7 @@ class TransferStudy:
     noise: np.ndarray
 
     def __post_init__(self) -> None:
-        k, budgets = len(self.capabilities), np.asarray(self.budgets, dtype=float)
-        if budgets.ndim != 1 or len(budgets) == 0 or not np.all(np.isfinite(budgets)) or budgets[0] <= 0 \
-                or np.any(np.diff(budgets) <= 0):
-            raise ValueError(f"study budgets must be increasing numbers > 0, got {self.budgets!r}")
+        k, budgets = len(self.capabilities), check_budgets(self.budgets)
         for name in ("changes", "noise"):
             value = np.asarray(getattr(self, name), dtype=float)
             if value.shape != (len(budgets), k, k):
@@ -87,7 +92,7 @@ class TransferStudy:
 
     def _relative(self) -> tuple[np.ndarray, np.ndarray]:
         """``(rel, se)``, ``(B, K, K)`` each: per segment the shrunk change of ``j`` per unit of ``j``'s own
-        change, and its standard error (0 where there is no ratio)."""
+        change, and its standard error (NaN where there is no ratio, the diagonal included)."""
         cum = np.nan_to_num(self.changes, nan=0.0)
         seg = np.diff(np.concatenate([np.zeros_like(cum[:1]), cum]), axis=0)  # (B, K, K) marginal changes
         own = np.einsum("bjj->bj", seg)  # (B, K): each target's own change, training it alone

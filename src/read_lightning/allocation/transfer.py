@@ -212,7 +212,7 @@ class TransferAllocator(GainTrackingAllocator):
             floor = 0.05 * scale * np.sqrt(np.maximum(v, 1e-3))
             off = ~np.eye(len(r), dtype=bool)
             credit = np.where(off & self.credit_harm, t_mean, np.maximum(t_mean, 0.0))
-            target = credit_mixture(credit, v, self._credit_start(v), floor)
+            target = credit_mixture(credit, v, v, floor)
             rng = np.random.default_rng([self.seed, self.steps, 104729])
             k = len(r)
             noise = rng.standard_normal((self.draws, k, k))
@@ -239,10 +239,6 @@ class TransferAllocator(GainTrackingAllocator):
             prior = "a measured study" if self.study is not None else "no transfer"
             explain["rule"] += f"; transfer step {step:g} toward the transfer target (prior: {prior}), probe {self.probe:g}"
         return w, {**info, "transfer_step": step}
-
-    def _credit_start(self, v: np.ndarray) -> np.ndarray:
-        """Where the credit update starts: the anchor itself."""
-        return v
 
     def _extra_state(self) -> dict[str, Any]:
         # the posterior draws are seeded by (seed, step): the seed travels with the state
