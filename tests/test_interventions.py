@@ -1,7 +1,9 @@
 """Intervention collection: short fixed-mixture distillations, resumable JSONL rows."""
 
+import gc
 import json
 
+import lightning
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from read_lightning.requirement.interventions import (
     _allocation_rng,
     interventions_main,
     read_interventions,
+    run_intervention,
     sample_allocation,
 )
 from read_lightning.teachers.generation import StaticPromptSource
@@ -109,6 +112,22 @@ def test_a_row_depends_on_its_key_alone_and_leaves_no_student_on_disk(tiny_token
         {k: r[k] for k in keys} for r in read_interventions(full)]
     kept = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
     assert kept and all("/generated/" in p or "/generation_state/" in p for p in kept), kept
+
+
+def test_a_study_holds_one_distillation_in_memory_not_all_of_them(setup):
+    # Each distillation's trainer, module and data module form reference cycles holding a student and
+    # its optimizer state; a study of many cells grew by one student-sized set of tensors per cell
+    # until it was killed for memory. The next distillation collects them.
+    def trainers() -> int:
+        return sum(isinstance(o, lightning.Trainer) for o in gc.get_objects())
+
+    gc.collect()
+    before = trainers()
+    for seed in range(4):
+        student, _ = run_intervention(setup, {c: float(c == "math") for c in CAPS}, budget_tokens=300, seed=seed,
+                                      max_new_tokens=16, max_length=64, max_tokens_per_batch=256)
+        del student
+    assert trainers() - before <= 2  # the last one, not yet collected (4 without the collection)
 
 
 def test_corrupt_row_is_an_error_naming_file_and_line(setup, tmp_path):
