@@ -155,6 +155,13 @@ def test_compare_tables_every_allocator_and_seed_and_resumes(tiny_recipe, arith_
     again = json.loads(stale.read_text())
     assert (again["key"], again["result"], again["items"]) == (fresh["key"], fresh["result"], fresh["items"])
 
+    # --reference: another method is the one paired against the rest (read_study against the baselines, say).
+    assert compare_main(_args(tiny_recipe, arith_card, out, "--no-train", "--reference", "uniform")) == 0
+    md = (root / "compare.md").read_text()
+    assert "uniform against each baseline, paired on the seeds both ran" in md and "| read | 0, 1 |" in md
+    assert "best baseline (read, the highest mean agreement)" in md and "On agreement, uniform is" in md
+    capsys.readouterr()
+
     # Re-running trains nothing, resumes a run interrupted after its first interval from that
     # interval's checkpoint, and finishes one that died after its last checkpoint but before
     # writing its outputs.
@@ -237,6 +244,14 @@ def test_unknown_allocator_is_named(tiny_recipe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         compare_main(["--config", str(tiny_recipe), "--allocators", "read,bogus", "--out", str(tmp_path)])
     assert "bogus" in capsys.readouterr().err
+
+
+def test_a_reference_not_compared_is_refused_before_any_run(tiny_recipe, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        compare_main(["--config", str(tiny_recipe), "--allocators", "read,uniform", "--reference", "read_study",
+                      "--out", str(tmp_path)])
+    assert "--reference 'read_study' is not one of the methods compared (read, uniform)" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_run_metrics_on_and_off_target(tmp_path):

@@ -444,6 +444,9 @@ def compare_main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated methods: allocators ({', '.join(ALLOCATORS)}), the paper's one-hot "
                              f"baselines ({', '.join(PAPER_BASELINES)}), or {PAPER} for those six "
                              f"(default: {','.join(DEFAULT_ALLOCATORS)})")
+    parser.add_argument("--reference", default=None,
+                        help="the method the others are paired against and the verdict is about (default: read where "
+                             "it is compared, else the first of --allocators), e.g. read_study")
     parser.add_argument("--target-capability", default=None,
                         help="the capability the one-hot methods (single and the paper baselines) spend the budget "
                              "on; default: the top capability of the task's requirement vector")
@@ -475,6 +478,9 @@ def compare_main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(f"--allocators {args.allocators!r}: {err}")
     allocators = [m.name for m in methods]
+    reference = args.reference if args.reference is not None else "read" if "read" in allocators else allocators[0]
+    if reference not in allocators:
+        parser.error(f"--reference {reference!r} is not one of the methods compared ({', '.join(allocators)})")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if not 0 <= args.first_seed <= 2**32 - args.seeds:
@@ -583,7 +589,7 @@ def compare_main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"read-train compare: no finished run under {root} to tabulate")
     rows.sort(key=lambda r: (allocators.index(r["allocator"]), r["seed"]))
     stats = aggregate(rows)
-    paired = paired_against_best(outcomes, stats)
+    paired = paired_against_best(outcomes, stats, ours=reference)
     counts = {a: sum(r["allocator"] == a for r in rows) for a in stats}
     command = "read-train compare " + " ".join(argv if argv is not None else sys.argv[2:])
     budget = _budget(root / rows[0]["allocator"] / f"seed_{rows[0]['seed']}")
@@ -607,7 +613,7 @@ def compare_main(argv: list[str] | None = None) -> int:
     before = aggregate([{"allocator": "s_0", "seed": r["seed"], **start_profile(root / r["allocator"] /
                                                                                 f"seed_{r['seed']}")} for r in rows])
     text = markdown(stats, counts, header, paired, described, before["s_0"],
-                    paired_against_baselines(outcomes, rows))
+                    paired_against_baselines(outcomes, rows, ours=reference), ours=reference)
     (root / "compare.md").write_text(text, encoding="utf-8")
     (root / "table1.md").write_text("\n".join([*header, "", *table1(stats, counts, described, before["s_0"])]) + "\n",
                                     encoding="utf-8")

@@ -370,9 +370,9 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
              header: Sequence[str], paired: Mapping[str, Any] | None = None,
              methods: Mapping[str, Mapping[str, str]] | None = None,
              start: Mapping[str, tuple[float, float]] | None = None,
-             against: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+             against: Mapping[str, Mapping[str, Any]] | None = None, ours: str = "read") -> str:
     """The comparison as Markdown: a summary table (answer metrics first), the paired differences
-    against the best baseline (``paired``, from :func:`paired_against_best`), ``read`` against each
+    against the best baseline (``paired``, from :func:`paired_against_best`), ``ours`` against each
     baseline (``against``, from :func:`paired_against_baselines`), then the final capability
     profiles in the shape of the paper's Table 1 (:func:`table1`)."""
     main_cols = [("answer_agreement", "agreement %", 1), ("answer_accuracy", "accuracy %", 1),
@@ -400,9 +400,9 @@ def markdown(stats: Mapping[str, Mapping[str, tuple[float, float]]], counts: Map
             first = next(iter(row.values()), {"seeds": 0, "items": 0})
             lines.append(f"| {alloc} | " + " | ".join(cells) + f" | {int(first['seeds'])} | {int(first['items'])} |")
     if against:
-        lines += _baselines_lines(against)
+        lines += _baselines_lines(against, ours)
     lines += ["", *table1(stats, counts, methods, start)]
-    sentence = verdict(stats, paired=paired)
+    sentence = verdict(stats, ours, paired=paired)
     if sentence:
         lines += ["", sentence]
     return "\n".join(lines) + "\n"
