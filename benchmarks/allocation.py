@@ -24,6 +24,7 @@ used for no choice. Usage::
     python benchmarks/allocation.py --tune --noise-free       # the same environments probed without noise
     python benchmarks/allocation.py --families sign_flip --probe-sd 0.01 --first-seed 5000 --envs 40   # a family-A lookalike
     python benchmarks/allocation.py --study 1,2,4,8 --allocators read,read_transfer:z=0.5   # with a transfer study
+    python benchmarks/allocation.py --study 1,2,4,8 --study-repeats 4 --allocators read,read_study   # four of them
 
 An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
 value read as JSON where it parses, else as a string); the spec is its label in the report. Every
@@ -36,6 +37,8 @@ probed at each budget, with the environment's probe noise) and given as ``study`
 that takes one (``read_transfer``). Budgets are in intervals of a 25-decision run, scaled to the
 horizon, so the study spends the same tokens at any ``--decisions``. The study is not charged to the
 run: its cost, K x the largest budget in such intervals, is in the report (``study``).
+``--study-repeats N`` runs it N times with their own probe draws and averages them, as ``read-train
+transfer --seeds N`` does on the real model (the noise falls by sqrt(N), the cost rises N-fold).
 
 The measured table is in ``docs/allocator.md``.
 """
@@ -140,6 +143,7 @@ def run_suite(
     noise_free: bool = False,
     probe_sd: float | None = None,
     study: tuple[float, ...] | None = None,
+    study_repeats: int = 1,
 ) -> dict:
     """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
 
@@ -148,7 +152,7 @@ def run_suite(
     environment's probes get that sd instead of the family's (homoscedastic, no item distortion), to
     draw lookalikes of a family probed otherwise (issue #19's held-out family A: ``sign_flip`` at 0.01).
     ``study``: budgets of a simulated transfer study given to the allocators that take one (module
-    docstring), in intervals of a 25-decision run.
+    docstring), in intervals of a 25-decision run, run ``study_repeats`` times and averaged.
     """
     if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
@@ -160,7 +164,7 @@ def run_suite(
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
                     "allocators": list(allocators), "noise_free": noise_free, "probe_sd": probe_sd, "families": {}}
     if study is not None:
-        report["study"] = {"budgets": list(study), "given_to": sorted(takes_study),
+        report["study"] = {"budgets": list(study), "repeats": study_repeats, "given_to": sorted(takes_study),
                            "intervals_per_capability": max(study), "cost_x_run_budget": None}
     for family in families:
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
@@ -176,8 +180,9 @@ def run_suite(
             measured = None
             if study is not None:
                 env.reset()
-                measured = TransferStudy.simulate(env, [b * decisions / 25.0 for b in study], seed=seed)
-                report["study"]["cost_x_run_budget"] = len(p.start) * max(study) / 25.0
+                measured = TransferStudy.simulate(env, [b * decisions / 25.0 for b in study], seed=seed,
+                                                  repeats=study_repeats)
+                report["study"]["cost_x_run_budget"] = study_repeats * len(p.start) * max(study) / 25.0
             for name in allocators:
                 kind, options = parse_allocator(name)
                 if name in takes_study:
@@ -234,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--first-seed", type=int, default=None, help="the first seed (default: the evaluation seeds, or the tuning seeds with --tune)")
     parser.add_argument("--study", default=None, help="budgets of a simulated transfer study given to the allocators "
                         "that take one, in intervals of a 25-decision run, e.g. 1,2,4,8 (module docstring)")
+    parser.add_argument("--study-repeats", type=int, default=1, help="with --study: that many studies, averaged "
+                        "(the noise falls by its square root, the cost rises by it)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true", help="run benchmarks/allocation_diagnostics.py --diagnostics instead")
     args, rest = parser.parse_known_args(argv)
@@ -258,10 +265,14 @@ def main(argv: list[str] | None = None) -> dict:
             study = parse_study(args.study)
         except ValueError as err:
             parser.error(str(err))
+    if args.study_repeats < 1:
+        parser.error(f"--study-repeats must be >= 1, got {args.study_repeats}")
+    if args.study_repeats > 1 and study is None:
+        parser.error(f"--study-repeats {args.study_repeats} repeats a study: give --study too")
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
                        first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd,
-                       study=study)
+                       study=study, study_repeats=args.study_repeats)
     if not args.json_only:
         print(f"{report['envs']} environments per family (seeds {report['seeds'][0]}-{report['seeds'][1]}), "
               f"{report['decisions']} decisions; 95% bootstrap intervals over environments")

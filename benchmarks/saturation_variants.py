@@ -16,8 +16,8 @@ the family's draw swapped for the variant's for the duration of the run. Prints 
     python benchmarks/saturation_variants.py --allocators read,read:kappa=0.5 --envs 40
     python benchmarks/saturation_variants.py --allocators read,read_study --study 1,2,4,8   # with a transfer study
 
-``--study``: as ``benchmarks/allocation.py``'s (a simulated transfer study per environment, given to
-the allocators that take one).
+``--study`` and ``--study-repeats``: as ``benchmarks/allocation.py``'s (a simulated transfer study per
+environment, given to the allocators that take one, repeated and averaged).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ def variant_draw(top_at_least: float, gap_low: float, gap_high: float):
 
 
 def run(variant: str, allocators: tuple[str, ...], envs: int, decisions: int,
-        study: tuple[float, ...] | None = None) -> dict:
+        study: tuple[float, ...] | None = None, study_repeats: int = 1) -> dict:
     families._saturation = variant_draw(*VARIANTS[variant])
     try:
         report = allocation.run_suite(("saturation",), allocators, envs, decisions, FIRST_SEED, progress=False,
-                                      study=study)
+                                      study=study, study_repeats=study_repeats)
     finally:
         families._saturation = _SATURATION
     return report["families"]["saturation"]
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--study", default=None, help="budgets of a simulated transfer study, e.g. 1,2,4,8")
+    parser.add_argument("--study-repeats", type=int, default=1, help="with --study: that many studies, averaged")
     args = parser.parse_args(argv)
+    if args.study_repeats < 1 or (args.study_repeats > 1 and args.study is None):
+        parser.error(f"--study-repeats {args.study_repeats}: give a number >= 1, and --study to repeat")
     study = None
     if args.study is not None:
         try:
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
-    out = {v: run(v, tuple(args.allocators.split(",")), args.envs, args.decisions, study)
+    out = {v: run(v, tuple(args.allocators.split(",")), args.envs, args.decisions, study, args.study_repeats)
            for v in args.variants.split(",")}
     summary = {v: {name: {"over_task_static": round(row["over_task_static"]["mean"], 4),
                           "capture": round(row["capture"]["mean"], 2), "capture_ci95": [round(x, 2) for x in row["capture"]["ci95"]],

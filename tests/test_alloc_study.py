@@ -11,7 +11,7 @@ import pytest
 from read_lightning.allocation.bandit import ALLOCATORS, allocator_options, make_allocator
 from read_lightning.allocation.families import MEASURED_STUDY, make_family_environment
 from read_lightning.allocation.simulator import run_episode
-from read_lightning.allocation.study import STUDY_NOISE, TransferStudy
+from read_lightning.allocation.study import STUDY_NOISE, TransferStudy, seed_noise
 from read_lightning.allocation.transfer import StudyAllocator, TransferAllocator, fit_transfer
 
 CAPS = ("math", "code", "reasoning")
@@ -103,6 +103,45 @@ def test_a_read_train_transfer_output_in_the_runs_intervals():
         TransferStudy.from_report({"capabilities": ["math"]}, ("math",), 5000)
 
 
+def _seeded_report(deviations: list[float]) -> dict:
+    """A read-train transfer output of two capabilities, both distilled, at 1000 and 2000 tokens, one seed per
+    entry of ``deviations``: seed ``s`` measures every cell's change plus ``deviations[s]`` at the first
+    budget and plus twice that at the second, so each segment of seed ``s`` is off by ``deviations[s]``."""
+    base = np.array([[[2.0, 1.0], [0.5, 4.0]], [[3.0, 1.5], [1.0, 8.0]]])  # [b, i, j]; own changes 3 and 8
+    by_seed = {str(s): {str(b): (base[k] + (k + 1) * d).tolist() for k, b in enumerate((1000, 2000))}
+               for s, d in enumerate(deviations)}
+    mean = {str(b): np.mean([by_seed[s][str(b)] for s in by_seed], axis=0).tolist() for b in (1000, 2000)}
+    return {"capabilities": ["math", "code"], "distilled": ["math", "code"], "budgets": [1000, 2000],
+            "matrices": mean, "matrices_by_seed": by_seed}
+
+
+def test_a_study_of_several_seeds_gives_its_own_noise():
+    report = _seeded_report([-0.5, 0.0, 0.5])
+    study = TransferStudy.from_report(report, ("math", "code"), interval_tokens=1000)
+    # every segment's deviations are -0.5, 0, 0.5 (sd 0.5) in points; per unit of the target's largest
+    # own change (3 for math, 8 for code) the pooled variance is the mean of 0.25 / 9 and 0.25 / 64
+    measured = np.sqrt((0.25 / 9 + 0.25 / 64) / 2)
+    assert study.noise[0, 1, 0] == pytest.approx(measured * 3 / np.sqrt(3))  # the mean of 3 seeds
+    assert study.noise[1, 0, 1] == pytest.approx(measured * 8 / np.sqrt(3))
+    assert study.changes[1, 1, 1] == pytest.approx(8.0)
+    told = TransferStudy.from_report(report, ("math", "code"), 1000, noise=0.1)  # given: still over sqrt(3)
+    assert told.noise[0, 0, 1] == pytest.approx(0.1 * 8 / np.sqrt(3))
+    one = _seeded_report([0.0])  # one seed cannot measure its spread: STUDY_NOISE
+    assert TransferStudy.from_report(one, ("math", "code"), 1000).noise[0, 0, 0] == pytest.approx(STUDY_NOISE * 3)
+    same = _seeded_report([0.2, 0.2])  # seeds that agree: no spread, and the prior is not shrunk
+    assert TransferStudy.from_report(same, ("math", "code"), 1000).noise.max() == 0.0
+    # a seed that did not measure a cell leaves it out of the spread and of that cell's count
+    partial = _seeded_report([-0.5, 0.5])
+    partial["matrices_by_seed"]["1"]["2000"][1] = [None, None]
+    study = TransferStudy.from_report(partial, ("math", "code"), 1000)
+    per_unit = np.sqrt((0.5 / 9 + 0.5 / 64 + 0.5 / 9 + 0.5 / 64 + 0.5 / 9 + 0.5 / 64) / 6)
+    assert study.noise[1, 1, 0] == pytest.approx(per_unit * 3)  # code at 2000: one seed
+    assert study.noise[1, 0, 0] == pytest.approx(per_unit * 3 / np.sqrt(2))
+    assert seed_noise([study.changes], np.ones(2)) is None
+    with pytest.raises(ValueError, match="matrices_by_seed are not readable"):
+        TransferStudy.from_report({**report, "matrices_by_seed": {"0": {"1000": [[1.0]]}}}, ("math", "code"), 1000)
+
+
 def test_read_study_needs_a_study_that_fits_the_run():
     assert ALLOCATORS["read_study"] is StudyAllocator and {"study", "interval_tokens"} <= allocator_options("read_study")
     with pytest.raises(ValueError, match="read_study needs study"):
@@ -126,6 +165,19 @@ def _helper_environment(seed: int = 4):
     low = order[len(order) // 2 :]
     helper = int(low[np.argmax(env.params.pos[low, order[0]])])
     return env, helper
+
+
+def test_a_repeated_simulated_study_averages_its_probe_draws():
+    env = make_family_environment("additive", 3, decisions=8)
+    one = TransferStudy.simulate(env, [1, 2], seed=3)
+    assert np.array_equal(one.changes, TransferStudy.simulate(env, [1, 2], seed=3, repeats=1).changes)
+    assert one.noise.min() > 0
+    many = TransferStudy.simulate(env, [1, 2], seed=3, repeats=16)
+    assert np.allclose(many.noise, one.noise / 4)
+    truth = TransferStudy.simulate(env, [1, 2], seed=3, repeats=10**4).changes  # all but noise-free
+    assert np.std(many.changes - truth) < 0.5 * np.std(one.changes - truth)
+    with pytest.raises(ValueError, match="study repeats must be an integer >= 1, got 0"):
+        TransferStudy.simulate(env, [1, 2], repeats=0)
 
 
 def test_a_study_that_shows_a_helper_moves_mass_onto_it():

@@ -329,8 +329,8 @@ def test_family_benchmark_gives_a_simulated_study_to_the_allocators_that_take_on
 
     monkeypatch.setattr(bench, "make_allocator", recording)
     out = bench.run_suite(("additive",), ("read", "read_study"), envs=2, decisions=4, progress=False, study=(1.0, 2.0))
-    assert out["study"] == {"budgets": [1.0, 2.0], "given_to": ["read_study"], "intervals_per_capability": 2.0,
-                            "cost_x_run_budget": 8 * 2.0 / 25}
+    assert out["study"] == {"budgets": [1.0, 2.0], "repeats": 1, "given_to": ["read_study"],
+                            "intervals_per_capability": 2.0, "cost_x_run_budget": 8 * 2.0 / 25}
     assert [k for k, s in given if s is not None] == ["read_study", "read_study"] and given[0] == ("read", None)
     study = given[1][1]
     assert np.allclose(study.budgets, [4 / 25, 8 / 25])  # budgets in 25-decision intervals, at this horizon
@@ -344,6 +344,17 @@ def test_family_benchmark_gives_a_simulated_study_to_the_allocators_that_take_on
         assert f"--study must be increasing budgets > 0, comma-separated, got {text!r}" in capsys.readouterr().err
     with pytest.raises(ValueError, match="study budgets"):
         bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, study=(0.0,))
+    # --study-repeats: four studies averaged, at four times the cost and half the noise
+    given.clear()
+    out = bench.run_suite(("additive",), ("read_study",), envs=1, decisions=4, progress=False, study=(1.0, 2.0),
+                          study_repeats=4)
+    assert out["study"]["repeats"] == 4 and out["study"]["cost_x_run_budget"] == pytest.approx(4 * 8 * 2.0 / 25)
+    assert np.allclose(given[0][1].noise, study.noise / 2)
+    for argv, message in ((["--study-repeats", "0", "--study", "1,2"], "--study-repeats must be >= 1, got 0"),
+                          (["--study-repeats", "2"], "--study-repeats 2 repeats a study: give --study too")):
+        with pytest.raises(SystemExit):
+            bench.main(["--families", "additive", "--envs", "1", "--decisions", "2", *argv])
+        assert message in capsys.readouterr().err
 
 
 def test_learning_window_switching_at_once_is_the_best_fixed_mixture(monkeypatch, capsys):

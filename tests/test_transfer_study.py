@@ -117,12 +117,65 @@ def test_the_study_resumes_and_a_cell_depends_on_its_key_alone(setup, recipe, tm
     again = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
     keys = ("capability", "budget", "delta_s", "training_tokens")
     assert [{k: r[k] for k in keys} for r in again] == [{k: r[k] for k in keys} for r in first]
-    # one more capability adds its rows only; other settings are refused
+    # one more capability adds its rows only; other settings are refused, and nothing written is lost
     transfer_main([*args[:-4], "--no-tensorboard"], setup=setup)
     assert len(read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)) == 6
-    with pytest.raises(SystemExit, match="other settings"):
-        transfer_main([*args, "--seed", "4"], setup=setup)
+    other = tmp_path / "other.yaml"
+    other.write_text(RECIPE.replace("lr: 1.0e-2", "lr: 2.0e-2"))
+    kept = (out / ROWS_FILE).read_bytes()
+    with pytest.raises(SystemExit, match=r"seed 3\) was measured with other settings \(differ in \['lr'\]\)"):
+        transfer_main(["--config", str(other), *args[2:]], setup=setup)
+    assert (out / ROWS_FILE).read_bytes() == kept
     assert json.loads((out / "transfer.json").read_text())["distilled"] == CAPS
+
+
+def test_seeds_repeat_every_cell_and_the_summary_gives_their_mean_and_spread(setup, recipe, tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ["--config", recipe, "--budgets", "200", "400", "--out", str(out), "--capabilities", "math", "code",
+            "--no-tensorboard"]
+    transfer_main(args, setup=setup)  # seed 3, the recipe's
+    one = json.loads((out / "transfer.json").read_text())
+    assert one["seeds"] == [3] and one["seed_spread"] is None and "--seeds 2" in (out / "transfer.md").read_text()
+    asked = len(setup.teacher.prompts)
+    transfer_main([*args, "--seeds", "2"], setup=setup)  # seed 3 is there: only seed 4's four cells run
+    rows = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
+    assert [r["seed"] for r in rows] == [3] * 4 + [4] * 4 and len(setup.teacher.prompts) > asked
+    study = json.loads((out / "transfer.json").read_text())
+    assert study["seeds"] == [3, 4] and study["complete"] and "seed" not in study["settings"]
+    cell = {(r["capability"], r["budget"], r["seed"]): r for r in rows}
+    for b in (200, 400):
+        for i, name in enumerate(["math", "code"]):
+            per_seed = [[cell[(name, b, s)]["delta_s"][c] for c in CAPS] for s in (3, 4)]
+            assert study["matrices_by_seed"]["3"][str(b)][i] == pytest.approx(per_seed[0])
+            assert study["matrices"][str(b)][i] == pytest.approx(np.mean(per_seed, axis=0))
+    assert study["matrices_by_seed"]["3"] == one["matrices"]  # the first seed's cells are unchanged
+    assert study["matrices_by_seed"]["4"] != study["matrices_by_seed"]["3"]  # another seed, other data
+    d = np.array([[[cell[(n, b, s)]["delta_s"][c] for c in CAPS] for s in (3, 4)] for n in ("math", "code")
+                  for b in (200, 400)])  # (cells, seeds, K)
+    pooled = np.sqrt(((d - d.mean(1, keepdims=True)) ** 2).sum() / (4 * len(CAPS)))
+    assert study["seed_spread"] == {"sd": pytest.approx(pooled), "cells": 4 * len(CAPS), "df": 4 * len(CAPS)}
+    assert "seeds 3, 4" in (out / "transfer.md").read_text() and "pooled over" in (out / "transfer.md").read_text()
+    # a study stopped part-way: seed 5's missing cells are "not complete", its first seeds are whole
+    transfer_main([*args, "--seeds", "3"], setup=setup)
+    lines = (out / ROWS_FILE).read_text().splitlines(keepends=True)
+    (out / ROWS_FILE).write_text("".join(lines[:-1]))
+    transfer_study.write_study_outputs(out, read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS), False)
+    assert not json.loads((out / "transfer.json").read_text())["complete"]
+
+
+def test_rows_written_before_seeds_were_keys_still_resume(setup, recipe, tmp_path, capsys):
+    """Rows of a study written when the seed was a setting (the packaged study's) are read as that seed's."""
+    out = tmp_path / "study"
+    args = ["--config", recipe, "--budgets", "200", "400", "--out", str(out), "--capabilities", "math",
+            "--no-tensorboard"]
+    transfer_main(args, setup=setup)
+    rows = read_rows(out / ROWS_FILE, transfer_study.STUDY_ROW_FIELDS)
+    old = [{**r, "settings": {"seed": r["seed"], **r["settings"]}} for r in rows]
+    (out / ROWS_FILE).write_text("".join(json.dumps(r) + "\n" for r in old))
+    asked = len(setup.teacher.prompts)
+    transfer_main(args, setup=setup)
+    assert len(setup.teacher.prompts) == asked  # nothing measured again
+    assert json.loads((out / "transfer.json").read_text())["seeds"] == [3]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -132,6 +185,8 @@ def test_the_study_resumes_and_a_cell_depends_on_its_key_alone(setup, recipe, tm
     (["--budgets", "1", "2", "3", "4"], "two or three budgets"),
     (["--capabilities", "math", "juggling"], "unknown capabilities \\['juggling'\\]"),
     (["--capabilities", "math", "math"], "named twice"),
+    (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+    (["--seed", "-1"], "a seed must be an integer in \\[0, 2\\*\\*32\\), got -1"),
 ])
 def test_bad_input_is_refused_before_any_model_loads(recipe, monkeypatch, argv, message):
     def no_models(*a, **kw):

@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STUDY_NOISE", "TransferStudy", "check_budgets"]
+__all__ = ["STUDY_NOISE", "TransferStudy", "check_budgets", "seed_noise"]
 
 # The seed sd of a change measured on the embedded default, per unit of that change: the upper end of
-# benchmarks/probe_noise.py's 0.14-0.28 (families.REAL_SD_PER_CHANGE). A read-train transfer study is
-# one seed, so this is the noise ``from_report`` gives each of its changes unless told otherwise.
+# benchmarks/probe_noise.py's 0.14-0.28 (families.REAL_SD_PER_CHANGE). ``from_report`` gives it to a
+# read-train transfer study of one seed, which cannot measure its own; a study of two or more seeds
+# (--seeds) gives its measured spread instead.
 STUDY_NOISE = 0.28
 
 
@@ -55,6 +56,28 @@ def check_budgets(budgets: Any) -> np.ndarray:
     if b.ndim != 1 or len(b) == 0 or not np.all(np.isfinite(b)) or b[0] <= 0 or np.any(np.diff(b) <= 0):
         raise ValueError(f"study budgets must be increasing numbers > 0, got {budgets!r}")
     return b
+
+
+def seed_noise(per_seed: Sequence[np.ndarray], scale: np.ndarray) -> float | None:
+    """The spread of one seed's change between consecutive budgets, per unit of the target's ``scale``
+    ``(K,)``: the sd about the seeds' mean, pooled over every (segment, source, target) that two or more
+    of ``per_seed`` (``(B, K, K)`` each, NaN where a seed did not measure) measured at both ends. None
+    where no segment has two seeds. A segment, not a level, because that is what ``TransferStudy``
+    divides (its ``noise``); the seeds of one cell share their base student, so the spread is that of
+    distillation itself (prompts, teacher samples, order), the noise a study of one seed cannot see.
+    """
+    if len(per_seed) < 2:
+        return None
+    segs = []
+    for m in per_seed:
+        prev = np.concatenate([np.zeros_like(m[:1]), m[:-1]])  # the start, then the budget before
+        segs.append((m - prev) / np.where(scale > 0, scale, 1.0)[None, None, :])
+    d = np.stack(segs)  # (S, B, K, K)
+    n = np.sum(~np.isnan(d), axis=0)
+    mean = np.where(n >= 2, np.nansum(d, axis=0) / np.maximum(n, 1), np.nan)
+    dev = np.nansum((d - mean[None]) ** 2, axis=0)  # NaN where n < 2 sums to 0
+    df = float(np.sum(np.where(n >= 2, n - 1, 0)))
+    return None if df == 0 else math.sqrt(float(dev.sum()) / df)
 
 
 @dataclass(frozen=True)
@@ -128,16 +151,19 @@ class TransferStudy:
 
     @classmethod
     def from_report(cls, study: str | os.PathLike | Mapping[str, Any], capabilities: Sequence[str],
-                    interval_tokens: float, noise: float = STUDY_NOISE) -> TransferStudy:
+                    interval_tokens: float, noise: float | None = None) -> TransferStudy:
         """A ``read-train transfer`` output (``transfer.json``, or its mapping) for a run whose intervals
-        are ``interval_tokens`` tokens each; ``noise`` per unit of a target's own change (``STUDY_NOISE``).
+        are ``interval_tokens`` tokens each.
 
-        Capabilities the run has and the study did not distil get no prior; the study must measure
-        every capability of the run as a target.
+        ``noise``: the sd of one seed's change between consecutive budgets, per unit of the target's own
+        change (its largest in the study). None: measured on the study where it has two or more seeds
+        (:func:`seed_noise`), else ``STUDY_NOISE``. A cell's mean over ``n`` seeds gets ``noise /
+        sqrt(n)``. Capabilities the run has and the study did not distil get no prior; the study must
+        measure every capability of the run as a target.
         """
         if not (isinstance(interval_tokens, (int, float)) and math.isfinite(interval_tokens) and interval_tokens > 0):
             raise ValueError(f"interval_tokens must be a number of tokens > 0, got {interval_tokens!r}")
-        if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        if noise is not None and not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
             raise ValueError(f"study noise must be a number >= 0, got {noise!r}")
         if not isinstance(study, Mapping):
             try:
@@ -158,34 +184,52 @@ class TransferStudy:
         if missing:
             raise ValueError(f"the transfer study measured no change of {missing!r}; it has {names!r}")
         k, cols = len(capabilities), [names.index(c) for c in capabilities]
-        changes = np.full((len(budgets), k, k), np.nan)
-        for b, m in enumerate(matrices):
-            if m.shape != (len(distilled), len(names)):
-                raise ValueError(f"study matrix at budget {budgets[b]} has shape {m.shape}, "
-                                 f"expected {(len(distilled), len(names))}")
-            for row, cap in enumerate(distilled):
-                if cap in capabilities:
-                    changes[b, capabilities.index(cap)] = m[row, cols]
+
+        def ours(ms: Sequence[np.ndarray]) -> np.ndarray:  # (B, K, K) in the run's capabilities, NaN where unmeasured
+            out = np.full((len(budgets), k, k), np.nan)
+            for b, m in enumerate(ms):
+                if m.shape != (len(distilled), len(names)):
+                    raise ValueError(f"study matrix at budget {budgets[b]} has shape {m.shape}, "
+                                     f"expected {(len(distilled), len(names))}")
+                for row, cap in enumerate(distilled):
+                    if cap in capabilities:
+                        out[b, capabilities.index(cap)] = m[row, cols]
+            return out
+
+        changes = ours(matrices)
+        try:  # one seed's matrices each, where the study has several (read-train transfer --seeds)
+            per_seed = [ours([np.asarray(by[str(b)], dtype=float) for b in budgets])
+                        for by in (study.get("matrices_by_seed") or {}).values()]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"the transfer study's matrices_by_seed are not readable: {err!r}") from None
         own = np.abs(np.nan_to_num(np.einsum("bjj->bj", changes), nan=0.0))  # (B, K)
         scale = np.where(own.max(0) > 0, own.max(0), np.abs(np.nan_to_num(changes, nan=0.0)).max((0, 1)))
-        sd = np.broadcast_to(noise * scale, changes.shape).copy()  # every change of j: noise x j's own change
+        runs = np.sum([~np.isnan(m[:, :, 0]) for m in per_seed], axis=0) if per_seed else np.ones((len(budgets), k))
+        if noise is None:
+            noise = seed_noise(per_seed, scale)
+            noise = STUDY_NOISE if noise is None else noise
+        # every change of j: noise x j's own change, over the root of the seeds that measured it
+        sd = noise * scale[None, None, :] / np.sqrt(np.maximum(runs, 1.0))[:, :, None]
         return cls(capabilities, np.asarray(budgets, dtype=float) / float(interval_tokens), changes, sd)
 
     @classmethod
-    def simulate(cls, env: Any, budgets: Sequence[float], seed: int = 0) -> TransferStudy:
+    def simulate(cls, env: Any, budgets: Sequence[float], seed: int = 0, repeats: int = 1) -> TransferStudy:
         """Run the study on a benchmark environment (``simulator.CapabilityTransferEnv``): from the start,
         each capability trained alone in interval-sized steps, probed at every budget with the
         environment's probe model (its noise at the start profile); the noise of each change is that of
-        two probes."""
+        two probes. ``repeats`` studies with their own probe draws are averaged, and the noise falls by
+        ``sqrt(repeats)`` (the environment's training is deterministic, so a repeat differs only there)."""
         from read_lightning.allocation.simulator import advance
 
+        if not (isinstance(repeats, int) and repeats >= 1):
+            raise ValueError(f"study repeats must be an integer >= 1, got {repeats!r}")
         p = env.params
         k = len(p.start)
         rng = np.random.default_rng([seed, 31])
         sd = np.asarray(env.probe_sd(), dtype=float) * np.ones(k)  # at the start (env is reset)
         gain = None if p.probe_gain is None else np.asarray(p.probe_gain, dtype=float)
         s, exposure, done = np.repeat(p.start[None], k, 0), np.zeros((k, k)), 0.0
-        start_read = p.start[None] + rng.normal(0.0, 1.0, (k, k)) * sd
+        start_read = p.start[None] + rng.normal(0.0, 1.0, (repeats, k, k)).mean(0) * sd
         changes = np.zeros((len(budgets), k, k))
         for b, budget in enumerate(budgets):
             while done < budget - 1e-9:
@@ -193,6 +237,6 @@ class TransferStudy:
                 s, exposure = advance(p, s, exposure, step * np.eye(k))
                 done += step
             read = s if gain is None else p.start + gain * (s - p.start)
-            changes[b] = read + rng.normal(0.0, 1.0, (k, k)) * sd - start_read
+            changes[b] = read + rng.normal(0.0, 1.0, (repeats, k, k)).mean(0) * sd - start_read
         return cls(tuple(p.capabilities), np.asarray(budgets, dtype=float), changes,
-                   np.broadcast_to(np.sqrt(2.0) * sd, changes.shape).copy())
+                   np.broadcast_to(np.sqrt(2.0 / repeats) * sd, changes.shape).copy())

@@ -61,7 +61,7 @@ import numpy as np
 
 from read_lightning.allocation.protocol import Vector
 from read_lightning.allocation.gain import GainTrackingAllocator, pooled
-from read_lightning.allocation.study import STUDY_NOISE, TransferStudy
+from read_lightning.allocation.study import TransferStudy
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES
 
 __all__ = ["StudyAllocator", "TransferAllocator", "fit_transfer", "credit_mixture"]
@@ -151,8 +151,9 @@ class TransferAllocator(GainTrackingAllocator):
             mapping), which needs ``interval_tokens``. None: the prior is no transfer.
         interval_tokens: the run's tokens per interval (``budget_tokens / num_intervals``), to put a
             ``read-train transfer`` study's token budgets in the run's intervals.
-        study_noise: the noise of each change of a ``read-train transfer`` study, per unit of the
-            target's own change (one seed; default ``study.STUDY_NOISE``, measured).
+        study_noise: the noise of one seed's change in a ``read-train transfer`` study, per unit of
+            the target's own change. None (default): the spread between the study's seeds where it has
+            two or more (``--seeds``), else ``study.STUDY_NOISE`` (measured on the real probes).
     """
 
     def __init__(
@@ -171,7 +172,7 @@ class TransferAllocator(GainTrackingAllocator):
         max_step: float = 1.0,
         study: TransferStudy | str | os.PathLike | Mapping[str, Any] | None = None,
         interval_tokens: float | None = None,
-        study_noise: float = STUDY_NOISE,
+        study_noise: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(capabilities, requirement, seed, **kwargs)

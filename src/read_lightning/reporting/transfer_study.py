@@ -1,6 +1,6 @@
 """The transfer study: what distilling one capability does to every capability, at a few budgets.
 
-``read-train transfer --config RECIPE [--budgets B1 B2 [B3]] [--out DIR]`` takes the recipe's
+``read-train transfer --config RECIPE [--budgets B1 B2 [B3]] [--seeds N] [--out DIR]`` takes the recipe's
 teacher, student, probe and data settings and, for every capability ``i`` (a row) and every budget
 ``B``, distils a fresh copy of the compressed base student on the one-hot mixture ``w = e_i`` for
 ``B`` tokens (``interventions.run_intervention``: teacher generation plus student training, the
@@ -8,11 +8,13 @@ same short distillation ``read-train interventions`` runs), probes it, and recor
 every capability's probe score against the undistilled student. It writes, in ``--out``:
 
 =========================  ====================================================================
-``transfer_rows.jsonl``    one row per (distilled capability, budget), appended and flushed as
+``transfer_rows.jsonl``    one row per (distilled capability, budget, seed), appended and flushed as
                            it is measured; a rerun skips the rows already there (resumable)
 ``transfer.json``          the measured transfer matrices ``T(B)`` (rows: the capability
-                           distilled, columns: the change of each capability's score, points),
-                           the base profile and each capability's returns-versus-budget curve
+                           distilled, columns: the change of each capability's score, points;
+                           the mean over the seeds, and each seed's), the base profile, each
+                           capability's returns-versus-budget curve and, with two or more
+                           seeds, the spread of a cell between seeds
 ``transfer_matrix.csv``    the matrices, one line per (budget, distilled capability)
 ``transfer_curves.csv``    per capability and budget: its own change, the mean change of the others
 ``transfer_heatmap.png``   one heatmap of ``T(B)`` per budget
@@ -22,11 +24,14 @@ TensorBoard events         ``transfer/heatmap``, ``transfer/curves`` (figures) a
                            ``transfer/own_change`` (scalars, step = budget in tokens)
 =========================  ====================================================================
 
-Each (capability, budget) is one distillation from the same base weights with the same seed, so
-two rows differ in what was distilled and for how long, not in where they started. A budget counts
+Each (capability, budget, seed) is one distillation from the same base weights, so two rows of a
+seed differ in what was distilled and for how long, not in where they started. A seed sets the
+prompts drawn, the teacher's sampling and the training order; ``--seeds N`` measures every cell with
+N seeds, which is what tells a cell's transfer from the spread of distillation itself (the probes
+score the same items every time, so repeating a probe would measure nothing). A budget counts
 teacher generation and student training tokens, as a run's ledger does. The diagonal of ``T(B)`` is
-a capability's own return at ``B``; an off-diagonal entry is transfer (or forgetting) and, on a probe
-of a few items, also probe noise: the study measures each cell once.
+a capability's own return at ``B``; an off-diagonal entry is transfer (or forgetting) and, with one
+seed, also noise of the size of the seed spread.
 ``allocation.families.calibrated_environment`` turns ``transfer.json`` into an environment of the
 allocation benchmark.
 """
@@ -39,6 +44,7 @@ import csv
 import io
 import json
 import logging
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -131,6 +137,24 @@ def check_budgets(budgets: Sequence[int]) -> list[int]:
     return sorted(budgets)
 
 
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """One or more distinct seeds, each a 32-bit integer >= 0, in the order given."""
+    seeds = list(seeds)
+    if not seeds:
+        raise _fail("a study needs at least one seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32:
+            raise _fail(f"a seed must be an integer in [0, 2**32), got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise _fail(f"seeds must differ, got {seeds!r}")
+    return seeds
+
+
+def _settings(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's settings without its seed: rows written before studies had several seeds carry it there."""
+    return {k: v for k, v in row["settings"].items() if k != "seed"}
+
+
 def check_rows(rows: Sequence[str] | None, capabilities: Sequence[str]) -> list[str]:
     """The capabilities to distil (default: every capability), each one a capability the probe scores."""
     if rows is None:
@@ -152,7 +176,7 @@ def run_transfer_study(
     budgets: Sequence[int],
     *,
     distilled: Sequence[str] | None = None,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     lr: float = 1e-4,
     max_new_tokens: int = 64,
     max_length: int = 192,
@@ -161,17 +185,19 @@ def run_transfer_study(
     accelerator: str = "auto",
     extra_settings: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure the (capability, budget) cells missing from ``out_dir/transfer_rows.jsonl``; returns every row.
+    """Measure the (capability, budget, seed) cells missing from ``out_dir/transfer_rows.jsonl``; returns
+    every row.
 
-    Rows written under other settings (models, lr, capabilities, seed, ...) are an error rather than
-    mixed into one matrix.
+    Rows written under other settings (models, lr, capabilities, ...) are an error rather than mixed
+    into one matrix; rows of other seeds are repeats of the same study and are kept. Seeds run in
+    order, so a study stopped part-way has its first seeds complete.
     """
     budgets = check_budgets(list(budgets))
     distilled = check_rows(distilled, setup.capabilities)
+    seeds = check_seeds(seeds)
     out = Path(out_dir)
     path = out / ROWS_FILE
     settings = {
-        "seed": seed,
         "lr": lr,
         "max_new_tokens": max_new_tokens,
         "max_length": max_length,
@@ -182,12 +208,13 @@ def run_transfer_study(
     }
     rows = read_rows(path, STUDY_ROW_FIELDS)
     for row in rows:
-        if row["settings"] != settings:
-            changed = sorted(k for k in {*settings, *row["settings"]} if settings.get(k) != row["settings"].get(k))
-            raise ValueError(f"{path}: row ({row['capability']!r}, {row['budget']}) was measured with other "
-                             f"settings (differ in {changed!r}); write to a new --out directory")
-    done = {(r["capability"], int(r["budget"])) for r in rows}
-    todo = [(c, b) for c in distilled for b in budgets if (c, b) not in done]
+        theirs = _settings(row)
+        if theirs != settings:
+            changed = sorted(k for k in {*settings, *theirs} if settings.get(k) != theirs.get(k))
+            raise ValueError(f"{path}: row ({row['capability']!r}, {row['budget']}, seed {row['seed']}) was measured "
+                             f"with other settings (differ in {changed!r}); write to a new --out directory")
+    done = {(r["capability"], int(r["budget"]), int(r["seed"])) for r in rows}
+    todo = [(c, b, s) for s in seeds for c in distilled for b in budgets if (c, b, s) not in done]
     log.info("%d distillations to run, %d already in %s", len(todo), len(done), path)
     if not todo:
         return rows
@@ -196,11 +223,18 @@ def run_transfer_study(
     missing = [c for c in setup.capabilities if c not in s_before]
     if missing:
         raise ValueError(f"the probe returned no score for capabilities {missing!r}")
-    for n, (cap, budget) in enumerate(todo, start=1):
-        student, stats = run_intervention(
-            setup, {c: float(c == cap) for c in setup.capabilities}, budget_tokens=budget, seed=seed, lr=lr,
-            max_new_tokens=max_new_tokens, max_length=max_length, max_tokens_per_batch=max_tokens_per_batch,
-            generation_batch_size=generation_batch_size, accelerator=accelerator)
+    teacher_seed = getattr(setup.teacher, "seed", None)
+    for n, (cap, budget, seed) in enumerate(todo, start=1):
+        if teacher_seed is not None:  # the teacher samples with the distillation's seed (restored below)
+            setup.teacher.seed = seed
+        try:
+            student, stats = run_intervention(
+                setup, {c: float(c == cap) for c in setup.capabilities}, budget_tokens=budget, seed=seed, lr=lr,
+                max_new_tokens=max_new_tokens, max_length=max_length, max_tokens_per_batch=max_tokens_per_batch,
+                generation_batch_size=generation_batch_size, accelerator=accelerator)
+        finally:
+            if teacher_seed is not None:
+                setup.teacher.seed = teacher_seed
         s_after = setup.probe.evaluate(student, setup.tokenizer)
         del student
         row = {
@@ -216,7 +250,7 @@ def run_transfer_study(
         append_row(path, row)
         rows.append(row)
         others = [v for c, v in row["delta_s"].items() if c != cap]
-        print(f"[{n}/{len(todo)}] {cap} for {budget} tokens: own {row['delta_s'][cap]:+.2f}, others mean "
+        print(f"[{n}/{len(todo)}] {cap} for {budget} tokens, seed {seed}: own {row['delta_s'][cap]:+.2f}, others mean "
               f"{np.mean(others) if others else 0.0:+.2f} points, {stats['training_tokens']} tokens trained, "
               f"{stats['seconds']:.0f}s", file=sys.stderr, flush=True)
     return rows
@@ -226,20 +260,39 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The study's matrices and curves from its rows (the content of ``transfer.json``).
 
     ``matrices[str(B)][i][j]`` is the change of ``capabilities[j]``'s score, in points, after
-    distilling ``distilled[i]`` for ``B`` tokens (None where that cell was not measured).
-    ``curves[c]`` is ``c``'s own change at each budget, starting from 0 tokens (the base student).
+    distilling ``distilled[i]`` for ``B`` tokens, the mean over the seeds that measured it (None where
+    none did); ``matrices_by_seed[str(seed)][str(B)]`` is each seed's. ``curves[c]`` is ``c``'s own
+    change at each budget, starting from 0 tokens (the base student). ``seed_spread``, where some cell
+    has two or more seeds: the sd of one seed's change about its cell's mean, pooled over those cells
+    (``sd`` in points, ``cells``, ``df``); None otherwise.
     """
     if not rows:
         raise ValueError("the study has no rows yet: nothing to summarize")
     capabilities = list(rows[0]["settings"]["capabilities"])
     budgets = sorted({int(r["budget"]) for r in rows})
+    seeds = sorted({int(r["seed"]) for r in rows})
     distilled = [c for c in capabilities if any(r["capability"] == c for r in rows)]
-    cell = {(r["capability"], int(r["budget"])): r for r in rows}
+    by_seed = {(r["capability"], int(r["budget"]), int(r["seed"])): r for r in rows}
+    cells: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for (i, b, _), r in sorted(by_seed.items(), key=lambda kv: kv[0][2]):
+        cells.setdefault((i, b), []).append(r)
+    mean = {key: [float(np.mean([r["delta_s"][j] for r in rs])) for j in capabilities] for key, rs in cells.items()}
+    cell = {key: {"delta_s": dict(zip(capabilities, m))} for key, m in mean.items()}
     matrices, training = {}, {}
     for b in budgets:
-        matrices[str(b)] = [[cell[(i, b)]["delta_s"][j] if (i, b) in cell else None for j in capabilities]
-                            for i in distilled]
-        training[str(b)] = {i: cell[(i, b)].get("training_tokens") for i in distilled if (i, b) in cell}
+        matrices[str(b)] = [mean.get((i, b)) or [None] * len(capabilities) for i in distilled]
+        training[str(b)] = {i: int(round(float(np.mean([r.get("training_tokens") or 0 for r in cells[(i, b)]]))))
+                            for i in distilled if (i, b) in cells}
+    matrices_by_seed = {str(s): {str(b): [[by_seed[(i, b, s)]["delta_s"][j] if (i, b, s) in by_seed else None
+                                           for j in capabilities] for i in distilled] for b in budgets}
+                        for s in seeds}
+    repeated = [(np.array([[r["delta_s"][j] for j in capabilities] for r in rs]), len(rs))
+                for rs in cells.values() if len(rs) >= 2]
+    seed_spread = None
+    if repeated:
+        ss = sum(float(((d - d.mean(0)) ** 2).sum()) for d, _ in repeated)
+        df = sum((n - 1) * len(capabilities) for _, n in repeated)
+        seed_spread = {"sd": math.sqrt(ss / df), "cells": len(repeated) * len(capabilities), "df": df}
     curves = {}
     for c in distilled:
         points = [(b, cell[(c, b)]["delta_s"]) for b in budgets if (c, b) in cell]
@@ -251,21 +304,24 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
     # teacher generation + training tokens per token trained, the cost of a capability's data
     per_token = {i: float(np.mean(ratios)) for i in distilled
-                 if (ratios := [cell[(i, b)]["tokens_spent"] / cell[(i, b)]["training_tokens"] for b in budgets
-                                if (i, b) in cell and cell[(i, b)].get("training_tokens")])}
+                 if (ratios := [r["tokens_spent"] / r["training_tokens"] for b in budgets for r in cells.get((i, b), [])
+                                if r.get("training_tokens")])}
     untrained = sorted(f"{i} at {b}" for b in budgets for i, n in training[str(b)].items() if n == 0)
     return {
         "capabilities": capabilities,
         "distilled": distilled,
         "budgets": budgets,
+        "seeds": seeds,
         "base_profile": dict(rows[0]["s_before"]),
         "matrices": matrices,
+        "matrices_by_seed": matrices_by_seed,
+        "seed_spread": seed_spread,
         "curves": curves,
         "training_tokens": training,
         "tokens_per_trained_token": per_token,
         "untrained": untrained,
-        "complete": all((i, b) in cell for i in distilled for b in budgets),
-        "settings": dict(rows[0]["settings"]),
+        "complete": all((i, b, s) in by_seed for i in distilled for b in budgets for s in seeds),
+        "settings": _settings(rows[0]),
     }
 
 
@@ -292,15 +348,30 @@ def _curves_csv(study: Mapping[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _seeds_text(study: Mapping[str, Any]) -> str:
+    seeds = study["seeds"]
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))}"
+
+
+def _spread_text(study: Mapping[str, Any]) -> str:
+    spread = study["seed_spread"]
+    if spread is None:
+        return ("Each cell is measured with one seed, so an entry the size of the spread between seeds is noise; "
+                "--seeds 2 or more measures that spread.")
+    return (f"Between seeds, one seed's change of a cell is {spread['sd']:.2f} points (sd about the cell's mean, "
+            f"pooled over {spread['cells']} changes, {spread['df']} degrees of freedom), so a mean over "
+            f"{len(study['seeds'])} seeds is known to about {spread['sd'] / math.sqrt(len(study['seeds'])):.2f}.")
+
+
 def _markdown(study: Mapping[str, Any], figures: Sequence[str]) -> str:
     caps = study["capabilities"]
     s = study["settings"]
     lines = ["# Transfer study", "",
              f"Student `{s.get('student', '?')}` (layers `{s.get('student_layers', '?')}`), teacher "
-             f"`{s.get('teacher', '?')}`, lr {s.get('lr')}, seed {s.get('seed')}. Each cell: the change of a "
+             f"`{s.get('teacher', '?')}`, lr {s.get('lr')}, {_seeds_text(study)}. Each cell: the change of a "
              "capability's probe score (points, 0-100) after distilling the base student on one capability "
-             "alone for the budget (teacher generation + training tokens), against the base student. Each "
-             "cell is measured once, so an entry the size of the probe's item-sampling error is noise.", ""]
+             "alone for the budget (teacher generation + training tokens), against the base student"
+             f"{', the mean over the seeds' if len(study['seeds']) > 1 else ''}. {_spread_text(study)}", ""]
     if not study["complete"]:
         lines += ["**The study is not complete: missing cells are shown as `-`. Rerun the same command to "
                   "measure them.**", ""]
@@ -378,7 +449,10 @@ def transfer_main(argv: list[str] | None = None, *, setup: InterventionSetup | N
                         help="two or three token budgets per distillation (default: one and two of the recipe's intervals)")
     parser.add_argument("--capabilities", nargs="+", default=None, help="capabilities to distil (default: all)")
     parser.add_argument("--out", default=None, help="output directory (default: runs/transfer/<recipe name>)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of every distillation (default: the recipe's)")
+    parser.add_argument("--seed", type=int, default=None, help="the first seed (default: the recipe's)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds per cell, from --seed on (default 1); with two or more, transfer.json has the mean "
+                             "over seeds and their spread, which read_study uses as the study's noise")
     parser.add_argument("--accelerator", default=None, help="default: the recipe's trainer.accelerator")
     parser.add_argument("--num-threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--cache-dir", default=None, help="model cache (embedded model conversion)")
@@ -394,6 +468,9 @@ def transfer_main(argv: list[str] | None = None, *, setup: InterventionSetup | N
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {str(out)!r} is a file, not a directory")
     seed = settings["seed"] if args.seed is None else args.seed
+    if args.seeds < 1:
+        raise _fail(f"--seeds must be >= 1, got {args.seeds}")
+    seeds = check_seeds(list(range(seed, seed + args.seeds)))
     if args.num_threads is not None:
         if args.num_threads < 1:
             raise _fail(f"--num-threads must be >= 1, got {args.num_threads}")
@@ -416,7 +493,7 @@ def transfer_main(argv: list[str] | None = None, *, setup: InterventionSetup | N
         setup.description = dict(setup.description)
     try:
         rows = run_transfer_study(
-            setup, out, budgets, distilled=distilled, seed=seed, lr=settings["lr"],
+            setup, out, budgets, distilled=distilled, seeds=seeds, lr=settings["lr"],
             max_new_tokens=settings["max_new_tokens"], max_length=settings["max_length"],
             max_tokens_per_batch=settings["max_tokens_per_batch"],
             generation_batch_size=settings["generation_batch_size"],
