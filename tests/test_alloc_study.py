@@ -11,7 +11,7 @@ import pytest
 from read_lightning.allocation.bandit import ALLOCATORS, allocator_options, make_allocator
 from read_lightning.allocation.families import MEASURED_STUDY, make_family_environment
 from read_lightning.allocation.simulator import run_episode
-from read_lightning.allocation.study import STUDY_NOISE, TransferStudy, seed_noise
+from read_lightning.allocation.study import PACKAGED_STUDY, STUDY_NOISE, TransferStudy, seed_noise
 from read_lightning.allocation.transfer import StudyAllocator, TransferAllocator, fit_transfer
 
 CAPS = ("math", "code", "reasoning")
@@ -140,6 +140,22 @@ def test_a_study_of_several_seeds_gives_its_own_noise():
     assert seed_noise([study.changes], np.ones(2)) is None
     with pytest.raises(ValueError, match="matrices_by_seed are not readable"):
         TransferStudy.from_report({**report, "matrices_by_seed": {"0": {"1000": [[1.0]]}}}, ("math", "code"), 1000)
+
+
+def test_the_packaged_study_is_its_rows_and_gives_its_measured_noise():
+    from read_lightning.reporting.transfer_study import STUDY_ROW_FIELDS, summarize_study
+    from read_lightning.requirement.interventions import read_rows
+
+    rows = read_rows(PACKAGED_STUDY.with_name("smollm2-135m-seeds_rows.jsonl"), STUDY_ROW_FIELDS)
+    report = json.loads(PACKAGED_STUDY.read_text())
+    assert json.loads(json.dumps(summarize_study(rows))) == report and report["seeds"] == [0, 1, 2, 3] and report["complete"]
+    one = json.loads(MEASURED_STUDY.read_text())  # seed 0 alone: the same rows
+    assert report["matrices_by_seed"]["0"] == one["matrices"]
+    caps = ("long_context", "steerability", "reasoning", "general_knowledge")
+    study = TransferStudy.from_report(PACKAGED_STUDY, caps, interval_tokens=5000)
+    own = np.abs(np.einsum("bjj->bj", study.changes)).max(0)
+    per_seed = study.noise[0, 0] / own * 2  # a mean over four seeds has half one seed's noise
+    assert np.allclose(per_seed, per_seed[0]) and 0.1 < per_seed[0] < STUDY_NOISE  # measured: 0.22
 
 
 def test_read_study_needs_a_study_that_fits_the_run():

@@ -66,7 +66,7 @@ def test_baseline_recipes_differ_from_default_only_in_allocator(allocator):
 
 
 def test_study_recipe_differs_from_default_only_in_allocator_and_its_study():
-    from read_lightning.allocation.families import MEASURED_STUDY
+    from read_lightning.allocation.study import PACKAGED_STUDY
 
     root = Path(__file__).parent.parent / "recipes"
     default = yaml.safe_load((root / "smollm2-135m.yaml").read_text())
@@ -75,7 +75,7 @@ def test_study_recipe_differs_from_default_only_in_allocator_and_its_study():
     args = _bandit_args(study)
     assert args["allocator"] == "read_study"
     assert args["allocator_kwargs"] == {**_bandit_args(default)["allocator_kwargs"], "study": args["allocator_kwargs"]["study"]}
-    assert (root.parent / args["allocator_kwargs"]["study"]).resolve() == MEASURED_STUDY  # the packaged study
+    assert (root.parent / args["allocator_kwargs"]["study"]).resolve() == PACKAGED_STUDY  # the packaged study
 
 
 def test_a_study_that_is_not_a_file_is_refused_when_the_recipe_is_parsed(tmp_path):

@@ -37,11 +37,17 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["STUDY_NOISE", "TransferStudy", "check_budgets", "seed_noise"]
+__all__ = ["PACKAGED_STUDY", "STUDY_NOISE", "TransferStudy", "check_budgets", "seed_noise"]
+
+# The embedded default's study with seeds 0-3 (read-train transfer --seeds 4; seed 0 alone is
+# families.MEASURED_STUDY, the measured family's calibration), the one recipes/smollm2-135m-study.yaml
+# gives read_study. Its rows are beside it (smollm2-135m-seeds_rows.jsonl).
+PACKAGED_STUDY = Path(__file__).resolve().parent.parent / "resources" / "transfer" / "smollm2-135m-seeds.json"
 
 # The seed sd of a change measured on the embedded default, per unit of that change: the upper end of
 # benchmarks/probe_noise.py's 0.14-0.28 (families.REAL_SD_PER_CHANGE). ``from_report`` gives it to a
