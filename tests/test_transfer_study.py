@@ -163,6 +163,19 @@ def test_seeds_repeat_every_cell_and_the_summary_gives_their_mean_and_spread(set
     assert not json.loads((out / "transfer.json").read_text())["complete"]
 
 
+def test_a_seed_that_trained_on_nothing_is_named_even_where_others_trained():
+    def row(seed, tokens, change):
+        return {"capability": "math", "budget": 200, "seed": seed, "s_before": dict.fromkeys(CAPS, 50.0),
+                "s_after": {c: 50.0 + change for c in CAPS}, "delta_s": dict.fromkeys(CAPS, change),
+                "training_tokens": tokens, "tokens_spent": 180, "settings": {"capabilities": CAPS}}
+
+    study = transfer_study.summarize_study([row(0, 150, 1.0), row(1, 0, 0.0), row(2, 160, 2.0)])
+    assert study["untrained"] == ["math at 200 (seed 1)"]
+    assert study["matrices"]["200"][0] == pytest.approx([1.0] * len(CAPS))
+    assert study["seed_spread"]["sd"] == pytest.approx(1.0) and study["seed_spread"]["df"] == 2 * len(CAPS)
+    assert transfer_study.summarize_study([row(1, 0, 0.0)])["untrained"] == ["math at 200"]
+
+
 def test_rows_written_before_seeds_were_keys_still_resume(setup, recipe, tmp_path, capsys):
     """Rows of a study written when the seed was a setting (the packaged study's) are read as that seed's."""
     out = tmp_path / "study"

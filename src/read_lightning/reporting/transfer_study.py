@@ -306,7 +306,9 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     per_token = {i: float(np.mean(ratios)) for i in distilled
                  if (ratios := [r["tokens_spent"] / r["training_tokens"] for b in budgets for r in cells.get((i, b), [])
                                 if r.get("training_tokens")])}
-    untrained = sorted(f"{i} at {b}" for b in budgets for i, n in training[str(b)].items() if n == 0)
+    # a row trained on nothing measures only noise, whatever the other seeds of its cell did
+    untrained = sorted({f"{r['capability']} at {r['budget']}" + (f" (seed {r['seed']})" if len(seeds) > 1 else "")
+                        for r in rows if r.get("training_tokens") == 0})
     return {
         "capabilities": capabilities,
         "distilled": distilled,
