@@ -133,6 +133,14 @@ def parse_study(text: str) -> tuple[float, ...]:
     return budgets
 
 
+def check_study_repeats(repeats: int, study: tuple[float, ...] | None) -> None:
+    """ValueError unless ``repeats`` is an integer >= 1, and 1 where there is no ``study`` to repeat."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"--study-repeats must be >= 1, got {repeats}")
+    if repeats > 1 and study is None:
+        raise ValueError(f"--study-repeats {repeats} repeats a study: give --study too")
+
+
 def run_suite(
     families: tuple[str, ...] = FAMILIES,
     allocators: tuple[str, ...] = DEFAULT_ALLOCATORS,
@@ -158,6 +166,7 @@ def run_suite(
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
     if study is not None:
         check_budgets(study)
+    check_study_repeats(study_repeats, study)
     takes_study = {name for name in allocators if study is not None
                    and "study" in (allocator_options(parse_allocator(name)[0]) or set())}
     start = time.perf_counter()
@@ -265,10 +274,10 @@ def main(argv: list[str] | None = None) -> dict:
             study = parse_study(args.study)
         except ValueError as err:
             parser.error(str(err))
-    if args.study_repeats < 1:
-        parser.error(f"--study-repeats must be >= 1, got {args.study_repeats}")
-    if args.study_repeats > 1 and study is None:
-        parser.error(f"--study-repeats {args.study_repeats} repeats a study: give --study too")
+    try:
+        check_study_repeats(args.study_repeats, study)
+    except ValueError as err:
+        parser.error(str(err))
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
                        first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd,

@@ -68,14 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--study", default=None, help="budgets of a simulated transfer study, e.g. 1,2,4,8")
     parser.add_argument("--study-repeats", type=int, default=1, help="with --study: that many studies, averaged")
     args = parser.parse_args(argv)
-    if args.study_repeats < 1 or (args.study_repeats > 1 and args.study is None):
-        parser.error(f"--study-repeats {args.study_repeats}: give a number >= 1, and --study to repeat")
     study = None
-    if args.study is not None:
-        try:
+    try:
+        if args.study is not None:
             study = allocation.parse_study(args.study)
-        except ValueError as err:
-            parser.error(str(err))
+        allocation.check_study_repeats(args.study_repeats, study)
+    except ValueError as err:
+        parser.error(str(err))
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")

@@ -355,6 +355,8 @@ def test_family_benchmark_gives_a_simulated_study_to_the_allocators_that_take_on
         with pytest.raises(SystemExit):
             bench.main(["--families", "additive", "--envs", "1", "--decisions", "2", *argv])
         assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--study-repeats 2 repeats a study: give --study too"):  # not ignored
+        bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, study_repeats=2)
 
 
 def test_learning_window_switching_at_once_is_the_best_fixed_mixture(monkeypatch, capsys):

@@ -64,6 +64,12 @@ def check_budgets(budgets: Any) -> np.ndarray:
     return b
 
 
+def _segments(changes: np.ndarray) -> np.ndarray:
+    """``(B, ...)`` cumulative changes from the start -> the change between consecutive budgets (the first
+    against the start); NaN where either end is."""
+    return np.diff(np.concatenate([np.zeros_like(changes[:1]), changes]), axis=0)
+
+
 def seed_noise(per_seed: Sequence[np.ndarray], scale: np.ndarray) -> float | None:
     """The spread of one seed's change between consecutive budgets, per unit of the target's ``scale``
     ``(K,)``: the sd about the seeds' mean, pooled over every (segment, source, target) that two or more
@@ -74,11 +80,7 @@ def seed_noise(per_seed: Sequence[np.ndarray], scale: np.ndarray) -> float | Non
     """
     if len(per_seed) < 2:
         return None
-    segs = []
-    for m in per_seed:
-        prev = np.concatenate([np.zeros_like(m[:1]), m[:-1]])  # the start, then the budget before
-        segs.append((m - prev) / np.where(scale > 0, scale, 1.0)[None, None, :])
-    d = np.stack(segs)  # (S, B, K, K)
+    d = np.stack([_segments(m) for m in per_seed]) / np.where(scale > 0, scale, 1.0)  # (S, B, K, K)
     n = np.sum(~np.isnan(d), axis=0)
     mean = np.where(n >= 2, np.nansum(d, axis=0) / np.maximum(n, 1), np.nan)
     dev = np.nansum((d - mean[None]) ** 2, axis=0)  # NaN where n < 2 sums to 0
@@ -122,8 +124,7 @@ class TransferStudy:
     def _relative(self) -> tuple[np.ndarray, np.ndarray]:
         """``(rel, se)``, ``(B, K, K)`` each: per segment the shrunk change of ``j`` per unit of ``j``'s own
         change, and its standard error (NaN where there is no ratio, the diagonal included)."""
-        cum = np.nan_to_num(self.changes, nan=0.0)
-        seg = np.diff(np.concatenate([np.zeros_like(cum[:1]), cum]), axis=0)  # (B, K, K) marginal changes
+        seg = _segments(np.nan_to_num(self.changes, nan=0.0))  # (B, K, K) marginal changes
         own = np.einsum("bjj->bj", seg)  # (B, K): each target's own change, training it alone
         own_sd = np.einsum("bjj->bj", self.noise)
         studied = ~np.isnan(self.changes[:, :, 0])  # (B, K) rows measured

@@ -277,7 +277,6 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for (i, b, _), r in sorted(by_seed.items(), key=lambda kv: kv[0][2]):
         cells.setdefault((i, b), []).append(r)
     mean = {key: [float(np.mean([r["delta_s"][j] for r in rs])) for j in capabilities] for key, rs in cells.items()}
-    cell = {key: {"delta_s": dict(zip(capabilities, m))} for key, m in mean.items()}
     matrices, training = {}, {}
     for b in budgets:
         matrices[str(b)] = [mean.get((i, b)) or [None] * len(capabilities) for i in distilled]
@@ -295,7 +294,7 @@ def summarize_study(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         seed_spread = {"sd": math.sqrt(ss / df), "cells": len(repeated) * len(capabilities), "df": df}
     curves = {}
     for c in distilled:
-        points = [(b, cell[(c, b)]["delta_s"]) for b in budgets if (c, b) in cell]
+        points = [(b, dict(zip(capabilities, mean[(c, b)]))) for b in budgets if (c, b) in mean]
         curves[c] = {
             "budgets": [0] + [b for b, _ in points],
             "own_change": [0.0] + [d[c] for _, d in points],
