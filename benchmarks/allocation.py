@@ -25,6 +25,7 @@ used for no choice. Usage::
     python benchmarks/allocation.py --families sign_flip --probe-sd 0.01 --first-seed 5000 --envs 40   # a family-A lookalike
     python benchmarks/allocation.py --study 1,2,4,8 --allocators read,read_transfer:z=0.5   # with a transfer study
     python benchmarks/allocation.py --study 1,2,4,8 --study-repeats 4 --allocators read,read_study   # four of them
+    python benchmarks/allocation.py --families measured --measured-study runs/transfer/my-recipe/transfer.json   # your model
 
 An allocator is named as in ``make_allocator``, optionally followed by ``:option=value`` pairs (each
 value read as JSON where it parses, else as a string); the spec is its label in the report. Every
@@ -39,6 +40,10 @@ horizon, so the study spends the same tokens at any ``--decisions``. The study i
 run: its cost, K x the largest budget in such intervals, is in the report (``study``).
 ``--study-repeats N`` runs it N times with their own probe draws and averages them, as ``read-train
 transfer --seeds N`` does on the real model (the noise falls by sqrt(N), the cost rises N-fold).
+
+``--measured-study PATH`` calibrates the ``measured`` family on that ``read-train transfer`` output
+instead of the packaged study of the embedded default (``families.MEASURED_STUDY``): the suite's
+simulator anchored in a study of your own recipe and model. It is checked before anything runs.
 
 The measured table is in ``docs/allocator.md``.
 """
@@ -59,7 +64,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
-from read_lightning.allocation.families import CALIBRATED, FAMILIES, make_family_environment  # noqa: E402
+from read_lightning.allocation.families import CALIBRATED, FAMILIES, MEASURED_STUDY, calibrated_params, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
 from read_lightning.allocation.study import TransferStudy, check_budgets  # noqa: E402
 
@@ -152,6 +157,7 @@ def run_suite(
     probe_sd: float | None = None,
     study: tuple[float, ...] | None = None,
     study_repeats: int = 1,
+    measured_study: str | None = None,
 ) -> dict:
     """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
 
@@ -161,17 +167,23 @@ def run_suite(
     draw lookalikes of a family probed otherwise (issue #19's held-out family A: ``sign_flip`` at 0.01).
     ``study``: budgets of a simulated transfer study given to the allocators that take one (module
     docstring), in intervals of a 25-decision run, run ``study_repeats`` times and averaged.
+    ``measured_study``: the ``read-train transfer`` output the ``measured`` family is calibrated on
+    (default: the packaged study, ``families.MEASURED_STUDY``).
     """
     if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
     if study is not None:
         check_budgets(study)
     check_study_repeats(study_repeats, study)
+    if measured_study is not None:
+        calibrated_params(measured_study)  # a path that is not a complete study is refused before any episode
     takes_study = {name for name in allocators if study is not None
                    and "study" in (allocator_options(parse_allocator(name)[0]) or set())}
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
                     "allocators": list(allocators), "noise_free": noise_free, "probe_sd": probe_sd, "families": {}}
+    if CALIBRATED in families:
+        report["measured_study"] = str(MEASURED_STUDY if measured_study is None else measured_study)
     if study is not None:
         report["study"] = {"budgets": list(study), "repeats": study_repeats, "given_to": sorted(takes_study),
                            "intervals_per_capability": max(study), "cost_x_run_budget": None}
@@ -179,7 +191,8 @@ def run_suite(
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for e in range(envs):
             seed = first_seed + e
-            env = make_family_environment(family, seed, decisions=decisions)
+            env = make_family_environment(family, seed, decisions=decisions,
+                                          study=measured_study if family == CALIBRATED else None)
             p = env.params
             if noise_free or probe_sd is not None:
                 p.probe_noise, p.noise_scale, p.probe_gain = (0.0 if noise_free else probe_sd), None, None
@@ -250,6 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "that take one, in intervals of a 25-decision run, e.g. 1,2,4,8 (module docstring)")
     parser.add_argument("--study-repeats", type=int, default=1, help="with --study: that many studies, averaged "
                         "(the noise falls by its square root, the cost rises by it)")
+    parser.add_argument("--measured-study", default=None, help=f"the read-train transfer output (transfer.json) the "
+                        f"{CALIBRATED} family is calibrated on (default: the packaged study of the embedded default)")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument("--diagnostics", action="store_true", help="run benchmarks/allocation_diagnostics.py --diagnostics instead")
     args, rest = parser.parse_known_args(argv)
@@ -278,10 +293,17 @@ def main(argv: list[str] | None = None) -> dict:
         check_study_repeats(args.study_repeats, study)
     except ValueError as err:
         parser.error(str(err))
+    if args.measured_study is not None:
+        if CALIBRATED not in families:
+            parser.error(f"--measured-study calibrates the {CALIBRATED} family: add it to --families")
+        try:
+            calibrated_params(args.measured_study)
+        except ValueError as err:
+            parser.error(f"--measured-study: {err}")
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
                        first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd,
-                       study=study, study_repeats=args.study_repeats)
+                       study=study, study_repeats=args.study_repeats, measured_study=args.measured_study)
     if not args.json_only:
         print(f"{report['envs']} environments per family (seeds {report['seeds'][0]}-{report['seeds'][1]}), "
               f"{report['decisions']} decisions; 95% bootstrap intervals over environments")

@@ -487,3 +487,33 @@ def test_saturation_oracles_play_read_with_parts_of_the_true_dynamics(capsys, mo
     assert families._saturation is own
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(printed["capture"]["b2"]) == {"read", "true_rate", "true_rate_early", "true_freed"} == set(out["capture"]["b2"])
+
+
+def test_family_benchmark_calibrates_the_measured_family_on_a_given_study(monkeypatch, capsys, tmp_path):
+    # --measured-study: the measured family's dynamics come from that read-train transfer output (here the
+    # packaged four-seed study, whose means differ from the one-seed default's), named in the report
+    import numpy as np
+
+    from read_lightning.allocation.families import MEASURED_STUDY
+    from read_lightning.allocation.study import PACKAGED_STUDY
+
+    bench = _allocation_benchmark(monkeypatch, "allocation")
+    built = _record_environments(monkeypatch, bench)
+    default = bench.run_suite(("measured",), ("read",), envs=1, decisions=3, progress=False)
+    given = bench.run_suite(("measured",), ("read",), envs=1, decisions=3, progress=False,
+                            measured_study=str(PACKAGED_STUDY))
+    assert default["measured_study"] == str(MEASURED_STUDY) and given["measured_study"] == str(PACKAGED_STUDY)
+    assert not np.allclose(built[0].params.pos, built[1].params.pos)  # other dynamics
+    assert "measured_study" not in bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False)
+    bad = tmp_path / "partial.json"
+    bad.write_text('{"capabilities": []}')
+    for argv, message in (
+        (["--families", "measured", "--measured-study", str(tmp_path / "none.json")], "does not exist"),
+        (["--families", "measured", "--measured-study", str(bad)], "not a read-train transfer summary"),
+        (["--families", "additive", "--measured-study", str(PACKAGED_STUDY)], "add it to --families"),
+    ):
+        with pytest.raises(SystemExit):
+            bench.main([*argv, "--envs", "1", "--decisions", "2"])
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="does not exist"):
+        bench.run_suite(("measured",), ("read",), envs=1, decisions=2, progress=False, measured_study=str(bad) + "x")
