@@ -17,9 +17,11 @@ process by default, so every run starts from a clean interpreter and frees its m
 
 ``--jobs N`` trains up to N runs at once, each in its own child process with ``--num-threads``
 threads (by default the machine's CPUs over N), then scores them in order; the runs are
-independent, so the table is the same. Where one run does not keep every core busy (a CPU run of
-the embedded default) this finishes sooner (docs/results.md). The first run that fails stops the
-others, each left to resume.
+independent, so the table is the same but for float rounding (a run's thread count moves its probe
+scores in the sixth digit). Where one run does not keep every core busy (a CPU run of the embedded
+default) this finishes sooner: ``benchmarks/compare_jobs.py`` measured two runs of the recipe in
+0.76 of the time at ``--jobs 2`` (docs/results.md). The first run that fails stops the others,
+each left to resume.
 
 Re-running the command resumes: a finished run (``summary.json`` and ``student/`` present) is
 not trained again, an interrupted one continues from its ``checkpoints/last.ckpt``, and a run
