@@ -72,6 +72,18 @@ def run_walls(rows: list[dict[str, str]]) -> list[float]:
     return [round(float(row["wall_seconds"]), 1) for row in rows]
 
 
+def _gap(x: str | None, y: str | None) -> float:
+    """How far apart two cells are: 0 for the same text, the numeric difference, else infinite (a word or
+    a NaN against anything else)."""
+    if x == y:
+        return 0.0
+    try:
+        gap = abs(float(x) - float(y))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.inf
+    return gap if math.isfinite(gap) else math.inf
+
+
 def differing_columns(a: list[dict[str, str]], b: list[dict[str, str]], tolerance: float = 1e-3) -> tuple[list[str], float]:
     """The columns (wall clock aside) where the two tables' runs differ by more than ``tolerance``, and the
     largest difference of a numeric cell. A run's threads change the order of float sums, so its probe
@@ -79,19 +91,9 @@ def differing_columns(a: list[dict[str, str]], b: list[dict[str, str]], toleranc
     if len(a) != len(b):
         return ["<rows>"], math.inf
     cols = sorted({c for row in a + b for c in row} - set(TIMING_COLUMNS))
-    differ, largest = [], 0.0
-    for c in cols:
-        for ra, rb in zip(a, b):
-            x, y = ra.get(c), rb.get(c)
-            try:
-                gap = abs(float(x) - float(y))
-            except (TypeError, ValueError):
-                gap = 0.0 if x == y else math.inf
-            if math.isnan(gap):  # both nan is the same cell; one nan is not
-                gap = 0.0 if str(x).lower() == str(y).lower() else math.inf
-            largest = max(largest, gap) if math.isfinite(gap) else largest
-            if gap > tolerance and c not in differ:
-                differ.append(c)
+    gaps = {c: [_gap(ra.get(c), rb.get(c)) for ra, rb in zip(a, b)] for c in cols}
+    differ = [c for c in cols if max(gaps[c], default=0.0) > tolerance]
+    largest = max((g for g_c in gaps.values() for g in g_c if math.isfinite(g)), default=0.0)
     return differ, largest
 
 

@@ -45,6 +45,8 @@ def test_tables_are_compared_on_every_run_and_column_but_the_wall_clock(bench, t
     assert bench.differing_columns(a, d) == ([], pytest.approx(5e-6))
     words = [dict(row, allocator="greedy") for row in a]
     assert bench.differing_columns(a, words)[0] == ["allocator"]
+    lost = [dict(row, task_utility="nan") for row in a]  # a score one side could not compute
+    assert bench.differing_columns(a, lost) == (["task_utility"], 0.0) and bench.differing_columns(lost, lost) == ([], 0.0)
 
 
 @pytest.mark.parametrize("argv, message", [
