@@ -146,6 +146,19 @@ def check_study_repeats(repeats: int, study: tuple[float, ...] | None) -> None:
         raise ValueError(f"--study-repeats {repeats} repeats a study: give --study too")
 
 
+def check_measured_study(measured_study: str | None, families: tuple[str, ...]) -> None:
+    """ValueError unless ``measured_study`` is None, or a complete ``read-train transfer`` output with the
+    ``measured`` family among ``families`` (the family it calibrates)."""
+    if measured_study is None:
+        return
+    if CALIBRATED not in families:
+        raise ValueError(f"--measured-study calibrates the {CALIBRATED} family: add it to --families")
+    try:
+        calibrated_params(measured_study)
+    except ValueError as err:
+        raise ValueError(f"--measured-study: {err}") from None
+
+
 def run_suite(
     families: tuple[str, ...] = FAMILIES,
     allocators: tuple[str, ...] = DEFAULT_ALLOCATORS,
@@ -175,8 +188,7 @@ def run_suite(
     if study is not None:
         check_budgets(study)
     check_study_repeats(study_repeats, study)
-    if measured_study is not None:
-        calibrated_params(measured_study)  # a path that is not a complete study is refused before any episode
+    check_measured_study(measured_study, families)  # refused before any episode, not ignored
     takes_study = {name for name in allocators if study is not None
                    and "study" in (allocator_options(parse_allocator(name)[0]) or set())}
     start = time.perf_counter()
@@ -293,13 +305,10 @@ def main(argv: list[str] | None = None) -> dict:
         check_study_repeats(args.study_repeats, study)
     except ValueError as err:
         parser.error(str(err))
-    if args.measured_study is not None:
-        if CALIBRATED not in families:
-            parser.error(f"--measured-study calibrates the {CALIBRATED} family: add it to --families")
-        try:
-            calibrated_params(args.measured_study)
-        except ValueError as err:
-            parser.error(f"--measured-study: {err}")
+    try:
+        check_measured_study(args.measured_study, families)
+    except ValueError as err:
+        parser.error(str(err))
     first = args.first_seed if args.first_seed is not None else TUNE_SEED if args.tune else EVAL_SEED
     report = run_suite(families, tuple(a for a in args.allocators.split(",") if a), args.envs, args.decisions,
                        first, progress=not args.json_only, noise_free=args.noise_free, probe_sd=args.probe_sd,

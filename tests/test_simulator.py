@@ -517,3 +517,5 @@ def test_family_benchmark_calibrates_the_measured_family_on_a_given_study(monkey
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="does not exist"):
         bench.run_suite(("measured",), ("read",), envs=1, decisions=2, progress=False, measured_study=str(bad) + "x")
+    with pytest.raises(ValueError, match="add it to --families"):  # not ignored
+        bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, measured_study=str(PACKAGED_STUDY))
