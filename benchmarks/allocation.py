@@ -43,7 +43,8 @@ transfer --seeds N`` does on the real model (the noise falls by sqrt(N), the cos
 
 ``--measured-study PATH`` calibrates the ``measured`` family on that ``read-train transfer`` output
 instead of the packaged study of the embedded default (``families.MEASURED_STUDY``): the suite's
-simulator anchored in a study of your own recipe and model. It is checked before anything runs.
+simulator anchored in a study of your own recipe and model, probed with the noise its seeds measured
+where it ran two or more (``families.study_probe_sd``). It is checked before anything runs.
 
 The measured table is in ``docs/allocator.md``.
 """

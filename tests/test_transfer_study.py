@@ -339,3 +339,51 @@ def test_the_measured_family_refuses_an_unfinished_or_missing_study(tmp_path):
     assert packaged.params.tokens_per_decision == 3750
     with pytest.raises(ValueError, match="does not exist"):
         make_family_environment("measured", 0, study=tmp_path / "none.json")
+
+
+def test_the_measured_family_is_probed_with_the_noise_its_study_measured(tmp_path):
+    # A study of two seeds measures the spread of a cell between them; the family's probes take it
+    # (a change is two probes: sd / sqrt 2 each). A study of one seed keeps the assumed noisy scale.
+    from read_lightning.allocation.families import NOISY_SIGMA, make_family_environment, study_probe_sd
+
+    _, rows = _synthetic_study()
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(transfer_study.summarize_study(rows)))
+    shifted = [{**r, "seed": 1, "delta_s": {c: v + (0.3 if c == "math" else -0.3) for c, v in r["delta_s"].items()}}
+               for r in rows]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(transfer_study.summarize_study(rows + shifted)))
+    sd = json.loads(two.read_text())["seed_spread"]["sd"]
+    assert sd == pytest.approx(0.3 / np.sqrt(2)) and study_probe_sd(two) == pytest.approx(0.15)  # seeds 0.3 apart
+    measured = make_family_environment("measured", 5, study=two)
+    assert measured.params.noise_scale == pytest.approx(np.full(3, 0.15)) and not measured.params.heteroscedastic
+    assumed = make_family_environment("measured", 5, study=one)
+    assert study_probe_sd(one) is None and assumed.params.heteroscedastic
+    assert np.all((assumed.params.noise_scale >= NOISY_SIGMA[0]) & (assumed.params.noise_scale <= NOISY_SIGMA[1]))
+    assert measured.params.requirement == pytest.approx(assumed.params.requirement)  # the same draw of r
+    bad = json.loads(two.read_text())
+    bad["seed_spread"]["sd"] = float("nan")
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="seed_spread sd must be finite and > 0, got nan"):
+        make_family_environment("measured", 5, study=tmp_path / "bad.json")
+
+
+def test_the_measured_family_fits_a_study_file_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    from read_lightning.allocation import families
+
+    truth, rows = _synthetic_study()
+    path = tmp_path / "transfer.json"
+    path.write_text(json.dumps(transfer_study.summarize_study(rows)))
+    fits = []
+    fit = families.calibrated_params
+    monkeypatch.setattr(families, "calibrated_params", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    first = families.make_family_environment("measured", 1, study=path)
+    first.params.start[:] = 0.0  # an environment's params are its own: the next one starts from the fit
+    second = families.make_family_environment("measured", 2, study=path)
+    assert len(fits) == 1 and second.params.start == pytest.approx(truth.start)
+    assert families.make_family_environment("measured", 2, study=path, decisions=8).decisions == 8 and len(fits) == 2
+    study = json.loads(path.read_text())
+    study["base_profile"]["math"] += 10.0
+    path.write_text(json.dumps(study, indent=1))  # rewritten: another size, so another key
+    assert families.make_family_environment("measured", 1, study=path).params.start[0] == pytest.approx(truth.start[0] + 10.0)
+    assert len(fits) == 3

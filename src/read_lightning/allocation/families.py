@@ -41,12 +41,14 @@ One more family is anchored in measurement rather than drawn: ``measured``
 (``calibrated_environment``) takes its start profile, each capability's returns-versus-budget
 curve and the transfer between capabilities from a ``read-train transfer`` study
 (``transfer.json``; by default the packaged study of the embedded default), so that the simulator
-is calibrated on the real student. It is not in ``FAMILIES`` (the benchmark's list, which another
+is calibrated on the real student, and its probe noise from the spread between the study's seeds
+where it ran more than one (``study_probe_sd``). It is not in ``FAMILIES`` (the benchmark's list, which another
 change owns); ``make_family_environment("measured", seed[, study=path])`` builds it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -58,7 +60,8 @@ import numpy as np
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams, advance, make_environment
 
-__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "make_family_environment"]
+__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "make_family_environment",
+           "study_probe_sd"]
 
 FAMILIES: tuple[str, ...] = ("simulator", "additive", "sign_flip", "saturation", "spillover", "noisy", "real_noise")
 _NOISY_DYNAMICS = FAMILIES[:5]
@@ -372,18 +375,60 @@ def calibrated_params(study: str | os.PathLike | Mapping[str, Any], *, decisions
                      dev_noise=0.3, tokens_per_decision=int(budgets[0]), decisions=decisions)
 
 
+def study_probe_sd(study: str | os.PathLike | Mapping[str, Any]) -> float | None:
+    """The probe noise sd a study measured, points: None where each cell has one seed.
+
+    ``seed_spread.sd`` (``read-train transfer --seeds N``, N >= 2) is the sd of one seed's change of a
+    cell about the cell's mean. A change is the difference of two probes, so each probe's sd is that
+    over sqrt 2, as ``real_noise`` converts its measured spread. The spread is between training seeds:
+    in a run it moves the level and persists over intervals, where the simulator draws each probe's
+    noise afresh (docs/allocator.md).
+    """
+    spread = _load_study(study).get("seed_spread") or {}
+    sd = spread.get("sd")
+    if sd is None:
+        return None
+    sd = float(sd)
+    if not (np.isfinite(sd) and sd > 0):
+        raise ValueError(f"transfer study: seed_spread sd must be finite and > 0, got {spread['sd']!r}")
+    return sd / np.sqrt(2.0)
+
+
+# calibrated_params of a study file, by (path, modification time, size, decisions): the benchmark
+# builds every environment of the family from the same file, and the fit takes about 0.4 s.
+_FITTED: dict[tuple[str, int, int, int], EnvParams] = {}
+
+
+def _fitted(study: str | os.PathLike | Mapping[str, Any], doc: Mapping[str, Any], decisions: int) -> EnvParams:
+    """``calibrated_params`` of ``study`` (loaded as ``doc``), fitted once per study file and horizon."""
+    if isinstance(study, Mapping):
+        return calibrated_params(doc, decisions=decisions)
+    path = Path(study).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size, decisions)
+    if key not in _FITTED:
+        _FITTED[key] = calibrated_params(doc, decisions=decisions)
+    return copy.deepcopy(_FITTED[key])  # the caller draws its requirement and noise into it
+
+
 def calibrated_environment(
     study: str | os.PathLike | Mapping[str, Any], seed: int, *, decisions: int = 25
 ) -> CapabilityTransferEnv:
     """An environment of the ``measured`` family: the dynamics of ``calibrated_params(study)``, with
-    a requirement drawn per seed as the other families draw it and heteroscedastic probe noise on
-    the ``noisy`` family's scale (``sigma_c`` uniform in [0.5, 3] points; the study measures each
-    cell once, so it does not measure the probes' noise)."""
+    a requirement drawn per seed as the other families draw it, and the probe noise the study
+    measured (``study_probe_sd``: the same sd for every capability) where it ran two or more seeds.
+    A study of one seed does not measure the noise; there it is the ``noisy`` family's assumed scale,
+    heteroscedastic (``sigma_c`` uniform in [0.5, 3] points)."""
     if not 1 <= decisions <= 10_000:
         raise ValueError(f"decisions must be in [1, 10000], got {decisions!r}")
-    p = calibrated_params(study, decisions=decisions)
+    doc = _load_study(study)
+    p = _fitted(study, doc, decisions)
     rng = np.random.default_rng([seed, MEASURED_STREAM])
     p.hidden_requirement, p.requirement = _requirement(rng, len(p.capabilities))
-    p.noise_scale = rng.uniform(*NOISY_SIGMA, size=len(p.capabilities))
-    p.heteroscedastic = True
+    sd = study_probe_sd(doc)
+    if sd is None:
+        p.noise_scale = rng.uniform(*NOISY_SIGMA, size=len(p.capabilities))
+        p.heteroscedastic = True
+    else:
+        p.noise_scale, p.heteroscedastic = np.full(len(p.capabilities), sd), False
     return CapabilityTransferEnv(p, seed=seed)

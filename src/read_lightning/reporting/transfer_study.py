@@ -33,7 +33,7 @@ teacher generation and student training tokens, as a run's ledger does. The diag
 a capability's own return at ``B``; an off-diagonal entry is transfer (or forgetting) and, with one
 seed, also noise of the size of the seed spread.
 ``allocation.families.calibrated_environment`` turns ``transfer.json`` into an environment of the
-allocation benchmark.
+allocation benchmark, probed with the seed spread where the study measured one.
 """
 
 from __future__ import annotations
