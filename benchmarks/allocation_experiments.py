@@ -1,4 +1,4 @@
-"""Allocation experiments that were measured and not kept: where the headroom is, and three models of transfer.
+"""Allocation experiments that were measured and not kept: where the headroom is, and models of transfer.
 
 ``docs/allocator.md`` ("Tried on 2026-12-07") holds the figures this prints. Each experiment is a
 small allocator defined here, not in the package, run on the suite of ``benchmarks/allocation.py``
@@ -21,6 +21,12 @@ small allocator defined here, not in the package, run on the suite of ``benchmar
 * ``pair_gate``: ``read``'s choice moved toward the myopic optimum of a one-step value model fitted on
   antithetic pairs, as far as a lower confidence bound of its predicted gain allows (``PairGate``);
   ``pair_gate:z=1e9`` is its exploration alone (the model never moves the centre).
+* ``value_design`` (2026-12-08): a one-step value model of the ``r``-weighted change on ``g(w_i)``,
+  fitted on a random ``+-eps`` design with a ridge toward ``w = r``, and each interval its myopic
+  optimum (``ValueDesign``); ``:rules=true`` adds ``read``'s futility floor and ceiling caps, ``:step=0.5``
+  moves the centre half way to each new optimum.
+* ``saturating`` (2026-12-08): ``linear`` with an own return that falls with the level where ``read``'s
+  closing rate is evident (``SaturatingTransfer``).
 
 Usage::
 
@@ -271,8 +277,113 @@ class PairGate(GainTrackingAllocator):
         return w / w.sum(), {**info, "model_step": step}
 
 
+class ValueDesign(GainTrackingAllocator):
+    """A one-step value model of the ``r``-weighted change, fitted on a random design; myopic choice.
+
+    Each interval after the warm-up adds ``+-eps`` (a random sign per capability, absolute, so a
+    little-required capability is probed too; not in the last ``stop`` of the budget). ``r . delta_s``
+    is regressed on ``g(w_i)`` of every capability (recency ``memory``) with a ridge toward the values
+    that make ``w = r`` optimal (``V_i = c exp(r_i / a)``, ``c`` fitted; prior sd ``prior`` times the
+    mean), and the next centre is ``water_fill(V)``. ``rules=True``: that centre under ``read``'s
+    futility floor and ceiling caps (steps 6 and 8 of docs/allocator.md), what they free spread pro
+    rata over the capabilities neither futile nor capped.
+    """
+
+    def __init__(self, capabilities, requirement, seed=0, *, a=0.45, eps=0.06, memory=0.65, prior=3.0, stop=0.15,
+                 rules=False, step=1.0, **kw):
+        super().__init__(capabilities, requirement, seed, memory=memory, **kw)
+        self.a, self.eps, self.prior, self.stop, self.rules, self.step = a, eps, prior, stop, rules, step
+        self.centre = np.asarray(self.requirement, dtype=float).copy()
+
+    def value(self) -> np.ndarray | None:
+        r, x = self.requirement, concave(np.array(self.history_w), self.a)
+        y = np.array(self.history_delta) @ r
+        lam = self.memory ** np.arange(len(y))[::-1]
+        base = np.exp(r / self.a)  # the marginal values equal at w = r: V_i g'(r_i) = c
+        xb = x @ base
+        c = float((lam * y) @ xb) / max(float(lam @ xb**2), 1e-12)
+        if c <= 0:
+            return None
+        var = max(float(lam @ (y - c * xb) ** 2) / lam.sum(), 1e-6)
+        pen = np.diag(1.0 / (self.prior * c * base) ** 2)
+        return np.linalg.solve((x * lam[:, None]).T @ x / var + pen, (x * lam[:, None]).T @ y / var + pen @ (c * base))
+
+    def _choose(self, s, remaining):
+        r, k = self.requirement, len(self.requirement)
+        if self.steps < max(self.warmup, 1):
+            return r.copy(), {}
+        v = self.value()
+        w = water_fill(v, self.a) if v is not None else None
+        w = r.copy() if w is None else w
+        self.centre = w = (1.0 - self.step) * self.centre + self.step * w
+        if self.rules:
+            w = self.under_rules(w, remaining)
+        if remaining > self.stop:
+            w = np.maximum(w + self.eps * self.rng.choice([-1.0, 1.0], size=k), 0.0)
+        return w / w.sum(), {}
+
+    def under_rules(self, w: np.ndarray, remaining: float) -> np.ndarray:
+        r = self.requirement
+        futile = (r > 0) & self.lost_ground(self.futile_z)
+        if futile.all():
+            futile[:] = False
+        w = np.where(futile, np.minimum(w, self.floor * r), w)
+        tests = self.tilt()[1].get("_tests")
+        capped = np.zeros(len(w), dtype=bool)
+        if self.steps > max(self.warmup, 1) and 0 < remaining < 1 and tests is not None and not tests["harmed"].any():
+            limit = np.maximum(self.ceiling_caps(remaining)[0], self.floor * r)
+            capped = ~futile & (limit < w)
+            if capped.any() and not capped[~futile & (r > 0)].all():
+                w = np.where(capped, limit, w)
+            else:
+                capped[:] = False
+        left, keep = 1.0 - w.sum(), np.where(futile | capped, 0.0, w)
+        return w + left * keep / keep.sum() if left > 0 and keep.sum() > 0 else w
+
+
+class SaturatingTransfer(GainTrackingAllocator):
+    """``linear`` with saturation: per target, ``delta_s_j`` on ``g(w_j)``, ``-u_j g(w_j)`` (its level: the
+    return falls as it rises) where ``read``'s closing rate of ``j`` is ``ceiling_z`` se above 0, and
+    ``g(w_i)`` of every other source (ridge ``cross``, recency ``memory``); the next centre is
+    ``water_fill`` of the one-step value at the current levels, with ``ValueDesign``'s ``+-eps`` design.
+    """
+
+    def __init__(self, capabilities, requirement, seed=0, *, a=0.45, eps=0.06, memory=0.8, cross=0.03, stop=0.15,
+                 start=3, **kw):
+        super().__init__(capabilities, requirement, seed, memory=memory, **kw)
+        self.a, self.eps, self.cross, self.stop, self.start = a, eps, cross, stop, start
+
+    def value(self) -> np.ndarray:
+        r, d = self.requirement, np.array(self.history_delta)
+        t, k = d.shape
+        x = concave(np.array(self.history_w), self.a)
+        level = np.vstack([np.zeros((1, k)), np.cumsum(d, 0)])  # before each interval, and now
+        lam = self.memory ** np.arange(t)[::-1]
+        rate, se, _ = self.closing_rates()
+        saturates = (rate > 0) & (rate > self.ceiling_z * se)
+        v = np.zeros(k)
+        for j in range(k):
+            own = [x[:, j]] + ([-level[:-1, j] * x[:, j]] if saturates[j] else [])
+            others = [i for i in range(k) if i != j]
+            cols = np.column_stack(own + [x[:, i] for i in others])
+            scale = max(float((cols**2 * lam[:, None]).sum()) / cols.shape[1], 1e-9)
+            pen = np.array([1e-4] * len(own) + [self.cross] * len(others)) * scale
+            coef = np.linalg.solve((cols * lam[:, None]).T @ cols + np.diag(pen), (cols * lam[:, None]).T @ d[:, j])
+            v[j] += r[j] * (coef[0] - (coef[1] * level[-1, j] if saturates[j] else 0.0))
+            v[others] += r[j] * coef[len(own):]
+        return v
+
+    def _choose(self, s, remaining):
+        r, k = self.requirement, len(self.requirement)
+        w = water_fill(self.value(), self.a) if self.steps >= self.start else None
+        w = r.copy() if w is None else w
+        if remaining > self.stop:
+            w = np.maximum(w + self.eps * self.rng.choice([-1.0, 1.0], size=k), 0.0)
+        return w / w.sum(), {}
+
+
 EXPERIMENTS = {"linear": LinearTransfer, "culprit": CulpritAttribution, "harm_experiment": HarmExperiment,
-               "pair_gate": PairGate}
+               "pair_gate": PairGate, "value_design": ValueDesign, "saturating": SaturatingTransfer}
 
 
 def myopic_capture(headroom: dict[str, float], envs: int, decisions: int, first_seed: int) -> dict:

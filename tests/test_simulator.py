@@ -434,6 +434,62 @@ def test_allocation_experiments_report_every_allocator_and_the_myopic_reference(
             assert figures["ms_per_decision"]["mean"] < 50.0, name
 
 
+def test_value_design_recovers_the_value_of_each_source_in_a_linear_world(monkeypatch):
+    # noise-free delta_s = g(w) @ M: the r-weighted change is g(w) . (M @ r), which the random design
+    # identifies once the prior is weak; and its rules keep a futile capability at the floor
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    caps = DEFAULT_CAPABILITIES
+    rng = np.random.default_rng(2)
+    r = rng.dirichlet(np.ones(len(caps)))
+    m = np.eye(len(caps)) * rng.uniform(2.0, 4.0, len(caps)) + np.where(rng.random((8, 8)) < 0.2, rng.uniform(0, 2, (8, 8)), 0.0)
+    alloc = bench.ValueDesign(caps, dict(zip(caps, r)), seed=0, prior=1e6, memory=1.0, eps=0.1)
+    s = np.full(len(caps), 50.0)
+    for t in range(30):
+        w = np.array(alloc.select(profile=s.tolist(), remaining=1 - t / 40))
+        s = s + bench.concave(w, alloc.a) @ m
+        alloc.observe(profile=s.tolist(), cost=1.0)
+    assert np.allclose(alloc.value(), m @ r, rtol=0.02, atol=0.02)
+    assert alloc.under_rules(r.copy(), 0.5) == pytest.approx(r)  # nothing futile, nothing capped: unchanged
+    monkeypatch.setattr(alloc, "lost_ground", lambda z: np.arange(len(caps)) == int(np.argmax(r)))
+    ruled = alloc.under_rules(r.copy(), 0.5)
+    assert ruled[int(np.argmax(r))] == pytest.approx(alloc.floor * r.max()) and ruled.sum() == pytest.approx(1.0)
+
+
+def test_saturating_transfer_reads_a_return_that_falls_with_the_level(monkeypatch):
+    # noise-free: each capability's own return is (A - B u) g(w) (it closes a share B of its way per
+    # interval spent on it), and one source helps another; the fitted one-step value is the true one now
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    caps = DEFAULT_CAPABILITIES
+    rng = np.random.default_rng(3)
+    r = rng.dirichlet(np.ones(len(caps)))
+    a_, b_ = rng.uniform(3.0, 6.0, len(caps)), np.where(np.arange(len(caps)) < 3, 0.3, 0.0)
+    help_ = np.zeros((8, 8))
+    help_[5, 0] = 2.0
+    alloc = bench.SaturatingTransfer(caps, dict(zip(caps, r)), seed=0, cross=1e-9, memory=1.0, eps=0.1)
+    u = np.zeros(len(caps))
+    for t in range(24):
+        w = np.array(alloc.select(profile=(50 + u).tolist(), remaining=1 - t / 40))
+        g = bench.concave(w, alloc.a)
+        u = u + (a_ - b_ * u) * g + g @ help_
+        alloc.observe(profile=(50 + u).tolist(), cost=1.0)
+    truth = r * (a_ - b_ * u) + help_ @ r
+    assert np.allclose(alloc.value(), truth, rtol=0.05, atol=0.05)
+
+
+def test_allocation_experiments_of_this_round_run_under_the_suite(capsys, monkeypatch):
+    import json
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    names = ["value_design", "value_design:rules=true:step=0.5", "saturating"]
+    bench.main(["--families", "saturation", "--envs", "2", "--decisions", "8", "--allocators", ",".join(names)])
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["x_task_static_and_capture"]["saturation"]
+    assert set(rows) == {*names, "myopic_true_model"} and all(0.9 < rows[n][0] < 1.1 for n in names)
+
+
 def test_saturation_variants_draw_family_b_lookalikes_and_restore_the_family(capsys, monkeypatch):
     # the variants are what they say (the most required capability near a low ceiling, a hidden share >= 0.5 for b2),
     # run through the suite, and the saturation family's own draw is back afterwards
