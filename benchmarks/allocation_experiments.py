@@ -27,6 +27,10 @@ small allocator defined here, not in the package, run on the suite of ``benchmar
   moves the centre half way to each new optimum.
 * ``saturating`` (2026-12-08): ``linear`` with an own return that falls with the level where ``read``'s
   closing rate is evident (``SaturatingTransfer``).
+* ``predictive_switch`` (2026-12-08): ``read``, or ``value_design:rules=true:step=0.5``, whichever has
+  predicted the run's ``r``-weighted changes better so far, with an antithetic ``+-0.03`` design
+  (``PredictiveSwitch``); ``:dm=0.5`` asks the difference to be 0.5 standard errors, ``:min_preds=1000``
+  is its design alone (``read`` always chosen).
 
 Usage::
 
@@ -382,8 +386,72 @@ class SaturatingTransfer(GainTrackingAllocator):
         return w / w.sum(), {}
 
 
+class PredictiveSwitch(ValueDesign):
+    """``read``, or ``ValueDesign``'s model under ``read``'s rules, whichever has predicted this run's changes better.
+
+    Each decision both models predict the ``r``-weighted change of the mixture played: ``read``'s
+    fitted returns (``r . recent sqrt(w)``) and the value model (``V . g(w)``). After the observation,
+    each one's squared error is kept. From ``min_preds`` predictions on, the decision follows the value
+    model (its damped optimum under ``read``'s futility floor and ceiling caps) where its
+    recency-weighted (``score_memory``) squared error is the smaller, or, with ``dm``, smaller by ``dm``
+    standard errors of the mean difference (a Diebold-Mariano test); otherwise ``read``'s choice. The
+    design is ``+-eps`` antithetic: a random sign per capability, then the opposite signs the next
+    interval, so it cancels in ``read``'s own fits over each pair.
+    """
+
+    def __init__(self, capabilities, requirement, seed=0, *, eps=0.03, step=0.5, score_memory=0.8, min_preds=4,
+                 dm=None, **kw):
+        super().__init__(capabilities, requirement, seed, eps=eps, step=step, rules=True, **kw)
+        self.score_memory, self.min_preds, self.dm = score_memory, min_preds, dm
+        self.errors: list[tuple[float, float]] = []  # (read's, the value model's) squared error, per decision
+        self._predicted: tuple[float, float] | None = None
+        self._signs: np.ndarray | None = None
+
+    def trusts_model(self) -> bool:
+        if len(self.errors) < self.min_preds:
+            return False
+        e = np.array(self.errors)
+        lam = self.score_memory ** np.arange(len(e))[::-1]
+        diff = e[:, 0] - e[:, 1]
+        mean = float(lam @ diff) / lam.sum()
+        if self.dm is None:
+            return mean > 0
+        n_eff = lam.sum() ** 2 / (lam**2).sum()
+        se = np.sqrt(max(float(lam @ (diff - mean) ** 2) / lam.sum(), 1e-24) / max(n_eff - 1.0, 1.0))
+        return mean > self.dm * se
+
+    def _choose(self, s, remaining):
+        r, k = self.requirement, len(self.requirement)
+        w, info = GainTrackingAllocator._choose(self, s, remaining)
+        self._predicted = None
+        if self.steps < max(self.warmup, 1):
+            return w, info
+        v = self.value()
+        target = water_fill(v, self.a) if v is not None else None
+        self.centre = (1.0 - self.step) * self.centre + self.step * (r if target is None else target)
+        model = self.trusts_model()
+        if model:
+            w = self.under_rules(self.centre.copy(), remaining)
+        if remaining > self.stop:
+            odd = self.steps % 2 == 1 and self._signs is not None
+            self._signs = -self._signs if odd else self.rng.choice([-1.0, 1.0], size=k)
+            w = np.maximum(w + self.eps * self._signs, 0.0)
+        w = w / w.sum()
+        if v is not None:
+            self._predicted = (float(r @ (self.returns()["recent"] * np.sqrt(w))), float(v @ concave(w, self.a)))
+        return w, {**info, "value_model": model}
+
+    def _learn(self, pending, delta, reward):
+        out = super()._learn(pending, delta, reward)
+        if self._predicted is not None:
+            y = float(self.requirement @ np.asarray(delta, dtype=float))
+            self.errors.append(((y - self._predicted[0]) ** 2, (y - self._predicted[1]) ** 2))
+        return out
+
+
 EXPERIMENTS = {"linear": LinearTransfer, "culprit": CulpritAttribution, "harm_experiment": HarmExperiment,
-               "pair_gate": PairGate, "value_design": ValueDesign, "saturating": SaturatingTransfer}
+               "pair_gate": PairGate, "value_design": ValueDesign, "saturating": SaturatingTransfer,
+               "predictive_switch": PredictiveSwitch}
 
 
 def myopic_capture(headroom: dict[str, float], envs: int, decisions: int, first_seed: int) -> dict:

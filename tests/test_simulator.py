@@ -480,11 +480,42 @@ def test_saturating_transfer_reads_a_return_that_falls_with_the_level(monkeypatc
     assert np.allclose(alloc.value(), truth, rtol=0.05, atol=0.05)
 
 
+def test_predictive_switch_follows_the_model_that_predicted_better_and_plays_an_antithetic_design(monkeypatch):
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
+    caps = DEFAULT_CAPABILITIES
+    r = dict(zip(caps, np.full(len(caps), 1 / len(caps))))
+    alloc = bench.PredictiveSwitch(caps, r, seed=0, dm=1.0)
+    assert not alloc.trusts_model()  # no predictions yet
+    alloc.errors = [(1.0, 0.5)] * 3
+    assert not alloc.trusts_model()  # fewer than min_preds
+    alloc.errors = [(1.0 + 0.1 * (i % 2), 0.5) for i in range(8)]
+    assert alloc.trusts_model()  # smaller by many standard errors
+    alloc.errors = [(1.0, 0.5), (0.5, 1.0)] * 4
+    assert not alloc.trusts_model()  # no better on average
+    alloc.errors = [(2.0, 0.0), (0.0, 1.0)] * 4  # better on average, by less than one standard error
+    assert not alloc.trusts_model()
+    plain = bench.PredictiveSwitch(caps, r, seed=0)
+    plain.errors = alloc.errors
+    assert plain.trusts_model()  # without dm the smaller mean is enough
+
+    design = bench.PredictiveSwitch(caps, r, seed=3, min_preds=10**6)  # read's choice: w = r here
+    s, played = np.full(len(caps), 50.0), []
+    for t in range(6):
+        played.append(np.array(design.select(profile=s.tolist(), remaining=1 - t / 25)))
+        s = s + 1.0
+        design.observe(profile=s.tolist(), cost=1.0)
+    offsets = np.array(played[2:]) - 1 / len(caps)  # after the warm-up, around the flat centre
+    assert np.all(np.sign(offsets[0]) == -np.sign(offsets[1])) and np.all(np.sign(offsets[2]) == -np.sign(offsets[3]))
+    assert len(design.errors) == 4  # both models predicted every interval after the warm-up
+
+
 def test_allocation_experiments_of_this_round_run_under_the_suite(capsys, monkeypatch):
     import json
 
     bench = _allocation_benchmark(monkeypatch, "allocation_experiments")
-    names = ["value_design", "value_design:rules=true:step=0.5", "saturating"]
+    names = ["value_design", "value_design:rules=true:step=0.5", "saturating", "predictive_switch:dm=0.5"]
     bench.main(["--families", "saturation", "--envs", "2", "--decisions", "8", "--allocators", ",".join(names)])
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["x_task_static_and_capture"]["saturation"]
     assert set(rows) == {*names, "myopic_true_model"} and all(0.9 < rows[n][0] < 1.1 for n in names)
