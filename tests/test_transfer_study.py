@@ -364,7 +364,7 @@ def test_the_measured_family_is_probed_with_the_noise_its_study_measured(tmp_pat
     bad = json.loads(two.read_text())
     bad["seed_spread"]["sd"] = float("nan")
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="seed_spread sd must be finite and > 0, got nan"):
+    with pytest.raises(ValueError, match=r"bad\.json'?: seed_spread sd must be finite and > 0, got nan"):
         make_family_environment("measured", 5, study=tmp_path / "bad.json")
 
 

@@ -385,12 +385,15 @@ def study_probe_sd(study: str | os.PathLike | Mapping[str, Any]) -> float | None
     noise afresh (docs/allocator.md).
     """
     spread = _load_study(study).get("seed_spread") or {}
-    sd = spread.get("sd")
-    if sd is None:
+    if spread.get("sd") is None:
         return None
-    sd = float(sd)
+    try:
+        sd = float(spread["sd"])
+    except (TypeError, ValueError):
+        sd = float("nan")
     if not (np.isfinite(sd) and sd > 0):
-        raise ValueError(f"transfer study: seed_spread sd must be finite and > 0, got {spread['sd']!r}")
+        where = "transfer study" if isinstance(study, Mapping) else f"transfer study {str(study)!r}"
+        raise ValueError(f"{where}: seed_spread sd must be finite and > 0, got {spread['sd']!r}")
     return sd / np.sqrt(2.0)
 
 
@@ -425,7 +428,7 @@ def calibrated_environment(
     p = _fitted(study, doc, decisions)
     rng = np.random.default_rng([seed, MEASURED_STREAM])
     p.hidden_requirement, p.requirement = _requirement(rng, len(p.capabilities))
-    sd = study_probe_sd(doc)
+    sd = study_probe_sd(study)
     if sd is None:
         p.noise_scale = rng.uniform(*NOISY_SIGMA, size=len(p.capabilities))
         p.heteroscedastic = True
