@@ -1,8 +1,9 @@
 """Allocation experiments that were measured and not kept: where the headroom is, and models of transfer.
 
-``docs/allocator.md`` ("Tried on 2026-12-07") holds the figures this prints. Each experiment is a
-small allocator defined here, not in the package, run on the suite of ``benchmarks/allocation.py``
-(same environments, same noise, same ratios):
+``docs/allocator.md`` ("Models of transfer, measured beside the true one-step model" and the two
+sections after it) holds the figures this prints. Each experiment is a small allocator defined here,
+not in the package, run on the suite of ``benchmarks/allocation.py`` (same environments, same noise,
+same ratios):
 
 * ``myopic`` (a reference, not an allocator): each interval, the mixture with the best TRUE one-step
   gain ``r . s_next`` on the 1/6 simplex grid plus ``r``, knowing the true state and dynamics. What
