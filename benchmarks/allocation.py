@@ -65,7 +65,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
-from read_lightning.allocation.families import CALIBRATED, FAMILIES, MEASURED_STUDY, calibrated_params, make_family_environment  # noqa: E402
+from read_lightning.allocation.families import CALIBRATED, FAMILIES, MEASURED_STUDY, calibrated_environment, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
 from read_lightning.allocation.study import TransferStudy, check_budgets  # noqa: E402
 
@@ -148,14 +148,15 @@ def check_study_repeats(repeats: int, study: tuple[float, ...] | None) -> None:
 
 
 def check_measured_study(measured_study: str | None, families: tuple[str, ...]) -> None:
-    """ValueError unless ``measured_study`` is None, or a complete ``read-train transfer`` output with the
-    ``measured`` family among ``families`` (the family it calibrates)."""
+    """ValueError unless ``measured_study`` is None, or a complete ``read-train transfer`` output (its
+    seed spread, where it has one, a positive sd) with the ``measured`` family among ``families`` (the
+    family it calibrates)."""
     if measured_study is None:
         return
     if CALIBRATED not in families:
         raise ValueError(f"--measured-study calibrates the {CALIBRATED} family: add it to --families")
     try:
-        calibrated_params(measured_study)
+        calibrated_environment(measured_study, EVAL_SEED)  # the fit is kept for the run's environments
     except ValueError as err:
         raise ValueError(f"--measured-study: {err}") from None
 

@@ -579,6 +579,9 @@ def test_saturation_oracles_play_read_with_parts_of_the_true_dynamics(capsys, mo
 def test_family_benchmark_calibrates_the_measured_family_on_a_given_study(monkeypatch, capsys, tmp_path):
     # --measured-study: the measured family's dynamics come from that read-train transfer output (here the
     # packaged four-seed study, whose means differ from the one-seed default's), named in the report
+    import json
+    from pathlib import Path
+
     import numpy as np
 
     from read_lightning.allocation.families import MEASURED_STUDY
@@ -594,9 +597,14 @@ def test_family_benchmark_calibrates_the_measured_family_on_a_given_study(monkey
     assert "measured_study" not in bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False)
     bad = tmp_path / "partial.json"
     bad.write_text('{"capabilities": []}')
+    spread = json.loads(Path(PACKAGED_STUDY).read_text())
+    spread["seed_spread"]["sd"] = 0.0
+    zero = tmp_path / "zero_spread.json"
+    zero.write_text(json.dumps(spread))
     for argv, message in (
         (["--families", "measured", "--measured-study", str(tmp_path / "none.json")], "does not exist"),
         (["--families", "measured", "--measured-study", str(bad)], "not a read-train transfer summary"),
+        (["--families", "measured", "--measured-study", str(zero)], "seed_spread sd must be finite and > 0, got 0.0"),
         (["--families", "additive", "--measured-study", str(PACKAGED_STUDY)], "add it to --families"),
     ):
         with pytest.raises(SystemExit):

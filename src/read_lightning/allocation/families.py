@@ -384,7 +384,12 @@ def study_probe_sd(study: str | os.PathLike | Mapping[str, Any]) -> float | None
     in a run it moves the level and persists over intervals, where the simulator draws each probe's
     noise afresh (docs/allocator.md).
     """
-    spread = _load_study(study).get("seed_spread") or {}
+    return _probe_sd(_load_study(study), study)
+
+
+def _probe_sd(doc: Mapping[str, Any], study: str | os.PathLike | Mapping[str, Any]) -> float | None:
+    """``study_probe_sd`` of the loaded ``doc``; ``study`` names it in the error."""
+    spread = doc.get("seed_spread") or {}
     if spread.get("sd") is None:
         return None
     try:
@@ -397,21 +402,31 @@ def study_probe_sd(study: str | os.PathLike | Mapping[str, Any]) -> float | None
     return sd / np.sqrt(2.0)
 
 
-# calibrated_params of a study file, by (path, modification time, size, decisions): the benchmark
-# builds every environment of the family from the same file, and the fit takes about 0.4 s.
-_FITTED: dict[tuple[str, int, int, int], EnvParams] = {}
+# What a study file calibrates (its dynamics and its probe sd), by (path, modification time, size,
+# decisions): the benchmark builds every environment of the family from the same file, and the fit
+# takes about 0.4 s. A hit reads nothing.
+_FITTED: dict[tuple[str, int, int, int], tuple[EnvParams, float | None]] = {}
 
 
-def _fitted(study: str | os.PathLike | Mapping[str, Any], doc: Mapping[str, Any], decisions: int) -> EnvParams:
-    """``calibrated_params`` of ``study`` (loaded as ``doc``), fitted once per study file and horizon."""
-    if isinstance(study, Mapping):
-        return calibrated_params(doc, decisions=decisions)
-    path = Path(study).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size, decisions)
-    if key not in _FITTED:
-        _FITTED[key] = calibrated_params(doc, decisions=decisions)
-    return copy.deepcopy(_FITTED[key])  # the caller draws its requirement and noise into it
+def _calibration(study: str | os.PathLike | Mapping[str, Any], decisions: int) -> tuple[EnvParams, float | None]:
+    """``(calibrated_params(study), study_probe_sd(study))``, the study loaded and fitted once per file and horizon.
+
+    The params are the caller's own copy (it draws its requirement and noise into them)."""
+    key = None
+    if not isinstance(study, Mapping):
+        try:
+            stat = Path(study).stat()
+            key = (str(Path(study).resolve()), stat.st_mtime_ns, stat.st_size, decisions)
+        except OSError:
+            pass  # loading it below says what is wrong with the path
+    if key is None or key not in _FITTED:
+        doc = _load_study(study)
+        fitted = (calibrated_params(doc, decisions=decisions), _probe_sd(doc, study))
+        if key is None:
+            return fitted
+        _FITTED[key] = fitted
+    params, sd = _FITTED[key]
+    return copy.deepcopy(params), sd
 
 
 def calibrated_environment(
@@ -424,11 +439,9 @@ def calibrated_environment(
     heteroscedastic (``sigma_c`` uniform in [0.5, 3] points)."""
     if not 1 <= decisions <= 10_000:
         raise ValueError(f"decisions must be in [1, 10000], got {decisions!r}")
-    doc = _load_study(study)
-    p = _fitted(study, doc, decisions)
+    p, sd = _calibration(study, decisions)
     rng = np.random.default_rng([seed, MEASURED_STREAM])
     p.hidden_requirement, p.requirement = _requirement(rng, len(p.capabilities))
-    sd = study_probe_sd(study)
     if sd is None:
         p.noise_scale = rng.uniform(*NOISY_SIGMA, size=len(p.capabilities))
         p.heteroscedastic = True
