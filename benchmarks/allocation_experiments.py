@@ -328,20 +328,13 @@ class ValueDesign(GainTrackingAllocator):
         return w / w.sum(), {}
 
     def under_rules(self, w: np.ndarray, remaining: float) -> np.ndarray:
-        r = self.requirement
-        futile = (r > 0) & self.lost_ground(self.futile_z)
-        if futile.all():
-            futile[:] = False
-        w = np.where(futile, np.minimum(w, self.floor * r), w)
-        tests = self.tilt()[1].get("_tests")
-        capped = np.zeros(len(w), dtype=bool)
-        if self.steps > max(self.warmup, 1) and 0 < remaining < 1 and tests is not None and not tests["harmed"].any():
-            limit = np.maximum(self.ceiling_caps(remaining)[0], self.floor * r)
-            capped = ~futile & (limit < w)
-            if capped.any() and not capped[~futile & (r > 0)].all():
-                w = np.where(capped, limit, w)
-            else:
-                capped[:] = False
+        futile = self.futile()
+        futile = np.zeros(len(w), dtype=bool) if futile is None else futile
+        w = np.where(futile, np.minimum(w, self.floor * self.requirement), w)
+        capping = self.capped(w, futile, self.tilt()[1].get("_tests"), remaining)
+        capped = np.zeros(len(w), dtype=bool) if capping is None else capping[1]
+        if capped.any():
+            w = np.where(capped, capping[0], w)
         left, keep = 1.0 - w.sum(), np.where(futile | capped, 0.0, w)
         return w + left * keep / keep.sum() if left > 0 and keep.sum() > 0 else w
 

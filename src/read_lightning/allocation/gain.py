@@ -380,23 +380,18 @@ class GainTrackingAllocator(Allocator):
         later: list[str] = []  # the steps after the tilt that moved the mixture
         r = self.requirement
         w = r.copy() if tilt is None else r * tilt
-        futile = np.zeros(len(w), dtype=bool)
-        if self.futile_z is not None and self.steps >= max(self.warmup, 1):
-            futile = (r > 0) & self.lost_ground(self.futile_z)
-            if futile.any() and not futile.all():
+        futile = self.futile()
+        if futile is not None:
+            if futile.any():
                 w = np.where(futile, self.floor * r, w)
                 later.append("futile capabilities kept at the floor")
-            else:
-                futile[:] = False
             info = {**info, "futile": int(futile.sum())}
+        else:
+            futile = np.zeros(len(w), dtype=bool)
+        capping = self.capped(w, futile, tests, remaining)
         capped = np.zeros(len(w), dtype=bool)
-        if (self.ceiling_z is not None and tests is not None and self.steps >= max(self.warmup, 1) + 1
-                and not tests["harmed"].any() and 0.0 < remaining < 1.0):
-            cap, rate, rate_se = self.ceiling_caps(remaining)
-            limit = np.maximum(cap, self.floor * r)
-            capped = ~futile & (limit < w * (1.0 - 1e-9))
-            if capped[~futile & (r > 0)].all():  # no required capability left to use the freed mass: the
-                capped[:] = False  # normalisation would hand it straight back, so nothing is capped
+        if capping is not None:
+            limit, capped, cap, rate, rate_se = capping
             if capped.any():
                 w = np.where(capped, limit, w)
                 later.append("capabilities near their fitted ceiling capped at the share it can use")
@@ -414,6 +409,35 @@ class GainTrackingAllocator(Allocator):
         rule = "; ".join([f"{rule}: {verdict}", *later])
         info = {**info, "tilted": tilted}
         return w, {**info, "explain": self._explain(w, tilt, tests, futile, rule, marginal)}
+
+    def futile(self) -> np.ndarray | None:
+        """Step 6: ``(K,)`` bool, the required capabilities to keep at the floor (``lost_ground(futile_z)``;
+        none where every one would be: there would be nothing left to give their share to). None where
+        the rule is off or the warm-up is not over."""
+        if self.futile_z is None or self.steps < max(self.warmup, 1):
+            return None
+        futile = (self.requirement > 0) & self.lost_ground(self.futile_z)
+        return futile if not futile.all() else np.zeros_like(futile)
+
+    def capped(self, w: np.ndarray, futile: np.ndarray, tests: dict[str, np.ndarray] | None,
+               remaining: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """Step 8 on mixture ``w`` ``(K,)``: ``(limit, capped, cap, rate, rate_se)``, each ``(K,)``: the share
+        each capability's fitted ceiling can use (never below the floor), which capabilities not ``futile``
+        ``w`` gives more than that, and ``ceiling_caps``' figures. None where the rule is off or not yet
+        tested: no ``tests`` (``tilt``'s), the first decision after the warm-up, a required capability
+        harmed, or ``remaining`` outside (0, 1). Where every required capability not futile would be
+        capped, none is: no capability would be left to use the freed mass, and the normalisation would
+        hand it back."""
+        if (self.ceiling_z is None or tests is None or self.steps < max(self.warmup, 1) + 1
+                or tests["harmed"].any() or not 0.0 < remaining < 1.0):
+            return None
+        r = self.requirement
+        cap, rate, rate_se = self.ceiling_caps(remaining)
+        limit = np.maximum(cap, self.floor * r)
+        capped = ~futile & (limit < w * (1.0 - 1e-9))
+        if capped[~futile & (r > 0)].all():
+            capped[:] = False
+        return limit, capped, cap, rate, rate_se
 
     def give_freed(self, w: np.ndarray, recent: np.ndarray, futile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(w, marginal)``: the mass ``1 - sum(w)`` that deflated and futile capabilities gave up, placed.
