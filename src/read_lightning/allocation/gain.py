@@ -21,6 +21,16 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   the ``r``-weighted mean is soft-thresholded by ``kappa`` standard errors. Within the noise the
   allocator plays ``w = r`` exactly: that is what keeps it from losing where there is nothing to
   win.
+* **No deflation past the returns' own optimum.** The tilt reads a capability's decline against its
+  own start, as if ``w = r`` had been right then. A fast learner that closes part of a long way to
+  its ceiling loses much of its early return and so much of its tilt, while each unit of its mass
+  may still buy more ``r``-weighted score than anywhere else: with no transfer at all that cost
+  ``read`` up to 4.7% against ``w = r`` (docs/allocator.md, "Stress families"). Under the same fitted
+  returns (``delta_s_c = recent_c sqrt(w_c)``) the mixture with the largest ``r``-weighted gain is
+  ``w*_c ∝ (r_c recent_c)^2``; the tilt may lower a capability's share to ``w*_c`` but not below it
+  (``model_floor``). It never raises a share above ``r``, so where the returns are noisy it moves the
+  mixture toward ``w = r`` only. A saturated capability's recent return is near 0, so its ``w*`` is
+  too and the bound does not hold it up.
 * **Saturation, not harm.** Saturation brings a return down to 0, not below. A required capability
   whose return over a longer window (weights ``harm_memory ** age``: a saturated capability's return
   is 0 plus noise, and over the short window the noise alone crosses 0 too often) is below 0 (by
@@ -137,6 +147,8 @@ class GainTrackingAllocator(Allocator):
         ceiling_pace: ``"run"``: that pace, the same at every decision. ``"left"``: the rule before,
             ``ceiling_keep`` of the way over the intervals left, re-planned at each decision (kept to
             measure against; with ``ceiling_keep=0.8`` and ``fall_z=None`` it is the previous default).
+        model_floor: the tilt lowers no capability's share below ``w*_c``, the share the fitted recent
+            returns make optimal (module docstring); False: the rule before (kept to measure against).
         freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
             to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
             mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
@@ -170,6 +182,7 @@ class GainTrackingAllocator(Allocator):
         ceiling_keep: float = 0.9,
         ceiling_pace: str = "run",
         freed_to: str = "marginal",
+        model_floor: bool = True,
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (isinstance(warmup, int) and warmup >= 0):
@@ -209,6 +222,9 @@ class GainTrackingAllocator(Allocator):
         if freed_to not in ("marginal", "pro_rata"):
             raise ValueError(f"freed_to must be 'marginal' or 'pro_rata', got {freed_to!r}")
         self.freed_to = freed_to
+        if not isinstance(model_floor, bool):
+            raise ValueError(f"model_floor must be true or false, got {model_floor!r}")
+        self.model_floor = model_floor
         self.history_w: list[np.ndarray] = []  # (K,) mixture of each interval
         self.history_delta: list[np.ndarray] = []  # (K,) observed delta_s of each interval
 
@@ -278,7 +294,21 @@ class GainTrackingAllocator(Allocator):
         tilt = np.where(req, tilt, 1.0)
         rule = "retained returns differ beyond the noise" if np.any(tilt != 1.0) else \
             "retained returns within the noise"
+        if self.model_floor:
+            share = self.model_share(f["recent"])
+            bound = np.where(req, np.minimum(share / np.where(req, r, 1.0), 1.0), 0.0)
+            held = req & (tilt < bound)
+            tilt = np.where(held, bound, tilt)
+            tests = {**tests, "model_share": share, "held": held}
         return tilt, {**info, "_tests": tests, "_rule": rule}
+
+    def model_share(self, recent: np.ndarray) -> np.ndarray:
+        """``(K,)``: the mixture with the largest ``r``-weighted gain under the fitted returns,
+        ``max sum_c r_c recent_c sqrt(w_c)`` on the simplex: ``w*_c ∝ (r_c recent_c)^2``, a capability
+        whose return is not above 0 at 0 (all 0 where none is)."""
+        value = self.requirement * np.maximum(recent, 0.0)
+        total = float((value**2).sum())
+        return value**2 / total if total > 0.0 else np.zeros_like(value)
 
     # prior sd of the closing rate B_c: weak, at "no saturation" (B_c <= 1 is the physical range: one
     # interval spent wholly on a capability cannot close more than the whole way to its ceiling)
@@ -380,6 +410,8 @@ class GainTrackingAllocator(Allocator):
         later: list[str] = []  # the steps after the tilt that moved the mixture
         r = self.requirement
         w = r.copy() if tilt is None else r * tilt
+        if tilt is not None and tests is not None and tests.get("held", np.zeros(1, dtype=bool)).any():
+            later.append("deflation held at the share the fitted returns make optimal")
         futile = self.futile()
         if futile is not None:
             if futile.any():

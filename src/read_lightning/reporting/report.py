@@ -173,10 +173,11 @@ def _explanation_lines(record: RunRecord) -> list[str]:
     if any("early" in v for v in per_cap.values()):
         chosen = ((last.explain.get("candidates") or {}).get("chosen") or {}).get("predicted_change") or {}
         lines += ["", f"Decision {last.number}, per capability (returns are points per sqrt of the share; "
-                  "+- one standard error):", "",
+                  "+- one standard error; optimum share: the mixture the recent returns make best, which the tilt "
+                  "lowers no capability below, held where it would have):", "",
                   "| capability | early return | recent return | eligible | retained share | mean change | "
-                  "below best | harmed | futile | closing rate | ceiling share | tilt | predicted change |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "below best | harmed | futile | closing rate | ceiling share | optimum share | tilt | predicted change |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for c, v in per_cap.items():
             tilt = v.get("tilt")
             rate = "-" if v.get("closing_rate") is None else \
@@ -187,6 +188,7 @@ def _explanation_lines(record: RunRecord) -> list[str]:
                          f"| {'yes' if v['eligible'] else 'no'} | {v['retained']:.2f} +- {v['retained_se']:.2f} | "
                          f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {fall} | {'yes' if v['harmed'] else 'no'} | "
                          f"{'yes' if v['futile'] else 'no'} | {rate} | {_fmt(v.get('ceiling_share'), 3)} | "
+                         f"{_fmt(v.get('model_share'), 3)}{' (held)' if v.get('held') else ''} | "
                          f"{_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
     return lines + [""]
 
