@@ -614,3 +614,31 @@ def test_family_benchmark_calibrates_the_measured_family_on_a_given_study(monkey
         bench.run_suite(("measured",), ("read",), envs=1, decisions=2, progress=False, measured_study=str(bad) + "x")
     with pytest.raises(ValueError, match="add it to --families"):  # not ignored
         bench.run_suite(("additive",), ("read",), envs=1, decisions=2, progress=False, measured_study=str(PACKAGED_STUDY))
+
+
+def test_stress_families_are_what_they_say_and_bad_input_is_refused_before_any_episode(capsys, monkeypatch):
+    import json
+
+    import numpy as np
+
+    bench = _allocation_benchmark(monkeypatch, "allocation_stress")
+    p = bench.make_stress_environment("independent", 8000).params
+    assert not p.pos.any() and not p.neg.any()
+    p = bench.make_stress_environment("harmful_helper", 8000).params
+    order = np.argsort(-p.requirement)
+    bad = int(np.flatnonzero(p.neg.any(axis=1))[0])
+    assert bad in order[len(order) // 2:] and p.flip[bad] < 0.1  # little required, harmful from the start
+    assert p.neg[bad, order[0]] > 0 and p.neg[bad, order[1]] > 0
+    p = bench.make_stress_environment("all_saturate", 8000).params
+    assert np.all(p.ceiling - p.start <= 20.0)
+    again = bench.make_stress_environment("two_shortcuts", 8001, decisions=8).params
+    assert np.array_equal(again.pos, bench.make_stress_environment("two_shortcuts", 8001, decisions=8).params.pos)
+    out = bench.main(["--envs", "2", "--families", "independent,harmful_helper", "--decisions", "6"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(printed["families"]["independent"]) == {"read", "read:model_floor=false"}
+    assert "paired_vs_first" in out["families"]["harmful_helper"]["read:model_floor=false"]
+    for argv in (["--families", "nope"], ["--allocators", "read,nope"], ["--allocators", "read:kapa=1"], ["--envs", "0"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)
+    with pytest.raises(ValueError, match="nope"):
+        bench.make_stress_environment("nope", 0)
