@@ -411,6 +411,49 @@ def test_the_tilt_does_not_take_a_fast_learner_below_what_its_returns_still_earn
         assert _fast_learner_run(0.3, seed)[0] > 1.01 * _fast_learner_run(0.3, seed, model_floor=False)[0]
 
 
+def _four_required(family: str, seed: int):
+    """``family``'s environment with ``r`` (and the hidden requirement) zero outside its 4 most required
+    capabilities, as in the embedded default's recipe."""
+    from read_lightning.allocation.simulator import CapabilityTransferEnv
+
+    p = make_family_environment(family, seed).params
+    keep = np.argsort(-p.requirement)[:4]
+    for name in ("requirement", "hidden_requirement"):
+        v = np.zeros_like(getattr(p, name))
+        v[keep] = getattr(p, name)[keep]
+        setattr(p, name, v / v.sum())
+    return CapabilityTransferEnv(p, seed=seed)
+
+
+def test_a_capability_that_fell_below_its_best_is_not_read_as_saturated_again():
+    # A shortcut's victim (sign_flip seed 9008, four required capabilities): its return falls as the
+    # shortcut's help fades, and the cap and the tilt read that as saturation. Its level falls below its
+    # best at decision 13. Before, that decision played w = r and the next ones capped it again (0.15-0.43
+    # of its share; 0.8971 x w = r); now it is neither capped nor deflated to the end (0.83 of its share,
+    # the others' boosts normalised; 0.9574). Measured.
+    from read_lightning.allocation.simulator import simulate_fixed
+
+    env = _four_required("sign_flip", 9008)
+    p = env.params
+    top = int(np.argmax(p.requirement))
+    static = float(simulate_fixed(p, p.requirement)[0])
+    alloc = GainTrackingAllocator(env.capabilities, env.requirement)
+    new = run_episode(alloc, env, 25, keep_info=True)
+    old = run_episode(GainTrackingAllocator(env.capabilities, env.requirement, fall_sticks=False), env, 25)
+    flagged = [t for t, info in enumerate(new.infos)
+               if info["explain"]["capabilities"][env.capabilities[top]].get("fell_before")]
+    first = flagged[0]
+    assert flagged == list(range(first, 25))  # once flagged, for the rest of the run
+    assert (new.allocations[first:, top] / p.requirement[top]).min() > 0.8
+    assert (old.allocations[first:, top] / p.requirement[top]).min() < 0.5
+    assert new.utility / static > 0.95 and new.utility > 1.05 * old.utility
+    assert "fell below their best" in new.infos[-1]["explain"]["rule"]
+    # recomputed from the history: a resumed allocator flags the same capabilities
+    twin = GainTrackingAllocator(env.capabilities, env.requirement)
+    twin.load_state_dict(alloc.state_dict())
+    assert np.array_equal(twin.fell_before(), alloc.fell_before()) and alloc.fell_before()[top]
+
+
 def test_validation_names_the_bad_value():
     for kwargs, match in (({"kappa": -1.0}, "kappa"), ({"memory": 0.0}, "memory"), ({"floor": 1.5}, "floor"),
                           ({"max_boost": 0.5}, "max_boost"), ({"warmup": -1}, "warmup"), ({"foresight": -1.0}, "foresight"),
@@ -418,6 +461,7 @@ def test_validation_names_the_bad_value():
                           ({"freed_to": "r"}, "freed_to"), ({"ceiling_z": -1.0}, "ceiling_z"),
                           ({"ceiling_keep": 1.0}, "ceiling_keep"), ({"ceiling_keep": 0.0}, "ceiling_keep"),
                           ({"fall_z": -1.0}, "fall_z"), ({"fall_z": float("inf")}, "fall_z"),
-                          ({"ceiling_pace": "end"}, "ceiling_pace"), ({"model_floor": "yes"}, "model_floor")):
+                          ({"ceiling_pace": "end"}, "ceiling_pace"), ({"model_floor": "yes"}, "model_floor"),
+                          ({"fall_sticks": 1}, "fall_sticks")):
         with pytest.raises(ValueError, match=match):
             make_allocator("read", ["math", "code"], [0.5, 0.5], **kwargs)

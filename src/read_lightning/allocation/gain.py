@@ -41,6 +41,12 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   difference (``fallen``): saturation approaches a ceiling and gives nothing back, so a fall is harm
   even while the mean change over the long window is still above 0 from the climb before it. While
   any required capability is harmed, it plays ``w = r`` (but for futile capabilities, below).
+  A capability that fell stays out of the rules that read a falling return as saturation (the tilt's
+  deflation and the ceiling cap) for the rest of the run (``fall_sticks``): its fall showed that what
+  lowers its return is not its own ceiling. Before, the decision that found the fall played ``w = r``
+  and the next, the fall no longer evident after one interval at ``r``, capped the same capability
+  again (a shortcut's victim, whose return falls as the shortcut's help fades: held at 0.35-0.6 of its
+  share for most of a run that lost 10% against ``w = r``).
 * **Futility.** A required capability that has lost ground over the run while being trained (its
   score below the run's first probe by more than ``futile_z = 4`` noise sds of that difference)
   keeps only the exploration floor, its share going to the others. That is a
@@ -149,6 +155,9 @@ class GainTrackingAllocator(Allocator):
             measure against; with ``ceiling_keep=0.8`` and ``fall_z=None`` it is the previous default).
         model_floor: the tilt lowers no capability's share below ``w*_c``, the share the fitted recent
             returns make optimal (module docstring); False: the rule before (kept to measure against).
+        fall_sticks: a required capability the fall test (``fall_z``) has flagged at any decision is, for
+            the rest of the run, neither deflated by the tilt nor capped at its fitted ceiling (module
+            docstring); False: only the decision that flags it plays ``w = r`` (the rule before).
         freed_to: where the mass deflated and futile capabilities give up goes. ``"marginal"``:
             to the capabilities that kept their share, by the ``r``-weighted gain one more unit of
             mass buys them (``give_freed``). ``"pro_rata"``: the previous rule, the normalisation of
@@ -183,6 +192,7 @@ class GainTrackingAllocator(Allocator):
         ceiling_pace: str = "run",
         freed_to: str = "marginal",
         model_floor: bool = True,
+        fall_sticks: bool = True,
     ) -> None:
         super().__init__(capabilities, requirement, seed, beta=beta, lam=lam, cost_scale=cost_scale, k=k)
         if not (isinstance(warmup, int) and warmup >= 0):
@@ -225,6 +235,9 @@ class GainTrackingAllocator(Allocator):
         if not isinstance(model_floor, bool):
             raise ValueError(f"model_floor must be true or false, got {model_floor!r}")
         self.model_floor = model_floor
+        if not isinstance(fall_sticks, bool):
+            raise ValueError(f"fall_sticks must be true or false, got {fall_sticks!r}")
+        self.fall_sticks = fall_sticks
         self.history_w: list[np.ndarray] = []  # (K,) mixture of each interval
         self.history_delta: list[np.ndarray] = []  # (K,) observed delta_s of each interval
 
@@ -300,6 +313,10 @@ class GainTrackingAllocator(Allocator):
             held = req & (tilt < bound)
             tilt = np.where(held, bound, tilt)
             tests = {**tests, "model_share": share, "held": held}
+        if self.fall_sticks:
+            fell_before = self.fell_before()
+            tilt = np.where(fell_before, np.maximum(tilt, 1.0), tilt)
+            tests = {**tests, "fell_before": fell_before}
         return tilt, {**info, "_tests": tests, "_rule": rule}
 
     def model_share(self, recent: np.ndarray) -> np.ndarray:
@@ -367,10 +384,10 @@ class GainTrackingAllocator(Allocator):
         need = np.where(head > 0, need, 0.0)  # at or past its fitted ceiling: more mass buys nothing
         return np.where(evident, need, np.inf), rate, se
 
-    def fallen(self) -> tuple[np.ndarray, np.ndarray]:
+    def fallen(self, upto: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(fall, se)``, each ``(K,)``: how far each level is below the best it reached (the levels
         are the sums of the changes, the start included), and the noise sd of a difference of two
-        levels, for the ``fall_z`` test.
+        levels, for the ``fall_z`` test; over the first ``upto`` changes (default: all).
 
         A level difference carries two probes' noise, ``2 sigma^2``. ``sigma^2`` comes from the second
         differences of the levels (the first differences of the changes), whose noise is
@@ -380,7 +397,7 @@ class GainTrackingAllocator(Allocator):
         two intervals, as the fits are. Comparing with the best level, a maximum over noisy levels,
         adds about two sigma of its own, which ``fall_z`` covers. Fewer than 4 changes: no test (0, inf).
         """
-        d = np.array(self.history_delta)  # (T, K)
+        d = np.array(self.history_delta[:upto])  # (T, K)
         k = len(self.requirement)
         if len(d) < 4:
             return np.zeros(k), np.full(k, np.inf)
@@ -388,6 +405,20 @@ class GainTrackingAllocator(Allocator):
         var = (np.diff(d, axis=0) ** 2).mean(0) / 3.0
         var = pooled(var, len(d))
         return level.max(0) - level[-1], np.sqrt(var)
+
+    def fell_before(self) -> np.ndarray:
+        """``(K,)`` bool: the required capabilities the fall test (``fall_z``) has flagged at any decision
+        of the run so far, this one included: each decision after the warm-up tests the changes seen by
+        then, so this is the test over every such prefix of the history (recomputed, so a resumed run
+        gets the same answer from its checkpointed history). None flagged where ``fall_z`` is None."""
+        k = len(self.requirement)
+        out = np.zeros(k, dtype=bool)
+        if self.fall_z is None:
+            return out
+        for upto in range(max(self.warmup, 1, 4), len(self.history_delta) + 1):
+            fall, se = self.fallen(upto)
+            out |= fall > self.fall_z * se
+        return out & (self.requirement > 0)
 
     def lost_ground(self, z: float) -> np.ndarray:
         """``(K,)`` bool: the score is below the run's first probe by more than ``z`` noise sds of that difference.
@@ -412,6 +443,8 @@ class GainTrackingAllocator(Allocator):
         w = r.copy() if tilt is None else r * tilt
         if tilt is not None and tests is not None and tests.get("held", np.zeros(1, dtype=bool)).any():
             later.append("deflation held at the share the fitted returns make optimal")
+        if tilt is not None and tests is not None and tests.get("fell_before", np.zeros(1, dtype=bool)).any():
+            later.append("capabilities that fell below their best neither deflated nor capped")
         futile = self.futile()
         if futile is not None:
             if futile.any():
@@ -469,6 +502,8 @@ class GainTrackingAllocator(Allocator):
         capped = ~futile & (limit < w * (1.0 - 1e-9))
         if capped[~futile & (r > 0)].all():
             capped[:] = False
+        if "fell_before" in tests:  # a fall is not saturation: its closing rate is not a ceiling's
+            capped &= ~tests["fell_before"]
         return limit, capped, cap, rate, rate_se
 
     def give_freed(self, w: np.ndarray, recent: np.ndarray, futile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -175,10 +175,10 @@ class TransferAllocator(GainTrackingAllocator):
         study_noise: float | None = None,
         **kwargs: Any,
     ) -> None:
-        # read's bound on the tilt (model_floor) is off here unless asked for: it was measured for read, and
-        # on read_transfer and read_study (tuning seeds 0-11, a 4-repeat study) it moved the families by
-        # -0.4% to +0.1% (docs/allocator.md, "The tilt's bound")
-        super().__init__(capabilities, requirement, seed, **{"model_floor": False, **kwargs})
+        # read's bound on the tilt (model_floor) and its sticky fall test (fall_sticks) are off here unless
+        # asked for: they were measured for read, and on read_transfer and read_study (tuning seeds 0-11, a
+        # 4-repeat study) the bound moved the families by -0.4% to +0.1% (docs/allocator.md, "The tilt's bound")
+        super().__init__(capabilities, requirement, seed, **{"model_floor": False, "fall_sticks": False, **kwargs})
         if study is not None and not isinstance(study, TransferStudy):
             if interval_tokens is None:
                 raise ValueError("a read-train transfer study needs interval_tokens: the run's tokens per interval "
