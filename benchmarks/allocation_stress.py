@@ -18,15 +18,23 @@ Each is drawn on the simulator's dynamics (``simulator.advance``) with ``familie
 * ``helper_hurts``: a little-required helper of the most required capability that makes the second
   most required forget once its exposure passes a point.
 
+``--required N`` keeps ``r`` (and the hidden requirement) on each environment's N most required
+capabilities only, renormalised, as the embedded default's recipe requires 4 of its 8; with it,
+``--families`` may also name the suite's families (``families.FAMILIES``), which are then drawn as the
+suite draws them before ``r`` is cut.
+
 Per family the JSON has the same figures as ``benchmarks/allocation.py``'s (``summarise``: ratio to
 ``w = r`` and to the best fixed mixture with 95% intervals, headroom, capture, issue #19's target and
 whether it is met, the worst environment) and ``paired_vs_first``. Seeds 8000 on by default; seeds
-7000-7023 are where the ``independent`` and ``harmful_helper`` losses of ``read:model_floor=false`` were
-found and the bound on the tilt chosen, so they are not a check of it. Usage::
+7000-7023 are where the ``independent`` and ``harmful_helper`` losses of
+``read:model_floor=false:fall_sticks=false`` were found and the bound on the tilt chosen, so they are
+not a check of it; seeds 9000-9023 with ``--required 4`` are where ``sign_flip``'s loss that
+``fall_sticks`` answers was found. Usage::
 
-    python benchmarks/allocation_stress.py                                       # read and read without the bound, ~2 min
+    python benchmarks/allocation_stress.py          # read, without fall_sticks, without both (the rule before 2026-12-08), ~2 min
     python benchmarks/allocation_stress.py --allocators read,read_ucb --decisions 8
     python benchmarks/allocation_stress.py --families independent --envs 96
+    python benchmarks/allocation_stress.py --required 4 --families sign_flip,simulator,independent --first-seed 9000 --envs 24
 
 The measured table is in ``docs/allocator.md`` ("Stress families").
 """
@@ -48,7 +56,7 @@ import allocation  # noqa: E402
 import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
-from read_lightning.allocation.families import _params, _sparse  # noqa: E402
+from read_lightning.allocation.families import FAMILIES, _params, _sparse, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import (  # noqa: E402
     CapabilityTransferEnv,
     EnvParams,
@@ -121,22 +129,38 @@ STRESS = {"independent": _independent, "harmful_helper": _harmful_helper, "all_s
           "late_saturation": _late_saturation, "two_shortcuts": _two_shortcuts, "helper_hurts": _helper_hurts}
 
 
-def make_stress_environment(family: str, seed: int, decisions: int = 25) -> CapabilityTransferEnv:
-    """One environment of stress ``family``, deterministic in ``(family, seed, decisions)``."""
-    if family not in STRESS:
-        raise ValueError(f"unknown stress family {family!r}; choose one of {list(STRESS)!r}")
-    rng = np.random.default_rng([seed, 99, list(STRESS).index(family)])
-    return CapabilityTransferEnv(STRESS[family](rng, DEFAULT_CAPABILITIES, decisions), seed=seed)
+def make_stress_environment(family: str, seed: int, decisions: int = 25, required: int | None = None) -> CapabilityTransferEnv:
+    """One environment of stress ``family`` (or, with ``required``, of a suite family), deterministic in
+    ``(family, seed, decisions)``; ``required``: ``r`` kept on that many most required capabilities."""
+    if family in STRESS:
+        rng = np.random.default_rng([seed, 99, list(STRESS).index(family)])
+        params = STRESS[family](rng, DEFAULT_CAPABILITIES, decisions)
+    elif family in FAMILIES and required is not None:
+        params = make_family_environment(family, seed, decisions=decisions).params
+    else:
+        raise ValueError(f"unknown stress family {family!r}; choose one of {list(STRESS)!r} "
+                         f"(or, with required, of {list(FAMILIES)!r})")
+    if required is not None:
+        if not 1 <= required <= len(params.requirement):
+            raise ValueError(f"required must be in [1, {len(params.requirement)}], got {required!r}")
+        keep = np.argsort(-params.requirement)[:required]
+        for name in ("requirement", "hidden_requirement"):
+            full = getattr(params, name)
+            cut = np.zeros_like(full)
+            cut[keep] = full[keep]
+            setattr(params, name, cut / cut.sum())
+    return CapabilityTransferEnv(params, seed=seed)
 
 
-def run(families: tuple[str, ...], allocators: tuple[str, ...], envs: int, decisions: int, first_seed: int) -> dict:
+def run(families: tuple[str, ...], allocators: tuple[str, ...], envs: int, decisions: int, first_seed: int,
+        required: int | None = None) -> dict:
     start = time.perf_counter()
     report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
-                    "allocators": list(allocators), "families": {}}
+                    "allocators": list(allocators), "required": required, "families": {}}
     for family in families:
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for seed in range(first_seed, first_seed + envs):
-            env = make_stress_environment(family, seed, decisions)
+            env = make_stress_environment(family, seed, decisions, required)
             p = env.params
             static.append(float(simulate_fixed(p, p.requirement)[0]))
             best.append(grid_search_best_fixed(lambda: env)[1])
@@ -165,15 +189,20 @@ def run(families: tuple[str, ...], allocators: tuple[str, ...], envs: int, decis
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(STRESS), help=f"comma-separated, of {', '.join(STRESS)}")
-    parser.add_argument("--allocators", default="read,read:model_floor=false")
+    parser.add_argument("--allocators", default="read,read:fall_sticks=false,read:model_floor=false:fall_sticks=false")
     parser.add_argument("--envs", type=int, default=48)
     parser.add_argument("--decisions", type=int, default=25)
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
+    parser.add_argument("--required", type=int, default=None,
+                        help="keep r on this many most required capabilities (the suite's families allowed then)")
     args = parser.parse_args(argv)
     families = tuple(f for f in args.families.split(",") if f)
-    unknown = [f for f in families if f not in STRESS]
+    known = list(STRESS) + (list(FAMILIES) if args.required is not None else [])
+    unknown = [f for f in families if f not in known]
     if unknown or not families:
-        parser.error(f"unknown stress families {unknown}; choose from {list(STRESS)}")
+        parser.error(f"unknown stress families {unknown}; choose from {known}")
+    if args.required is not None and not 1 <= args.required <= len(DEFAULT_CAPABILITIES):
+        parser.error(f"--required must be in [1, {len(DEFAULT_CAPABILITIES)}], got {args.required}")
     if args.envs < 1:
         parser.error(f"--envs must be >= 1, got {args.envs}")
     if not 1 <= args.decisions <= 10_000:
@@ -188,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
                 raise ValueError(f"allocator {kind!r} takes no option {bad[0]!r} (in {name!r})")
     except ValueError as err:
         parser.error(str(err))
-    report = run(families, allocators, args.envs, args.decisions, args.first_seed)
+    report = run(families, allocators, args.envs, args.decisions, args.first_seed, args.required)
     print(json.dumps(report))
     return report
 

@@ -633,11 +633,18 @@ def test_stress_families_are_what_they_say_and_bad_input_is_refused_before_any_e
     assert np.all(p.ceiling - p.start <= 20.0)
     again = bench.make_stress_environment("two_shortcuts", 8001, decisions=8).params
     assert np.array_equal(again.pos, bench.make_stress_environment("two_shortcuts", 8001, decisions=8).params.pos)
-    out = bench.main(["--envs", "2", "--families", "independent,harmful_helper", "--decisions", "6"])
+    out = bench.main(["--envs", "2", "--families", "independent,harmful_helper", "--decisions", "6",
+                      "--allocators", "read,read:model_floor=false"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(printed["families"]["independent"]) == {"read", "read:model_floor=false"}
     assert "paired_vs_first" in out["families"]["harmful_helper"]["read:model_floor=false"]
-    for argv in (["--families", "nope"], ["--allocators", "read,nope"], ["--allocators", "read:kapa=1"], ["--envs", "0"]):
+    # --required: r on the most required capabilities only, and the suite's families allowed with it
+    env = bench.make_stress_environment("sign_flip", 9008, required=4)
+    assert (env.params.requirement > 0).sum() == 4 and env.params.requirement.sum() == pytest.approx(1.0)
+    out = bench.main(["--envs", "1", "--families", "sign_flip", "--required", "4", "--decisions", "5", "--allocators", "read"])
+    assert out["required"] == 4 and "sign_flip" in out["families"]
+    for argv in (["--families", "nope"], ["--allocators", "read,nope"], ["--allocators", "read:kapa=1"], ["--envs", "0"],
+                 ["--families", "sign_flip"], ["--required", "9"]):
         with pytest.raises(SystemExit):
             bench.main(argv)
     with pytest.raises(ValueError, match="nope"):
