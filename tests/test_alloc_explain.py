@@ -11,9 +11,10 @@ from read_lightning.allocation.families import make_family_environment
 from read_lightning.reporting.report import write_report
 
 
-def _run(family="saturation", seed=1000, decisions=12):
-    """Play ``read`` on one environment; the rows as BanditAllocationCallback writes them, and select times."""
-    env = make_family_environment(family, seed, decisions=decisions)
+def _run(family="saturation", seed=1000, decisions=12, env=None):
+    """Play ``read`` on one environment (``env``, or the family's); the rows as BanditAllocationCallback
+    writes them, and select times."""
+    env = make_family_environment(family, seed, decisions=decisions) if env is None else env
     alloc = make_allocator("read", env.capabilities, env.requirement)
     s, rows, seconds = env.reset(), [], []
     for number in range(1, decisions + 1):
@@ -179,3 +180,22 @@ def test_the_rule_says_w_equals_r_only_when_that_is_the_mixture_played():
                 assert ("w = r" in rule) == bool(np.allclose(w, r, rtol=0.0, atol=1e-12)), rule
                 moved_after += ": no tilt;" in rule
     assert moved_after >= 5  # measured 21: the harm rule held the tilt and the futility rule moved the mixture
+
+
+def test_the_report_shows_the_optimum_share_and_a_fall_that_sticks(tmp_path):
+    # sign_flip seed 9008 with four required capabilities: general_knowledge falls below its best at
+    # decision 13 and is kept from the tilt's deflation and the cap from then on
+    from test_alloc_gain import _four_required
+
+    env = _four_required("sign_flip", 9008)
+    _, rows, _ = _run(env=env, decisions=25)
+    (tmp_path / "allocations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    text = write_report(tmp_path, tensorboard=False).read_text()
+    last = [row for row in rows if row["event"] == "select"][-1]["info"]["explain"]
+    assert "neither deflated nor capped" in last["rule"] and last["capabilities"]["general_knowledge"]["fell_before"]
+    assert "| optimum share | tilt | predicted change |" in text
+    table = text.split("Decision 25, per capability", 1)[1].splitlines()
+    row = next(line for line in table if line.startswith("| general_knowledge | "))
+    share = last["capabilities"]["general_knowledge"]["model_share"]
+    cells = [cell.strip() for cell in row.split("|")]
+    assert cells[8] == "earlier" and cells[12].startswith(f"{share:.3f}"), row

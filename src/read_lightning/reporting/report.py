@@ -174,7 +174,8 @@ def _explanation_lines(record: RunRecord) -> list[str]:
         chosen = ((last.explain.get("candidates") or {}).get("chosen") or {}).get("predicted_change") or {}
         lines += ["", f"Decision {last.number}, per capability (returns are points per sqrt of the share; "
                   "+- one standard error; optimum share: the mixture the recent returns make best, which the tilt "
-                  "lowers no capability below, held where it would have):", "",
+                  "lowers no capability below, held where it would have; harmed earlier: its level fell below its "
+                  "best at an earlier decision, and it is neither deflated nor capped since):", "",
                   "| capability | early return | recent return | eligible | retained share | mean change | "
                   "below best | harmed | futile | closing rate | ceiling share | optimum share | tilt | predicted change |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -186,7 +187,8 @@ def _explanation_lines(record: RunRecord) -> list[str]:
                 f"{v['fall']:.2f}" + ("" if v.get("fall_se") is None else f" (sd {v['fall_se']:.2f})")
             lines.append(f"| {c} | {v['early']:+.2f} +- {v['early_se']:.2f} | {v['recent']:+.2f} +- {v['recent_se']:.2f} "
                          f"| {'yes' if v['eligible'] else 'no'} | {v['retained']:.2f} +- {v['retained_se']:.2f} | "
-                         f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {fall} | {'yes' if v['harmed'] else 'no'} | "
+                         f"{v['harm']:+.2f} +- {v['harm_se']:.2f} | {fall} | "
+                         f"{'yes' if v['harmed'] else 'earlier' if v.get('fell_before') else 'no'} | "
                          f"{'yes' if v['futile'] else 'no'} | {rate} | {_fmt(v.get('ceiling_share'), 3)} | "
                          f"{_fmt(v.get('model_share'), 3)}{' (held)' if v.get('held') else ''} | "
                          f"{_fmt(tilt, 2)} | {_fmt(chosen.get(c), 2)} |")
