@@ -36,7 +36,7 @@ not a check of it; seeds 9000-9023 with ``--required 4`` are where ``sign_flip``
     python benchmarks/allocation_stress.py --families independent --envs 96
     python benchmarks/allocation_stress.py --required 4 --families sign_flip,simulator,independent --first-seed 9000 --envs 24
 
-The measured table is in ``docs/allocator.md`` ("Stress families").
+The measured table is in ``docs/allocator.md`` ("Two readings `read`'s rules got wrong").
 """
 
 from __future__ import annotations

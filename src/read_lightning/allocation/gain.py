@@ -25,7 +25,7 @@ to a fraction ``q_c`` of its start, relative to the others, is worth ``q_c`` of 
   own start, as if ``w = r`` had been right then. A fast learner that closes part of a long way to
   its ceiling loses much of its early return and so much of its tilt, while each unit of its mass
   may still buy more ``r``-weighted score than anywhere else: with no transfer at all that cost
-  ``read`` up to 4.7% against ``w = r`` (docs/allocator.md, "Stress families"). Under the same fitted
+  ``read`` up to 4.7% against ``w = r`` (docs/allocator.md, "Two readings"). Under the same fitted
   returns (``delta_s_c = recent_c sqrt(w_c)``) the mixture with the largest ``r``-weighted gain is
   ``w*_c ∝ (r_c recent_c)^2``; the tilt may lower a capability's share to ``w*_c`` but not below it
   (``model_floor``). It never raises a share above ``r``, so where the returns are noisy it moves the

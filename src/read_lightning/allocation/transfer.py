@@ -177,7 +177,9 @@ class TransferAllocator(GainTrackingAllocator):
     ) -> None:
         # read's bound on the tilt (model_floor) and its sticky fall test (fall_sticks) are off here unless
         # asked for: they were measured for read, and on read_transfer and read_study (tuning seeds 0-11, a
-        # 4-repeat study) the bound moved the families by -0.4% to +0.1% (docs/allocator.md, "The tilt's bound")
+        # 4-repeat study) the bound moved the families by -0.4% to +0.1% and the sticky fall sign_flip by +0.9%
+        # to +1.3%, the rest by under 0.1%; their tables were not measured again (docs/allocator.md, "Two
+        # readings `read`'s rules got wrong")
         super().__init__(capabilities, requirement, seed, **{"model_floor": False, "fall_sticks": False, **kwargs})
         if study is not None and not isinstance(study, TransferStudy):
             if interval_tokens is None:
