@@ -21,7 +21,10 @@ Each is drawn on the simulator's dynamics (``simulator.advance``) with ``familie
 ``--required N`` keeps ``r`` (and the hidden requirement) on each environment's N most required
 capabilities only, renormalised, as the embedded default's recipe requires 4 of its 8; with it,
 ``--families`` may also name the suite's families (``families.FAMILIES``), which are then drawn as the
-suite draws them before ``r`` is cut.
+suite draws them before ``r`` is cut. The cut keeps ``sign_flip``'s shortcut and target and ``spillover``'s
+group (all among the four most required), but ``additive``'s helper and ``harmful_helper``'s harmful
+capability are drawn among the less required: with ``--required 4`` they get ``r = 0`` and no mass, and
+those rows measure something else.
 
 Per family the JSON has the same figures as ``benchmarks/allocation.py``'s (``summarise``: ratio to
 ``w = r`` and to the best fixed mixture with 95% intervals, headroom, capture, issue #19's target and
