@@ -56,6 +56,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 
 # The allocators' matrices are tiny: BLAS threads only add contention on a shared CPU. Must be
 # set before numpy is imported.
@@ -66,7 +67,12 @@ import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
 from read_lightning.allocation.families import CALIBRATED, FAMILIES, MEASURED_STUDY, calibrated_environment, make_family_environment  # noqa: E402
-from read_lightning.allocation.simulator import grid_search_best_fixed, run_episode, simulate_fixed  # noqa: E402
+from read_lightning.allocation.simulator import (  # noqa: E402
+    CapabilityTransferEnv,
+    grid_search_best_fixed,
+    run_episode,
+    simulate_fixed,
+)
 from read_lightning.allocation.study import TransferStudy, check_budgets  # noqa: E402
 
 __all__ = ["main", "parse_allocator", "parse_study", "run_suite", "summarise", "EVAL_SEED", "TUNE_SEED"]
@@ -173,6 +179,7 @@ def run_suite(
     study: tuple[float, ...] | None = None,
     study_repeats: int = 1,
     measured_study: str | None = None,
+    environment: Callable[[str, int, int], CapabilityTransferEnv] | None = None,
 ) -> dict:
     """Run every allocator on ``envs`` environments of each family; returns the JSON-ready report.
 
@@ -183,7 +190,9 @@ def run_suite(
     ``study``: budgets of a simulated transfer study given to the allocators that take one (module
     docstring), in intervals of a 25-decision run, run ``study_repeats`` times and averaged.
     ``measured_study``: the ``read-train transfer`` output the ``measured`` family is calibrated on
-    (default: the packaged study, ``families.MEASURED_STUDY``).
+    (default: the packaged study, ``families.MEASURED_STUDY``). ``environment(family, seed, decisions)``:
+    what builds each environment instead of ``make_family_environment`` (``allocation_stress.py``'s
+    families).
     """
     if not _valid_probe_sd(probe_sd):
         raise ValueError(f"probe_sd must be finite and >= 0, got {probe_sd!r}")
@@ -205,8 +214,8 @@ def run_suite(
         best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
         for e in range(envs):
             seed = first_seed + e
-            env = make_family_environment(family, seed, decisions=decisions,
-                                          study=measured_study if family == CALIBRATED else None)
+            env = environment(family, seed, decisions) if environment is not None else \
+                make_family_environment(family, seed, decisions=decisions, study=measured_study if family == CALIBRATED else None)
             p = env.params
             if noise_free or probe_sd is not None:
                 p.probe_noise, p.noise_scale, p.probe_gain = (0.0 if noise_free else probe_sd), None, None

@@ -48,7 +48,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -58,15 +57,9 @@ import allocation  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from read_lightning.allocation.bandit import allocator_options, make_allocator  # noqa: E402
+from read_lightning.allocation.bandit import allocator_options  # noqa: E402
 from read_lightning.allocation.families import FAMILIES, _params, _sparse, make_family_environment  # noqa: E402
-from read_lightning.allocation.simulator import (  # noqa: E402
-    CapabilityTransferEnv,
-    EnvParams,
-    grid_search_best_fixed,
-    run_episode,
-    simulate_fixed,
-)
+from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams  # noqa: E402
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES  # noqa: E402
 
 FIRST_SEED = 8000
@@ -157,36 +150,10 @@ def make_stress_environment(family: str, seed: int, decisions: int = 25, require
 
 def run(families: tuple[str, ...], allocators: tuple[str, ...], envs: int, decisions: int, first_seed: int,
         required: int | None = None) -> dict:
-    start = time.perf_counter()
-    report: dict = {"envs": envs, "decisions": decisions, "seeds": [first_seed, first_seed + envs - 1],
-                    "allocators": list(allocators), "required": required, "families": {}}
-    for family in families:
-        best, static, final, ms = [], [], {a: [] for a in allocators}, {a: [] for a in allocators}
-        for seed in range(first_seed, first_seed + envs):
-            env = make_stress_environment(family, seed, decisions, required)
-            p = env.params
-            static.append(float(simulate_fixed(p, p.requirement)[0]))
-            best.append(grid_search_best_fixed(lambda: env)[1])
-            for name in allocators:
-                kind, options = allocation.parse_allocator(name)
-                result = run_episode(make_allocator(kind, env.capabilities, env.requirement, seed=seed, **options), env,
-                                     decisions)
-                final[name].append(result.utility)
-                ms[name].append(result.ms_per_decision)
-        static_a, best_over_r = np.array(static), np.array(best) / np.array(static)
-        rows = {name: allocation.summarise(np.array(final[name]) / static_a, best_over_r, np.array(ms[name]))
-                for name in allocators}
-        first = np.array(final[allocators[0]]) / static_a
-        for name in allocators[1:]:
-            diff = np.array(final[name]) / static_a - first
-            rows[name]["paired_vs_first"] = {"mean": float(diff.mean()),
-                                             "ci95": allocation._bootstrap_ci(diff, np.mean, np.random.default_rng(0))}
-        report["families"][family] = rows
-        line = ", ".join(f"{n} {v['over_task_static']['mean']:.4f}" for n, v in rows.items())
-        print(f"{family}: headroom {best_over_r.mean() - 1:.3f}; x (w = r): {line} ({time.perf_counter() - start:.0f}s)",
-              file=sys.stderr, flush=True)
-    report["wall_s"] = time.perf_counter() - start
-    return report
+    """``allocation.run_suite`` on these families (``make_stress_environment``); the report says ``required``."""
+    report = allocation.run_suite(families, allocators, envs, decisions, first_seed,
+                                  environment=lambda family, seed, horizon: make_stress_environment(family, seed, horizon, required))
+    return {**report, "required": required}
 
 
 def main(argv: list[str] | None = None) -> dict:
