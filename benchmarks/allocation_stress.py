@@ -58,7 +58,7 @@ import allocation  # noqa: E402
 import numpy as np  # noqa: E402
 
 from read_lightning.allocation.bandit import allocator_options  # noqa: E402
-from read_lightning.allocation.families import FAMILIES, _params, _sparse, make_family_environment  # noqa: E402
+from read_lightning.allocation.families import FAMILIES, _params, _sparse, keep_most_required, make_family_environment  # noqa: E402
 from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams  # noqa: E402
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES  # noqa: E402
 
@@ -137,14 +137,7 @@ def make_stress_environment(family: str, seed: int, decisions: int = 25, require
         raise ValueError(f"unknown stress family {family!r}; choose one of {list(STRESS)!r} "
                          f"(or, with required, of {list(FAMILIES)!r})")
     if required is not None:
-        if not 1 <= required <= len(params.requirement):
-            raise ValueError(f"required must be in [1, {len(params.requirement)}], got {required!r}")
-        keep = np.argsort(-params.requirement)[:required]
-        for name in ("requirement", "hidden_requirement"):
-            full = getattr(params, name)
-            cut = np.zeros_like(full)
-            cut[keep] = full[keep]
-            setattr(params, name, cut / cut.sum())
+        keep_most_required(params, required)
     return CapabilityTransferEnv(params, seed=seed)
 
 

@@ -414,15 +414,10 @@ def test_the_tilt_does_not_take_a_fast_learner_below_what_its_returns_still_earn
 def _four_required(family: str, seed: int):
     """``family``'s environment with ``r`` (and the hidden requirement) zero outside its 4 most required
     capabilities, as in the embedded default's recipe."""
+    from read_lightning.allocation.families import keep_most_required
     from read_lightning.allocation.simulator import CapabilityTransferEnv
 
-    p = make_family_environment(family, seed).params
-    keep = np.argsort(-p.requirement)[:4]
-    for name in ("requirement", "hidden_requirement"):
-        v = np.zeros_like(getattr(p, name))
-        v[keep] = getattr(p, name)[keep]
-        setattr(p, name, v / v.sum())
-    return CapabilityTransferEnv(p, seed=seed)
+    return CapabilityTransferEnv(keep_most_required(make_family_environment(family, seed).params, 4), seed=seed)
 
 
 def test_a_capability_that_fell_below_its_best_is_not_read_as_saturated_again():

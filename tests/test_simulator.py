@@ -649,3 +649,5 @@ def test_stress_families_are_what_they_say_and_bad_input_is_refused_before_any_e
             bench.main(argv)
     with pytest.raises(ValueError, match="nope"):
         bench.make_stress_environment("nope", 0)
+    with pytest.raises(ValueError, match="got 9"):
+        bench.make_stress_environment("sign_flip", 0, required=9)

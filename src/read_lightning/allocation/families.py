@@ -60,8 +60,8 @@ import numpy as np
 from read_lightning.core.capabilities import DEFAULT_CAPABILITIES, check_capabilities
 from read_lightning.allocation.simulator import CapabilityTransferEnv, EnvParams, advance, make_environment
 
-__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "make_family_environment",
-           "study_probe_sd"]
+__all__ = ["CALIBRATED", "FAMILIES", "MEASURED_STUDY", "calibrated_environment", "calibrated_params", "keep_most_required",
+           "make_family_environment", "study_probe_sd"]
 
 FAMILIES: tuple[str, ...] = ("simulator", "additive", "sign_flip", "saturation", "spillover", "noisy", "real_noise")
 _NOISY_DYNAMICS = FAMILIES[:5]
@@ -173,6 +173,22 @@ def _spillover(rng: np.random.Generator, caps: tuple[str, ...], decisions: int) 
             if i != j:
                 p.neg[i, j] = rng.uniform(0.03, 0.12)
     return p
+
+
+def keep_most_required(params: EnvParams, n: int) -> EnvParams:
+    """``params`` with ``r`` and the hidden requirement zero outside the ``n`` capabilities ``r`` weighs most,
+    renormalised (in place; returned): a task that requires a few capabilities, as the embedded default's
+    recipe requires 4 of its 8. The dynamics are unchanged."""
+    k = len(params.requirement)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= k:
+        raise ValueError(f"the number of required capabilities must be an integer in [1, {k}], got {n!r}")
+    keep = np.argsort(-params.requirement)[:n]
+    for name in ("requirement", "hidden_requirement"):
+        full = getattr(params, name)
+        cut = np.zeros_like(full)
+        cut[keep] = full[keep]
+        setattr(params, name, cut / cut.sum())
+    return params
 
 
 def make_family_environment(
